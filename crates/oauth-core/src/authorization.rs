@@ -1,0 +1,624 @@
+//! The authorization code flow's front channel: the authorization URL (RFC 6749 §4.1.1) with
+//! PKCE (RFC 7636) and the redirect back (§4.1.2), with the RFC 9207 `iss` check.
+
+use crate::client::ClientId;
+use crate::encoding::{b64url, form_parse, query_encode_into};
+use crate::endpoint::Endpoint;
+use crate::error::{Error, ErrorCode, ErrorResponse};
+use crate::random::{RandomSource, random_token};
+use crate::request::TokenRequest;
+use crate::scope::Scope;
+use crate::secret::{AuthorizationCode, Nonce, PkceVerifier, State};
+use crate::sha256::sha256;
+
+/// A PKCE code challenge method (RFC 7636 §4.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PkceMethod {
+    /// `S256`: the challenge is the base64url SHA-256 of the verifier. The default, and the
+    /// only method RFC 9700 §2.1.1 recommends.
+    #[default]
+    S256,
+    /// `plain`: the challenge is the verifier itself. Only for servers that cannot do S256.
+    Plain,
+}
+
+impl PkceMethod {
+    /// The method's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::S256 => "S256",
+            Self::Plain => "plain",
+        }
+    }
+}
+
+/// A PKCE verifier and its challenge (RFC 7636 §4.1, §4.2).
+///
+/// ```
+/// use oauth_core::{Pkce, PkceMethod, PkceVerifier};
+///
+/// // RFC 7636 appendix B.
+/// let pkce = Pkce::from_verifier(
+///     PkceVerifier::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+///     PkceMethod::S256,
+/// )?;
+/// assert_eq!(pkce.challenge(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+/// # Ok::<(), oauth_core::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Pkce {
+    verifier: PkceVerifier,
+    challenge: String,
+    method: PkceMethod,
+}
+
+impl Pkce {
+    /// A fresh verifier of 32 random bytes (43 characters, as RFC 7636 §4.1 recommends) with its
+    /// `S256` challenge.
+    pub fn generate(rng: &dyn RandomSource) -> Result<Self, Error> {
+        let verifier = PkceVerifier::new(random_token::<32>(rng)?);
+        Self::from_verifier(verifier, PkceMethod::S256)
+    }
+
+    /// Uses a caller-supplied verifier, which must be 43 to 128 characters of
+    /// `A-Z a-z 0-9 - . _ ~`.
+    pub fn from_verifier(verifier: PkceVerifier, method: PkceMethod) -> Result<Self, Error> {
+        let v = verifier.expose_secret();
+        let valid_chars = v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+        if !(43..=128).contains(&v.len()) || !valid_chars {
+            return Err(Error::InvalidParameter {
+                name: "code_verifier",
+                reason: "must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636 section 4.1)",
+            });
+        }
+        let challenge = match method {
+            PkceMethod::S256 => b64url(&sha256(v.as_bytes())),
+            PkceMethod::Plain => v.to_owned(),
+        };
+        Ok(Self {
+            verifier,
+            challenge,
+            method,
+        })
+    }
+
+    /// The `code_challenge`.
+    pub fn challenge(&self) -> &str {
+        &self.challenge
+    }
+
+    /// The `code_challenge_method`.
+    pub fn method(&self) -> PkceMethod {
+        self.method
+    }
+
+    /// The `code_verifier`, sent with the token request.
+    pub fn verifier(&self) -> &PkceVerifier {
+        &self.verifier
+    }
+}
+
+#[derive(Clone, Debug)]
+enum PkceChoice {
+    Generate(PkceMethod),
+    Given(Pkce),
+    Disabled,
+}
+
+/// A request to the authorization endpoint (RFC 6749 §4.1.1), with PKCE `S256` by default.
+///
+/// [`build`](Self::build) draws the `state` (and the PKCE verifier and the `nonce`, unless
+/// given) from the random source and returns a [`PendingAuthorization`], which holds the URL to
+/// send the user to and everything needed to check the redirect back.
+///
+/// ```
+/// use oauth_core::{AuthorizationRequest, Endpoint};
+/// # struct Rng;
+/// # impl oauth_core::RandomSource for Rng {
+/// #     fn fill(&self, d: &mut [u8]) -> Result<(), oauth_core::RandomError> { d.fill(7); Ok(()) }
+/// # }
+/// # let rng = Rng;
+///
+/// let endpoint = Endpoint::new("https://anypoint.mulesoft.com/accounts/api/v2/oauth2/authorize")?;
+/// let pending = AuthorizationRequest::new(endpoint, "my-client")
+///     .redirect_uri("https://example.com")
+///     .scope(["profile", "offline_access"])
+///     .build(&rng)?;
+/// assert!(pending.url().starts_with("https://anypoint.mulesoft.com/accounts/api/v2/oauth2/authorize?response_type=code&client_id=my-client"));
+/// // Later, on the redirect:
+/// # let redirect = format!("https://example.com/?code=abc&state={}", pending.state().expose_secret());
+/// let code = pending.handle_callback(&redirect)?;
+/// let token_request = pending.token_request(code);
+/// # let _ = token_request;
+/// # Ok::<(), oauth_core::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct AuthorizationRequest {
+    endpoint: Endpoint,
+    client_id: ClientId,
+    response_type: String,
+    redirect_uri: Option<String>,
+    scope: Option<Scope>,
+    state: Option<State>,
+    nonce: Option<Nonce>,
+    pkce: PkceChoice,
+    issuer: Option<(String, bool)>,
+    extra: Vec<(String, String)>,
+}
+
+impl AuthorizationRequest {
+    /// A `response_type=code` request for `client_id` at the authorization endpoint.
+    pub fn new(endpoint: Endpoint, client_id: impl Into<ClientId>) -> Self {
+        Self {
+            endpoint,
+            client_id: client_id.into(),
+            response_type: "code".to_owned(),
+            redirect_uri: None,
+            scope: None,
+            state: None,
+            nonce: None,
+            pkce: PkceChoice::Generate(PkceMethod::S256),
+            issuer: None,
+            extra: Vec::new(),
+        }
+    }
+
+    /// Sets `redirect_uri` (RFC 6749 §3.1.2). The same value is sent with the token request.
+    pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.redirect_uri = Some(uri.into());
+        self
+    }
+
+    /// Asks for these scopes. With `openid` among them, a `nonce` is generated unless one is
+    /// given.
+    pub fn scope<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scope = Some(Scope::new(scopes));
+        self
+    }
+
+    /// Uses this `state` instead of a random one.
+    pub fn state(mut self, state: State) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    /// Sends this `nonce` (OpenID Connect Core §3.1.2.1).
+    pub fn nonce(mut self, nonce: Nonce) -> Self {
+        self.nonce = Some(nonce);
+        self
+    }
+
+    /// Uses this PKCE verifier and method instead of a random `S256` one.
+    pub fn pkce(mut self, pkce: Pkce) -> Self {
+        self.pkce = PkceChoice::Given(pkce);
+        self
+    }
+
+    /// Generates the PKCE verifier but sends the `plain` method, for servers without `S256`.
+    pub fn dangerous_pkce_plain(mut self) -> Self {
+        self.pkce = PkceChoice::Generate(PkceMethod::Plain);
+        self
+    }
+
+    /// Sends no PKCE at all, for servers that reject the parameters. RFC 9700 §2.1.1 requires
+    /// PKCE for public clients; without it a stolen code can be redeemed.
+    pub fn dangerous_disable_pkce(mut self) -> Self {
+        self.pkce = PkceChoice::Disabled;
+        self
+    }
+
+    /// Expects the redirect's `iss` to equal `issuer` (RFC 9207). With `required`, a redirect
+    /// without `iss` is refused too: set it when the server's metadata says
+    /// `authorization_response_iss_parameter_supported`.
+    pub fn expect_issuer(mut self, issuer: impl Into<String>, required: bool) -> Self {
+        self.issuer = Some((issuer.into(), required));
+        self
+    }
+
+    /// Adds any other parameter (such as `prompt`, `audience` or `resource`).
+    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra.push((name.into(), value.into()));
+        self
+    }
+
+    /// Draws the random values and builds the URL.
+    pub fn build(self, rng: &dyn RandomSource) -> Result<PendingAuthorization, Error> {
+        let state = match self.state {
+            Some(state) => state,
+            None => State::new(random_token::<32>(rng)?),
+        };
+        let wants_nonce = self.scope.as_ref().is_some_and(|s| s.contains("openid"));
+        let nonce = match self.nonce {
+            Some(nonce) => Some(nonce),
+            None if wants_nonce => Some(Nonce::new(random_token::<32>(rng)?)),
+            None => None,
+        };
+        let pkce = match self.pkce {
+            PkceChoice::Generate(method) => {
+                let generated = Pkce::generate(rng)?;
+                Some(Pkce::from_verifier(generated.verifier, method)?)
+            }
+            PkceChoice::Given(pkce) => Some(pkce),
+            PkceChoice::Disabled => None,
+        };
+
+        let mut pairs: Vec<(&str, &str)> = vec![
+            ("response_type", &self.response_type),
+            ("client_id", self.client_id.as_str()),
+        ];
+        if let Some(uri) = &self.redirect_uri {
+            pairs.push(("redirect_uri", uri));
+        }
+        if let Some(scope) = &self.scope {
+            pairs.push(("scope", scope.as_str()));
+        }
+        pairs.push(("state", state.expose_secret()));
+        if let Some(nonce) = &nonce {
+            pairs.push(("nonce", nonce.expose_secret()));
+        }
+        if let Some(pkce) = &pkce {
+            pairs.push(("code_challenge", pkce.challenge()));
+            pairs.push(("code_challenge_method", pkce.method().as_str()));
+        }
+        for (name, value) in &self.extra {
+            if pairs.iter().any(|(n, _)| n == name) {
+                return Err(Error::DuplicateParameter {
+                    name: crate::error::sanitize(name, 64),
+                });
+            }
+            pairs.push((name, value));
+        }
+
+        let mut url = self.endpoint.as_str().to_owned();
+        url.push(if self.endpoint.uri().query().is_some() {
+            '&'
+        } else {
+            '?'
+        });
+        for (i, (name, value)) in pairs.iter().enumerate() {
+            if i > 0 {
+                url.push('&');
+            }
+            query_encode_into(&mut url, name);
+            url.push('=');
+            query_encode_into(&mut url, value);
+        }
+
+        Ok(PendingAuthorization {
+            url,
+            state,
+            nonce,
+            code_verifier: pkce.map(|p| p.verifier),
+            redirect_uri: self.redirect_uri,
+            issuer: self.issuer,
+        })
+    }
+}
+
+/// An authorization in progress: the URL to send the user to, and what is needed to check the
+/// redirect back and redeem the code. Keep it (server-side, or in an encrypted session) until
+/// the redirect arrives.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct PendingAuthorization {
+    url: String,
+    state: State,
+    nonce: Option<Nonce>,
+    code_verifier: Option<PkceVerifier>,
+    redirect_uri: Option<String>,
+    issuer: Option<(String, bool)>,
+}
+
+impl PendingAuthorization {
+    /// The authorization URL. It contains the `state` and `nonce`, so treat it as sensitive.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The `state` sent.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The `nonce` sent, to compare with the ID token's `nonce` claim.
+    pub fn nonce(&self) -> Option<&Nonce> {
+        self.nonce.as_ref()
+    }
+
+    /// The PKCE verifier, if PKCE is in use.
+    pub fn code_verifier(&self) -> Option<&PkceVerifier> {
+        self.code_verifier.as_ref()
+    }
+
+    /// Checks the redirect back (RFC 6749 §4.1.2) and returns the code.
+    ///
+    /// `redirect` is the full redirect URI or just its query string. The `state` is compared in
+    /// constant time; an `iss` is checked when an issuer is expected (RFC 9207); an `error`
+    /// becomes [`Error::Authorization`] (such as `access_denied` when the user declined).
+    pub fn handle_callback(&self, redirect: &str) -> Result<AuthorizationCode, Error> {
+        let query = match redirect.split_once('?') {
+            Some((_, q)) => q,
+            None => redirect,
+        };
+        let query = query.split('#').next().unwrap_or(query);
+        let params = form_parse(query);
+        let get = |name: &'static str| -> Result<Option<&str>, Error> {
+            let mut found = params.iter().filter(|(n, _)| n == name);
+            let first = found.next().map(|(_, v)| v.as_str());
+            if found.next().is_some() {
+                // RFC 6749 §3.1: parameters must not be included more than once.
+                return Err(Error::InvalidCallback {
+                    reason: "a parameter appears more than once",
+                });
+            }
+            Ok(first)
+        };
+
+        match get("state")? {
+            Some(state) if self.state.ct_eq(state) => {}
+            _ => return Err(Error::StateMismatch),
+        }
+        if let Some((expected, required)) = &self.issuer {
+            match get("iss")? {
+                Some(iss) if iss == expected => {}
+                None if !required => {}
+                _ => return Err(Error::IssuerMismatch),
+            }
+        }
+        if let Some(code) = get("error")? {
+            return Err(Error::Authorization(ErrorResponse::new(
+                None,
+                ErrorCode::parse(code),
+                get("error_description")?,
+                get("error_uri")?,
+            )));
+        }
+        match get("code")? {
+            Some(code) if !code.is_empty() => Ok(AuthorizationCode::new(code)),
+            _ => Err(Error::InvalidCallback {
+                reason: "the redirect carries neither code nor error",
+            }),
+        }
+    }
+
+    /// The token request that redeems `code`, with the `redirect_uri` and `code_verifier` of
+    /// this authorization.
+    pub fn token_request(&self, code: AuthorizationCode) -> TokenRequest {
+        TokenRequest::authorization_code(
+            code,
+            self.redirect_uri.clone(),
+            self.code_verifier.clone(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::test_support::{BrokenRandom, SeededRandom};
+
+    fn endpoint() -> Endpoint {
+        Endpoint::new("https://anypoint.mulesoft.com/accounts/api/v2/oauth2/authorize").unwrap()
+    }
+
+    #[test]
+    fn rfc7636_appendix_b() {
+        let pkce = Pkce::from_verifier(
+            PkceVerifier::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            PkceMethod::S256,
+        )
+        .unwrap();
+        assert_eq!(
+            pkce.challenge(),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        assert_eq!(pkce.method().as_str(), "S256");
+    }
+
+    #[test]
+    fn verifier_validation() {
+        for bad in ["short", &"a".repeat(129), &format!("{}!", "a".repeat(43))] {
+            assert!(Pkce::from_verifier(PkceVerifier::new(bad), PkceMethod::S256).is_err());
+        }
+        let generated = Pkce::generate(&SeededRandom::new(1)).unwrap();
+        assert_eq!(generated.verifier().expose_secret().len(), 43);
+    }
+
+    /// The Anypoint page's step 2, with the page's nonce, and our state and PKCE on top.
+    #[test]
+    fn anypoint_authorization_url() {
+        let pending = AuthorizationRequest::new(endpoint(), "<client_id>")
+            .scope(["profile", "offline_access"])
+            .redirect_uri("https://example.com")
+            .nonce(Nonce::new("123456"))
+            .state(State::new("st"))
+            .pkce(
+                Pkce::from_verifier(
+                    PkceVerifier::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+                    PkceMethod::S256,
+                )
+                .unwrap(),
+            )
+            .build(&BrokenRandom)
+            .unwrap();
+        let url = pending.url();
+        let (path, query) = url.split_once('?').unwrap();
+        assert_eq!(
+            path,
+            "https://anypoint.mulesoft.com/accounts/api/v2/oauth2/authorize"
+        );
+        let params = form_parse(query);
+        let expected: Vec<(String, String)> = [
+            ("response_type", "code"),
+            ("client_id", "<client_id>"),
+            ("redirect_uri", "https://example.com"),
+            ("scope", "profile offline_access"),
+            ("state", "st"),
+            ("nonce", "123456"),
+            (
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            ),
+            ("code_challenge_method", "S256"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(params, expected);
+        // The page writes `scope=profile%20offline_access`; we do the same.
+        assert!(query.contains("scope=profile%20offline_access"));
+    }
+
+    #[test]
+    fn generated_values_and_openid_nonce() {
+        let pending = AuthorizationRequest::new(endpoint(), "c")
+            .scope(["openid"])
+            .param("prompt", "consent")
+            .build(&SeededRandom::new(7))
+            .unwrap();
+        assert_eq!(pending.state().expose_secret().len(), 43);
+        assert!(pending.nonce().is_some());
+        assert!(pending.code_verifier().is_some());
+        assert!(
+            pending
+                .url()
+                .ends_with("&code_challenge_method=S256&prompt=consent")
+        );
+
+        let no_pkce = AuthorizationRequest::new(endpoint(), "c")
+            .dangerous_disable_pkce()
+            .build(&SeededRandom::new(7))
+            .unwrap();
+        assert!(!no_pkce.url().contains("code_challenge"));
+        assert!(no_pkce.nonce().is_none());
+
+        assert_eq!(
+            AuthorizationRequest::new(endpoint(), "c")
+                .build(&BrokenRandom)
+                .unwrap_err(),
+            Error::Random(crate::RandomError::new())
+        );
+        assert!(matches!(
+            AuthorizationRequest::new(endpoint(), "c")
+                .param("state", "x")
+                .build(&SeededRandom::new(1)),
+            Err(Error::DuplicateParameter { .. })
+        ));
+        let with_query = Endpoint::new("https://as.example/authorize?tenant=t").unwrap();
+        let pending = AuthorizationRequest::new(with_query, "c")
+            .build(&SeededRandom::new(1))
+            .unwrap();
+        assert!(
+            pending
+                .url()
+                .starts_with("https://as.example/authorize?tenant=t&response_type=code")
+        );
+    }
+
+    #[test]
+    fn callback_checks() {
+        let pending = AuthorizationRequest::new(endpoint(), "c")
+            .state(State::new("xyz"))
+            .redirect_uri("https://example.com/cb")
+            .expect_issuer("https://as.example", false)
+            .build(&SeededRandom::new(3))
+            .unwrap();
+        let code = pending
+            .handle_callback("https://example.com/cb?code=SplxlOBeZQQYbYS6WxSbIA&state=xyz")
+            .unwrap();
+        assert_eq!(code.expose_secret(), "SplxlOBeZQQYbYS6WxSbIA");
+        assert!(
+            pending
+                .handle_callback("code=c&state=xyz&iss=https%3A%2F%2Fas.example")
+                .is_ok()
+        );
+
+        let cases: [(&str, Error); 7] = [
+            ("code=c&state=xyZ", Error::StateMismatch),
+            ("code=c", Error::StateMismatch),
+            (
+                "code=c&state=xyz&iss=https://evil.example",
+                Error::IssuerMismatch,
+            ),
+            (
+                "code=c&state=xyz&state=xyz",
+                Error::InvalidCallback {
+                    reason: "a parameter appears more than once",
+                },
+            ),
+            (
+                "state=xyz",
+                Error::InvalidCallback {
+                    reason: "the redirect carries neither code nor error",
+                },
+            ),
+            (
+                "error=access_denied&error_description=The+user+declined&state=xyz",
+                Error::Authorization(ErrorResponse::new(
+                    None,
+                    ErrorCode::AccessDenied,
+                    Some("The user declined"),
+                    None,
+                )),
+            ),
+            // A forged error without the right state is a state mismatch first.
+            ("error=access_denied&state=other", Error::StateMismatch),
+        ];
+        for (query, expected) in cases {
+            assert_eq!(
+                pending.handle_callback(query).unwrap_err(),
+                expected,
+                "{query}"
+            );
+        }
+
+        let strict = AuthorizationRequest::new(endpoint(), "c")
+            .state(State::new("s"))
+            .expect_issuer("https://as.example", true)
+            .build(&SeededRandom::new(3))
+            .unwrap();
+        assert_eq!(
+            strict.handle_callback("code=c&state=s").unwrap_err(),
+            Error::IssuerMismatch
+        );
+    }
+
+    #[test]
+    fn token_request_carries_verifier_and_redirect() {
+        let pending = AuthorizationRequest::new(endpoint(), "c")
+            .redirect_uri("https://example.com")
+            .build(&SeededRandom::new(9))
+            .unwrap();
+        let verifier = pending.code_verifier().unwrap().expose_secret().to_owned();
+        let token_endpoint =
+            Endpoint::new("https://anypoint.mulesoft.com/accounts/api/v2/oauth2/token").unwrap();
+        let client = crate::Client::new("c", crate::ClientAuthentication::None);
+        let request = pending
+            .token_request(AuthorizationCode::new("the-code"))
+            .build(&token_endpoint, &client)
+            .unwrap();
+        let body = std::str::from_utf8(request.body().expose_secret()).unwrap();
+        assert_eq!(
+            body,
+            format!(
+                "grant_type=authorization_code&code=the-code&redirect_uri=https%3A%2F%2Fexample.com&code_verifier={verifier}&client_id=c"
+            )
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn callback_never_panics(s in proptest::prelude::any::<String>()) {
+            let pending = AuthorizationRequest::new(endpoint(), "c").build(&SeededRandom::new(3)).unwrap();
+            let _ = pending.handle_callback(&s);
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Who the client is and how it authenticates to the authorization server (RFC 6749 §2.3).
+
+use std::fmt;
+
+use http::HeaderValue;
+
+use crate::encoding::{b64, form_encode};
+use crate::error::Error;
+use crate::secret::{Assertion, ClientSecret};
+
+/// A client identifier (RFC 6749 §2.2). Not a secret.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientId(String);
+
+impl ClientId {
+    /// Wraps a client identifier.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The identifier.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for ClientId {
+    fn from(id: &str) -> Self {
+        Self::new(id)
+    }
+}
+
+impl From<String> for ClientId {
+    fn from(id: String) -> Self {
+        Self(id)
+    }
+}
+
+/// The `client_assertion_type` for JWT client assertions (RFC 7523 §2.2).
+pub const JWT_BEARER_CLIENT_ASSERTION_TYPE: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// How the client authenticates at the token, introspection and revocation endpoints.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum ClientAuthentication {
+    /// `client_secret_basic`: HTTP Basic with the RFC 6749 §2.3.1 encoding, where the id and
+    /// the secret are form-urlencoded before they are joined with `:` and base64-encoded.
+    SecretBasic(ClientSecret),
+    /// HTTP Basic with the id and secret joined verbatim, without the §2.3.1 encoding.
+    ///
+    /// Many servers decode Basic credentials without form-decoding them; with such a server a
+    /// secret containing `+`, `%`, `:` or non-ASCII characters only works in this mode. For
+    /// secrets of letters, digits and `-._*` both modes send identical bytes.
+    SecretBasicVerbatim(ClientSecret),
+    /// `client_secret_post`: `client_id` and `client_secret` in the request body.
+    SecretPost(ClientSecret),
+    /// A client assertion (RFC 7521 §4.2): `private_key_jwt` or `client_secret_jwt` with the
+    /// JWT produced by the `jwt-assertion` crate.
+    Assertion(ClientAssertion),
+    /// `none`: a public client, identified by `client_id` in the body (RFC 6749 §3.2.1).
+    None,
+}
+
+/// A client assertion and its type (RFC 7521 §4.2).
+#[derive(Clone, Debug)]
+pub struct ClientAssertion {
+    assertion_type: String,
+    assertion: Assertion,
+}
+
+impl ClientAssertion {
+    /// A JWT client assertion (`private_key_jwt` or `client_secret_jwt`, RFC 7523 §2.2).
+    pub fn jwt(assertion: Assertion) -> Self {
+        Self {
+            assertion_type: JWT_BEARER_CLIENT_ASSERTION_TYPE.to_owned(),
+            assertion,
+        }
+    }
+
+    /// An assertion of another type (for example SAML 2.0, RFC 7522).
+    pub fn with_type(assertion_type: impl Into<String>, assertion: Assertion) -> Self {
+        Self {
+            assertion_type: assertion_type.into(),
+            assertion,
+        }
+    }
+
+    /// The `client_assertion_type`.
+    pub fn assertion_type(&self) -> &str {
+        &self.assertion_type
+    }
+
+    /// The assertion.
+    pub fn assertion(&self) -> &Assertion {
+        &self.assertion
+    }
+}
+
+/// How request parameters travel in the body.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BodyEncoding {
+    /// `application/x-www-form-urlencoded`, as RFC 6749 §4 specifies.
+    #[default]
+    Form,
+    /// `application/json`, as the Anypoint Platform and Dataloy pages show. Values are strings;
+    /// a repeated parameter (such as `resource`) becomes an array.
+    Json,
+}
+
+/// A client: its identifier, how it authenticates, and how it encodes request bodies.
+///
+/// ```
+/// use oauth_core::{BodyEncoding, Client, ClientAuthentication, ClientSecret};
+///
+/// // The Dataloy page: client_id and client_secret in a JSON body.
+/// let client = Client::new("G99j845dM4", ClientAuthentication::SecretPost(ClientSecret::new("s3cr3t")))
+///     .with_body_encoding(BodyEncoding::Json);
+/// assert_eq!(client.id().map(|id| id.as_str()), Some("G99j845dM4"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Client {
+    id: Option<ClientId>,
+    auth: ClientAuthentication,
+    encoding: BodyEncoding,
+}
+
+impl Client {
+    /// A client with the given identifier and authentication, sending form-encoded bodies.
+    pub fn new(id: impl Into<ClientId>, auth: ClientAuthentication) -> Self {
+        Self {
+            id: Some(id.into()),
+            auth,
+            encoding: BodyEncoding::Form,
+        }
+    }
+
+    /// A client that does not identify itself in the request at all.
+    ///
+    /// For the JWT bearer grant (RFC 7523 §2.1), where the assertion's `iss` names the client
+    /// and "authentication of the client is optional", as on the Anypoint page, whose request
+    /// holds only `grant_type` and `assertion`.
+    pub fn anonymous() -> Self {
+        Self {
+            id: None,
+            auth: ClientAuthentication::None,
+            encoding: BodyEncoding::Form,
+        }
+    }
+
+    /// Sets how request bodies are encoded.
+    pub fn with_body_encoding(mut self, encoding: BodyEncoding) -> Self {
+        self.encoding = encoding;
+        self
+    }
+
+    /// The client identifier, unless the client is [anonymous](Self::anonymous).
+    pub fn id(&self) -> Option<&ClientId> {
+        self.id.as_ref()
+    }
+
+    /// How the client authenticates.
+    pub fn authentication(&self) -> &ClientAuthentication {
+        &self.auth
+    }
+
+    /// How request bodies are encoded.
+    pub fn body_encoding(&self) -> BodyEncoding {
+        self.encoding
+    }
+
+    /// Adds the client's identification to a request: an `Authorization` header (returned) and
+    /// body parameters (appended to `params`).
+    pub(crate) fn authenticate(
+        &self,
+        params: &mut crate::request::Params,
+    ) -> Result<Option<HeaderValue>, Error> {
+        let id = match &self.id {
+            Some(id) => id.as_str(),
+            None => return Ok(None),
+        };
+        match &self.auth {
+            ClientAuthentication::SecretBasic(secret) => {
+                let user = form_encode(id);
+                let pass = form_encode(secret.expose_secret());
+                basic_header(&user, &pass).map(Some)
+            }
+            ClientAuthentication::SecretBasicVerbatim(secret) => {
+                basic_header(id, secret.expose_secret()).map(Some)
+            }
+            ClientAuthentication::SecretPost(secret) => {
+                params.push_plain("client_id", id);
+                params.push_secret("client_secret", secret.expose_secret());
+                Ok(None)
+            }
+            ClientAuthentication::Assertion(assertion) => {
+                params.push_plain("client_id", id);
+                params.push_plain("client_assertion_type", assertion.assertion_type());
+                params.push_secret("client_assertion", assertion.assertion().expose_secret());
+                Ok(None)
+            }
+            ClientAuthentication::None => {
+                params.push_plain("client_id", id);
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Builds a sensitive `Basic` authorization header from a user and password, verbatim.
+pub(crate) fn basic_header(user: &str, password: &str) -> Result<HeaderValue, Error> {
+    if user.contains(':') {
+        // RFC 7617 §2: the user-id cannot contain a colon. After the §2.3.1 encoding it never
+        // does; in verbatim mode it would silently move the split point.
+        return Err(Error::InvalidHeaderValue {
+            what: "client_id (a Basic user-id cannot contain ':')",
+        });
+    }
+    let mut joined =
+        zeroize::Zeroizing::new(String::with_capacity(user.len() + password.len() + 1));
+    joined.push_str(user);
+    joined.push(':');
+    joined.push_str(password);
+    let mut value = zeroize::Zeroizing::new(String::from("Basic "));
+    value.push_str(&b64(joined.as_bytes()));
+    let mut header = HeaderValue::from_str(&value).map_err(|_| Error::InvalidHeaderValue {
+        what: "Authorization",
+    })?;
+    header.set_sensitive(true);
+    Ok(header)
+}

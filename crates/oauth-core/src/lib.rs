@@ -1,0 +1,120 @@
+//! The OAuth 2.0 client protocol, sans-IO.
+//!
+//! oauth-core builds every request an OAuth 2.0 client sends as a plain [`http::Request`] and
+//! parses every response from a plain [`http::Response`]. It decides when a cached token must
+//! be refreshed and with which request. It does **not** open sockets, read files or the
+//! environment, read the clock (every function that needs "now" takes it), or ask the OS for
+//! randomness (a [`RandomSource`] is passed in). An adapter crate (`oauth-reqwest`,
+//! `oauth-ureq`) runs the requests; or bring your own HTTP client.
+//!
+//! ```text
+//!   TokenRequest ──build()──► http::Request ──(your HTTP client)──► http::Response
+//!                                                                         │
+//!   TokenResponse / Error ◄──────────── parse_token_response(resp, now) ◄─┘
+//!         │
+//!         └──► TokenLifecycle::handle_response ──poll(now)──► Use / Refresh(request) / Wait
+//! ```
+//!
+//! # Getting started
+//!
+//! ```
+//! use std::time::SystemTime;
+//! use oauth_core::{Client, ClientAuthentication, ClientSecret, Endpoint, TokenRequest, parse_token_response};
+//!
+//! // The client_credentials request of the first provider page, secret in the form body.
+//! let endpoint = Endpoint::new("https://oauth.org.com/as/token.oauth2")?;
+//! let client = Client::new("my-client", ClientAuthentication::SecretPost(ClientSecret::new("my-secret")));
+//! let request = TokenRequest::client_credentials().build(&endpoint, &client)?;
+//! assert_eq!(
+//!     request.body().expose_secret(),
+//!     b"grant_type=client_credentials&client_id=my-client&client_secret=my-secret"
+//! );
+//!
+//! // Send `request` with any HTTP client, then hand the answer back with the receive time.
+//! let answer = http::Response::builder()
+//!     .status(200)
+//!     .header("content-type", "application/json")
+//!     .body(r#"{"access_token": "tok", "token_type": "Bearer", "expires_in": 86399}"#)?;
+//! let token = parse_token_response(&answer, SystemTime::now())?;
+//!
+//! // Use it.
+//! let mut call = http::Request::get("https://api.domain.com/labels").body(())?;
+//! oauth_core::authorize_request(&mut call, token.access_token())?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # What is here
+//!
+//! - Grants: [`TokenRequest`] (client credentials, authorization code, refresh token, password,
+//!   JWT bearer, token exchange, any extension grant), with [`ClientAuthentication`]
+//!   (`client_secret_basic` with or without the RFC 6749 §2.3.1 encoding,
+//!   `client_secret_post`, client assertions, `none`) and a form or JSON body
+//!   ([`BodyEncoding`]).
+//! - The authorization code flow's front channel: [`AuthorizationRequest`] with PKCE `S256`,
+//!   `state`, `nonce`, and [`PendingAuthorization::handle_callback`] (constant-time `state`
+//!   check, RFC 9207 `iss`, typed errors).
+//! - Responses: [`parse_token_response`], lenient with what real servers send; typed
+//!   [`Error`]s.
+//! - Using tokens: [`authorize_request`], [`bearer_challenge`],
+//!   [`classify_resource_response`] (is this 401 "token expired, get a new one"?).
+//! - The token lifecycle: [`TokenLifecycle`], the state machine both adapters share.
+//! - [`anypoint`]: the Exchange Maven facade's Basic shortcut.
+//!
+//! Every secret is a newtype whose `Debug` prints `<redacted>`, read through
+//! `expose_secret()`, and wiped on drop. Endpoints are `https://` only, unless
+//! [`SchemePolicy::DangerousAllowHttpLoopback`] is chosen.
+//!
+//! # Features
+//!
+//! - `authorization-code` (default): [`AuthorizationRequest`], [`Pkce`], [`PendingAuthorization`].
+//! - `anypoint` (default): the [`anypoint`] module.
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+#[cfg(feature = "anypoint")]
+pub mod anypoint;
+#[cfg(feature = "authorization-code")]
+mod authorization;
+mod bearer;
+mod client;
+mod encoding;
+mod endpoint;
+mod error;
+mod lifecycle;
+mod random;
+mod request;
+mod response;
+mod scope;
+mod secret;
+#[cfg(feature = "authorization-code")]
+mod sha256;
+
+#[cfg(feature = "authorization-code")]
+pub use authorization::{AuthorizationRequest, PendingAuthorization, Pkce, PkceMethod};
+pub use bearer::{
+    BearerChallenge, Rejection, TokenVerdict, authorize_request, bearer_challenge, bearer_header,
+    classify_resource_response,
+};
+pub use client::{
+    BodyEncoding, Client, ClientAssertion, ClientAuthentication, ClientId,
+    JWT_BEARER_CLIENT_ASSERTION_TYPE,
+};
+pub use endpoint::{Endpoint, EndpointError, SchemePolicy};
+pub use error::{Error, ErrorCode, ErrorResponse, Fault, UnexpectedReason, UnexpectedResponse};
+pub use lifecycle::{
+    Decision, Freshness, RefreshPolicy, TokenLifecycle, TokenSnapshot, UnknownExpiry,
+};
+pub use random::{RandomError, RandomSource};
+pub use request::{
+    JWT_BEARER_GRANT_TYPE, RequestBody, TOKEN_EXCHANGE_GRANT_TYPE, TOKEN_TYPE_ACCESS_TOKEN,
+    TOKEN_TYPE_ID_TOKEN, TOKEN_TYPE_JWT, TokenExchange, TokenRequest,
+};
+pub use response::{MAX_BODY_LEN, TokenResponse, TokenType, parse_token_response};
+pub use scope::Scope;
+pub use secret::{
+    AccessToken, Assertion, AuthorizationCode, ClientSecret, IdToken, Nonce, Password,
+    PkceVerifier, RefreshToken, SecurityToken, State, constant_time_eq,
+};
+
+/// Re-exported so that users name the same `http` version as this crate.
+pub use http;

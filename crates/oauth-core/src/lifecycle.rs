@@ -1,0 +1,720 @@
+//! The token lifecycle: when to reuse a token, when to refresh it and with what, and how long to
+//! wait after a failure. A sans-IO state machine; the adapters add locks and I/O around it.
+//!
+//! ```text
+//!            poll(now)                            handle_response(result, now)
+//! caller ───────────────► TokenLifecycle ◄────────────────────────────── adapter
+//!   ◄── Use(token)            │   ▲                                        ▲
+//!   ◄── UseAndRefresh(token, request) ──► adapter sends request ───────────┘
+//!   ◄── Refresh(request) ─────────────► adapter sends request, caller waits
+//!   ◄── Wait / BackingOff / Fail
+//! ```
+//!
+//! The policy in one place:
+//! - a token is served until `expires_at - margin`, never after;
+//! - from `expires_at - refresh_ahead - jitter` on, it is still served while one refresh runs
+//!   in the background;
+//! - a refresh uses the refresh token when there is one, and runs the original grant again
+//!   otherwise (or when the refresh token is refused with `invalid_grant`);
+//! - only one refresh is in flight at a time;
+//! - after a failure, the next attempt waits (exponential backoff, capped), while a token that
+//!   can still be served is served.
+
+use std::time::{Duration, SystemTime};
+
+use crate::error::{Error, ErrorCode};
+use crate::random::RandomSource;
+use crate::request::TokenRequest;
+use crate::response::TokenResponse;
+use crate::secret::{AccessToken, RefreshToken};
+
+/// What to assume about a token whose response had no `expires_in` (as on the Anypoint
+/// Exchange page).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnknownExpiry {
+    /// Serve it until a resource server rejects it (see
+    /// [`TokenLifecycle::invalidate`]). The default.
+    UntilRejected,
+    /// Treat it as if `expires_in` had been this long.
+    Assume(Duration),
+}
+
+/// When to refresh, and how to back off. The defaults suit tokens that live minutes to days.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshPolicy {
+    refresh_ahead: Duration,
+    margin: Duration,
+    jitter: Duration,
+    unknown_expiry: UnknownExpiry,
+    backoff_initial: Duration,
+    backoff_max: Duration,
+}
+
+impl Default for RefreshPolicy {
+    fn default() -> Self {
+        Self {
+            refresh_ahead: Duration::from_secs(300),
+            margin: Duration::from_secs(30),
+            jitter: Duration::from_secs(30),
+            unknown_expiry: UnknownExpiry::UntilRejected,
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RefreshPolicy {
+    /// Starts refreshing this long before expiry, while still serving the current token
+    /// (default 5 minutes; at most half the token's lifetime).
+    pub fn refresh_ahead(mut self, d: Duration) -> Self {
+        self.refresh_ahead = d;
+        self
+    }
+
+    /// Stops serving a token this long before it expires, to allow for the request's travel
+    /// time and clock skew (default 30 seconds; at most a quarter of the token's lifetime).
+    pub fn margin(mut self, d: Duration) -> Self {
+        self.margin = d;
+        self
+    }
+
+    /// Starts refreshing up to this much earlier still, at random, so that many clients that
+    /// got tokens at the same time do not all refresh at once (default 30 seconds).
+    pub fn jitter(mut self, d: Duration) -> Self {
+        self.jitter = d;
+        self
+    }
+
+    /// What to assume when the server does not say when a token expires.
+    pub fn unknown_expiry(mut self, u: UnknownExpiry) -> Self {
+        self.unknown_expiry = u;
+        self
+    }
+
+    /// The wait after the first failed refresh (default 1 second), doubling after each further
+    /// failure up to `max` (default 60 seconds).
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff_initial = initial;
+        self.backoff_max = max.max(initial);
+        self
+    }
+
+    fn backoff_after(&self, failures: u32) -> Duration {
+        let factor = 1u32
+            .checked_shl(failures.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.backoff_initial
+            .checked_mul(factor)
+            .unwrap_or(self.backoff_max)
+            .min(self.backoff_max)
+    }
+}
+
+/// The cached token and the times computed for it when it was stored.
+///
+/// Cheap to check on a hot path: adapters keep the latest snapshot where readers can load it
+/// without a lock, and only go to the [`TokenLifecycle`] when [`check`](Self::check) says so.
+#[derive(Clone, Debug)]
+pub struct TokenSnapshot {
+    access_token: AccessToken,
+    refresh_at: Option<SystemTime>,
+    serve_until: Option<SystemTime>,
+}
+
+/// How fresh a [`TokenSnapshot`] is at a given time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Freshness {
+    /// Serve it.
+    Fresh,
+    /// Serve it, and a refresh is due.
+    RefreshDue,
+    /// Do not serve it.
+    Expired,
+}
+
+impl TokenSnapshot {
+    /// The access token.
+    pub fn access_token(&self) -> &AccessToken {
+        &self.access_token
+    }
+
+    /// When a refresh becomes due, if the token's expiry is known.
+    pub fn refresh_at(&self) -> Option<SystemTime> {
+        self.refresh_at
+    }
+
+    /// The last moment the token is served, if its expiry is known.
+    pub fn serve_until(&self) -> Option<SystemTime> {
+        self.serve_until
+    }
+
+    /// How fresh the token is at `now`.
+    pub fn check(&self, now: SystemTime) -> Freshness {
+        if self.serve_until.is_some_and(|t| now >= t) {
+            Freshness::Expired
+        } else if self.refresh_at.is_some_and(|t| now >= t) {
+            Freshness::RefreshDue
+        } else {
+            Freshness::Fresh
+        }
+    }
+}
+
+/// What the caller should do now; returned by [`TokenLifecycle::poll`].
+#[derive(Debug)]
+#[must_use]
+#[non_exhaustive]
+pub enum Decision {
+    /// Use this token.
+    Use(AccessToken),
+    /// Use this token, and send the request to refresh it in the background; report the result
+    /// with [`TokenLifecycle::handle_response`].
+    UseAndRefresh(AccessToken, TokenRequest),
+    /// There is no token to serve: send this request, report its result, and poll again.
+    Refresh(TokenRequest),
+    /// There is no token to serve and a refresh is in flight: wait for its result.
+    Wait,
+    /// There is no token to serve; the last refresh failed and the next one is not due until
+    /// `until`.
+    BackingOff {
+        /// When the next attempt is allowed.
+        until: SystemTime,
+        /// Why the last attempt failed.
+        error: Error,
+    },
+    /// There is no token to serve and none can be obtained without the user.
+    Fail(Error),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InFlight {
+    None,
+    RefreshToken,
+    Grant,
+}
+
+/// The token lifecycle state machine.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use oauth_core::{Decision, RefreshPolicy, TokenLifecycle, TokenRequest, parse_token_response};
+/// # struct Rng;
+/// # impl oauth_core::RandomSource for Rng {
+/// #     fn fill(&self, d: &mut [u8]) -> Result<(), oauth_core::RandomError> { d.fill(0); Ok(()) }
+/// # }
+///
+/// let mut lifecycle = TokenLifecycle::new(RefreshPolicy::default(), Some(TokenRequest::client_credentials()));
+/// let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+/// let Decision::Refresh(request) = lifecycle.poll(t0) else { unreachable!() };
+/// // ... send `request`, then:
+/// let body = r#"{"access_token":"tok","token_type":"Bearer","expires_in":3600}"#;
+/// let response = http::Response::builder().status(200).body(body).unwrap();
+/// lifecycle.handle_response(parse_token_response(&response, t0), t0, &Rng);
+/// assert!(matches!(lifecycle.poll(t0 + Duration::from_secs(60)), Decision::Use(_)));
+/// ```
+#[derive(Debug)]
+pub struct TokenLifecycle {
+    policy: RefreshPolicy,
+    grant: Option<TokenRequest>,
+    token: Option<TokenSnapshot>,
+    refresh_token: Option<RefreshToken>,
+    in_flight: InFlight,
+    failures: u32,
+    retry_at: Option<SystemTime>,
+    last_error: Option<Error>,
+}
+
+impl TokenLifecycle {
+    /// A lifecycle with no token yet. `grant` is the request that obtains a token without the
+    /// user (client credentials, password, JWT bearer, …); pass `None` for tokens from the
+    /// authorization code flow, and [`store`](Self::store) the first response.
+    pub fn new(policy: RefreshPolicy, grant: Option<TokenRequest>) -> Self {
+        Self {
+            policy,
+            grant: grant.filter(TokenRequest::is_repeatable),
+            token: None,
+            refresh_token: None,
+            in_flight: InFlight::None,
+            failures: 0,
+            retry_at: None,
+            last_error: None,
+        }
+    }
+
+    /// Replaces the grant that is run when there is no refresh token (for example with a JWT
+    /// bearer request carrying a freshly signed assertion).
+    pub fn set_grant(&mut self, grant: Option<TokenRequest>) {
+        self.grant = grant.filter(TokenRequest::is_repeatable);
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &RefreshPolicy {
+        &self.policy
+    }
+
+    /// The cached token and its refresh times, if there is one.
+    pub fn snapshot(&self) -> Option<&TokenSnapshot> {
+        self.token.as_ref()
+    }
+
+    /// The current refresh token, to persist it.
+    pub fn refresh_token(&self) -> Option<&RefreshToken> {
+        self.refresh_token.as_ref()
+    }
+
+    /// Whether a refresh is in flight.
+    pub fn is_refreshing(&self) -> bool {
+        self.in_flight != InFlight::None
+    }
+
+    /// The next time at which [`poll`](Self::poll) may answer differently without any input:
+    /// when a refresh becomes due, the token stops being served, or a backoff ends.
+    pub fn poll_timeout(&self) -> Option<SystemTime> {
+        let token_times = self
+            .token
+            .as_ref()
+            .map(|t| [t.refresh_at, t.serve_until])
+            .unwrap_or_default();
+        token_times
+            .into_iter()
+            .chain([self.retry_at])
+            .flatten()
+            .min()
+    }
+
+    /// Decides what to do at `now`. When the answer includes a request, the lifecycle counts
+    /// that request as in flight until [`handle_response`](Self::handle_response) is called,
+    /// and no further request is handed out meanwhile.
+    pub fn poll(&mut self, now: SystemTime) -> Decision {
+        let freshness = self.token.as_ref().map(|t| t.check(now));
+        let servable = match (&self.token, freshness) {
+            (Some(t), Some(Freshness::Fresh | Freshness::RefreshDue)) => {
+                Some(t.access_token.clone())
+            }
+            _ => None,
+        };
+        if freshness == Some(Freshness::Fresh)
+            || (servable.is_some() && self.in_flight != InFlight::None)
+        {
+            if let Some(token) = servable {
+                return Decision::Use(token);
+            }
+        }
+        if self.in_flight != InFlight::None {
+            return Decision::Wait;
+        }
+        if let Some(until) = self.retry_at.filter(|t| now < *t) {
+            return match servable {
+                Some(token) => Decision::Use(token),
+                None => Decision::BackingOff {
+                    until,
+                    error: self
+                        .last_error
+                        .clone()
+                        .unwrap_or(Error::ReauthorizationRequired),
+                },
+            };
+        }
+        let request = if let Some(rt) = &self.refresh_token {
+            self.in_flight = InFlight::RefreshToken;
+            TokenRequest::refresh_token(rt.clone())
+        } else if let Some(grant) = &self.grant {
+            self.in_flight = InFlight::Grant;
+            grant.clone()
+        } else {
+            return match servable {
+                Some(token) => Decision::Use(token),
+                None => Decision::Fail(Error::ReauthorizationRequired),
+            };
+        };
+        match servable {
+            Some(token) => Decision::UseAndRefresh(token, request),
+            None => Decision::Refresh(request),
+        }
+    }
+
+    /// Reports the result of the request handed out by [`poll`](Self::poll).
+    ///
+    /// `rng` draws the refresh jitter. A refresh response without a refresh token keeps the
+    /// previous one (RFC 6749 §6). A refresh token refused with `invalid_grant` is dropped, and
+    /// the next poll runs the original grant (when there is one) without waiting.
+    pub fn handle_response(
+        &mut self,
+        result: Result<TokenResponse, Error>,
+        now: SystemTime,
+        rng: &dyn RandomSource,
+    ) {
+        let in_flight = std::mem::replace(&mut self.in_flight, InFlight::None);
+        match result {
+            Ok(response) => self.store(response, now, rng),
+            Err(error) => {
+                let refused_refresh = in_flight == InFlight::RefreshToken
+                    && error
+                        .error_response()
+                        .is_some_and(|e| e.code() == &ErrorCode::InvalidGrant);
+                if refused_refresh {
+                    self.refresh_token = None;
+                    if self.grant.is_some() && self.failures == 0 {
+                        // Fall back to the grant at once; if that fails too, back off.
+                        self.last_error = Some(error);
+                        return;
+                    }
+                }
+                self.failures = self.failures.saturating_add(1);
+                self.retry_at = now.checked_add(self.policy.backoff_after(self.failures));
+                self.last_error = Some(error);
+            }
+        }
+    }
+
+    /// Abandons the in-flight request without a result (for example when the task sending it
+    /// was cancelled), so that the next poll can start another.
+    pub fn cancel_refresh(&mut self) {
+        self.in_flight = InFlight::None;
+    }
+
+    /// Stores a token: a response obtained outside [`poll`](Self::poll) (the authorization
+    /// code exchange, or a token persisted by an earlier run). Resets the backoff.
+    pub fn store(&mut self, response: TokenResponse, now: SystemTime, rng: &dyn RandomSource) {
+        if let Some(rt) = response.refresh_token() {
+            self.refresh_token = Some(rt.clone());
+        }
+        let expires_at = response
+            .expires_at()
+            .or_else(|| match self.policy.unknown_expiry {
+                UnknownExpiry::UntilRejected => None,
+                UnknownExpiry::Assume(d) => now.checked_add(d),
+            });
+        let (refresh_at, serve_until) = match expires_at {
+            None => (None, None),
+            Some(expires_at) => {
+                let lifetime = expires_at.duration_since(now).unwrap_or(Duration::ZERO);
+                let margin = self.policy.margin.min(lifetime / 4);
+                let ahead = self.policy.refresh_ahead.min(lifetime / 2).max(margin);
+                let jitter = random_duration(rng, self.policy.jitter.min(lifetime / 4));
+                let serve_until = expires_at.checked_sub(margin).unwrap_or(now);
+                let refresh_at = expires_at
+                    .checked_sub(ahead.saturating_add(jitter))
+                    .unwrap_or(now)
+                    .max(now)
+                    .min(serve_until);
+                (Some(refresh_at), Some(serve_until))
+            }
+        };
+        self.token = Some(TokenSnapshot {
+            access_token: response.access_token().clone(),
+            refresh_at,
+            serve_until,
+        });
+        self.failures = 0;
+        self.retry_at = None;
+        self.last_error = None;
+    }
+
+    /// Drops the access token because a resource server rejected it (see
+    /// [`classify_resource_response`](crate::classify_resource_response)), keeping the refresh
+    /// token. Does nothing if the cached token is no longer `rejected` (another caller already
+    /// replaced it). Returns whether the token was dropped.
+    pub fn invalidate(&mut self, rejected: &AccessToken) -> bool {
+        let current = self
+            .token
+            .as_ref()
+            .is_some_and(|t| t.access_token.ct_eq(rejected.expose_secret()));
+        if current {
+            self.token = None;
+        }
+        current
+    }
+}
+
+/// A uniformly random duration in `[0, max]`, at millisecond resolution. A failing random
+/// source gives no jitter rather than an error: jitter only spreads load.
+fn random_duration(rng: &dyn RandomSource, max: Duration) -> Duration {
+    let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+    if max_ms == 0 {
+        return Duration::ZERO;
+    }
+    let mut buf = [0u8; 8];
+    if rng.fill(&mut buf).is_err() {
+        return Duration::ZERO;
+    }
+    Duration::from_millis(u64::from_le_bytes(buf) % max_ms.saturating_add(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorResponse;
+    use crate::random::test_support::SeededRandom;
+    use http::StatusCode;
+
+    fn t(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+    }
+
+    fn token(name: &str, at: u64, expires_in: Option<u64>, refresh: Option<&str>) -> TokenResponse {
+        let mut r = TokenResponse::new(AccessToken::new(name));
+        if let Some(e) = expires_in {
+            r = r.with_expires_at(t(at + e));
+        }
+        if let Some(rt) = refresh {
+            r = r.with_refresh_token(RefreshToken::new(rt));
+        }
+        r
+    }
+
+    fn no_jitter() -> RefreshPolicy {
+        RefreshPolicy::default().jitter(Duration::ZERO)
+    }
+
+    fn name(d: &Decision) -> String {
+        match d {
+            Decision::Use(t) => format!("use {}", t.expose_secret()),
+            Decision::UseAndRefresh(t, r) => {
+                format!("use {} + refresh via {}", t.expose_secret(), r.grant_type())
+            }
+            Decision::Refresh(r) => format!("refresh via {}", r.grant_type()),
+            Decision::Wait => "wait".into(),
+            Decision::BackingOff { .. } => "backing off".into(),
+            Decision::Fail(e) => format!("fail: {e}"),
+        }
+    }
+
+    fn invalid_grant() -> Error {
+        Error::Server(ErrorResponse::new(
+            Some(StatusCode::BAD_REQUEST),
+            ErrorCode::InvalidGrant,
+            None,
+            None,
+        ))
+    }
+
+    #[test]
+    fn client_credentials_timeline() {
+        let rng = SeededRandom::new(1);
+        let mut lc = TokenLifecycle::new(no_jitter(), Some(TokenRequest::client_credentials()));
+        assert_eq!(name(&lc.poll(t(0))), "refresh via client_credentials");
+        // Only one refresh at a time.
+        assert_eq!(name(&lc.poll(t(0))), "wait");
+        lc.handle_response(Ok(token("a", 0, Some(3600), None)), t(0), &rng);
+        assert_eq!(name(&lc.poll(t(1))), "use a");
+        assert_eq!(lc.poll_timeout(), Some(t(3300)));
+        // Refresh ahead: serve a while one refresh runs.
+        assert_eq!(
+            name(&lc.poll(t(3300))),
+            "use a + refresh via client_credentials"
+        );
+        assert_eq!(name(&lc.poll(t(3301))), "use a");
+        // The refresh fails: keep serving until the margin, backing off.
+        lc.handle_response(Err(invalid_grant()), t(3302), &rng);
+        assert_eq!(name(&lc.poll(t(3302))), "use a");
+        assert_eq!(
+            name(&lc.poll(t(3303))),
+            "use a + refresh via client_credentials"
+        );
+        lc.handle_response(Err(invalid_grant()), t(3303), &rng);
+        // Past expiry minus the 30 s margin: no longer served.
+        assert_eq!(name(&lc.poll(t(3570))), "refresh via client_credentials");
+        lc.handle_response(Err(invalid_grant()), t(3570), &rng);
+        let Decision::BackingOff { until, error } = lc.poll(t(3571)) else {
+            panic!()
+        };
+        assert_eq!(until, t(3574)); // third failure: 1 s, 2 s, 4 s
+        assert_eq!(error, invalid_grant());
+        assert_eq!(name(&lc.poll(t(3574))), "refresh via client_credentials");
+        lc.handle_response(Ok(token("b", 3574, Some(3600), None)), t(3574), &rng);
+        assert_eq!(name(&lc.poll(t(3575))), "use b");
+    }
+
+    #[test]
+    fn refresh_token_rotation_and_fallback() {
+        let rng = SeededRandom::new(2);
+        let mut lc = TokenLifecycle::new(
+            no_jitter(),
+            Some(TokenRequest::password("u", crate::Password::new("p"))),
+        );
+        assert_eq!(name(&lc.poll(t(0))), "refresh via password");
+        lc.handle_response(Ok(token("a", 0, Some(600), Some("r1"))), t(0), &rng);
+        // 600 s token: refresh ahead clamps to 300 s.
+        assert_eq!(name(&lc.poll(t(300))), "use a + refresh via refresh_token");
+        // The response carries no refresh token: the old one is kept.
+        lc.handle_response(Ok(token("b", 300, Some(600), None)), t(300), &rng);
+        assert_eq!(lc.refresh_token().unwrap().expose_secret(), "r1");
+        assert!(lc.invalidate(&AccessToken::new("b")));
+        assert_eq!(name(&lc.poll(t(301))), "refresh via refresh_token");
+        lc.handle_response(Ok(token("c", 301, Some(600), Some("r2"))), t(301), &rng);
+        assert_eq!(lc.refresh_token().unwrap().expose_secret(), "r2");
+        // A stale rejection does not drop the newer token.
+        assert!(!lc.invalidate(&AccessToken::new("b")));
+        assert_eq!(name(&lc.poll(t(302))), "use c");
+        // The refresh token is refused: fall back to the grant at once.
+        assert!(lc.invalidate(&AccessToken::new("c")));
+        assert_eq!(name(&lc.poll(t(303))), "refresh via refresh_token");
+        lc.handle_response(Err(invalid_grant()), t(303), &rng);
+        assert!(lc.refresh_token().is_none());
+        assert_eq!(name(&lc.poll(t(303))), "refresh via password");
+    }
+
+    #[test]
+    fn authorization_code_without_refresh_token_needs_the_user() {
+        let rng = SeededRandom::new(3);
+        let code = TokenRequest::authorization_code(crate::AuthorizationCode::new("c"), None, None);
+        let mut lc = TokenLifecycle::new(no_jitter(), Some(code));
+        assert!(matches!(
+            lc.poll(t(0)),
+            Decision::Fail(Error::ReauthorizationRequired)
+        ));
+        lc.store(token("a", 0, Some(100), None), t(0), &rng);
+        assert_eq!(name(&lc.poll(t(10))), "use a");
+        // Past refresh time, nothing to refresh with: keep serving until the margin.
+        assert_eq!(name(&lc.poll(t(60))), "use a");
+        assert!(matches!(
+            lc.poll(t(100)),
+            Decision::Fail(Error::ReauthorizationRequired)
+        ));
+    }
+
+    #[test]
+    fn unknown_expiry() {
+        let rng = SeededRandom::new(4);
+        let mut lc = TokenLifecycle::new(no_jitter(), Some(TokenRequest::client_credentials()));
+        let _ = lc.poll(t(0));
+        lc.handle_response(Ok(token("a", 0, None, None)), t(0), &rng);
+        assert_eq!(name(&lc.poll(t(1_000_000))), "use a");
+        assert_eq!(lc.poll_timeout(), None);
+        lc.invalidate(&AccessToken::new("a"));
+        assert_eq!(
+            name(&lc.poll(t(1_000_001))),
+            "refresh via client_credentials"
+        );
+
+        let mut lc = TokenLifecycle::new(
+            no_jitter().unknown_expiry(UnknownExpiry::Assume(Duration::from_secs(3600))),
+            Some(TokenRequest::client_credentials()),
+        );
+        let _ = lc.poll(t(0));
+        lc.handle_response(Ok(token("a", 0, None, None)), t(0), &rng);
+        assert_eq!(
+            name(&lc.poll(t(3300))),
+            "use a + refresh via client_credentials"
+        );
+    }
+
+    #[test]
+    fn jitter_moves_refresh_earlier_within_bounds() {
+        let policy = RefreshPolicy::default().jitter(Duration::from_secs(60));
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..50 {
+            let mut lc = TokenLifecycle::new(policy.clone(), None);
+            lc.store(
+                token("a", 0, Some(3600), None),
+                t(0),
+                &SeededRandom::new(seed),
+            );
+            let at = lc.snapshot().unwrap().refresh_at().unwrap();
+            assert!(at >= t(3240) && at <= t(3300), "{at:?}");
+            seen.insert(at);
+        }
+        assert!(
+            seen.len() > 10,
+            "jitter is not spreading refreshes: {seen:?}"
+        );
+    }
+
+    /// Property: driven by arbitrary times and results, the lifecycle never serves a token past
+    /// its expiry minus the margin, never hands out a second request while one is in flight,
+    /// and never retries before its backoff ends.
+    #[derive(Clone, Debug)]
+    enum Step {
+        Advance(u16),
+        Poll,
+        Succeed(Option<u16>, bool),
+        Fail(bool),
+        Invalidate,
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<u16>().prop_map(Step::Advance),
+            Just(Step::Poll),
+            (proptest::option::of(any::<u16>()), any::<bool>())
+                .prop_map(|(e, r)| Step::Succeed(e, r)),
+            any::<bool>().prop_map(Step::Fail),
+            Just(Step::Invalidate),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn lifecycle_invariants(steps in proptest::collection::vec(step(), 1..60), seed in 0u64..1000) {
+            let rng = SeededRandom::new(seed);
+            let margin = Duration::from_secs(30);
+            let policy = RefreshPolicy::default().margin(margin);
+            let mut lc = TokenLifecycle::new(policy, Some(TokenRequest::client_credentials()));
+            let mut now = t(0);
+            let mut in_flight = false;
+            // Expiry and effective margin of each token handed to the lifecycle, by name.
+            let mut issued: Vec<(String, Option<SystemTime>, Duration)> = Vec::new();
+            let mut not_before: Option<SystemTime> = None;
+            for s in steps {
+                match s {
+                    Step::Advance(secs) => now += Duration::from_secs(u64::from(secs)),
+                    Step::Poll => {
+                        let d = lc.poll(now);
+                        let (served, requested) = match &d {
+                            Decision::Use(t) => (Some(t), false),
+                            Decision::UseAndRefresh(t, _) => (Some(t), true),
+                            Decision::Refresh(_) => (None, true),
+                            _ => (None, false),
+                        };
+                        if requested {
+                            proptest::prop_assert!(!in_flight, "two refreshes at once");
+                            if let Some(nb) = not_before {
+                                proptest::prop_assert!(now >= nb, "retried during backoff");
+                            }
+                            in_flight = true;
+                        }
+                        if let Some(tok) = served {
+                            let (_, exp, eff_margin) = issued.iter().rev().find(|(n, _, _)| n == tok.expose_secret()).unwrap();
+                            if let Some(exp) = exp {
+                                proptest::prop_assert!(now < *exp - *eff_margin, "served past expiry minus margin");
+                            }
+                        }
+                    }
+                    Step::Succeed(expires_in, with_refresh) if in_flight => {
+                        in_flight = false;
+                        let name = format!("t{}", issued.len());
+                        let exp = expires_in.map(|e| now + Duration::from_secs(u64::from(e)));
+                        let lifetime = Duration::from_secs(u64::from(expires_in.unwrap_or(0)));
+                        issued.push((name.clone(), exp, margin.min(lifetime / 4)));
+                        let mut r = TokenResponse::new(AccessToken::new(name));
+                        if let Some(exp) = exp { r = r.with_expires_at(exp); }
+                        if with_refresh { r = r.with_refresh_token(RefreshToken::new("r")); }
+                        lc.handle_response(Ok(r), now, &rng);
+                        not_before = None;
+                    }
+                    Step::Fail(grant_error) if in_flight => {
+                        in_flight = false;
+                        let e = if grant_error { invalid_grant() } else { Error::MissingParameter { name: "x" } };
+                        let had_rt = lc.refresh_token().is_some();
+                        lc.handle_response(Err(e), now, &rng);
+                        // Falling back from a refused refresh token to the grant may skip the wait.
+                        if !(grant_error && had_rt) {
+                            not_before = Some(now + Duration::from_millis(999));
+                        }
+                    }
+                    Step::Invalidate => {
+                        if let Some(s) = lc.snapshot() {
+                            let tok = s.access_token().clone();
+                            lc.invalidate(&tok);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,723 @@
+//! Token requests (RFC 6749 §4 and §6, RFC 7523 §2.1, RFC 8693 §2.1) built as `http::Request`
+//! values.
+
+use std::fmt;
+
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request};
+use zeroize::Zeroize;
+
+use crate::client::{BodyEncoding, Client};
+use crate::encoding::form_serialize;
+use crate::endpoint::Endpoint;
+use crate::error::Error;
+use crate::scope::Scope;
+use crate::secret::{
+    Assertion, AuthorizationCode, Password, PkceVerifier, RefreshToken, SecurityToken,
+};
+
+/// `grant_type` of the JWT bearer grant (RFC 7523 §2.1).
+pub const JWT_BEARER_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// `grant_type` of token exchange (RFC 8693 §2.1).
+pub const TOKEN_EXCHANGE_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// Token type identifier of an OAuth access token (RFC 8693 §3).
+pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// Token type identifier of a JWT (RFC 8693 §3).
+pub const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+/// Token type identifier of an OpenID Connect ID token (RFC 8693 §3).
+pub const TOKEN_TYPE_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
+
+/// The body of a request built by this crate.
+///
+/// It usually holds secrets (a client secret, a code, a refresh token, a password), so its
+/// `Debug` shows only its length, and its buffer is wiped when dropped.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RequestBody(Vec<u8>);
+
+impl RequestBody {
+    /// The body's bytes, to hand to an HTTP client.
+    pub fn expose_secret(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Takes the bytes out, leaving the body empty. The caller becomes responsible for them.
+    pub fn into_bytes(mut self) -> Vec<u8> {
+        std::mem::take(&mut self.0)
+    }
+
+    /// The length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RequestBody(<{} bytes redacted>)", self.0.len())
+    }
+}
+
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+/// Request parameters in order, each marked plain or secret. Secret values are wiped on drop.
+#[derive(Default)]
+pub(crate) struct Params(Vec<(String, String, bool)>);
+
+impl Params {
+    pub(crate) fn push_plain(&mut self, name: &str, value: &str) {
+        self.0.push((name.to_owned(), value.to_owned(), false));
+    }
+
+    pub(crate) fn push_secret(&mut self, name: &str, value: &str) {
+        self.0.push((name.to_owned(), value.to_owned(), true));
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.0.iter().any(|(n, _, _)| n == name)
+    }
+
+    fn to_form(&self) -> String {
+        form_serialize(self.0.iter().map(|(n, v, _)| (n.as_str(), v.as_str())))
+    }
+
+    fn to_json(&self) -> Vec<u8> {
+        let mut map = serde_json::Map::new();
+        for (name, value, _) in &self.0 {
+            let value = serde_json::Value::String(value.clone());
+            match map.get_mut(name) {
+                None => {
+                    map.insert(name.clone(), value);
+                }
+                Some(serde_json::Value::Array(values)) => values.push(value),
+                Some(existing) => {
+                    let first = existing.take();
+                    *existing = serde_json::Value::Array(vec![first, value]);
+                }
+            }
+        }
+        serde_json::Value::Object(map).to_string().into_bytes()
+    }
+
+    pub(crate) fn into_body(self, encoding: BodyEncoding) -> (Vec<u8>, &'static str) {
+        match encoding {
+            BodyEncoding::Form => (self.to_form().into_bytes(), FORM_CONTENT_TYPE),
+            BodyEncoding::Json => (self.to_json(), JSON_CONTENT_TYPE),
+        }
+    }
+}
+
+impl Drop for Params {
+    fn drop(&mut self) {
+        for (_, value, secret) in &mut self.0 {
+            if *secret {
+                value.zeroize();
+            }
+        }
+    }
+}
+
+pub(crate) const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
+pub(crate) const JSON_CONTENT_TYPE: &str = "application/json";
+
+/// Builds a `POST` to `endpoint` with client authentication and the given parameters.
+pub(crate) fn build_post(
+    endpoint: &Endpoint,
+    client: &Client,
+    mut params: Params,
+) -> Result<Request<RequestBody>, Error> {
+    let authorization = client.authenticate(&mut params)?;
+    let (body, content_type) = params.into_body(client.body_encoding());
+    let mut builder = Request::builder()
+        .method(Method::POST)
+        .uri(endpoint.uri().clone())
+        .header(CONTENT_TYPE, HeaderValue::from_static(content_type))
+        .header(ACCEPT, HeaderValue::from_static(JSON_CONTENT_TYPE));
+    if let Some(authorization) = authorization {
+        builder = builder.header(AUTHORIZATION, authorization);
+    }
+    builder
+        .body(RequestBody(body))
+        .map_err(|_| Error::InvalidHeaderValue { what: "request" })
+}
+
+/// A parameter value added by the caller.
+#[derive(Clone)]
+enum ParamValue {
+    Plain(String),
+    Secret(SecurityToken),
+}
+
+impl fmt::Debug for ParamValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Plain(v) => fmt::Debug::fmt(v, f),
+            Self::Secret(v) => fmt::Debug::fmt(v, f),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Grant {
+    ClientCredentials,
+    AuthorizationCode {
+        code: AuthorizationCode,
+        redirect_uri: Option<String>,
+        code_verifier: Option<PkceVerifier>,
+    },
+    RefreshToken(RefreshToken),
+    Password {
+        username: String,
+        password: Password,
+    },
+    JwtBearer(Assertion),
+    TokenExchange(TokenExchange),
+    Extension(String),
+}
+
+/// The parameters of an RFC 8693 token exchange.
+///
+/// ```
+/// use oauth_core::{SecurityToken, TokenExchange, TokenRequest, TOKEN_TYPE_ACCESS_TOKEN};
+///
+/// let exchange = TokenExchange::new(SecurityToken::new("incoming-token"), TOKEN_TYPE_ACCESS_TOKEN)
+///     .requested_token_type(TOKEN_TYPE_ACCESS_TOKEN);
+/// let request = TokenRequest::token_exchange(exchange).audience("https://backend.example");
+/// # let _ = request;
+/// ```
+#[derive(Clone, Debug)]
+pub struct TokenExchange {
+    subject_token: SecurityToken,
+    subject_token_type: String,
+    actor: Option<(SecurityToken, String)>,
+    requested_token_type: Option<String>,
+}
+
+impl TokenExchange {
+    /// Exchanges `subject_token`, of the given type (such as [`TOKEN_TYPE_ACCESS_TOKEN`]).
+    pub fn new(subject_token: SecurityToken, subject_token_type: impl Into<String>) -> Self {
+        Self {
+            subject_token,
+            subject_token_type: subject_token_type.into(),
+            actor: None,
+            requested_token_type: None,
+        }
+    }
+
+    /// Adds the `actor_token` and its type, for delegation (RFC 8693 §1.1).
+    pub fn actor_token(mut self, token: SecurityToken, token_type: impl Into<String>) -> Self {
+        self.actor = Some((token, token_type.into()));
+        self
+    }
+
+    /// Asks for a token of this type (`requested_token_type`).
+    pub fn requested_token_type(mut self, token_type: impl Into<String>) -> Self {
+        self.requested_token_type = Some(token_type.into());
+        self
+    }
+}
+
+/// A request to the token endpoint: one grant, plus the parameters that any grant can carry.
+///
+/// Build it with one constructor per grant, add parameters, then turn it into an
+/// `http::Request` with [`build`](Self::build). The request is a plain value: clone it, keep
+/// it to run the grant again, or inspect it in tests.
+///
+/// ```
+/// use oauth_core::{Client, ClientAuthentication, ClientSecret, Endpoint, TokenRequest};
+///
+/// let endpoint = Endpoint::new("https://oauth.org.com/as/token.oauth2")?;
+/// let client = Client::new("my-app", ClientAuthentication::SecretBasic(ClientSecret::new("s3cr3t")));
+/// let request = TokenRequest::client_credentials()
+///     .scope(["read", "write"])
+///     .build(&endpoint, &client)?;
+/// assert_eq!(request.method(), "POST");
+/// assert_eq!(request.body().expose_secret(), b"grant_type=client_credentials&scope=read+write");
+/// # Ok::<(), oauth_core::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct TokenRequest {
+    grant: Grant,
+    scope: Option<Scope>,
+    audience: Vec<String>,
+    resource: Vec<String>,
+    extra: Vec<(String, ParamValue)>,
+}
+
+impl TokenRequest {
+    fn new(grant: Grant) -> Self {
+        Self {
+            grant,
+            scope: None,
+            audience: Vec::new(),
+            resource: Vec::new(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// The client credentials grant (RFC 6749 §4.4).
+    pub fn client_credentials() -> Self {
+        Self::new(Grant::ClientCredentials)
+    }
+
+    /// The authorization code grant (RFC 6749 §4.1.3), with the PKCE `code_verifier`
+    /// (RFC 7636 §4.5) when one was used.
+    ///
+    /// With the authorization code flow, prefer
+    /// [`PendingAuthorization::token_request`](crate::PendingAuthorization::token_request),
+    /// which fills in the redirect URI and verifier that were sent.
+    pub fn authorization_code(
+        code: AuthorizationCode,
+        redirect_uri: Option<String>,
+        code_verifier: Option<PkceVerifier>,
+    ) -> Self {
+        Self::new(Grant::AuthorizationCode {
+            code,
+            redirect_uri,
+            code_verifier,
+        })
+    }
+
+    /// The refresh token grant (RFC 6749 §6).
+    pub fn refresh_token(refresh_token: RefreshToken) -> Self {
+        Self::new(Grant::RefreshToken(refresh_token))
+    }
+
+    /// The resource owner password credentials grant (RFC 6749 §4.3).
+    ///
+    /// RFC 9700 §2.4 says this grant must not be used; it is here because providers (such as
+    /// the Anypoint page) still offer it.
+    pub fn password(username: impl Into<String>, password: Password) -> Self {
+        Self::new(Grant::Password {
+            username: username.into(),
+            password,
+        })
+    }
+
+    /// The JWT bearer grant (RFC 7523 §2.1), with an assertion signed by the caller (see the
+    /// `jwt-assertion` crate).
+    pub fn jwt_bearer(assertion: Assertion) -> Self {
+        Self::new(Grant::JwtBearer(assertion))
+    }
+
+    /// Token exchange (RFC 8693 §2.1).
+    pub fn token_exchange(exchange: TokenExchange) -> Self {
+        Self::new(Grant::TokenExchange(exchange))
+    }
+
+    /// Any other grant, by its `grant_type`; add its parameters with [`param`](Self::param) or
+    /// [`secret_param`](Self::secret_param).
+    pub fn extension(grant_type: impl Into<String>) -> Self {
+        Self::new(Grant::Extension(grant_type.into()))
+    }
+
+    /// Asks for these scopes (RFC 6749 §3.3), sent space-separated in the given order.
+    pub fn scope<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scope = Some(Scope::new(scopes));
+        self
+    }
+
+    /// Adds an `audience` (RFC 8693 §2.1; also used by Auth0-style servers with
+    /// client_credentials, as on the Dataloy page). May be repeated.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience.push(audience.into());
+        self
+    }
+
+    /// Adds a `resource` indicator (RFC 8707 §2). May be repeated.
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resource.push(resource.into());
+        self
+    }
+
+    /// Adds any other parameter.
+    ///
+    /// A name that the request already sends (such as `grant_type` or `client_secret`) makes
+    /// [`build`](Self::build) fail rather than send an ambiguous request.
+    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra
+            .push((name.into(), ParamValue::Plain(value.into())));
+        self
+    }
+
+    /// Adds a parameter whose value is secret (such as an RFC 8628 `device_code`): it never
+    /// appears in `Debug` output.
+    pub fn secret_param(mut self, name: impl Into<String>, value: SecurityToken) -> Self {
+        self.extra.push((name.into(), ParamValue::Secret(value)));
+        self
+    }
+
+    /// The `grant_type` this request sends.
+    pub fn grant_type(&self) -> &str {
+        match &self.grant {
+            Grant::ClientCredentials => "client_credentials",
+            Grant::AuthorizationCode { .. } => "authorization_code",
+            Grant::RefreshToken(_) => "refresh_token",
+            Grant::Password { .. } => "password",
+            Grant::JwtBearer(_) => JWT_BEARER_GRANT_TYPE,
+            Grant::TokenExchange(_) => TOKEN_EXCHANGE_GRANT_TYPE,
+            Grant::Extension(grant_type) => grant_type,
+        }
+    }
+
+    /// Whether sending this request again can give a new token without the user: false for an
+    /// authorization code (single use) and a refresh token (it is refreshed by the token
+    /// lifecycle itself).
+    pub fn is_repeatable(&self) -> bool {
+        !matches!(
+            self.grant,
+            Grant::AuthorizationCode { .. } | Grant::RefreshToken(_)
+        )
+    }
+
+    /// The scopes asked for, if any.
+    pub fn requested_scope(&self) -> Option<&Scope> {
+        self.scope.as_ref()
+    }
+
+    /// Builds the `POST` to the token endpoint.
+    pub fn build(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+    ) -> Result<Request<RequestBody>, Error> {
+        let mut params = Params::default();
+        params.push_plain("grant_type", self.grant_type());
+        match &self.grant {
+            Grant::ClientCredentials | Grant::Extension(_) => {}
+            Grant::AuthorizationCode {
+                code,
+                redirect_uri,
+                code_verifier,
+            } => {
+                params.push_secret("code", code.expose_secret());
+                if let Some(uri) = redirect_uri {
+                    params.push_plain("redirect_uri", uri);
+                }
+                if let Some(verifier) = code_verifier {
+                    params.push_secret("code_verifier", verifier.expose_secret());
+                }
+            }
+            Grant::RefreshToken(token) => {
+                params.push_secret("refresh_token", token.expose_secret())
+            }
+            Grant::Password { username, password } => {
+                params.push_plain("username", username);
+                params.push_secret("password", password.expose_secret());
+            }
+            Grant::JwtBearer(assertion) => {
+                params.push_secret("assertion", assertion.expose_secret())
+            }
+            Grant::TokenExchange(exchange) => {
+                params.push_secret("subject_token", exchange.subject_token.expose_secret());
+                params.push_plain("subject_token_type", &exchange.subject_token_type);
+                if let Some((token, token_type)) = &exchange.actor {
+                    params.push_secret("actor_token", token.expose_secret());
+                    params.push_plain("actor_token_type", token_type);
+                }
+                if let Some(t) = &exchange.requested_token_type {
+                    params.push_plain("requested_token_type", t);
+                }
+            }
+        }
+        if let Some(scope) = &self.scope {
+            params.push_plain("scope", scope.as_str());
+        }
+        for audience in &self.audience {
+            params.push_plain("audience", audience);
+        }
+        for resource in &self.resource {
+            params.push_plain("resource", resource);
+        }
+        for (name, value) in &self.extra {
+            if params.contains(name) || RESERVED.contains(&name.as_str()) {
+                return Err(Error::DuplicateParameter {
+                    name: crate::error::sanitize(name, 64),
+                });
+            }
+            match value {
+                ParamValue::Plain(v) => params.push_plain(name, v),
+                ParamValue::Secret(v) => params.push_secret(name, v.expose_secret()),
+            }
+        }
+        build_post(endpoint, client, params)
+    }
+}
+
+/// Parameters that client authentication adds, so that an extra parameter cannot shadow them.
+const RESERVED: &[&str] = &[
+    "client_id",
+    "client_secret",
+    "client_assertion",
+    "client_assertion_type",
+];
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::client::{ClientAssertion, ClientAuthentication};
+    use crate::encoding::form_parse;
+    use crate::secret::ClientSecret;
+
+    /// Renders a built request as text: the method and URI, the sorted headers (sensitive ones
+    /// marked), and the body decoded one parameter per line (sorted for JSON, whose key order
+    /// carries no meaning).
+    pub(crate) fn render(request: &Request<RequestBody>) -> String {
+        let mut out = format!("{} {}\n", request.method(), request.uri());
+        let mut headers: Vec<String> = request
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                let sensitive = if value.is_sensitive() {
+                    " (sensitive)"
+                } else {
+                    ""
+                };
+                format!(
+                    "{name}: {}{sensitive}",
+                    value.to_str().unwrap_or("<binary>")
+                )
+            })
+            .collect();
+        headers.sort();
+        for h in headers {
+            out.push_str(&h);
+            out.push('\n');
+        }
+        let body = request.body().expose_secret();
+        let content_type = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if content_type == JSON_CONTENT_TYPE {
+            let value: serde_json::Value = serde_json::from_slice(body).unwrap();
+            for (k, v) in value.as_object().unwrap() {
+                out.push_str(&format!("{k}={v}\n"));
+            }
+        } else {
+            for (k, v) in form_parse(std::str::from_utf8(body).unwrap()) {
+                out.push_str(&format!("{k}={v}\n"));
+            }
+        }
+        out
+    }
+
+    #[track_caller]
+    pub(crate) fn check(request: &TokenRequest, endpoint: &str, client: &Client, expected: &str) {
+        let endpoint = Endpoint::new(endpoint).unwrap();
+        let built = request.build(&endpoint, client).unwrap();
+        let rendered = render(&built);
+        let expected = expected
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n";
+        assert_eq!(
+            rendered, expected,
+            "\n--- got ---\n{rendered}--- expected ---\n{expected}"
+        );
+    }
+
+    fn basic(id: &str, secret: &str) -> Client {
+        Client::new(
+            id,
+            ClientAuthentication::SecretBasic(ClientSecret::new(secret)),
+        )
+    }
+
+    fn post(id: &str, secret: &str) -> Client {
+        Client::new(
+            id,
+            ClientAuthentication::SecretPost(ClientSecret::new(secret)),
+        )
+    }
+
+    #[test]
+    fn every_grant_form_encoded() {
+        let client = basic("app", "sec");
+        // "app:sec" in base64.
+        let auth = "authorization: Basic YXBwOnNlYw== (sensitive)";
+        let cases: Vec<(TokenRequest, &str)> = vec![
+            (
+                TokenRequest::client_credentials(),
+                "grant_type=client_credentials",
+            ),
+            (
+                TokenRequest::authorization_code(
+                    AuthorizationCode::new("c0de"),
+                    Some("https://example.com/cb".into()),
+                    Some(PkceVerifier::new("v")),
+                ),
+                "grant_type=authorization_code\ncode=c0de\nredirect_uri=https://example.com/cb\ncode_verifier=v",
+            ),
+            (
+                TokenRequest::refresh_token(RefreshToken::new("rt")),
+                "grant_type=refresh_token\nrefresh_token=rt",
+            ),
+            (
+                TokenRequest::password("jsmith", Password::new("pw")),
+                "grant_type=password\nusername=jsmith\npassword=pw",
+            ),
+            (
+                TokenRequest::jwt_bearer(Assertion::new("a.b.c")),
+                "grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer\nassertion=a.b.c",
+            ),
+            (
+                TokenRequest::token_exchange(
+                    TokenExchange::new(SecurityToken::new("subj"), TOKEN_TYPE_ACCESS_TOKEN)
+                        .actor_token(SecurityToken::new("act"), TOKEN_TYPE_JWT)
+                        .requested_token_type(TOKEN_TYPE_ACCESS_TOKEN),
+                ),
+                "grant_type=urn:ietf:params:oauth:grant-type:token-exchange
+                 subject_token=subj
+                 subject_token_type=urn:ietf:params:oauth:token-type:access_token
+                 actor_token=act
+                 actor_token_type=urn:ietf:params:oauth:token-type:jwt
+                 requested_token_type=urn:ietf:params:oauth:token-type:access_token",
+            ),
+            (
+                TokenRequest::extension("urn:ietf:params:oauth:grant-type:device_code")
+                    .secret_param("device_code", SecurityToken::new("dc")),
+                "grant_type=urn:ietf:params:oauth:grant-type:device_code\ndevice_code=dc",
+            ),
+        ];
+        for (request, body) in cases {
+            check(
+                &request,
+                "https://as.example/token",
+                &client,
+                &format!(
+                    "POST https://as.example/token
+                     accept: application/json
+                     {auth}
+                     content-type: application/x-www-form-urlencoded
+                     {body}"
+                ),
+            );
+        }
+    }
+
+    #[test]
+    fn common_parameters_in_order() {
+        check(
+            &TokenRequest::client_credentials()
+                .scope(["b", "a", "c"])
+                .audience("https://api.example")
+                .resource("https://r1.example")
+                .resource("https://r2.example")
+                .param("x", "y"),
+            "https://as.example/token",
+            &post("app", "sec"),
+            "POST https://as.example/token
+             accept: application/json
+             content-type: application/x-www-form-urlencoded
+             grant_type=client_credentials
+             scope=b a c
+             audience=https://api.example
+             resource=https://r1.example
+             resource=https://r2.example
+             x=y
+             client_id=app
+             client_secret=sec",
+        );
+    }
+
+    #[test]
+    fn json_body_repeats_become_arrays() {
+        check(
+            &TokenRequest::client_credentials()
+                .resource("https://r1.example")
+                .resource("https://r2.example"),
+            "https://as.example/token",
+            &post("app", "sec").with_body_encoding(BodyEncoding::Json),
+            r#"POST https://as.example/token
+               accept: application/json
+               content-type: application/json
+               client_id="app"
+               client_secret="sec"
+               grant_type="client_credentials"
+               resource=["https://r1.example","https://r2.example"]"#,
+        );
+    }
+
+    #[test]
+    fn client_authentication_methods() {
+        let request = TokenRequest::client_credentials();
+        let endpoint = "https://as.example/token";
+        check(
+            &request,
+            endpoint,
+            &Client::new("app", ClientAuthentication::None),
+            "POST https://as.example/token
+             accept: application/json
+             content-type: application/x-www-form-urlencoded
+             grant_type=client_credentials
+             client_id=app",
+        );
+        check(
+            &request,
+            endpoint,
+            &Client::new(
+                "app",
+                ClientAuthentication::Assertion(ClientAssertion::jwt(Assertion::new("h.p.s"))),
+            ),
+            "POST https://as.example/token
+             accept: application/json
+             content-type: application/x-www-form-urlencoded
+             grant_type=client_credentials
+             client_id=app
+             client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer
+             client_assertion=h.p.s",
+        );
+        check(
+            &request,
+            endpoint,
+            &Client::anonymous(),
+            "POST https://as.example/token
+             accept: application/json
+             content-type: application/x-www-form-urlencoded
+             grant_type=client_credentials",
+        );
+    }
+
+    #[test]
+    fn extra_parameter_cannot_shadow() {
+        let endpoint = Endpoint::new("https://as.example/token").unwrap();
+        for name in ["grant_type", "client_secret", "scope"] {
+            let request = TokenRequest::client_credentials()
+                .scope(["a"])
+                .param(name, "x");
+            assert_eq!(
+                request.build(&endpoint, &post("app", "sec")).unwrap_err(),
+                Error::DuplicateParameter { name: name.into() }
+            );
+        }
+    }
+
+    #[test]
+    fn repeatable_grants() {
+        assert!(TokenRequest::client_credentials().is_repeatable());
+        assert!(TokenRequest::password("u", Password::new("p")).is_repeatable());
+        assert!(!TokenRequest::refresh_token(RefreshToken::new("r")).is_repeatable());
+        assert!(
+            !TokenRequest::authorization_code(AuthorizationCode::new("c"), None, None)
+                .is_repeatable()
+        );
+    }
+}
