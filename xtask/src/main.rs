@@ -1,1 +1,320 @@
-fn main() {}
+//! Project tasks. `cargo xtask ci` runs exactly what CI runs.
+//!
+//! ```text
+//! cargo xtask ci       fmt, clippy, tests, docs, purity, feature builds, cargo-deny
+//! cargo xtask purity   fail if oauth-core's normal dependency tree holds an I/O crate
+//! cargo xtask deny     cargo-deny against the offline advisory snapshot
+//! ```
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("purity") => purity(),
+        Some("deny") => deny(),
+        _ => {
+            eprintln!("usage: cargo xtask <ci|purity|deny>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    // xtask/ is one level below the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+fn run(step: &str, cmd: &mut Command) -> Result {
+    println!("\n=== {step}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{step}: cannot start: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{step} failed ({status})"))
+    }
+}
+
+fn ci() -> Result {
+    run("fmt", cargo().args(["fmt", "--all", "--check"]))?;
+    run(
+        "clippy",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    run(
+        "oauth-core without default features",
+        cargo().args([
+            "clippy",
+            "-p",
+            "oauth-core",
+            "--no-default-features",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    run(
+        "tests",
+        cargo().args(["test", "--workspace", "--all-features", "--locked"]),
+    )?;
+    run(
+        "docs",
+        cargo()
+            .args([
+                "doc",
+                "--workspace",
+                "--no-deps",
+                "--all-features",
+                "--locked",
+            ])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+    purity()?;
+    deny()?;
+    println!("\nxtask ci: all steps passed");
+    Ok(())
+}
+
+/// Crates that do I/O, read the clock or the OS random source, or bring a runtime. None may
+/// appear in oauth-core's normal dependency tree.
+const IO_CRATES: &[&str] = &[
+    "tokio",
+    "reqwest",
+    "ureq",
+    "hyper",
+    "hyper-util",
+    "h2",
+    "mio",
+    "socket2",
+    "async-std",
+    "smol",
+    "async-io",
+    "getrandom",
+    "rand",
+    "rustls",
+    "native-tls",
+    "openssl",
+    "ring",
+    "tracing",
+    "log",
+];
+
+fn purity() -> Result {
+    println!("\n=== purity: oauth-core's dependency tree");
+    let output = cargo()
+        .args([
+            "tree",
+            "-p",
+            "oauth-core",
+            "-e",
+            "normal",
+            "--all-features",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+            "--locked",
+        ])
+        .output()
+        .map_err(|e| format!("cargo tree: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let tree = String::from_utf8_lossy(&output.stdout);
+    let offenders = io_crates_in(&tree);
+    if offenders.is_empty() {
+        println!("oauth-core depends on no I/O crate");
+        Ok(())
+    } else {
+        Err(format!(
+            "oauth-core must stay sans-IO, but its dependency tree contains: {}",
+            offenders.join(", ")
+        ))
+    }
+}
+
+/// The I/O crates named in `cargo tree --prefix none --format {p}` output.
+fn io_crates_in(tree: &str) -> Vec<String> {
+    let mut found: Vec<String> = tree
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| IO_CRATES.contains(name))
+        .map(str::to_owned)
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+fn deny() -> Result {
+    ensure_cargo_deny()?;
+    let Some(db) = advisory_db() else {
+        println!(
+            "\nwarning: no offline advisory database found (set OAUTH_ADVISORY_DB or provide \
+             ../shared/advisory-db); checking bans, licences and sources only"
+        );
+        return run(
+            "cargo deny (bans, licenses, sources)",
+            cargo().args(["deny", "check", "bans", "licenses", "sources"]),
+        );
+    };
+    // cargo-deny, with fetching disabled, opens the database of each configured URL at
+    // `<db-path>/<last path segment>-<xxhash64 of the URL>` and reads its HEAD commit date for
+    // the staleness check. Build exactly that: a git repository holding the snapshot, committed
+    // with the snapshot's own date.
+    let db_path = root().join("target").join("xtask").join("advisory-dbs");
+    let repo = db_path.join(db_dir_name(RUSTSEC_URL));
+    let _ = fs::remove_dir_all(&db_path);
+    fs::create_dir_all(&db_path).map_err(|e| format!("create {}: {e}", db_path.display()))?;
+    let copy = Command::new("cp")
+        .arg("-R")
+        .arg(&db)
+        .arg(&repo)
+        .status()
+        .map_err(|e| format!("cp: {e}"))?;
+    if !copy.success() {
+        return Err(format!("copying {} failed", db.display()));
+    }
+    let date = snapshot_date(&db).unwrap_or_else(|| "2000-01-01T00:00:00Z".into());
+    let git = |args: &[&str]| -> Result {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "xtask")
+            .env("GIT_AUTHOR_EMAIL", "xtask@localhost")
+            .env("GIT_COMMITTER_NAME", "xtask")
+            .env("GIT_COMMITTER_EMAIL", "xtask@localhost")
+            .env("GIT_AUTHOR_DATE", &date)
+            .env("GIT_COMMITTER_DATE", &date)
+            .output()
+            .map_err(|e| format!("git: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "git {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    };
+    git(&["init", "-q", "-b", "main"])?;
+    git(&["add", "-A", "."])?;
+    git(&[
+        "commit",
+        "-q",
+        "--no-gpg-sign",
+        "-m",
+        "advisory-db snapshot",
+    ])?;
+    println!(
+        "\n=== advisory database: {} (snapshot dated {date})",
+        db.display()
+    );
+    run(
+        "cargo deny (advisories, bans, licenses, sources)",
+        cargo()
+            .args(["deny", "--offline", "check"])
+            .env("OAUTH_ADVISORY_DB_ROOT", &db_path),
+    )
+}
+
+/// The advisory database deny.toml names.
+const RUSTSEC_URL: &str = "https://github.com/rustsec/advisory-db";
+
+/// The directory cargo-deny 0.20 uses for a database URL (`url_to_db_path` in its source).
+fn db_dir_name(url: &str) -> String {
+    let url = url.to_lowercase();
+    let name = url.rsplit('/').next().unwrap_or("empty_");
+    let hash = twox_hash::XxHash64::oneshot(0xca80_de71, url.as_bytes());
+    format!("{name}-{hash:016x}")
+}
+
+fn ensure_cargo_deny() -> Result {
+    let installed = cargo()
+        .args(["deny", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if installed {
+        return Ok(());
+    }
+    run(
+        "install cargo-deny",
+        cargo().args(["install", "--locked", "cargo-deny@^0.20"]),
+    )
+}
+
+fn advisory_db() -> Option<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Some(p) = env::var_os("OAUTH_ADVISORY_DB") {
+        candidates.push(PathBuf::from(p));
+    }
+    candidates.push(root().join("..").join("shared").join("advisory-db"));
+    candidates.push(PathBuf::from("/work/shared/advisory-db"));
+    candidates
+        .into_iter()
+        .find(|p| p.join("crates").is_dir())
+        .and_then(|p| p.canonicalize().ok())
+}
+
+/// The snapshot's date from its SNAPSHOT.txt ("... dated 2026-08-21."), as an RFC 3339 time.
+fn snapshot_date(db: &Path) -> Option<String> {
+    let text = fs::read_to_string(db.join("SNAPSHOT.txt")).ok()?;
+    let after = text.split("dated ").nth(1)?;
+    let date: String = after
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '-')
+        .collect();
+    (date.len() == 10).then(|| format!("{date}T00:00:00Z"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purity_check_flags_io_crates() {
+        let clean = "oauth-core v0.1.0 (/x)\nhttp v1.5.0\nbytes v1.10.0\nserde_json v1.0.0\n";
+        assert!(io_crates_in(clean).is_empty());
+        let dirty = "oauth-core v0.1.0 (/x)\ntokio v1.0.0\nmio v1.0.0\ntokio v1.0.0 (*)\n";
+        assert_eq!(io_crates_in(dirty), vec!["mio", "tokio"]);
+    }
+}

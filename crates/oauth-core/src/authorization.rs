@@ -306,7 +306,7 @@ impl AuthorizationRequest {
 /// An authorization in progress: the URL to send the user to, and what is needed to check the
 /// redirect back and redeem the code. Keep it (server-side, or in an encrypted session) until
 /// the redirect arrives.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[must_use]
 pub struct PendingAuthorization {
     url: String,
@@ -315,6 +315,21 @@ pub struct PendingAuthorization {
     code_verifier: Option<PkceVerifier>,
     redirect_uri: Option<String>,
     issuer: Option<(String, bool)>,
+}
+
+impl std::fmt::Debug for PendingAuthorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL carries the state and nonce in clear: show only where it points.
+        let endpoint = self.url.split('?').next().unwrap_or_default();
+        f.debug_struct("PendingAuthorization")
+            .field("url", &format_args!("{endpoint}?<redacted>"))
+            .field("state", &self.state)
+            .field("nonce", &self.nonce)
+            .field("code_verifier", &self.code_verifier)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("issuer", &self.issuer)
+            .finish()
+    }
 }
 
 impl PendingAuthorization {

@@ -353,7 +353,9 @@ mod tests {
 
     #[test]
     fn challenge_parsing() {
-        let cases: &[(&str, Option<(&str, Option<&str>, Option<&str>)>)] = &[
+        // (header, expected (realm, error, error_description) of the Bearer challenge)
+        type Expected<'a> = Option<(&'a str, Option<&'a str>, Option<&'a str>)>;
+        let cases: &[(&str, Expected<'_>)] = &[
             // RFC 6750 §3 examples.
             (r#"Bearer realm="example""#, Some(("example", None, None))),
             (

@@ -29,6 +29,7 @@ pub(crate) fn form_encode(value: &str) -> String {
     out
 }
 
+#[cfg_attr(not(feature = "authorization-code"), allow(dead_code))]
 /// Appends `value` percent-encoded for a URI query component: like [`form_encode_into`] but with
 /// space as `%20`, which every server reads the same way.
 pub(crate) fn query_encode_into(out: &mut String, value: &str) {
@@ -110,6 +111,7 @@ pub(crate) fn b64(input: &[u8]) -> String {
     STANDARD.encode(input)
 }
 
+#[cfg_attr(not(feature = "authorization-code"), allow(dead_code))]
 /// base64url without padding (RFC 4648 §5), as PKCE and JWS use.
 pub(crate) fn b64url(input: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(input)

@@ -47,6 +47,7 @@ impl fmt::Display for RandomError {
 
 impl std::error::Error for RandomError {}
 
+#[cfg_attr(not(feature = "authorization-code"), allow(dead_code))]
 /// Draws `N` random bytes and returns them base64url-encoded without padding.
 pub(crate) fn random_token<const N: usize>(rng: &dyn RandomSource) -> Result<String, RandomError> {
     let mut buf = [0u8; N];

@@ -259,7 +259,7 @@ pub(crate) fn seconds(value: &Value) -> Option<Duration> {
             Some(u) => u,
             None => {
                 let f = n.as_f64()?;
-                if !(f >= 0.0) {
+                if f.is_nan() || f < 0.0 {
                     return None;
                 }
                 // Saturating float-to-int conversion; the clamp below bounds it anyway.
@@ -272,7 +272,7 @@ pub(crate) fn seconds(value: &Value) -> Option<Duration> {
                 Ok(u) => u,
                 Err(_) => {
                     let f = s.parse::<f64>().ok()?;
-                    if !(f >= 0.0) || !f.is_finite() {
+                    if f.is_nan() || f < 0.0 {
                         return None;
                     }
                     f as u64
