@@ -90,7 +90,7 @@ pub fn sign_compact(
     out.push_str(&b64url(payload.as_bytes()));
     let signature = key.sign(out.as_bytes())?;
     out.push('.');
-    out.push_str(&b64url(&signature));
+    out.push_str(&b64url(signature.as_ref()));
     Ok(out)
 }
 

@@ -310,20 +310,47 @@ impl SigningKey {
     }
 
     /// Signs `signing_input` (the `header.payload` of a JWS) and returns the raw signature.
-    pub fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, SignError> {
-        match &self.inner {
+    pub fn sign(&self, signing_input: &[u8]) -> Result<Signature, SignError> {
+        Ok(Signature(match &self.inner {
             Inner::Rsa(pair, encoding) => {
                 let mut sig = vec![0; pair.public().modulus_len()];
                 pair.sign(*encoding, &self.rng, signing_input, &mut sig)
                     .map_err(|_| SignError::Crypto)?;
-                Ok(sig)
+                SignatureBytes::Rsa(sig)
             }
-            Inner::Ecdsa(pair) => pair
-                .sign(&self.rng, signing_input)
-                .map(|s| s.as_ref().to_vec())
-                .map_err(|_| SignError::Crypto),
-            Inner::Ed25519(pair) => Ok(pair.sign(signing_input).as_ref().to_vec()),
-            Inner::Hmac(key) => Ok(hmac::sign(key, signing_input).as_ref().to_vec()),
+            Inner::Ecdsa(pair) => SignatureBytes::Ring(
+                pair.sign(&self.rng, signing_input)
+                    .map_err(|_| SignError::Crypto)?,
+            ),
+            Inner::Ed25519(pair) => SignatureBytes::Ring(pair.sign(signing_input)),
+            Inner::Hmac(key) => SignatureBytes::Hmac(hmac::sign(key, signing_input)),
+        }))
+    }
+}
+
+/// A signature, kept in the buffer ring produced it in (no copy on the signing path).
+#[derive(Clone)]
+pub struct Signature(SignatureBytes);
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({} bytes)", self.as_ref().len())
+    }
+}
+
+#[derive(Clone)]
+enum SignatureBytes {
+    Rsa(Vec<u8>),
+    Ring(signature::Signature),
+    Hmac(hmac::Tag),
+}
+
+impl AsRef<[u8]> for Signature {
+    fn as_ref(&self) -> &[u8] {
+        match &self.0 {
+            SignatureBytes::Rsa(v) => v,
+            SignatureBytes::Ring(s) => s.as_ref(),
+            SignatureBytes::Hmac(t) => t.as_ref(),
         }
     }
 }

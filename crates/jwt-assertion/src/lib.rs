@@ -51,7 +51,7 @@ mod key;
 use std::fmt;
 
 pub use jwt::{DEFAULT_LIFETIME, Header, JwtClaims, sign_compact};
-pub use key::SigningKey;
+pub use key::{Signature, SigningKey};
 
 /// A JWS algorithm (RFC 7518 §3, RFC 8037 §3.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
