@@ -144,4 +144,16 @@ mod tests {
         assert!(parse_pem("-----BEGIN X-----\nAAEC\n").is_err());
         assert!(parse_pem("-----BEGIN X-----\n!!\n-----END X-----").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn key_loading_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), text in ".{0,200}") {
+            for alg in [crate::Algorithm::RS256, crate::Algorithm::ES256, crate::Algorithm::EdDSA] {
+                let _ = crate::SigningKey::from_der(&bytes, alg);
+                let _ = crate::SigningKey::from_pem(&text, alg);
+                let pem = format!("-----BEGIN PRIVATE KEY-----\n{text}\n-----END PRIVATE KEY-----");
+                let _ = crate::SigningKey::from_pem(&pem, alg);
+            }
+        }
+    }
 }

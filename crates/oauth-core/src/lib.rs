@@ -118,8 +118,3 @@ pub use secret::{
 
 /// Re-exported so that users name the same `http` version as this crate.
 pub use http;
-
-/// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-struct ReadmeDoctests;
