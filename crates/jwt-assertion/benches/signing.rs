@@ -69,7 +69,12 @@ fn main() {
     )
     .unwrap();
     let ed = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pem_der("ed25519-pkcs8.pem")).unwrap();
-    let hmac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[7u8; 32]);
+    let p384 = EcdsaKeyPair::from_pkcs8(
+        &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+        &pem_der("p384-pkcs8.pem"),
+        &rng,
+    )
+    .unwrap();
 
     println!(
         "{:<7} {:>14} {:>14} {:>8}",
@@ -89,7 +94,11 @@ fn main() {
             Algorithm::RS256,
             &signature::RSA_PKCS1_SHA256 as &'static dyn signature::RsaEncoding,
         ),
+        (Algorithm::RS384, &signature::RSA_PKCS1_SHA384),
+        (Algorithm::RS512, &signature::RSA_PKCS1_SHA512),
         (Algorithm::PS256, &signature::RSA_PSS_SHA256),
+        (Algorithm::PS384, &signature::RSA_PSS_SHA384),
+        (Algorithm::PS512, &signature::RSA_PSS_SHA512),
     ] {
         let mut sig = vec![0u8; rsa.public().modulus_len()];
         let ours = SigningKey::from_pem(&key_file("rsa2048-pkcs8.pem"), alg).unwrap();
@@ -102,14 +111,26 @@ fn main() {
     bench.report(Algorithm::ES256, &ours, &mut || {
         black_box(p256.sign(&rng, black_box(input)).unwrap());
     });
+    let ours = SigningKey::from_pem(&key_file("p384-pkcs8.pem"), Algorithm::ES384).unwrap();
+    bench.report(Algorithm::ES384, &ours, &mut || {
+        black_box(p384.sign(&rng, black_box(input)).unwrap());
+    });
     let ours = SigningKey::from_pem(&key_file("ed25519-pkcs8.pem"), Algorithm::EdDSA).unwrap();
     bench.report(Algorithm::EdDSA, &ours, &mut || {
         black_box(ed.sign(black_box(input)));
     });
-    let ours = SigningKey::hmac(&[7u8; 32], Algorithm::HS256).unwrap();
-    bench.report(Algorithm::HS256, &ours, &mut || {
-        black_box(ring::hmac::sign(&hmac, black_box(input)));
-    });
+    for (alg, ring_alg, len) in [
+        (Algorithm::HS256, ring::hmac::HMAC_SHA256, 32),
+        (Algorithm::HS384, ring::hmac::HMAC_SHA384, 48),
+        (Algorithm::HS512, ring::hmac::HMAC_SHA512, 64),
+    ] {
+        let secret = vec![7u8; len];
+        let raw = ring::hmac::Key::new(ring_alg, &secret);
+        let ours = SigningKey::hmac(&secret, alg).unwrap();
+        bench.report(alg, &ours, &mut || {
+            black_box(ring::hmac::sign(&raw, black_box(input)));
+        });
+    }
 }
 
 struct Bench<'a> {
