@@ -417,10 +417,7 @@ fn ecdsa_alg(
             hint: "generate a P-256 key: openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out key.pem",
         }),
         // ring checks the curve itself when the parameters are absent.
-        None => {
-            let _ = name;
-            Ok(ring_alg)
-        }
+        None => Ok(ring_alg),
     }
 }
 
