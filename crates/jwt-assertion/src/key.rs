@@ -393,17 +393,9 @@ fn ecdsa_alg(
     alg: Algorithm,
     curve: Option<&[u8]>,
 ) -> Result<&'static signature::EcdsaSigningAlgorithm, KeyError> {
-    let (ring_alg, oid, name) = match alg {
-        Algorithm::ES256 => (
-            &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-            der::OID_P256,
-            "P-256",
-        ),
-        Algorithm::ES384 => (
-            &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
-            der::OID_P384,
-            "P-384",
-        ),
+    let (ring_alg, oid) = match alg {
+        Algorithm::ES256 => (&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der::OID_P256),
+        Algorithm::ES384 => (&signature::ECDSA_P384_SHA384_FIXED_SIGNING, der::OID_P384),
         _ => return Err(KeyError::AlgorithmMismatch { key: "EC", alg }),
     };
     match curve {
