@@ -6,6 +6,7 @@ use http::StatusCode;
 
 use crate::endpoint::EndpointError;
 use crate::random::RandomError;
+use crate::transport::TransportError;
 
 /// Everything that can go wrong in oauth-core.
 ///
@@ -64,6 +65,9 @@ pub enum Error {
     /// No usable token, and the token cannot be obtained again without the user (it came from
     /// an authorization code and there is no refresh token left).
     ReauthorizationRequired,
+    /// The request got no usable HTTP answer (reported by an adapter: connect failure, timeout,
+    /// TLS, a redirect, an oversize body).
+    Transport(TransportError),
 }
 
 impl Error {
@@ -82,6 +86,7 @@ impl Error {
             | Self::InvalidCallback { .. }
             | Self::IssuerMismatch
             | Self::ReauthorizationRequired => Fault::Authorization,
+            Self::Transport(_) => Fault::Transport,
         }
     }
 
@@ -108,6 +113,8 @@ pub enum Fault {
     Authorization,
     /// The environment failed (the random source).
     Environment,
+    /// The network or the HTTP client failed; see [`TransportError`].
+    Transport,
 }
 
 impl fmt::Display for Error {
@@ -142,6 +149,7 @@ impl fmt::Display for Error {
             Self::ReauthorizationRequired => f.write_str(
                 "the token expired and there is no refresh token: the user must authorize again",
             ),
+            Self::Transport(e) => fmt::Display::fmt(e, f),
         }
     }
 }
@@ -151,6 +159,7 @@ impl std::error::Error for Error {
         match self {
             Self::Endpoint(e) => Some(e),
             Self::Random(e) => Some(e),
+            Self::Transport(e) => Some(e),
             _ => None,
         }
     }
@@ -159,6 +168,12 @@ impl std::error::Error for Error {
 impl From<EndpointError> for Error {
     fn from(e: EndpointError) -> Self {
         Self::Endpoint(e)
+    }
+}
+
+impl From<TransportError> for Error {
+    fn from(e: TransportError) -> Self {
+        Self::Transport(e)
     }
 }
 

@@ -88,6 +88,7 @@ mod scope;
 mod secret;
 #[cfg(feature = "authorization-code")]
 mod sha256;
+mod transport;
 
 #[cfg(feature = "authorization-code")]
 pub use authorization::{AuthorizationRequest, PendingAuthorization, Pkce, PkceMethod};
@@ -111,6 +112,7 @@ pub use request::{
 };
 pub use response::{MAX_BODY_LEN, TokenResponse, TokenType, parse_token_response};
 pub use scope::Scope;
+pub use transport::{RetryPolicy, TransportError, TransportErrorKind, retry_after};
 pub use secret::{
     AccessToken, Assertion, AuthorizationCode, ClientSecret, IdToken, Nonce, Password,
     PkceVerifier, RefreshToken, SecurityToken, State, constant_time_eq,

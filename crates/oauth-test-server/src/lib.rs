@@ -1,0 +1,288 @@
+//! A small OAuth 2.0 authorization server and protected resource, served over HTTPS on
+//! 127.0.0.1 with a certificate authority generated for the run.
+//!
+//! It is what the adapters' conformance suite, the quickstart and the gateway tests talk to.
+//! It is written independently of `oauth-core` (its own form and Basic decoding, its own JWT
+//! verification with ring), so the tests do not only check that the code agrees with itself.
+//!
+//! Endpoints:
+//!
+//! | path | what |
+//! |---|---|
+//! | `POST /token` | token endpoint: every grant the seed pages show, every client authentication |
+//! | `GET /authorize` | authorization endpoint that consents at once and redirects with a code |
+//! | `GET /api` | a protected resource that checks the bearer token |
+//! | `POST /introspect` | RFC 7662 token introspection |
+//! | `POST /revoke` | RFC 7009 token revocation |
+//! | `POST /redirect/token` | answers 307 to `/token` |
+//! | `POST /oversize/token` | answers a 2 MiB body |
+//! | `POST /slow/token` | answers after [`Behaviour::slow_delay`] |
+//!
+//! Behaviour is configured with [`Behaviour`] at start and with the methods of [`TestServer`]
+//! while it runs (scripted failures, expiring every token, counters).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod http1;
+mod jwt;
+mod oauth;
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+pub use http1::{Request, Response};
+
+/// How the 401 of the protected resource looks when a token is expired or unknown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectionStyle {
+    /// RFC 6750: `WWW-Authenticate: Bearer error="invalid_token"`.
+    Challenge,
+    /// The Dataloy page: no challenge, a JSON body with `"message": "Token expired."`.
+    DataloyBody,
+}
+
+/// How the server behaves. Start from [`Behaviour::default`] and change fields.
+#[derive(Clone, Debug)]
+pub struct Behaviour {
+    /// The registered client's id.
+    pub client_id: String,
+    /// The registered client's secret (also the HS256 key for `client_secret_jwt`).
+    pub client_secret: String,
+    /// The client's public key as a JWK, for `private_key_jwt` and the JWT bearer grant.
+    pub client_jwk: Option<serde_json::Value>,
+    /// The resource owner for the password grant and the authorization endpoint.
+    pub username: String,
+    /// Their password.
+    pub password: String,
+    /// Lifetime of access tokens; `None` omits `expires_in` from responses.
+    pub expires_in: Option<u64>,
+    /// Send `expires_in` as a JSON string (`"3600"`), as some servers do.
+    pub expires_in_as_string: bool,
+    /// The `token_type` value sent (`Bearer`, or Anypoint's `bearer`).
+    pub token_type: String,
+    /// Content type of token responses.
+    pub response_content_type: String,
+    /// Issue a refresh token to client credentials grants too.
+    pub refresh_for_client_credentials: bool,
+    /// Replace the refresh token on each refresh, invalidating the old one.
+    pub rotate_refresh_tokens: bool,
+    /// Require this `audience` parameter (the Dataloy page).
+    pub required_audience: Option<String>,
+    /// Length of issued access tokens (the Dataloy page shows ~900 characters).
+    pub token_len: usize,
+    /// Delay before every token response.
+    pub token_delay: Duration,
+    /// Delay of `/slow/token`.
+    pub slow_delay: Duration,
+    /// What the protected resource answers to a rejected token.
+    pub rejection_style: RejectionStyle,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Self {
+            client_id: "test-client".into(),
+            client_secret: "test-secret~?:%+& with spaces".into(),
+            client_jwk: None,
+            username: "alice".into(),
+            password: "wonderland".into(),
+            expires_in: Some(3600),
+            expires_in_as_string: false,
+            token_type: "Bearer".into(),
+            response_content_type: "application/json".into(),
+            refresh_for_client_credentials: false,
+            rotate_refresh_tokens: true,
+            required_audience: None,
+            token_len: 48,
+            token_delay: Duration::ZERO,
+            slow_delay: Duration::from_secs(5),
+            rejection_style: RejectionStyle::Challenge,
+        }
+    }
+}
+
+/// A response the token endpoint gives instead of its normal answer, once, in order.
+#[derive(Clone, Debug)]
+pub enum Scripted {
+    /// This status with a JSON `{"error": "server_error"}` body.
+    Status(u16),
+    /// 429 with `Retry-After: secs`.
+    TooManyRequests {
+        /// The `Retry-After` value in seconds.
+        retry_after: u64,
+    },
+    /// Any response.
+    Raw(Response),
+}
+
+/// Counters of what the server saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Requests to any token endpoint path.
+    pub token_requests: usize,
+    /// Requests to `/api`.
+    pub resource_requests: usize,
+    /// Requests to `/introspect`.
+    pub introspection_requests: usize,
+    /// Requests to `/revoke`.
+    pub revocation_requests: usize,
+}
+
+pub(crate) struct State {
+    pub(crate) behaviour: Behaviour,
+    pub(crate) base: String,
+    pub(crate) script: VecDeque<Scripted>,
+    pub(crate) counters: Counters,
+    pub(crate) token_log: Vec<Request>,
+    pub(crate) store: oauth::Store,
+}
+
+/// A running server. Stops when dropped.
+pub struct TestServer {
+    addr: SocketAddr,
+    base: String,
+    ca_pem: String,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl TestServer {
+    /// Starts an HTTPS server on 127.0.0.1 with a fresh certificate authority.
+    pub fn start(behaviour: Behaviour) -> io::Result<Self> {
+        let (ca_pem, config) = tls_config()?;
+        Self::start_inner(behaviour, Some(Arc::new(config)), ca_pem)
+    }
+
+    /// Starts a plain-HTTP server on 127.0.0.1 (to test the loopback opt-in).
+    pub fn start_plain_http(behaviour: Behaviour) -> io::Result<Self> {
+        Self::start_inner(behaviour, None, String::new())
+    }
+
+    fn start_inner(
+        behaviour: Behaviour,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        ca_pem: String,
+    ) -> io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let base = format!("{scheme}://127.0.0.1:{}", addr.port());
+        let state = Arc::new(Mutex::new(State {
+            behaviour,
+            base: base.clone(),
+            script: VecDeque::new(),
+            counters: Counters::default(),
+            token_log: Vec::new(),
+            store: oauth::Store::default(),
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler_state = state.clone();
+        let handler: Arc<http1::Handler> =
+            Arc::new(move |request: &Request| oauth::handle(&handler_state, request));
+        let thread_stop = stop.clone();
+        thread::Builder::new()
+            .name("oauth-test-server".into())
+            .spawn(move || http1::serve(listener, tls, handler, thread_stop))?;
+        Ok(Self {
+            addr,
+            base,
+            ca_pem,
+            state,
+            stop,
+        })
+    }
+
+    /// `https://127.0.0.1:PORT` followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The certificate authority that signed the server's certificate, in PEM.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// What the server has seen so far.
+    pub fn counters(&self) -> Counters {
+        self.lock().counters.clone()
+    }
+
+    /// Every request the token endpoints received, in order.
+    pub fn token_requests(&self) -> Vec<Request> {
+        self.lock().token_log.clone()
+    }
+
+    /// Queues responses that the token endpoint gives before answering normally again.
+    pub fn script(&self, responses: impl IntoIterator<Item = Scripted>) {
+        self.lock().script.extend(responses);
+    }
+
+    /// Changes the behaviour while running.
+    pub fn configure(&self, f: impl FnOnce(&mut Behaviour)) {
+        f(&mut self.lock().behaviour);
+    }
+
+    /// Makes every access token issued so far expired (the resource rejects it), as if its
+    /// lifetime had run out on the server's clock.
+    pub fn expire_access_tokens(&self) {
+        self.lock().store.expire_all();
+    }
+
+    /// Registers an access token the server will accept (for introspection tests).
+    pub fn issue_access_token(&self, client_id: &str, scope: &str, lifetime: Duration) -> String {
+        let mut state = self.lock();
+        let len = state.behaviour.token_len;
+        state.store.issue_access(client_id, scope, lifetime, len)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        http1::wake(self.addr);
+    }
+}
+
+/// A CA and a server certificate for `127.0.0.1` and `localhost`, signed by it.
+fn tls_config() -> io::Result<(String, rustls::ServerConfig)> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose, SanType};
+    fn err(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
+        io::Error::other(e)
+    }
+    let ca_key = KeyPair::generate().map_err(err)?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "oauth-test-server CA");
+    let ca_cert = ca_params.self_signed(&ca_key).map_err(err)?;
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+
+    let key = KeyPair::generate().map_err(err)?;
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).map_err(err)?;
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
+    let cert = params.signed_by(&key, &issuer).map_err(err)?;
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(err)?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone(), ca_cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .map_err(err)?;
+    Ok((ca_cert.pem(), config))
+}

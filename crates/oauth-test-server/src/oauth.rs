@@ -1,0 +1,637 @@
+//! The OAuth endpoints.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::{Map, Value, json};
+
+use crate::http1::{Request, Response};
+use crate::{RejectionStyle, Scripted, State};
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+pub(crate) struct AccessGrant {
+    client_id: String,
+    scope: String,
+    subject: Option<String>,
+    expires: Instant,
+    exp_epoch: u64,
+    revoked: bool,
+}
+
+struct RefreshGrant {
+    client_id: String,
+    scope: String,
+    subject: Option<String>,
+}
+
+struct CodeGrant {
+    client_id: String,
+    redirect_uri: String,
+    challenge: Option<(String, String)>,
+    scope: String,
+    nonce: Option<String>,
+}
+
+#[derive(Default)]
+pub(crate) struct Store {
+    access: HashMap<String, AccessGrant>,
+    refresh: HashMap<String, RefreshGrant>,
+    codes: HashMap<String, CodeGrant>,
+    jtis: HashSet<String>,
+    counter: u64,
+}
+
+impl Store {
+    fn fresh(&mut self, prefix: &str, len: usize) -> String {
+        self.counter += 1;
+        let mut value = format!("{prefix}{:06}-", self.counter);
+        let mut seed = self.counter.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        while value.len() < len {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            value.push(ALPHABET[(seed % 64) as usize] as char);
+        }
+        value
+    }
+
+    pub(crate) fn issue_access(
+        &mut self,
+        client_id: &str,
+        scope: &str,
+        lifetime: Duration,
+        len: usize,
+    ) -> String {
+        self.issue(client_id, scope, None, lifetime, len)
+    }
+
+    fn issue(
+        &mut self,
+        client_id: &str,
+        scope: &str,
+        subject: Option<&str>,
+        lifetime: Duration,
+        len: usize,
+    ) -> String {
+        let token = self.fresh("at", len);
+        let exp_epoch = (SystemTime::now() + lifetime)
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.access.insert(
+            token.clone(),
+            AccessGrant {
+                client_id: client_id.into(),
+                scope: scope.into(),
+                subject: subject.map(Into::into),
+                expires: Instant::now() + lifetime,
+                exp_epoch,
+                revoked: false,
+            },
+        );
+        token
+    }
+
+    pub(crate) fn expire_all(&mut self) {
+        let now = Instant::now();
+        for grant in self.access.values_mut() {
+            grant.expires = now;
+        }
+    }
+
+    fn valid_access(&self, token: &str) -> Option<&AccessGrant> {
+        self.access
+            .get(token)
+            .filter(|g| !g.revoked && Instant::now() < g.expires)
+    }
+}
+
+pub(crate) fn handle(state: &Mutex<State>, request: &Request) -> Response {
+    let path = request.path.as_str();
+    match (request.method.as_str(), path) {
+        ("POST", "/token" | "/redirect/token" | "/oversize/token" | "/slow/token") => {
+            token_endpoint(state, request)
+        }
+        ("GET", "/authorize") => authorize(state, request),
+        ("GET", "/api") => resource(state, request),
+        ("POST", "/introspect") => introspect(state, request),
+        ("POST", "/revoke") => revoke(state, request),
+        _ => Response::json(404, &json!({"error": "not_found"})),
+    }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn oauth_error(status: u16, code: &str, description: &str) -> Response {
+    let response = Response::json(
+        status,
+        &json!({"error": code, "error_description": description}),
+    )
+    .header("cache-control", "no-store");
+    if status == 401 {
+        response.header("www-authenticate", "Basic realm=\"token\"")
+    } else {
+        response
+    }
+}
+
+fn token_endpoint(state: &Mutex<State>, request: &Request) -> Response {
+    let mut st = lock(state);
+    st.counters.token_requests += 1;
+    st.token_log.push(request.clone());
+    let delay = st.behaviour.token_delay;
+    let mut response = match request.path.as_str() {
+        "/redirect/token" => Response::new(307, "text/plain", "").header("location", "/token"),
+        "/oversize/token" => {
+            let filler = "x".repeat(2 * 1024 * 1024);
+            Response::json(200, &json!({"access_token": filler, "token_type": "Bearer"}))
+        }
+        "/slow/token" => {
+            let mut r = grant(&mut st, request);
+            r.delay = st.behaviour.slow_delay;
+            r
+        }
+        _ => match st.script.pop_front() {
+            Some(Scripted::Status(status)) => Response::json(
+                status,
+                &json!({"error": "server_error", "error_description": "scripted failure"}),
+            ),
+            Some(Scripted::TooManyRequests { retry_after }) => Response::json(
+                429,
+                &json!({"error": "slow_down", "error_description": "rate limited"}),
+            )
+            .header("retry-after", &retry_after.to_string()),
+            Some(Scripted::Raw(r)) => r,
+            None => grant(&mut st, request),
+        },
+    };
+    if response.delay.is_zero() {
+        response.delay = delay;
+    }
+    response
+}
+
+/// Request parameters from a form or JSON body.
+fn params(request: &Request) -> Result<HashMap<String, String>, Response> {
+    let ct = request.header("content-type").unwrap_or_default();
+    let mut out = HashMap::new();
+    if ct.starts_with("application/json") {
+        let value: Value = serde_json::from_slice(&request.body)
+            .map_err(|_| oauth_error(400, "invalid_request", "body is not JSON"))?;
+        let Some(map) = value.as_object() else {
+            return Err(oauth_error(400, "invalid_request", "body is not an object"));
+        };
+        for (k, v) in map {
+            let Some(v) = v.as_str() else {
+                return Err(oauth_error(400, "invalid_request", "non-string parameter"));
+            };
+            out.insert(k.clone(), v.to_owned());
+        }
+    } else if ct.starts_with("application/x-www-form-urlencoded") {
+        let body = std::str::from_utf8(&request.body)
+            .map_err(|_| oauth_error(400, "invalid_request", "body is not UTF-8"))?;
+        for (k, v) in form_pairs(body) {
+            if out.insert(k, v).is_some() {
+                return Err(oauth_error(400, "invalid_request", "repeated parameter"));
+            }
+        }
+    } else {
+        return Err(oauth_error(400, "invalid_request", "unsupported content type"));
+    }
+    Ok(out)
+}
+
+/// `application/x-www-form-urlencoded` decoding, written here rather than borrowed from the
+/// code under test.
+pub(crate) fn form_pairs(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (form_decode(k), form_decode(v))
+        })
+        .collect()
+}
+
+fn form_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Authenticates the client (RFC 6749 §2.3: exactly one method) and returns its id.
+fn authenticate(st: &mut State, request: &Request, p: &HashMap<String, String>) -> Result<String, Response> {
+    let b = &st.behaviour;
+    let basic = request
+        .header("authorization")
+        .and_then(|v| v.strip_prefix("Basic "));
+    let assertion = p.get("client_assertion");
+    let secret = p.get("client_secret");
+    let methods = usize::from(basic.is_some()) + usize::from(assertion.is_some()) + usize::from(secret.is_some());
+    if methods > 1 {
+        return Err(oauth_error(400, "invalid_request", "more than one client authentication method"));
+    }
+    let bad = || oauth_error(401, "invalid_client", "client authentication failed");
+    if let Some(basic) = basic {
+        let decoded = STANDARD.decode(basic.trim()).map_err(|_| bad())?;
+        let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+        let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+        let (id, secret) = (form_decode(id), form_decode(secret));
+        if id == b.client_id && secret == b.client_secret {
+            return Ok(id);
+        }
+        return Err(bad());
+    }
+    if let Some(assertion) = assertion {
+        if p.get("client_assertion_type").map(String::as_str) != Some(CLIENT_ASSERTION_TYPE) {
+            return Err(oauth_error(400, "invalid_request", "client_assertion_type"));
+        }
+        let token_url = format!("{}/token", st.base);
+        let claims = crate::jwt::verify(assertion, &b.client_secret, b.client_jwk.as_ref())
+            .map_err(|_| bad())?;
+        let id = claims["iss"].as_str().unwrap_or_default().to_owned();
+        if id != b.client_id || claims["sub"].as_str() != Some(id.as_str()) {
+            return Err(bad());
+        }
+        check_claims(&claims, &token_url).map_err(|_| bad())?;
+        let jti = claims["jti"].as_str().ok_or_else(bad)?.to_owned();
+        if !st.store.jtis.insert(jti) {
+            return Err(oauth_error(401, "invalid_client", "assertion replayed"));
+        }
+        return Ok(id);
+    }
+    if let Some(secret) = secret {
+        if p.get("client_id") == Some(&b.client_id) && *secret == b.client_secret {
+            return Ok(b.client_id.clone());
+        }
+        return Err(bad());
+    }
+    Err(bad())
+}
+
+fn check_claims(claims: &Value, audience: &str) -> Result<(), String> {
+    let aud_ok = match &claims["aud"] {
+        Value::String(a) => a == audience,
+        Value::Array(list) => list.iter().any(|a| a.as_str() == Some(audience)),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err("audience".into());
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match claims["exp"].as_u64() {
+        Some(exp) if exp > now => Ok(()),
+        _ => Err("expired".into()),
+    }
+}
+
+fn grant(st: &mut State, request: &Request) -> Response {
+    let p = match params(request) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let grant_type = p.get("grant_type").cloned().unwrap_or_default();
+    // The JWT bearer grant authenticates with its assertion; a client may be anonymous.
+    let client_id = if grant_type == JWT_BEARER && !p.contains_key("client_secret")
+        && !p.contains_key("client_assertion")
+        && request.header("authorization").is_none()
+    {
+        None
+    } else {
+        match authenticate(st, request, &p) {
+            Ok(id) => Some(id),
+            Err(r) => return r,
+        }
+    };
+    if let Some(required) = st.behaviour.required_audience.clone() {
+        if p.get("audience") != Some(&required) {
+            return oauth_error(400, "invalid_request", "audience missing or unknown");
+        }
+    }
+    let client = client_id.clone().unwrap_or_default();
+    let scope = p.get("scope").cloned().unwrap_or_default();
+    let (scope, subject, refresh, nonce) = match grant_type.as_str() {
+        "client_credentials" => (scope, None, st.behaviour.refresh_for_client_credentials, None),
+        "password" => {
+            if p.get("username") != Some(&st.behaviour.username)
+                || p.get("password") != Some(&st.behaviour.password)
+            {
+                return oauth_error(400, "invalid_grant", "wrong username or password");
+            }
+            (scope, p.get("username").cloned(), true, None)
+        }
+        "authorization_code" => {
+            let Some(code) = p.get("code").and_then(|c| st.store.codes.remove(c)) else {
+                return oauth_error(400, "invalid_grant", "unknown or used code");
+            };
+            if code.client_id != client || p.get("redirect_uri") != Some(&code.redirect_uri) {
+                return oauth_error(400, "invalid_grant", "code was issued to another client");
+            }
+            if let Some((challenge, method)) = &code.challenge {
+                let Some(verifier) = p.get("code_verifier") else {
+                    return oauth_error(400, "invalid_grant", "code_verifier missing");
+                };
+                let computed = if method == "S256" {
+                    URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()))
+                } else {
+                    verifier.clone()
+                };
+                if &computed != challenge {
+                    return oauth_error(400, "invalid_grant", "PKCE verification failed");
+                }
+            }
+            (code.scope, Some(st.behaviour.username.clone()), true, code.nonce)
+        }
+        "refresh_token" => {
+            let Some(rt) = p.get("refresh_token") else {
+                return oauth_error(400, "invalid_request", "refresh_token missing");
+            };
+            let found = if st.behaviour.rotate_refresh_tokens {
+                st.store.refresh.remove(rt)
+            } else {
+                st.store.refresh.get(rt).map(|g| RefreshGrant {
+                    client_id: g.client_id.clone(),
+                    scope: g.scope.clone(),
+                    subject: g.subject.clone(),
+                })
+            };
+            let Some(found) = found.filter(|g| g.client_id == client) else {
+                return oauth_error(400, "invalid_grant", "unknown refresh token");
+            };
+            let keep = if st.behaviour.rotate_refresh_tokens { None } else { Some(rt.clone()) };
+            return issue(st, &client, &found.scope, found.subject.as_deref(), true, keep, None);
+        }
+        JWT_BEARER => {
+            let Some(assertion) = p.get("assertion") else {
+                return oauth_error(400, "invalid_request", "assertion missing");
+            };
+            let b = &st.behaviour;
+            let claims = match crate::jwt::verify(assertion, &b.client_secret, b.client_jwk.as_ref()) {
+                Ok(c) => c,
+                Err(_) => return oauth_error(400, "invalid_grant", "assertion signature"),
+            };
+            if check_claims(&claims, &format!("{}/token", st.base)).is_err() {
+                return oauth_error(400, "invalid_grant", "assertion claims");
+            }
+            let sub = claims["sub"].as_str().map(str::to_owned);
+            let iss = claims["iss"].as_str().unwrap_or_default().to_owned();
+            let client = client_id.unwrap_or(iss);
+            return issue(st, &client, &scope, sub.as_deref(), false, None, None);
+        }
+        TOKEN_EXCHANGE => {
+            let subject_ok = p
+                .get("subject_token")
+                .is_some_and(|t| st.store.valid_access(t).is_some());
+            if !subject_ok {
+                return oauth_error(400, "invalid_grant", "subject_token is not valid");
+            }
+            let mut r = issue(st, &client, &scope, None, false, None, None);
+            if let Ok(mut v) = serde_json::from_slice::<Value>(&r.body) {
+                v["issued_token_type"] = json!("urn:ietf:params:oauth:token-type:access_token");
+                r.body = v.to_string().into_bytes();
+            }
+            return r;
+        }
+        "" => return oauth_error(400, "invalid_request", "grant_type missing"),
+        _ => return oauth_error(400, "unsupported_grant_type", "grant type not supported"),
+    };
+    issue(st, &client, &scope, subject.as_deref(), refresh, None, nonce)
+}
+
+fn issue(
+    st: &mut State,
+    client: &str,
+    scope: &str,
+    subject: Option<&str>,
+    refresh: bool,
+    keep_refresh: Option<String>,
+    nonce: Option<String>,
+) -> Response {
+    let b = st.behaviour.clone();
+    let lifetime = Duration::from_secs(b.expires_in.unwrap_or(3600));
+    let token = st.store.issue(client, scope, subject, lifetime, b.token_len);
+    let mut body = Map::new();
+    body.insert("access_token".into(), json!(token));
+    body.insert("token_type".into(), json!(b.token_type));
+    if let Some(e) = b.expires_in {
+        body.insert(
+            "expires_in".into(),
+            if b.expires_in_as_string { json!(e.to_string()) } else { json!(e) },
+        );
+    }
+    if !scope.is_empty() {
+        body.insert("scope".into(), json!(scope));
+    }
+    if refresh {
+        let rt = match keep_refresh {
+            Some(rt) => rt,
+            None => {
+                let rt = st.store.fresh("rt", 40);
+                st.store.refresh.insert(
+                    rt.clone(),
+                    RefreshGrant {
+                        client_id: client.into(),
+                        scope: scope.into(),
+                        subject: subject.map(Into::into),
+                    },
+                );
+                rt
+            }
+        };
+        body.insert("refresh_token".into(), json!(rt));
+    }
+    if scope.split(' ').any(|s| s == "openid") {
+        body.insert("id_token".into(), json!(id_token(st, client, subject, nonce)));
+    }
+    Response::new(200, &b.response_content_type, Value::Object(body).to_string())
+        .header("cache-control", "no-store")
+        .header("pragma", "no-cache")
+}
+
+/// An ID token signed with HS256 and the client secret (OpenID Connect Core §10.1 allows
+/// this for confidential clients).
+fn id_token(st: &State, client: &str, subject: Option<&str>, nonce: Option<String>) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut claims = json!({
+        "iss": st.base, "sub": subject.unwrap_or(client), "aud": client,
+        "iat": now, "exp": now + 600,
+    });
+    if let Some(n) = nonce {
+        claims["nonce"] = json!(n);
+    }
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let input = format!("{header}.{payload}");
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, st.behaviour.client_secret.as_bytes());
+    let sig = URL_SAFE_NO_PAD.encode(ring::hmac::sign(&key, input.as_bytes()));
+    format!("{input}.{sig}")
+}
+
+fn authorize(state: &Mutex<State>, request: &Request) -> Response {
+    let mut st = lock(state);
+    let q: HashMap<String, String> = form_pairs(request.query.as_deref().unwrap_or_default())
+        .into_iter()
+        .collect();
+    if q.get("client_id") != Some(&st.behaviour.client_id) {
+        return Response::new(400, "text/plain", "unknown client");
+    }
+    let Some(redirect_uri) = q.get("redirect_uri").cloned() else {
+        return Response::new(400, "text/plain", "redirect_uri missing");
+    };
+    let state_param = q.get("state").cloned();
+    let sep = if redirect_uri.contains('?') { '&' } else { '?' };
+    if q.get("response_type").map(String::as_str) != Some("code") {
+        return Response::new(302, "text/plain", "").header(
+            "location",
+            &format!("{redirect_uri}{sep}error=unsupported_response_type"),
+        );
+    }
+    let challenge = q.get("code_challenge").map(|c| {
+        (
+            c.clone(),
+            q.get("code_challenge_method").cloned().unwrap_or_else(|| "plain".into()),
+        )
+    });
+    let code = st.store.fresh("code", 32);
+    let client_id = st.behaviour.client_id.clone();
+    st.store.codes.insert(
+        code.clone(),
+        CodeGrant {
+            client_id,
+            redirect_uri: redirect_uri.clone(),
+            challenge,
+            scope: q.get("scope").cloned().unwrap_or_default(),
+            nonce: q.get("nonce").cloned(),
+        },
+    );
+    let mut location = format!("{redirect_uri}{sep}code={code}");
+    if let Some(s) = state_param {
+        location.push_str("&state=");
+        location.push_str(&query_encode(&s));
+    }
+    location.push_str("&iss=");
+    location.push_str(&query_encode(&st.base));
+    Response::new(302, "text/plain", "").header("location", &location)
+}
+
+fn query_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn bearer(request: &Request) -> Option<&str> {
+    let value = request.header("authorization")?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+}
+
+fn resource(state: &Mutex<State>, request: &Request) -> Response {
+    let mut st = lock(state);
+    st.counters.resource_requests += 1;
+    let Some(token) = bearer(request) else {
+        return Response::new(401, "text/plain", "").header("www-authenticate", "Bearer realm=\"api\"");
+    };
+    match st.store.valid_access(token) {
+        Some(grant) => Response::json(200, &json!({"hello": grant.client_id, "scope": grant.scope})),
+        None => match st.behaviour.rejection_style {
+            RejectionStyle::Challenge => Response::new(401, "text/plain", "").header(
+                "www-authenticate",
+                "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"The access token expired\"",
+            ),
+            RejectionStyle::DataloyBody => Response::json(
+                401,
+                &json!({
+                    "statusCode": 401, "statusText": "Unauthorized", "message": "Token expired.",
+                    "statusFamily": "CLIENT_ERROR", "method": "GET", "uri": "/api",
+                }),
+            ),
+        },
+    }
+}
+
+fn introspect(state: &Mutex<State>, request: &Request) -> Response {
+    let mut st = lock(state);
+    st.counters.introspection_requests += 1;
+    let p = match params(request) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Err(r) = authenticate(&mut st, request, &p) {
+        return r;
+    }
+    let Some(token) = p.get("token") else {
+        return oauth_error(400, "invalid_request", "token missing");
+    };
+    let body = match st.store.valid_access(token) {
+        Some(g) => {
+            let mut v = json!({
+                "active": true, "client_id": g.client_id, "scope": g.scope,
+                "exp": g.exp_epoch, "token_type": "Bearer", "iss": st.base,
+            });
+            if let Some(s) = &g.subject {
+                v["sub"] = json!(s);
+            }
+            v
+        }
+        None => json!({"active": false}),
+    };
+    Response::json(200, &body)
+}
+
+fn revoke(state: &Mutex<State>, request: &Request) -> Response {
+    let mut st = lock(state);
+    st.counters.revocation_requests += 1;
+    let p = match params(request) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Err(r) = authenticate(&mut st, request, &p) {
+        return r;
+    }
+    if let Some(token) = p.get("token") {
+        if let Some(g) = st.store.access.get_mut(token) {
+            g.revoked = true;
+        }
+        st.store.refresh.remove(token);
+    }
+    Response::new(200, "text/plain", "")
+}
