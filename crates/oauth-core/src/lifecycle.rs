@@ -195,6 +195,9 @@ enum InFlight {
     Grant,
 }
 
+/// The shortest lifetime a freshly issued token is given, whatever its `expires_in` says.
+const MIN_LIFETIME: Duration = Duration::from_secs(1);
+
 /// The token lifecycle state machine.
 ///
 /// ```
@@ -348,7 +351,16 @@ impl TokenLifecycle {
     ) {
         let in_flight = std::mem::replace(&mut self.in_flight, InFlight::None);
         match result {
-            Ok(response) => self.store(response, now, rng),
+            Ok(response) => {
+                // A token that the server says is already expired (`expires_in: 0`) would never
+                // be served, and every caller would ask for another at once: serve it briefly.
+                let floor = now.checked_add(MIN_LIFETIME);
+                let response = match (response.expires_at(), floor) {
+                    (Some(at), Some(floor)) if at < floor => response.with_expires_at(floor),
+                    _ => response,
+                };
+                self.store(response, now, rng)
+            }
             Err(error) => {
                 let refused_refresh = in_flight == InFlight::RefreshToken
                     && error
@@ -489,6 +501,17 @@ mod tests {
             None,
             None,
         ))
+    }
+
+    #[test]
+    fn an_already_expired_answer_is_served_briefly_not_refreshed_in_a_loop() {
+        let rng = SeededRandom::new(1);
+        let mut lc = TokenLifecycle::new(no_jitter(), Some(TokenRequest::client_credentials()));
+        assert_eq!(name(&lc.poll(t(0))), "refresh via client_credentials");
+        lc.handle_response(Ok(token("a", 0, Some(0), None)), t(0), &rng);
+        assert_eq!(name(&lc.poll(t(0))), "use a");
+        // Still bounded: it is refreshed within the minimum lifetime.
+        assert_eq!(name(&lc.poll(t(1))), "refresh via client_credentials");
     }
 
     #[test]

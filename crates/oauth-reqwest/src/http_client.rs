@@ -3,7 +3,7 @@
 use std::error::Error as _;
 use std::time::{Instant, SystemTime};
 
-use oauth_core::http::{self, HeaderMap, Request, Response};
+use oauth_core::http::{HeaderMap, Request, Response};
 use oauth_core::{
     Client, Endpoint, Error, RequestBody, TokenRequest, TokenResponse, TransportError,
     TransportErrorKind, parse_token_response, retry_after,
@@ -149,7 +149,7 @@ impl HttpClient {
         if response.content_length().is_some_and(|n| n > limit as u64) {
             return Err(too_large(limit));
         }
-        let mut out = http::Response::builder()
+        let mut out = Response::builder()
             .status(response.status())
             .version(response.version());
         if let Some(headers) = out.headers_mut() {
@@ -206,19 +206,25 @@ fn map_error(e: reqwest::Error) -> Error {
     TransportError::new(kind, &detail).with_source(e).into()
 }
 
+/// Whether a rustls error is somewhere in the chain, including inside (nested) `io::Error`s,
+/// whose `source` skips the error they wrap.
 fn is_tls(e: &reqwest::Error) -> bool {
-    let mut source = e.source();
-    while let Some(s) = source {
-        if s.downcast_ref::<rustls::Error>().is_some() {
+    fn wraps_rustls(e: &(dyn std::error::Error + 'static)) -> bool {
+        if e.is::<rustls::Error>() {
             return true;
         }
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if io
-                .get_ref()
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-            {
-                return true;
-            }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            return wraps_rustls(inner);
+        }
+        false
+    }
+    let mut source = e.source();
+    while let Some(s) = source {
+        if wraps_rustls(s) {
+            return true;
         }
         source = s.source();
     }

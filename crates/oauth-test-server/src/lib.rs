@@ -80,6 +80,8 @@ pub struct Behaviour {
     pub slow_delay: Duration,
     /// What the protected resource answers to a rejected token.
     pub rejection_style: RejectionStyle,
+    /// The protected resource rejects every token, valid or not.
+    pub reject_all_tokens: bool,
 }
 
 impl Default for Behaviour {
@@ -101,6 +103,7 @@ impl Default for Behaviour {
             token_delay: Duration::ZERO,
             slow_delay: Duration::from_secs(5),
             rejection_style: RejectionStyle::Challenge,
+            reject_all_tokens: false,
         }
     }
 }

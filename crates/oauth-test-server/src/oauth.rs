@@ -570,7 +570,12 @@ fn resource(state: &Mutex<State>, request: &Request) -> Response {
     let Some(token) = bearer(request) else {
         return Response::new(401, "text/plain", "").header("www-authenticate", "Bearer realm=\"api\"");
     };
-    match st.store.valid_access(token) {
+    let valid = if st.behaviour.reject_all_tokens {
+        None
+    } else {
+        st.store.valid_access(token)
+    };
+    match valid {
         Some(grant) => Response::json(200, &json!({"hello": grant.client_id, "scope": grant.scope})),
         None => match st.behaviour.rejection_style {
             RejectionStyle::Challenge => Response::new(401, "text/plain", "").header(

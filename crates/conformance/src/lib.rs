@@ -1,0 +1,302 @@
+//! One conformance suite for both adapters.
+//!
+//! [`Harness`] is what the suite needs from an adapter, implemented by [`Reqwest`] (driving
+//! the async adapter on a tokio runtime) and [`Ureq`]. The checks live in [`suite`], each a
+//! function generic over the harness; [`conformance_tests!`] turns them into `#[test]`s for
+//! one harness. Everything runs against [`oauth_test_server`] over loopback HTTPS, with a
+//! certificate authority generated for the run.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod suite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oauth_core::http::{Request, Response};
+use oauth_core::{
+    AccessToken, Client, Endpoint, Error, RefreshPolicy, RetryPolicy, TokenRequest,
+    TokenResponse,
+};
+
+/// How the adapter's HTTP client is configured for a check.
+#[derive(Clone, Debug, Default)]
+pub struct Setup {
+    /// The test server's CA, added to the trust store.
+    pub ca_pem: Option<String>,
+    /// Allow `http://` on loopback.
+    pub allow_http_loopback: bool,
+    /// Overall request timeout.
+    pub timeout: Option<Duration>,
+    /// Retry policy.
+    pub retry: Option<RetryPolicy>,
+}
+
+/// What a token source is built with.
+#[derive(Clone, Default)]
+pub struct SourceSpec {
+    /// The grant run when there is no refresh token.
+    pub grant: Option<Arc<dyn Fn() -> Result<TokenRequest, Error> + Send + Sync>>,
+    /// The refresh policy.
+    pub policy: Option<RefreshPolicy>,
+    /// A token to start with.
+    pub seed: Option<TokenResponse>,
+    /// Called after each token response.
+    pub on_token: Option<Arc<dyn Fn(&TokenResponse) + Send + Sync>>,
+}
+
+/// The operations the suite runs through an adapter, in blocking form.
+pub trait Harness: Sized + Send + Sync + 'static {
+    /// The adapter's token source.
+    type Source: Clone + Send + Sync + 'static;
+    /// Which adapter.
+    const NAME: &'static str;
+    /// An HTTP client with these settings.
+    fn new(setup: &Setup) -> Result<Self, Error>;
+    /// Parses an endpoint under the configured scheme policy.
+    fn endpoint(&self, url: &str) -> Result<Endpoint, Error>;
+    /// One token request (with the configured retries).
+    fn request_token(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+        request: &TokenRequest,
+    ) -> Result<TokenResponse, Error>;
+    /// A raw request (no redirects followed), for the authorization endpoint.
+    fn execute(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, Error>;
+    /// A token source.
+    fn source(&self, endpoint: Endpoint, client: Client, spec: SourceSpec) -> Self::Source;
+    /// `source.token()`.
+    fn token(&self, source: &Self::Source) -> Result<AccessToken, Error>;
+    /// `source.invalidate(token)`.
+    fn invalidate(&self, source: &Self::Source, token: &AccessToken);
+    /// `source.send(request)`.
+    fn send(
+        &self,
+        source: &Self::Source,
+        request: Request<Vec<u8>>,
+    ) -> Result<Response<Vec<u8>>, Error>;
+    /// `n` concurrent `source.token()` calls, started together.
+    fn concurrent_tokens(&self, source: &Self::Source, n: usize)
+    -> Vec<Result<AccessToken, Error>>;
+}
+
+/// The async adapter, driven on a two-thread tokio runtime.
+pub struct Reqwest {
+    http: oauth_reqwest::HttpClient,
+    runtime: tokio::runtime::Runtime,
+}
+
+macro_rules! config {
+    ($krate:ident, $setup:expr) => {{
+        let setup: &Setup = $setup;
+        let mut config = $krate::HttpConfig::new();
+        if let Some(pem) = &setup.ca_pem {
+            config = config.add_root_certificates_pem(pem.as_bytes())?;
+        }
+        if setup.allow_http_loopback {
+            config = config.dangerous_allow_http_loopback();
+        }
+        if let Some(t) = setup.timeout {
+            config = config.timeout(t);
+        }
+        if let Some(r) = &setup.retry {
+            config = config.retry(r.clone());
+        }
+        config
+    }};
+}
+
+macro_rules! source {
+    ($krate:ident, $http:expr, $endpoint:expr, $client:expr, $spec:expr) => {{
+        let spec: SourceSpec = $spec;
+        let mut builder = $krate::TokenSource::builder($http.clone(), $endpoint, $client);
+        if let Some(grant) = spec.grant {
+            builder = builder.grant_with(move || grant());
+        }
+        if let Some(policy) = spec.policy {
+            builder = builder.policy(policy);
+        }
+        if let Some(seed) = spec.seed {
+            builder = builder.seed(seed);
+        }
+        if let Some(f) = spec.on_token {
+            builder = builder.on_token(move |t| f(t));
+        }
+        builder.build()
+    }};
+}
+
+impl Harness for Reqwest {
+    type Source = oauth_reqwest::TokenSource;
+    const NAME: &'static str = "oauth-reqwest";
+
+    fn new(setup: &Setup) -> Result<Self, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let config = config!(oauth_reqwest, setup);
+        let http = {
+            let _guard = runtime.enter();
+            oauth_reqwest::HttpClient::new(config)?
+        };
+        Ok(Self { http, runtime })
+    }
+
+    fn endpoint(&self, url: &str) -> Result<Endpoint, Error> {
+        self.http.endpoint(url)
+    }
+
+    fn request_token(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+        request: &TokenRequest,
+    ) -> Result<TokenResponse, Error> {
+        self.runtime
+            .block_on(self.http.request_token(endpoint, client, request))
+    }
+
+    fn execute(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, Error> {
+        self.runtime.block_on(self.http.execute(request, 1 << 20))
+    }
+
+    fn source(&self, endpoint: Endpoint, client: Client, spec: SourceSpec) -> Self::Source {
+        source!(oauth_reqwest, self.http, endpoint, client, spec)
+    }
+
+    fn token(&self, source: &Self::Source) -> Result<AccessToken, Error> {
+        self.runtime.block_on(source.token())
+    }
+
+    fn invalidate(&self, source: &Self::Source, token: &AccessToken) {
+        source.invalidate(token);
+    }
+
+    fn send(
+        &self,
+        source: &Self::Source,
+        request: Request<Vec<u8>>,
+    ) -> Result<Response<Vec<u8>>, Error> {
+        self.runtime.block_on(source.send(request))
+    }
+
+    fn concurrent_tokens(
+        &self,
+        source: &Self::Source,
+        n: usize,
+    ) -> Vec<Result<AccessToken, Error>> {
+        self.runtime.block_on(async {
+            let barrier = Arc::new(tokio::sync::Barrier::new(n));
+            let tasks: Vec<_> = (0..n)
+                .map(|_| {
+                    let source = source.clone();
+                    let barrier = barrier.clone();
+                    tokio::spawn(async move {
+                        barrier.wait().await;
+                        source.token().await
+                    })
+                })
+                .collect();
+            let mut out = Vec::with_capacity(n);
+            for task in tasks {
+                out.push(task.await.expect("task"));
+            }
+            out
+        })
+    }
+}
+
+/// The blocking adapter.
+pub struct Ureq {
+    http: oauth_ureq::HttpClient,
+}
+
+impl Harness for Ureq {
+    type Source = oauth_ureq::TokenSource;
+    const NAME: &'static str = "oauth-ureq";
+
+    fn new(setup: &Setup) -> Result<Self, Error> {
+        let config = config!(oauth_ureq, setup);
+        Ok(Self {
+            http: oauth_ureq::HttpClient::new(config)?,
+        })
+    }
+
+    fn endpoint(&self, url: &str) -> Result<Endpoint, Error> {
+        self.http.endpoint(url)
+    }
+
+    fn request_token(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+        request: &TokenRequest,
+    ) -> Result<TokenResponse, Error> {
+        self.http.request_token(endpoint, client, request)
+    }
+
+    fn execute(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, Error> {
+        self.http.execute(request, 1 << 20)
+    }
+
+    fn source(&self, endpoint: Endpoint, client: Client, spec: SourceSpec) -> Self::Source {
+        source!(oauth_ureq, self.http, endpoint, client, spec)
+    }
+
+    fn token(&self, source: &Self::Source) -> Result<AccessToken, Error> {
+        source.token()
+    }
+
+    fn invalidate(&self, source: &Self::Source, token: &AccessToken) {
+        source.invalidate(token);
+    }
+
+    fn send(
+        &self,
+        source: &Self::Source,
+        request: Request<Vec<u8>>,
+    ) -> Result<Response<Vec<u8>>, Error> {
+        source.send(request)
+    }
+
+    fn concurrent_tokens(
+        &self,
+        source: &Self::Source,
+        n: usize,
+    ) -> Vec<Result<AccessToken, Error>> {
+        let barrier = std::sync::Barrier::new(n);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..n)
+                .map(|_| {
+                    let barrier = &barrier;
+                    std::thread::Builder::new()
+                        .stack_size(256 * 1024)
+                        .spawn_scoped(scope, move || {
+                            barrier.wait();
+                            source.token()
+                        })
+                        .expect("a thread")
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect()
+        })
+    }
+}
+
+/// Generates one `#[test]` per check in [`suite`] for a harness type.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($harness:ty; $($check:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $check() {
+                $crate::suite::$check::<$harness>();
+            }
+        )*
+    };
+}
