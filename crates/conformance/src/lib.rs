@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use oauth_core::http::{Request, Response};
 use oauth_core::{
-    AccessToken, Client, Endpoint, Error, RefreshPolicy, RetryPolicy, TokenRequest,
-    TokenResponse,
+    AccessToken, Client, Endpoint, Error, RefreshPolicy, RetryPolicy, TokenRequest, TokenResponse,
 };
 
 /// How the adapter's HTTP client is configured for a check.
@@ -31,23 +30,28 @@ pub struct Setup {
     pub retry: Option<RetryPolicy>,
 }
 
+/// Builds the grant request.
+pub type GrantFn = Arc<dyn Fn() -> Result<TokenRequest, Error> + Send + Sync>;
+/// Receives each token response.
+pub type PersistFn = Arc<dyn Fn(&TokenResponse) + Send + Sync>;
+
 /// What a token source is built with.
 #[derive(Clone, Default)]
 pub struct SourceSpec {
     /// The grant run when there is no refresh token.
-    pub grant: Option<Arc<dyn Fn() -> Result<TokenRequest, Error> + Send + Sync>>,
+    pub grant: Option<GrantFn>,
     /// The refresh policy.
     pub policy: Option<RefreshPolicy>,
     /// A token to start with.
     pub seed: Option<TokenResponse>,
     /// Called after each token response.
-    pub on_token: Option<Arc<dyn Fn(&TokenResponse) + Send + Sync>>,
+    pub on_token: Option<PersistFn>,
 }
 
 /// The operations the suite runs through an adapter, in blocking form.
 pub trait Harness: Sized + Send + Sync + 'static {
     /// The adapter's token source.
-    type Source: Clone + Send + Sync + 'static;
+    type Source: Clone + std::fmt::Debug + Send + Sync + 'static;
     /// Which adapter.
     const NAME: &'static str;
     /// An HTTP client with these settings.

@@ -8,10 +8,9 @@ use base64::Engine;
 use jwt_assertion::{Algorithm, JwtClaims, SigningKey};
 use oauth_core::http::{Request, StatusCode};
 use oauth_core::{
-    AccessToken, AuthorizationRequest, BodyEncoding, Client, ClientAssertion,
-    ClientAuthentication, ClientSecret, Error, ErrorCode, Password,
-    RefreshPolicy, RetryPolicy, SecurityToken, TokenExchange, TokenRequest, TokenResponse,
-    TokenType, TransportErrorKind, UnknownExpiry,
+    AccessToken, AuthorizationRequest, BodyEncoding, Client, ClientAssertion, ClientAuthentication,
+    ClientSecret, Error, ErrorCode, Password, RefreshPolicy, RetryPolicy, SecurityToken,
+    TokenExchange, TokenRequest, TokenResponse, TokenType, TransportErrorKind, UnknownExpiry,
 };
 use oauth_test_server::{Behaviour, RejectionStyle, Scripted, TestServer};
 
@@ -114,7 +113,10 @@ pub fn client_credentials_post<H: Harness>() {
     assert_eq!(token.expires_in(), Some(Duration::from_secs(3600)));
     let seen = &server.token_requests()[0];
     assert!(seen.header("authorization").is_none());
-    assert_eq!(form_field(&seen.body, "client_id").as_deref(), Some("test-client"));
+    assert_eq!(
+        form_field(&seen.body, "client_id").as_deref(),
+        Some("test-client")
+    );
 }
 
 /// The wrong secret is `invalid_client`, not retried.
@@ -145,7 +147,11 @@ pub fn anypoint_json_body_and_lowercase_bearer<H: Harness>() {
     let token = token_once(&h, &server, &client, &TokenRequest::client_credentials()).unwrap();
     assert_eq!(token.token_type(), &TokenType::Bearer);
     let seen = &server.token_requests()[0];
-    assert!(seen.header("content-type").unwrap().starts_with("application/json"));
+    assert!(
+        seen.header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
     let body: serde_json::Value = serde_json::from_slice(&seen.body).unwrap();
     assert_eq!(body["grant_type"], "client_credentials");
     assert_eq!(body["client_secret"], b.client_secret.as_str());
@@ -167,7 +173,10 @@ pub fn dataloy_audience_and_token_expired_retry<H: Harness>() {
     let refused = h
         .request_token(&endpoint, &post(&b), &TokenRequest::client_credentials())
         .unwrap_err();
-    assert_eq!(server_error_code(&refused), Some(&ErrorCode::InvalidRequest));
+    assert_eq!(
+        server_error_code(&refused),
+        Some(&ErrorCode::InvalidRequest)
+    );
     let source = h.source(
         endpoint,
         post(&b).with_body_encoding(BodyEncoding::Json),
@@ -209,7 +218,9 @@ pub fn other_statuses_are_not_retried<H: Harness>() {
     let server = start(b.clone());
     let h: H = harness(&server);
     let source = cc_source(&h, &server, basic(&b));
-    let missing = Request::get(server.url("/nothing")).body(Vec::new()).unwrap();
+    let missing = Request::get(server.url("/nothing"))
+        .body(Vec::new())
+        .unwrap();
     let response = h.send(&source, missing).unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(server.counters().token_requests, 1);
@@ -225,11 +236,17 @@ pub fn no_expires_in_is_used_until_rejected<H: Harness>() {
     let h: H = harness(&server);
     let source = cc_source(&h, &server, basic(&b));
     for _ in 0..3 {
-        assert_eq!(h.send(&source, api(&server)).unwrap().status(), StatusCode::OK);
+        assert_eq!(
+            h.send(&source, api(&server)).unwrap().status(),
+            StatusCode::OK
+        );
     }
     assert_eq!(server.counters().token_requests, 1);
     server.expire_access_tokens();
-    assert_eq!(h.send(&source, api(&server)).unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        h.send(&source, api(&server)).unwrap().status(),
+        StatusCode::OK
+    );
     assert_eq!(server.counters().token_requests, 2);
 }
 
@@ -339,7 +356,10 @@ pub fn seeded_token_is_used<H: Harness>() {
         },
     );
     assert_eq!(h.token(&source).unwrap().expose_secret(), issued);
-    assert_eq!(h.send(&source, api(&server)).unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        h.send(&source, api(&server)).unwrap().status(),
+        StatusCode::OK
+    );
     assert_eq!(server.counters().token_requests, 0);
     // Without a grant or a refresh token, a rejected token needs the user again.
     server.expire_access_tokens();
@@ -382,7 +402,9 @@ pub fn authorization_code_pkce_openid_and_refresh<H: Harness>() {
     let seen = &server.token_requests()[0];
     assert!(form_field(&seen.body, "code_verifier").is_some());
     // The code is single-use.
-    let reused = h.request_token(&endpoint, &basic(&b), &request).unwrap_err();
+    let reused = h
+        .request_token(&endpoint, &basic(&b), &request)
+        .unwrap_err();
     assert_eq!(server_error_code(&reused), Some(&ErrorCode::InvalidGrant));
 
     let source = h.source(
@@ -407,7 +429,12 @@ pub fn authorization_code_pkce_openid_and_refresh<H: Harness>() {
         .collect();
     assert_eq!(
         grants,
-        ["authorization_code", "authorization_code", "refresh_token", "refresh_token"]
+        [
+            "authorization_code",
+            "authorization_code",
+            "refresh_token",
+            "refresh_token"
+        ]
     );
 }
 
@@ -499,7 +526,7 @@ pub fn jwt_bearer_grant_signs_afresh<H: Harness>() {
         client_jwk: signing.public_jwk(),
         ..Behaviour::default()
     };
-    let server = start(b.clone());
+    let server = start(b);
     let h: H = harness(&server);
     let audience = server.url("/token");
     let endpoint = h.endpoint(&audience).unwrap();
@@ -540,14 +567,28 @@ pub fn token_exchange<H: Harness>() {
         SecurityToken::new(subject.access_token().expose_secret()),
         oauth_core::TOKEN_TYPE_ACCESS_TOKEN,
     );
-    let exchanged =
-        token_once(&h, &server, &basic(&b), &TokenRequest::token_exchange(exchange)).unwrap();
+    let exchanged = token_once(
+        &h,
+        &server,
+        &basic(&b),
+        &TokenRequest::token_exchange(exchange),
+    )
+    .unwrap();
     assert_eq!(
         exchanged.issued_token_type(),
         Some(oauth_core::TOKEN_TYPE_ACCESS_TOKEN)
     );
-    let bogus = TokenExchange::new(SecurityToken::new("nope"), oauth_core::TOKEN_TYPE_ACCESS_TOKEN);
-    let err = token_once(&h, &server, &basic(&b), &TokenRequest::token_exchange(bogus)).unwrap_err();
+    let bogus = TokenExchange::new(
+        SecurityToken::new("nope"),
+        oauth_core::TOKEN_TYPE_ACCESS_TOKEN,
+    );
+    let err = token_once(
+        &h,
+        &server,
+        &basic(&b),
+        &TokenRequest::token_exchange(bogus),
+    )
+    .unwrap_err();
     assert_eq!(server_error_code(&err), Some(&ErrorCode::InvalidGrant));
 }
 
@@ -571,7 +612,11 @@ fn herd<H: Harness>(seed: Option<TokenResponse>) {
     let results = h.concurrent_tokens(&source, 1000);
     assert_eq!(results.len(), 1000);
     let first = results[0].as_ref().unwrap().expose_secret().to_owned();
-    assert!(results.iter().all(|r| r.as_ref().unwrap().expose_secret() == first));
+    assert!(
+        results
+            .iter()
+            .all(|r| r.as_ref().unwrap().expose_secret() == first)
+    );
     assert_eq!(server.counters().token_requests, 1, "{}", H::NAME);
 }
 
@@ -595,7 +640,7 @@ pub fn failed_refresh_reaches_every_waiter_and_backs_off<H: Harness>() {
         token_delay: Duration::from_millis(200),
         ..Behaviour::default()
     };
-    let server = start(b.clone());
+    let server = start(b);
     let h: H = harness(&server);
     let wrong = Client::new(
         "test-client",
@@ -640,13 +685,22 @@ pub fn refresh_ahead_does_not_block_callers<H: Harness>() {
     std::thread::sleep(Duration::from_millis(2100)); // refresh due, 1.4 s still servable
     let started = Instant::now();
     for _ in 0..20 {
-        assert_eq!(h.token(&source).unwrap().expose_secret(), first.expose_secret());
+        assert_eq!(
+            h.token(&source).unwrap().expose_secret(),
+            first.expose_secret()
+        );
     }
-    assert!(started.elapsed() < Duration::from_millis(1000), "callers waited");
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "callers waited"
+    );
     std::thread::sleep(Duration::from_millis(300)); // let the refresh reach the server
     assert_eq!(server.counters().token_requests, 2, "one refresh ahead");
     std::thread::sleep(Duration::from_millis(1700));
-    assert_ne!(h.token(&source).unwrap().expose_secret(), first.expose_secret());
+    assert_ne!(
+        h.token(&source).unwrap().expose_secret(),
+        first.expose_secret()
+    );
     assert_eq!(server.counters().token_requests, 2);
 }
 
@@ -763,10 +817,17 @@ pub fn server_errors_are_retried_then_surfaced<H: Harness>() {
             ..Setup::default()
         },
     );
-    server.script([Scripted::Status(503), Scripted::Status(503), Scripted::Status(503)]);
+    server.script([
+        Scripted::Status(503),
+        Scripted::Status(503),
+        Scripted::Status(503),
+    ]);
     let err = token_once(&h, &server, &basic(&b), &TokenRequest::client_credentials()).unwrap_err();
     assert_eq!(server_error_code(&err), Some(&ErrorCode::ServerError));
-    assert_eq!(err.error_response().unwrap().status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+    assert_eq!(
+        err.error_response().unwrap().status(),
+        Some(StatusCode::SERVICE_UNAVAILABLE)
+    );
     assert_eq!(server.counters().token_requests, 3);
     server.script([Scripted::Status(502)]);
     token_once(&h, &server, &basic(&b), &TokenRequest::client_credentials()).unwrap();
@@ -792,12 +853,19 @@ pub fn connection_refused_is_a_connect_error<H: Harness>() {
         l.local_addr().unwrap().port()
     };
     let h = H::new(&Setup {
-        retry: Some(RetryPolicy::default().backoff(Duration::from_millis(10), Duration::from_millis(20))),
+        retry: Some(
+            RetryPolicy::default().backoff(Duration::from_millis(10), Duration::from_millis(20)),
+        ),
         ..Setup::default()
     })
     .unwrap();
-    let endpoint = h.endpoint(&format!("https://127.0.0.1:{port}/token")).unwrap();
-    let client = Client::new("c", ClientAuthentication::SecretBasic(ClientSecret::new("s")));
+    let endpoint = h
+        .endpoint(&format!("https://127.0.0.1:{port}/token"))
+        .unwrap();
+    let client = Client::new(
+        "c",
+        ClientAuthentication::SecretBasic(ClientSecret::new("s")),
+    );
     let err = h
         .request_token(&endpoint, &client, &TokenRequest::client_credentials())
         .unwrap_err();

@@ -112,11 +112,11 @@ pub use request::{
 };
 pub use response::{MAX_BODY_LEN, TokenResponse, TokenType, parse_token_response};
 pub use scope::Scope;
-pub use transport::{RetryPolicy, TransportError, TransportErrorKind, retry_after};
 pub use secret::{
     AccessToken, Assertion, AuthorizationCode, ClientSecret, IdToken, Nonce, Password,
     PkceVerifier, RefreshToken, SecurityToken, State, constant_time_eq,
 };
+pub use transport::{RetryPolicy, TransportError, TransportErrorKind, retry_after};
 
 /// Re-exported so that users name the same `http` version as this crate.
 pub use http;

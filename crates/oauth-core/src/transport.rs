@@ -202,10 +202,12 @@ impl RetryPolicy {
                 repeatable
                     && (matches!(
                         e.code(),
-                        ErrorCode::TemporarilyUnavailable | ErrorCode::ServerError
-                        | ErrorCode::SlowDown
-                    )
-                        || e.status().is_some_and(|s| s.is_server_error() || s.as_u16() == 429))
+                        ErrorCode::TemporarilyUnavailable
+                            | ErrorCode::ServerError
+                            | ErrorCode::SlowDown
+                    ) || e
+                        .status()
+                        .is_some_and(|s| s.is_server_error() || s.as_u16() == 429))
             }
             Error::UnexpectedResponse(u) => {
                 repeatable && (u.status().is_server_error() || u.status().as_u16() == 429)
@@ -219,7 +221,9 @@ impl RetryPolicy {
             Some(d) if d > self.max_retry_after => None,
             Some(d) => Some(d),
             None => {
-                let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+                let factor = 1u32
+                    .checked_shl(attempt.saturating_sub(1))
+                    .unwrap_or(u32::MAX);
                 Some(
                     self.initial
                         .checked_mul(factor)
@@ -260,8 +264,14 @@ mod tests {
     fn retries_transient_failures_with_backoff_then_gives_up() {
         let p = RetryPolicy::default();
         let e = server(503, "server_error");
-        assert_eq!(p.retry_delay(1, &e, None, true), Some(Duration::from_millis(200)));
-        assert_eq!(p.retry_delay(2, &e, None, true), Some(Duration::from_millis(400)));
+        assert_eq!(
+            p.retry_delay(1, &e, None, true),
+            Some(Duration::from_millis(200))
+        );
+        assert_eq!(
+            p.retry_delay(2, &e, None, true),
+            Some(Duration::from_millis(400))
+        );
         assert_eq!(p.retry_delay(3, &e, None, true), None);
         let plain_500 = Error::UnexpectedResponse(UnexpectedResponse::new(
             StatusCode::BAD_GATEWAY,
@@ -275,9 +285,18 @@ mod tests {
     #[test]
     fn never_retries_client_errors_or_single_use_requests() {
         let p = RetryPolicy::default();
-        assert_eq!(p.retry_delay(1, &server(401, "invalid_client"), None, true), None);
-        assert_eq!(p.retry_delay(1, &server(400, "invalid_grant"), None, true), None);
-        assert_eq!(p.retry_delay(1, &server(503, "server_error"), None, false), None);
+        assert_eq!(
+            p.retry_delay(1, &server(401, "invalid_client"), None, true),
+            None
+        );
+        assert_eq!(
+            p.retry_delay(1, &server(400, "invalid_grant"), None, true),
+            None
+        );
+        assert_eq!(
+            p.retry_delay(1, &server(503, "server_error"), None, false),
+            None
+        );
         let timeout = Error::Transport(TransportError::new(TransportErrorKind::Timeout, ""));
         assert_eq!(p.retry_delay(1, &timeout, None, false), None);
         assert!(p.retry_delay(1, &timeout, None, true).is_some());
@@ -295,11 +314,17 @@ mod tests {
             p.retry_delay(1, &e, Some(Duration::from_secs(2)), true),
             Some(Duration::from_secs(2))
         );
-        assert_eq!(p.retry_delay(1, &e, Some(Duration::from_secs(60)), true), None);
+        assert_eq!(
+            p.retry_delay(1, &e, Some(Duration::from_secs(60)), true),
+            None
+        );
         let mut h = HeaderMap::new();
         h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
         assert_eq!(retry_after(&h), None);
         h.insert(RETRY_AFTER, HeaderValue::from_static("-1"));
         assert_eq!(retry_after(&h), None);

@@ -79,9 +79,11 @@ impl HttpConfig {
             self.extra_roots.push(cert);
         }
         if self.extra_roots.len() == before {
-            return Err(
-                TransportError::new(TransportErrorKind::Config, "no certificate in the PEM").into(),
-            );
+            return Err(TransportError::new(
+                TransportErrorKind::Config,
+                "no certificate in the PEM",
+            )
+            .into());
         }
         Ok(self)
     }

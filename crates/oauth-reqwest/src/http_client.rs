@@ -115,9 +115,7 @@ impl HttpClient {
     ) -> Result<Response<Vec<u8>>, Error> {
         let (parts, body) = request.into_parts();
         let request = Request::from_parts(parts, body.into_bytes());
-        let response = self
-            .execute(request, self.config.max_response_body)
-            .await?;
+        let response = self.execute(request, self.config.max_response_body).await?;
         if response.status().is_redirection() {
             return Err(TransportError::new(
                 TransportErrorKind::Redirect,
@@ -162,7 +160,8 @@ impl HttpClient {
             }
             body.extend_from_slice(&chunk);
         }
-        out.body(body).map_err(|e| transport(TransportErrorKind::Io, e))
+        out.body(body)
+            .map_err(|e| transport(TransportErrorKind::Io, e))
     }
 
     /// The configured limit for resource responses.
@@ -180,7 +179,9 @@ fn too_large(limit: usize) -> Error {
 }
 
 fn transport(kind: TransportErrorKind, e: impl std::error::Error + Send + Sync + 'static) -> Error {
-    TransportError::new(kind, &e.to_string()).with_source(e).into()
+    TransportError::new(kind, &e.to_string())
+        .with_source(e)
+        .into()
 }
 
 /// Maps a reqwest error to a transport error, without the URL.

@@ -9,7 +9,8 @@ use serde_json::Value;
 /// claims.
 pub(crate) fn verify(token: &str, secret: &str, jwk: Option<&Value>) -> Result<Value, String> {
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err("not a compact JWS".into());
     };
@@ -20,7 +21,9 @@ pub(crate) fn verify(token: &str, secret: &str, jwk: Option<&Value>) -> Result<V
     let input = &token.as_bytes()[..h.len() + 1 + p.len()];
     let alg = header["alg"].as_str().unwrap_or_default();
     let jwk_bytes = |name: &str| -> Result<Vec<u8>, String> {
-        let v = jwk.and_then(|j| j[name].as_str()).ok_or("no key registered")?;
+        let v = jwk
+            .and_then(|j| j[name].as_str())
+            .ok_or("no key registered")?;
         decode(v)
     };
     let ok = match alg {

@@ -152,7 +152,10 @@ fn token_endpoint(state: &Mutex<State>, request: &Request) -> Response {
         "/redirect/token" => Response::new(307, "text/plain", "").header("location", "/token"),
         "/oversize/token" => {
             let filler = "x".repeat(2 * 1024 * 1024);
-            Response::json(200, &json!({"access_token": filler, "token_type": "Bearer"}))
+            Response::json(
+                200,
+                &json!({"access_token": filler, "token_type": "Bearer"}),
+            )
         }
         "/slow/token" => {
             let mut r = grant(&mut st, request);
@@ -204,7 +207,11 @@ fn params(request: &Request) -> Result<HashMap<String, String>, Response> {
             }
         }
     } else {
-        return Err(oauth_error(400, "invalid_request", "unsupported content type"));
+        return Err(oauth_error(
+            400,
+            "invalid_request",
+            "unsupported content type",
+        ));
     }
     Ok(out)
 }
@@ -248,16 +255,26 @@ fn form_decode(s: &str) -> String {
 }
 
 /// Authenticates the client (RFC 6749 §2.3: exactly one method) and returns its id.
-fn authenticate(st: &mut State, request: &Request, p: &HashMap<String, String>) -> Result<String, Response> {
+fn authenticate(
+    st: &mut State,
+    request: &Request,
+    p: &HashMap<String, String>,
+) -> Result<String, Response> {
     let b = &st.behaviour;
     let basic = request
         .header("authorization")
         .and_then(|v| v.strip_prefix("Basic "));
     let assertion = p.get("client_assertion");
     let secret = p.get("client_secret");
-    let methods = usize::from(basic.is_some()) + usize::from(assertion.is_some()) + usize::from(secret.is_some());
+    let methods = usize::from(basic.is_some())
+        + usize::from(assertion.is_some())
+        + usize::from(secret.is_some());
     if methods > 1 {
-        return Err(oauth_error(400, "invalid_request", "more than one client authentication method"));
+        return Err(oauth_error(
+            400,
+            "invalid_request",
+            "more than one client authentication method",
+        ));
     }
     let bad = || oauth_error(401, "invalid_client", "client authentication failed");
     if let Some(basic) = basic {
@@ -322,7 +339,8 @@ fn grant(st: &mut State, request: &Request) -> Response {
     };
     let grant_type = p.get("grant_type").cloned().unwrap_or_default();
     // The JWT bearer grant authenticates with its assertion; a client may be anonymous.
-    let client_id = if grant_type == JWT_BEARER && !p.contains_key("client_secret")
+    let client_id = if grant_type == JWT_BEARER
+        && !p.contains_key("client_secret")
         && !p.contains_key("client_assertion")
         && request.header("authorization").is_none()
     {
@@ -341,7 +359,12 @@ fn grant(st: &mut State, request: &Request) -> Response {
     let client = client_id.clone().unwrap_or_default();
     let scope = p.get("scope").cloned().unwrap_or_default();
     let (scope, subject, refresh, nonce) = match grant_type.as_str() {
-        "client_credentials" => (scope, None, st.behaviour.refresh_for_client_credentials, None),
+        "client_credentials" => (
+            scope,
+            None,
+            st.behaviour.refresh_for_client_credentials,
+            None,
+        ),
         "password" => {
             if p.get("username") != Some(&st.behaviour.username)
                 || p.get("password") != Some(&st.behaviour.password)
@@ -362,7 +385,10 @@ fn grant(st: &mut State, request: &Request) -> Response {
                     return oauth_error(400, "invalid_grant", "code_verifier missing");
                 };
                 let computed = if method == "S256" {
-                    URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()))
+                    URL_SAFE_NO_PAD.encode(ring::digest::digest(
+                        &ring::digest::SHA256,
+                        verifier.as_bytes(),
+                    ))
                 } else {
                     verifier.clone()
                 };
@@ -370,7 +396,12 @@ fn grant(st: &mut State, request: &Request) -> Response {
                     return oauth_error(400, "invalid_grant", "PKCE verification failed");
                 }
             }
-            (code.scope, Some(st.behaviour.username.clone()), true, code.nonce)
+            (
+                code.scope,
+                Some(st.behaviour.username.clone()),
+                true,
+                code.nonce,
+            )
         }
         "refresh_token" => {
             let Some(rt) = p.get("refresh_token") else {
@@ -388,17 +419,29 @@ fn grant(st: &mut State, request: &Request) -> Response {
             let Some(found) = found.filter(|g| g.client_id == client) else {
                 return oauth_error(400, "invalid_grant", "unknown refresh token");
             };
-            let keep = if st.behaviour.rotate_refresh_tokens { None } else { Some(rt.clone()) };
-            return issue(st, &client, &found.scope, found.subject.as_deref(), true, keep, None);
+            let keep = if st.behaviour.rotate_refresh_tokens {
+                None
+            } else {
+                Some(rt.clone())
+            };
+            return issue(
+                st,
+                &client,
+                &found.scope,
+                found.subject.as_deref(),
+                true,
+                keep,
+                None,
+            );
         }
         JWT_BEARER => {
             let Some(assertion) = p.get("assertion") else {
                 return oauth_error(400, "invalid_request", "assertion missing");
             };
             let b = &st.behaviour;
-            let claims = match crate::jwt::verify(assertion, &b.client_secret, b.client_jwk.as_ref()) {
-                Ok(c) => c,
-                Err(_) => return oauth_error(400, "invalid_grant", "assertion signature"),
+            let Ok(claims) = crate::jwt::verify(assertion, &b.client_secret, b.client_jwk.as_ref())
+            else {
+                return oauth_error(400, "invalid_grant", "assertion signature");
             };
             if check_claims(&claims, &format!("{}/token", st.base)).is_err() {
                 return oauth_error(400, "invalid_grant", "assertion claims");
@@ -425,7 +468,15 @@ fn grant(st: &mut State, request: &Request) -> Response {
         "" => return oauth_error(400, "invalid_request", "grant_type missing"),
         _ => return oauth_error(400, "unsupported_grant_type", "grant type not supported"),
     };
-    issue(st, &client, &scope, subject.as_deref(), refresh, None, nonce)
+    issue(
+        st,
+        &client,
+        &scope,
+        subject.as_deref(),
+        refresh,
+        None,
+        nonce,
+    )
 }
 
 fn issue(
@@ -439,14 +490,20 @@ fn issue(
 ) -> Response {
     let b = st.behaviour.clone();
     let lifetime = Duration::from_secs(b.expires_in.unwrap_or(3600));
-    let token = st.store.issue(client, scope, subject, lifetime, b.token_len);
+    let token = st
+        .store
+        .issue(client, scope, subject, lifetime, b.token_len);
     let mut body = Map::new();
     body.insert("access_token".into(), json!(token));
     body.insert("token_type".into(), json!(b.token_type));
     if let Some(e) = b.expires_in {
         body.insert(
             "expires_in".into(),
-            if b.expires_in_as_string { json!(e.to_string()) } else { json!(e) },
+            if b.expires_in_as_string {
+                json!(e.to_string())
+            } else {
+                json!(e)
+            },
         );
     }
     if !scope.is_empty() {
@@ -471,11 +528,18 @@ fn issue(
         body.insert("refresh_token".into(), json!(rt));
     }
     if scope.split(' ').any(|s| s == "openid") {
-        body.insert("id_token".into(), json!(id_token(st, client, subject, nonce)));
+        body.insert(
+            "id_token".into(),
+            json!(id_token(st, client, subject, nonce)),
+        );
     }
-    Response::new(200, &b.response_content_type, Value::Object(body).to_string())
-        .header("cache-control", "no-store")
-        .header("pragma", "no-cache")
+    Response::new(
+        200,
+        &b.response_content_type,
+        Value::Object(body).to_string(),
+    )
+    .header("cache-control", "no-store")
+    .header("pragma", "no-cache")
 }
 
 /// An ID token signed with HS256 and the client secret (OpenID Connect Core §10.1 allows
@@ -494,7 +558,10 @@ fn id_token(st: &State, client: &str, subject: Option<&str>, nonce: Option<Strin
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
     let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
     let input = format!("{header}.{payload}");
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, st.behaviour.client_secret.as_bytes());
+    let key = ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        st.behaviour.client_secret.as_bytes(),
+    );
     let sig = URL_SAFE_NO_PAD.encode(ring::hmac::sign(&key, input.as_bytes()));
     format!("{input}.{sig}")
 }
@@ -521,7 +588,9 @@ fn authorize(state: &Mutex<State>, request: &Request) -> Response {
     let challenge = q.get("code_challenge").map(|c| {
         (
             c.clone(),
-            q.get("code_challenge_method").cloned().unwrap_or_else(|| "plain".into()),
+            q.get("code_challenge_method")
+                .cloned()
+                .unwrap_or_else(|| "plain".into()),
         )
     });
     let code = st.store.fresh("code", 32);
@@ -561,14 +630,17 @@ fn query_encode(s: &str) -> String {
 fn bearer(request: &Request) -> Option<&str> {
     let value = request.header("authorization")?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 fn resource(state: &Mutex<State>, request: &Request) -> Response {
     let mut st = lock(state);
     st.counters.resource_requests += 1;
     let Some(token) = bearer(request) else {
-        return Response::new(401, "text/plain", "").header("www-authenticate", "Bearer realm=\"api\"");
+        return Response::new(401, "text/plain", "")
+            .header("www-authenticate", "Bearer realm=\"api\"");
     };
     let valid = if st.behaviour.reject_all_tokens {
         None

@@ -108,15 +108,10 @@ impl HttpClient {
 
     /// Sends a request built by oauth-core (token, introspection, revocation) once: no
     /// redirect is followed, and the body is read up to the OAuth response limit.
-    pub fn execute_oauth(
-        &self,
-        request: Request<RequestBody>,
-    ) -> Result<Response<Vec<u8>>, Error> {
+    pub fn execute_oauth(&self, request: Request<RequestBody>) -> Result<Response<Vec<u8>>, Error> {
         let (parts, body) = request.into_parts();
         let request = Request::from_parts(parts, body.into_bytes());
-        let response = self
-            .execute(request, self.config.max_response_body)
-            ?;
+        let response = self.execute(request, self.config.max_response_body)?;
         if response.status().is_redirection() {
             return Err(TransportError::new(
                 TransportErrorKind::Redirect,
@@ -168,17 +163,20 @@ fn too_large(limit: usize) -> Error {
     .into()
 }
 
-
 /// Maps a ureq error to a transport error.
 fn map_error(e: ureq::Error) -> Error {
     use std::io::ErrorKind;
     let kind = match &e {
         ureq::Error::Timeout(_) => TransportErrorKind::Timeout,
         ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => TransportErrorKind::Connect,
-        ureq::Error::Io(io) if matches!(
-            io.kind(),
-            ErrorKind::ConnectionRefused | ErrorKind::AddrNotAvailable | ErrorKind::NotFound
-        ) => TransportErrorKind::Connect,
+        ureq::Error::Io(io)
+            if matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused | ErrorKind::AddrNotAvailable | ErrorKind::NotFound
+            ) =>
+        {
+            TransportErrorKind::Connect
+        }
         ureq::Error::Io(io) if io.kind() == ErrorKind::TimedOut => TransportErrorKind::Timeout,
         ureq::Error::Tls(_) | ureq::Error::Rustls(_) => TransportErrorKind::Tls,
         ureq::Error::Io(io)
@@ -190,9 +188,9 @@ fn map_error(e: ureq::Error) -> Error {
         }
         ureq::Error::BodyExceedsLimit(_) => TransportErrorKind::BodyTooLarge,
         ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed => TransportErrorKind::Redirect,
-        ureq::Error::RequireHttpsOnly(_) | ureq::Error::BadUri(_) | ureq::Error::InvalidProxyUrl => {
-            TransportErrorKind::Config
-        }
+        ureq::Error::RequireHttpsOnly(_)
+        | ureq::Error::BadUri(_)
+        | ureq::Error::InvalidProxyUrl => TransportErrorKind::Config,
         _ => TransportErrorKind::Io,
     };
     let detail = match &e {

@@ -42,8 +42,8 @@ pub use source::{TokenSource, TokenSourceBuilder};
 
 pub use oauth_core::{self, http};
 pub use oauth_core::{
-    AccessToken, Assertion, BodyEncoding, Client, ClientAssertion, ClientAuthentication,
-    ClientId, ClientSecret, Endpoint, Error, ErrorCode, ErrorResponse, Fault, IdToken, Password,
+    AccessToken, Assertion, BodyEncoding, Client, ClientAssertion, ClientAuthentication, ClientId,
+    ClientSecret, Endpoint, Error, ErrorCode, ErrorResponse, Fault, IdToken, Password,
     RefreshPolicy, RefreshToken, RetryPolicy, Scope, SecurityToken, TokenExchange, TokenRequest,
     TokenResponse, TokenType, TransportError, TransportErrorKind, UnknownExpiry,
 };

@@ -227,7 +227,9 @@ impl TokenSource {
     /// Stores a token obtained elsewhere (for example the authorization code exchange).
     pub fn store(&self, token: TokenResponse) {
         let mut state = self.inner.lock();
-        state.lifecycle.store(token, SystemTime::now(), &SystemRandom);
+        state
+            .lifecycle
+            .store(token, SystemTime::now(), &SystemRandom);
         self.inner.publish(&mut state);
     }
 

@@ -1,0 +1,148 @@
+//! Every `tracing` event both adapters emit, at every level, captured while they obtain,
+//! refresh, retry and fail: no secret appears in any of them, nor in any error's `Display` or
+//! `Debug`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use conformance::{Harness, Reqwest, Setup, SourceSpec, Ureq};
+use oauth_core::http::Request;
+use oauth_core::{
+    Client, ClientAuthentication, ClientSecret, Password, RefreshPolicy, RetryPolicy, TokenRequest,
+};
+use oauth_test_server::{Behaviour, RejectionStyle, Scripted, TestServer};
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs the flows and returns every secret that went over the wire, plus every error text.
+fn exercise<H: Harness>(secrets: &mut Vec<String>, texts: &mut Vec<String>) {
+    let b = Behaviour {
+        expires_in: Some(2),
+        rejection_style: RejectionStyle::DataloyBody,
+        ..Behaviour::default()
+    };
+    secrets.push(b.client_secret.clone());
+    secrets.push(b.password.clone());
+    let server = TestServer::start(b.clone()).unwrap();
+    let h = H::new(&Setup {
+        ca_pem: Some(server.ca_pem().to_owned()),
+        retry: Some(
+            RetryPolicy::default().backoff(Duration::from_millis(5), Duration::from_millis(10)),
+        ),
+        ..Setup::default()
+    })
+    .unwrap();
+    let endpoint = h.endpoint(&server.url("/token")).unwrap();
+    let basic = Client::new(
+        b.client_id.as_str(),
+        ClientAuthentication::SecretBasic(ClientSecret::new(b.client_secret.as_str())),
+    );
+    let source = h.source(
+        endpoint.clone(),
+        basic.clone(),
+        SourceSpec {
+            grant: Some(Arc::new(|| {
+                Ok(TokenRequest::password("alice", Password::new("wonderland")))
+            })),
+            policy: Some(RefreshPolicy::default().jitter(Duration::ZERO)),
+            ..SourceSpec::default()
+        },
+    );
+    texts.push(format!("{source:?}"));
+    // Obtain, use, get rejected, retry; then refresh with the refresh token.
+    server.script([Scripted::Status(503)]);
+    let api = || Request::get(server.url("/api")).body(Vec::new()).unwrap();
+    h.send(&source, api()).unwrap();
+    server.expire_access_tokens();
+    h.send(&source, api()).unwrap();
+    std::thread::sleep(Duration::from_millis(1700));
+    h.token(&source).unwrap();
+    // Failures: wrong secret, wrong password.
+    let wrong = Client::new(
+        "test-client",
+        ClientAuthentication::SecretPost(ClientSecret::new("not-the-secret-xyz")),
+    );
+    secrets.push("not-the-secret-xyz".into());
+    let e = h
+        .request_token(&endpoint, &wrong, &TokenRequest::client_credentials())
+        .unwrap_err();
+    texts.push(format!("{e} {e:?}"));
+    let e = h
+        .request_token(
+            &endpoint,
+            &basic,
+            &TokenRequest::password("alice", Password::new("bad-password-abc")),
+        )
+        .unwrap_err();
+    secrets.push("bad-password-abc".into());
+    texts.push(format!("{e} {e:?}"));
+    // Every token the server issued.
+    for request in server.token_requests() {
+        let body = String::from_utf8_lossy(&request.body).into_owned();
+        for pair in body.split('&') {
+            if let Some(v) = pair.strip_prefix("refresh_token=") {
+                secrets.push(v.to_owned());
+            }
+        }
+    }
+    let token = h.token(&source).unwrap();
+    secrets.push(token.expose_secret().to_owned());
+    texts.push(format!("{token:?}"));
+}
+
+#[test]
+fn no_secret_in_logs_or_errors() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let mut secrets = Vec::new();
+    let mut texts = Vec::new();
+    tracing::subscriber::with_default(subscriber, || {
+        exercise::<Ureq>(&mut secrets, &mut texts);
+    });
+    // The async adapter logs from runtime threads too, so it needs the global default.
+    let writer = capture.clone();
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish(),
+    )
+    .unwrap();
+    exercise::<Reqwest>(&mut secrets, &mut texts);
+
+    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    // The log is not empty: the adapters did report what they did.
+    assert!(log.contains("token request"), "{log}");
+    assert!(log.contains("retrying"), "{log}");
+    assert!(log.contains("rejected the token"), "{log}");
+    assert!(secrets.len() > 8);
+    for secret in &secrets {
+        assert!(!secret.is_empty());
+        assert!(
+            !log.contains(secret.as_str()),
+            "a secret is in the log:\n{log}"
+        );
+        for text in &texts {
+            assert!(!text.contains(secret.as_str()), "a secret is in {text}");
+        }
+    }
+}
