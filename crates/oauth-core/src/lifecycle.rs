@@ -713,8 +713,10 @@ mod tests {
                         in_flight = false;
                         let name = format!("t{}", issued.len());
                         let exp = expires_in.map(|e| now + Duration::from_secs(u64::from(e)));
-                        let lifetime = Duration::from_secs(u64::from(expires_in.unwrap_or(0)));
-                        issued.push((name.clone(), exp, margin.min(lifetime / 4)));
+                        // A fresh answer lives at least MIN_LIFETIME, whatever it says.
+                        let lifetime = Duration::from_secs(u64::from(expires_in.unwrap_or(0))).max(MIN_LIFETIME);
+                        let effective = exp.map(|_| now + lifetime);
+                        issued.push((name.clone(), effective, margin.min(lifetime / 4)));
                         let mut r = TokenResponse::new(AccessToken::new(name));
                         if let Some(exp) = exp { r = r.with_expires_at(exp); }
                         if with_refresh { r = r.with_refresh_token(RefreshToken::new("r")); }

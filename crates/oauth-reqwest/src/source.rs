@@ -2,14 +2,13 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use oauth_core::http::{Request, Response};
 use oauth_core::{
-    AccessToken, Client, Decision, Endpoint, Error, Freshness, RefreshPolicy, TokenLifecycle,
-    TokenRequest, TokenResponse, TokenSnapshot, TokenVerdict, authorize_request,
-    classify_resource_response,
+    AccessToken, Client, Decision, Endpoint, Error, RefreshPolicy, TokenLifecycle, TokenRequest,
+    TokenResponse, TokenSnapshot, TokenVerdict, authorize_request, classify_resource_response,
 };
 use tokio::sync::Notify;
 
@@ -79,7 +78,7 @@ impl TokenSourceBuilder {
         if let Some(seed) = self.seed {
             lifecycle.store(seed, SystemTime::now(), &SystemRandom);
         }
-        let current = ArcSwapOption::new(lifecycle.snapshot().cloned().map(Arc::new));
+        let current = ArcSwapOption::new(lifecycle.snapshot().map(Published::new).map(Arc::new));
         TokenSource {
             inner: Arc::new(Inner {
                 http: self.http,
@@ -114,8 +113,8 @@ struct Inner {
     client: Client,
     grant: Option<Arc<GrantFn>>,
     on_token: Option<Arc<PersistFn>>,
-    /// The latest snapshot, for the lock-free hot path.
-    current: ArcSwapOption<TokenSnapshot>,
+    /// The latest token, for the lock-free hot path.
+    current: ArcSwapOption<Published>,
     /// Whether a refresh is in flight (so the hot path can serve a refresh-due token).
     refreshing: AtomicBool,
     lifecycle: Mutex<TokenLifecycle>,
@@ -148,13 +147,13 @@ impl TokenSource {
 
     /// A valid access token: the cached one while it is fresh, otherwise a new one.
     pub async fn token(&self) -> Result<AccessToken, Error> {
-        if let Some(snapshot) = &*self.inner.current.load() {
-            match snapshot.check(SystemTime::now()) {
-                Freshness::Fresh => return Ok(snapshot.access_token().clone()),
-                Freshness::RefreshDue if self.inner.refreshing.load(Ordering::Acquire) => {
-                    return Ok(snapshot.access_token().clone());
-                }
-                _ => {}
+        if let Some(published) = &*self.inner.current.load() {
+            let now = coarsetime::Instant::now();
+            if published.fresh_until.is_none_or(|t| now < t)
+                || (published.serve_until.is_none_or(|t| now < t)
+                    && self.inner.refreshing.load(Ordering::Acquire))
+            {
+                return Ok(published.token.clone());
             }
         }
         self.token_slow().await
@@ -280,10 +279,44 @@ impl Inner {
     /// with the lifecycle locked, so publications are ordered.
     fn publish(&self, lifecycle: &TokenLifecycle) {
         self.current
-            .store(lifecycle.snapshot().cloned().map(Arc::new));
+            .store(lifecycle.snapshot().map(Published::new).map(Arc::new));
         self.refreshing
             .store(lifecycle.is_refreshing(), Ordering::Release);
         self.changed.notify_waiters();
+    }
+}
+
+/// The token as the hot path sees it: its deadlines moved onto the coarse monotonic clock
+/// (`CLOCK_MONOTONIC_COARSE`, a few nanoseconds to read where `SystemTime::now` takes ~30),
+/// and pulled earlier by [`SLACK`] to cover that clock's resolution. Past a deadline, the
+/// caller takes the slow path, where the lifecycle decides with the wall clock.
+struct Published {
+    token: AccessToken,
+    /// Until when the token is fresh (`None`: no known expiry).
+    fresh_until: Option<coarsetime::Instant>,
+    /// Until when it may be served while a refresh is in flight.
+    serve_until: Option<coarsetime::Instant>,
+}
+
+/// More than the coarse clock's resolution (one jiffy, 1 to 10 ms).
+const SLACK: Duration = Duration::from_millis(20);
+
+impl Published {
+    fn new(snapshot: &TokenSnapshot) -> Self {
+        let wall = SystemTime::now();
+        let coarse = coarsetime::Instant::now();
+        let on_coarse_clock = |t: SystemTime| {
+            let ahead = t.duration_since(wall).unwrap_or(Duration::ZERO);
+            match ahead.checked_sub(SLACK) {
+                Some(d) => coarse + coarsetime::Duration::from(d),
+                None => coarse, // already due
+            }
+        };
+        Self {
+            token: snapshot.access_token().clone(),
+            fresh_until: snapshot.refresh_at().map(on_coarse_clock),
+            serve_until: snapshot.serve_until().map(on_coarse_clock),
+        }
     }
 }
 
