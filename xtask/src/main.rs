@@ -249,6 +249,12 @@ fn deny() -> Result {
         "\n=== advisory database: {} (snapshot dated {date})",
         db.display()
     );
+    // `--offline` also keeps `cargo metadata` offline, and that needs every platform's crates
+    // (windows-sys, wasm-bindgen, ...) in the local registry: fetch them first.
+    run(
+        "cargo fetch (every target's crates, for cargo deny's metadata)",
+        cargo().args(["fetch", "--locked"]),
+    )?;
     run(
         "cargo deny (advisories, bans, licenses, sources)",
         cargo()
