@@ -58,6 +58,11 @@
 //! - Using tokens: [`authorize_request`], [`bearer_challenge`],
 //!   [`classify_resource_response`] (is this 401 "token expired, get a new one"?).
 //! - The token lifecycle: [`TokenLifecycle`], the state machine both adapters share.
+//! - Introspection (RFC 7662) and revocation (RFC 7009): [`IntrospectionRequest`],
+//!   [`parse_introspection_response`], [`RevocationRequest`], [`parse_revocation_response`].
+//! - The resource server's side (the gateway policy): [`extract_bearer_token`] from an
+//!   incoming request, and [`ApiPolicy::decide`] from the introspection result and the
+//!   client's contract, to a [`Principal`] or a [`Denial`] with its RFC 6750 response.
 //! - [`anypoint`]: the Exchange Maven facade's Basic shortcut.
 //!
 //! Every secret is a newtype whose `Debug` prints `<redacted>`, read through
@@ -80,9 +85,11 @@ mod client;
 mod encoding;
 mod endpoint;
 mod error;
+mod introspection;
 mod lifecycle;
 mod random;
 mod request;
+mod resource;
 mod response;
 mod scope;
 mod secret;
@@ -102,6 +109,10 @@ pub use client::{
 };
 pub use endpoint::{Endpoint, EndpointError, SchemePolicy};
 pub use error::{Error, ErrorCode, ErrorResponse, Fault, UnexpectedReason, UnexpectedResponse};
+pub use introspection::{
+    Introspection, IntrospectionRequest, RevocationRequest, TokenTypeHint,
+    parse_introspection_response, parse_revocation_response,
+};
 pub use lifecycle::{
     Decision, Freshness, RefreshPolicy, TokenLifecycle, TokenSnapshot, UnknownExpiry,
 };
@@ -109,6 +120,10 @@ pub use random::{RandomError, RandomSource};
 pub use request::{
     JWT_BEARER_GRANT_TYPE, RequestBody, TOKEN_EXCHANGE_GRANT_TYPE, TOKEN_TYPE_ACCESS_TOKEN,
     TOKEN_TYPE_ID_TOKEN, TOKEN_TYPE_JWT, TokenExchange, TokenRequest,
+};
+pub use resource::{
+    ApiPolicy, BearerLocations, ContractStatus, Denial, InvalidTokenReason, Principal,
+    extract_bearer_token, extract_bearer_token_from_parts,
 };
 pub use response::{MAX_BODY_LEN, TokenResponse, TokenType, parse_token_response};
 pub use scope::Scope;

@@ -1,0 +1,623 @@
+//! Token introspection (RFC 7662) and revocation (RFC 7009): requests built as `http::Request`
+//! values, responses parsed leniently.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use http::{Request, Response};
+use serde_json::{Map, Value};
+
+use crate::client::Client;
+use crate::endpoint::Endpoint;
+use crate::error::{Error, UnexpectedReason};
+use crate::request::{Params, RequestBody, build_post};
+use crate::response::{TokenType, parse_object, unexpected};
+use crate::scope::Scope;
+use crate::secret::SecurityToken;
+
+/// What kind of token is being introspected or revoked (`token_type_hint`, RFC 7009 §2.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenTypeHint {
+    /// `access_token`.
+    AccessToken,
+    /// `refresh_token`.
+    RefreshToken,
+}
+
+impl TokenTypeHint {
+    /// The parameter value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccessToken => "access_token",
+            Self::RefreshToken => "refresh_token",
+        }
+    }
+}
+
+/// An introspection request (RFC 7662 §2.1): "is this token active, and what is it for?".
+///
+/// The client authenticates as for token requests ([`Client`]: Basic, post, JSON body,
+/// assertion). A resource server usually introspects with its own credentials.
+///
+/// ```
+/// use oauth_core::{Client, ClientAuthentication, ClientSecret, Endpoint, IntrospectionRequest, SecurityToken, TokenTypeHint};
+///
+/// let endpoint = Endpoint::new("https://as.example/introspect")?;
+/// let api = Client::new("gateway", ClientAuthentication::SecretBasic(ClientSecret::new("s3cret")));
+/// let request = IntrospectionRequest::new(SecurityToken::new("mF_9.B5f-4.1JqM"))
+///     .token_type_hint(TokenTypeHint::AccessToken)
+///     .build(&endpoint, &api)?;
+/// assert_eq!(request.body().expose_secret(), b"token=mF_9.B5f-4.1JqM&token_type_hint=access_token");
+/// # Ok::<(), oauth_core::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct IntrospectionRequest {
+    token: SecurityToken,
+    hint: Option<TokenTypeHint>,
+}
+
+impl IntrospectionRequest {
+    /// Introspects `token`.
+    pub fn new(token: SecurityToken) -> Self {
+        Self { token, hint: None }
+    }
+
+    /// Tells the server what kind of token it is.
+    pub fn token_type_hint(mut self, hint: TokenTypeHint) -> Self {
+        self.hint = Some(hint);
+        self
+    }
+
+    /// Builds the `POST` to the introspection endpoint.
+    pub fn build(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+    ) -> Result<Request<RequestBody>, Error> {
+        build_post(endpoint, client, token_params(&self.token, self.hint))
+    }
+}
+
+/// A revocation request (RFC 7009 §2.1).
+///
+/// ```
+/// use oauth_core::{Client, ClientAuthentication, ClientSecret, Endpoint, RevocationRequest, SecurityToken, TokenTypeHint};
+///
+/// let endpoint = Endpoint::new("https://as.example/revoke")?;
+/// let client = Client::new("app", ClientAuthentication::SecretPost(ClientSecret::new("s3cret")));
+/// let request = RevocationRequest::new(SecurityToken::new("45ghiukldjahdnhzdauz"))
+///     .token_type_hint(TokenTypeHint::RefreshToken)
+///     .build(&endpoint, &client)?;
+/// assert_eq!(
+///     request.body().expose_secret(),
+///     b"token=45ghiukldjahdnhzdauz&token_type_hint=refresh_token&client_id=app&client_secret=s3cret"
+/// );
+/// # Ok::<(), oauth_core::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct RevocationRequest {
+    token: SecurityToken,
+    hint: Option<TokenTypeHint>,
+}
+
+impl RevocationRequest {
+    /// Revokes `token`.
+    pub fn new(token: SecurityToken) -> Self {
+        Self { token, hint: None }
+    }
+
+    /// Tells the server what kind of token it is.
+    pub fn token_type_hint(mut self, hint: TokenTypeHint) -> Self {
+        self.hint = Some(hint);
+        self
+    }
+
+    /// Builds the `POST` to the revocation endpoint.
+    pub fn build(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+    ) -> Result<Request<RequestBody>, Error> {
+        build_post(endpoint, client, token_params(&self.token, self.hint))
+    }
+}
+
+fn token_params(token: &SecurityToken, hint: Option<TokenTypeHint>) -> Params {
+    let mut params = Params::default();
+    params.push_secret("token", token.expose_secret());
+    if let Some(hint) = hint {
+        params.push_plain("token_type_hint", hint.as_str());
+    }
+    params
+}
+
+/// Reads a revocation response (RFC 7009 §2.2): any 200 is success (the body is ignored, and
+/// revoking an unknown or already revoked token also succeeds); an OAuth error such as
+/// `unsupported_token_type` is [`Error::Server`]; anything else (including 503, §2.2.1) is
+/// [`Error::UnexpectedResponse`], whose status the caller can check.
+pub fn parse_revocation_response<B: AsRef<[u8]>>(response: &Response<B>) -> Result<(), Error> {
+    if response.status() == http::StatusCode::OK {
+        return Ok(());
+    }
+    match parse_object(response) {
+        Err(e) => Err(e),
+        Ok(_) => Err(unexpected(response, UnexpectedReason::Status)),
+    }
+}
+
+/// What the introspection endpoint said about a token (RFC 7662 §2.2).
+///
+/// Only `active` is required by the RFC; every other member is optional. `Debug` shows the
+/// members this crate interprets and the names of the others (their values may be personal
+/// data or credentials).
+#[derive(Clone, PartialEq)]
+pub struct Introspection {
+    active: bool,
+    client_id: Option<String>,
+    scope: Option<Scope>,
+    expires_at: Option<SystemTime>,
+    issued_at: Option<SystemTime>,
+    not_before: Option<SystemTime>,
+    subject: Option<String>,
+    audience: Vec<String>,
+    issuer: Option<String>,
+    token_type: Option<TokenType>,
+    username: Option<String>,
+    extra: Map<String, Value>,
+}
+
+impl Introspection {
+    /// An inactive result, as the endpoint answers for an unknown, expired or revoked token.
+    pub fn inactive() -> Self {
+        Self {
+            active: false,
+            client_id: None,
+            scope: None,
+            expires_at: None,
+            issued_at: None,
+            not_before: None,
+            subject: None,
+            audience: Vec::new(),
+            issuer: None,
+            token_type: None,
+            username: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// `active`: whether the token is currently valid at the authorization server.
+    pub fn active(&self) -> bool {
+        self.active
+    }
+
+    /// `client_id`: the client the token was issued to.
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+
+    /// `scope`: the scopes the token carries.
+    pub fn scope(&self) -> Option<&Scope> {
+        self.scope.as_ref()
+    }
+
+    /// `exp`, as an absolute time.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires_at
+    }
+
+    /// `iat`, as an absolute time.
+    pub fn issued_at(&self) -> Option<SystemTime> {
+        self.issued_at
+    }
+
+    /// `nbf`, as an absolute time.
+    pub fn not_before(&self) -> Option<SystemTime> {
+        self.not_before
+    }
+
+    /// `sub`: the resource owner, for tokens issued on a user's behalf.
+    pub fn subject(&self) -> Option<&str> {
+        self.subject.as_deref()
+    }
+
+    /// `aud`: the audiences (sent as one string or an array).
+    pub fn audience(&self) -> &[String] {
+        &self.audience
+    }
+
+    /// `iss`: the issuer.
+    pub fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+
+    /// `token_type`, in any case.
+    pub fn token_type(&self) -> Option<&TokenType> {
+        self.token_type.as_ref()
+    }
+
+    /// `username`: a human-readable name of the resource owner.
+    pub fn username(&self) -> Option<&str> {
+        self.username.as_deref()
+    }
+
+    /// Every other member, as sent.
+    pub fn extra(&self) -> &Map<String, Value> {
+        &self.extra
+    }
+}
+
+impl fmt::Debug for Introspection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Introspection")
+            .field("active", &self.active)
+            .field("client_id", &self.client_id)
+            .field("scope", &self.scope)
+            .field("expires_at", &self.expires_at)
+            .field("issued_at", &self.issued_at)
+            .field("not_before", &self.not_before)
+            .field("subject", &self.subject.as_ref().map(|_| "<present>"))
+            .field("audience", &self.audience)
+            .field("issuer", &self.issuer)
+            .field("token_type", &self.token_type)
+            .field("username", &self.username.as_ref().map(|_| "<present>"))
+            .field("extra", &self.extra.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Parses an introspection response (RFC 7662 §2.2), leniently: `active` as a boolean or the
+/// string `"true"`/`"false"`; `exp`, `iat`, `nbf` as numbers or numeric strings (seconds since
+/// the epoch); `scope` as a string or an array; `aud` as a string or an array; `token_type` in
+/// any case; a form-encoded body instead of JSON. Strict where a wrong guess would let a
+/// request through: a response without a readable `active` is an error, never "active".
+///
+/// An OAuth error (RFC 7662 §2.3: `invalid_client` when the resource server's own credentials
+/// are wrong) is [`Error::Server`]; a non-2xx status is [`Error::UnexpectedResponse`].
+///
+/// ```
+/// use oauth_core::parse_introspection_response;
+///
+/// let body = r#"{"active": true, "client_id": "l238j323ds-23ij4", "scope": "read write",
+///               "exp": "1419356238", "sub": "Z5O3upPC88QrAjx00dis", "aud": "https://protected.example.net/resource"}"#;
+/// let response = http::Response::builder().status(200).header("content-type", "application/json").body(body)?;
+/// let introspection = parse_introspection_response(&response)?;
+/// assert!(introspection.active());
+/// assert_eq!(introspection.client_id(), Some("l238j323ds-23ij4"));
+/// assert!(introspection.scope().is_some_and(|s| s.contains("write")));
+/// assert_eq!(introspection.audience(), ["https://protected.example.net/resource"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn parse_introspection_response<B: AsRef<[u8]>>(
+    response: &Response<B>,
+) -> Result<Introspection, Error> {
+    let mut map = parse_object(response)?;
+    let invalid = |field| unexpected(response, UnexpectedReason::InvalidField(field));
+
+    let active = match map.remove("active") {
+        Some(Value::Bool(b)) => b,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
+        None | Some(Value::Null) => {
+            return Err(unexpected(
+                response,
+                UnexpectedReason::MissingField("active"),
+            ));
+        }
+        Some(_) => return Err(invalid("active")),
+    };
+    let mut result = Introspection::inactive();
+    if !active {
+        // RFC 7662 §2.2: an inactive token's other members are meaningless; drop them so that
+        // nobody reads a client id or a scope off a dead token.
+        return Ok(result);
+    }
+    result.active = true;
+    result.client_id = text(&mut map, "client_id").map_err(invalid)?;
+    result.scope = match map.remove("scope") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(Scope::parse(&s)),
+        Some(Value::Array(items)) => Some(Scope::new(strings(items).ok_or(invalid("scope"))?)),
+        Some(_) => return Err(invalid("scope")),
+    };
+    result.expires_at = instant(&mut map, "exp").map_err(invalid)?;
+    result.issued_at = instant(&mut map, "iat").map_err(invalid)?;
+    result.not_before = instant(&mut map, "nbf").map_err(invalid)?;
+    result.subject = text(&mut map, "sub").map_err(invalid)?;
+    result.audience = match map.remove("aud") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => vec![s],
+        Some(Value::Array(items)) => strings(items).ok_or(invalid("aud"))?,
+        Some(_) => return Err(invalid("aud")),
+    };
+    result.issuer = text(&mut map, "iss").map_err(invalid)?;
+    result.token_type = text(&mut map, "token_type")
+        .map_err(invalid)?
+        .map(|t| TokenType::parse(&t));
+    result.username = text(&mut map, "username").map_err(invalid)?;
+    result.extra = map;
+    Ok(result)
+}
+
+fn text(map: &mut Map<String, Value>, name: &'static str) -> Result<Option<String>, &'static str> {
+    match map.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        // Some servers send numeric client ids or subjects.
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(name),
+    }
+}
+
+fn strings(items: Vec<Value>) -> Option<Vec<String>> {
+    items
+        .into_iter()
+        .map(|v| match v {
+            Value::String(s) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The latest instant taken from a timestamp (year 2500); later values are clamped.
+const MAX_TIMESTAMP: u64 = 16_725_225_600;
+
+/// Reads seconds since the epoch from a number or a numeric string.
+fn instant(
+    map: &mut Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<SystemTime>, &'static str> {
+    let secs = match map.remove(name) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => number(n.as_u64(), n.as_f64()),
+        Some(Value::String(s)) => {
+            let s = s.trim();
+            number(s.parse::<u64>().ok(), s.parse::<f64>().ok())
+        }
+        Some(_) => None,
+    };
+    let secs = secs.ok_or(name)?;
+    Ok(SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs.min(MAX_TIMESTAMP))))
+}
+
+fn number(integer: Option<u64>, float: Option<f64>) -> Option<u64> {
+    if let Some(u) = integer {
+        return Some(u);
+    }
+    let f = float?;
+    if f.is_nan() || f < 0.0 {
+        return None;
+    }
+    // Saturating float-to-int conversion; the caller clamps.
+    Some(f as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{BodyEncoding, ClientAuthentication};
+    use crate::error::ErrorCode;
+    use crate::secret::ClientSecret;
+
+    fn response(status: u16, content_type: &str, body: &str) -> Response<Vec<u8>> {
+        Response::builder()
+            .status(status)
+            .header("content-type", content_type)
+            .body(body.as_bytes().to_vec())
+            .unwrap()
+    }
+
+    fn json(body: &str) -> Result<Introspection, Error> {
+        parse_introspection_response(&response(200, "application/json", body))
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn rfc7662_example_response() {
+        // RFC 7662 §2.2.
+        let i = json(
+            r#"{
+              "active": true,
+              "client_id": "l238j323ds-23ij4",
+              "username": "jdoe",
+              "scope": "read write dolphin",
+              "sub": "Z5O3upPC88QrAjx00dis",
+              "aud": "https://protected.example.net/resource",
+              "iss": "https://server.example.com/",
+              "exp": 1419356238,
+              "iat": 1419350238,
+              "extension_field": "twenty-seven"
+            }"#,
+        )
+        .unwrap();
+        assert!(i.active());
+        assert_eq!(i.client_id(), Some("l238j323ds-23ij4"));
+        assert_eq!(i.username(), Some("jdoe"));
+        assert_eq!(i.scope().unwrap().as_str(), "read write dolphin");
+        assert_eq!(i.subject(), Some("Z5O3upPC88QrAjx00dis"));
+        assert_eq!(i.audience(), ["https://protected.example.net/resource"]);
+        assert_eq!(i.issuer(), Some("https://server.example.com/"));
+        assert_eq!(i.expires_at(), Some(at(1419356238)));
+        assert_eq!(i.issued_at(), Some(at(1419350238)));
+        assert_eq!(i.extra()["extension_field"], "twenty-seven");
+        let debug = format!("{i:?}");
+        assert!(!debug.contains("jdoe") && !debug.contains("Z5O3upPC88QrAjx00dis"));
+        assert!(!debug.contains("twenty-seven"));
+    }
+
+    #[test]
+    fn lenient_forms() {
+        let i = json(
+            r#"{"active":"true","exp":"1419356238","nbf":1419350000.5,"scope":["a","b"],
+                "aud":["x","y"],"token_type":"bearer","client_id":42}"#,
+        )
+        .unwrap();
+        assert!(i.active());
+        assert_eq!(i.expires_at(), Some(at(1419356238)));
+        assert_eq!(i.not_before(), Some(at(1419350000)));
+        assert_eq!(i.scope().unwrap().as_str(), "a b");
+        assert_eq!(i.audience(), ["x", "y"]);
+        assert_eq!(i.token_type(), Some(&TokenType::Bearer));
+        assert_eq!(i.client_id(), Some("42"));
+        // Far future timestamps are clamped rather than overflowing.
+        let far = json(r#"{"active":true,"exp":1e300}"#).unwrap();
+        assert_eq!(far.expires_at(), Some(at(MAX_TIMESTAMP)));
+        // A form-encoded answer.
+        let form = parse_introspection_response(&response(
+            200,
+            "application/x-www-form-urlencoded",
+            "active=true&client_id=c&exp=100",
+        ))
+        .unwrap();
+        assert_eq!(form.client_id(), Some("c"));
+        assert_eq!(form.expires_at(), Some(at(100)));
+    }
+
+    #[test]
+    fn inactive_drops_everything_else() {
+        for body in [
+            r#"{"active":false}"#,
+            r#"{"active":"false","client_id":"c","scope":"admin"}"#,
+        ] {
+            let i = json(body).unwrap();
+            assert_eq!(i, Introspection::inactive(), "{body}");
+        }
+    }
+
+    #[test]
+    fn strict_where_it_matters() {
+        for (body, field) in [
+            (
+                r#"{"client_id":"c"}"#,
+                UnexpectedReason::MissingField("active"),
+            ),
+            (
+                r#"{"active":null}"#,
+                UnexpectedReason::MissingField("active"),
+            ),
+            (r#"{"active":1}"#, UnexpectedReason::InvalidField("active")),
+            (
+                r#"{"active":"yes"}"#,
+                UnexpectedReason::InvalidField("active"),
+            ),
+            (
+                r#"{"active":true,"exp":"soon"}"#,
+                UnexpectedReason::InvalidField("exp"),
+            ),
+            (
+                r#"{"active":true,"exp":-5}"#,
+                UnexpectedReason::InvalidField("exp"),
+            ),
+            (
+                r#"{"active":true,"scope":[1]}"#,
+                UnexpectedReason::InvalidField("scope"),
+            ),
+            (
+                r#"{"active":true,"aud":{}}"#,
+                UnexpectedReason::InvalidField("aud"),
+            ),
+            (
+                r#"{"active":true,"client_id":[]}"#,
+                UnexpectedReason::InvalidField("client_id"),
+            ),
+        ] {
+            match json(body) {
+                Err(Error::UnexpectedResponse(u)) => assert_eq!(u.reason(), &field, "{body}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        // RFC 7662 §2.3: the resource server's own credentials refused.
+        let e = parse_introspection_response(&response(
+            401,
+            "application/json",
+            r#"{"error":"invalid_client"}"#,
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.error_response().unwrap().code(),
+            &ErrorCode::InvalidClient
+        );
+        // A 200 that is not an object, and a 5xx.
+        assert!(matches!(
+            parse_introspection_response(&response(200, "text/html", "<html>")),
+            Err(Error::UnexpectedResponse(_))
+        ));
+        assert!(matches!(
+            parse_introspection_response(&response(503, "text/plain", "down")),
+            Err(Error::UnexpectedResponse(_))
+        ));
+        // A 5xx that says active: true is still not a result.
+        assert!(
+            parse_introspection_response(&response(500, "application/json", r#"{"active":true}"#))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn requests_use_client_authentication_and_body_style() {
+        let endpoint = Endpoint::new("https://as.example/introspect").unwrap();
+        let token = SecurityToken::new("a b&c");
+        let basic = Client::new(
+            "rs",
+            ClientAuthentication::SecretBasic(ClientSecret::new("p w")),
+        );
+        let request = IntrospectionRequest::new(token.clone())
+            .build(&endpoint, &basic)
+            .unwrap();
+        assert_eq!(request.method(), http::Method::POST);
+        assert_eq!(request.body().expose_secret(), b"token=a+b%26c");
+        assert_eq!(request.headers()["authorization"], "Basic cnM6cCt3");
+        assert!(request.headers()["authorization"].is_sensitive());
+
+        let json_client = Client::new(
+            "rs",
+            ClientAuthentication::SecretPost(ClientSecret::new("pw")),
+        )
+        .with_body_encoding(BodyEncoding::Json);
+        let request = RevocationRequest::new(token)
+            .token_type_hint(TokenTypeHint::AccessToken)
+            .build(&endpoint, &json_client)
+            .unwrap();
+        assert_eq!(request.headers()["content-type"], "application/json");
+        let body: Value = serde_json::from_slice(request.body().expose_secret()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"token":"a b&c","token_type_hint":"access_token","client_id":"rs","client_secret":"pw"})
+        );
+        assert!(!format!("{request:?}").contains("a b&c"));
+    }
+
+    #[test]
+    fn revocation_responses() {
+        assert!(parse_revocation_response(&response(200, "text/plain", "")).is_ok());
+        assert!(parse_revocation_response(&response(200, "application/json", "{}")).is_ok());
+        let e = parse_revocation_response(&response(
+            400,
+            "application/json",
+            r#"{"error":"unsupported_token_type"}"#,
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.error_response().unwrap().code(),
+            &ErrorCode::Other("unsupported_token_type".into())
+        );
+        match parse_revocation_response(&response(503, "text/plain", "busy")) {
+            Err(Error::UnexpectedResponse(u)) => {
+                assert_eq!(u.status(), http::StatusCode::SERVICE_UNAVAILABLE)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parser_never_panics(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), status in 100u16..600) {
+            let r = Response::builder().status(status).body(body).unwrap();
+            let _ = parse_introspection_response(&r);
+            let _ = parse_revocation_response(&r);
+        }
+    }
+}

@@ -1,0 +1,853 @@
+//! The resource server's side (RFC 6750 §2 and §3): take the bearer token from an incoming
+//! request, and decide from the introspection result and the client's contract whether the
+//! request may reach the API.
+//!
+//! This is the gateway policy of the first provider page, without the I/O: the caller sends
+//! the [`IntrospectionRequest`](crate::IntrospectionRequest), looks the client up in its
+//! contract store, and hands both answers to [`ApiPolicy::decide`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+
+use crate::encoding::form_parse;
+use crate::error::ErrorCode;
+use crate::introspection::Introspection;
+use crate::response::TokenType;
+use crate::scope::Scope;
+use crate::secret::AccessToken;
+
+/// Where a resource server looks for the bearer token.
+///
+/// The `Authorization: Bearer` header (RFC 6750 §2.1) is always read. The form-body (§2.2)
+/// and query (§2.3) methods are off unless enabled: RFC 9700 §4.3.2 advises against the query
+/// form, since URIs end up in logs and `Referer` headers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BearerLocations {
+    form_body: bool,
+    query: bool,
+}
+
+impl BearerLocations {
+    /// The `Authorization` header only.
+    pub fn header_only() -> Self {
+        Self::default()
+    }
+
+    /// Also accept `access_token` in a form-encoded body (RFC 6750 §2.2).
+    pub fn allow_form_body(mut self) -> Self {
+        self.form_body = true;
+        self
+    }
+
+    /// Also accept `access_token` in the query string (RFC 6750 §2.3).
+    pub fn allow_query(mut self) -> Self {
+        self.query = true;
+        self
+    }
+
+    /// Whether the form-body method is enabled.
+    pub fn form_body(&self) -> bool {
+        self.form_body
+    }
+
+    /// Whether the query method is enabled.
+    pub fn query(&self) -> bool {
+        self.query
+    }
+}
+
+/// Takes the bearer token from an incoming request (RFC 6750 §2).
+///
+/// No token gives [`Denial::MissingToken`]; a malformed token, or tokens sent by more than one
+/// method or more than once, give [`Denial::InvalidRequest`] (RFC 6750 §3.1).
+///
+/// ```
+/// use oauth_core::{BearerLocations, Denial, extract_bearer_token};
+///
+/// let request = http::Request::get("https://api.domain.com/labels")
+///     .header("authorization", "Bearer mF_9.B5f-4.1JqM")
+///     .body(Vec::<u8>::new())?;
+/// let token = extract_bearer_token(&request, BearerLocations::header_only())?;
+/// assert_eq!(token.expose_secret(), "mF_9.B5f-4.1JqM");
+///
+/// let anonymous = http::Request::get("https://api.domain.com/labels").body(Vec::<u8>::new())?;
+/// assert_eq!(extract_bearer_token(&anonymous, BearerLocations::header_only()), Err(Denial::MissingToken));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn extract_bearer_token<B: AsRef<[u8]>>(
+    request: &Request<B>,
+    locations: BearerLocations,
+) -> Result<AccessToken, Denial> {
+    extract_bearer_token_from_parts(
+        request.method(),
+        request.uri(),
+        request.headers(),
+        Some(request.body().as_ref()),
+        locations,
+    )
+}
+
+/// [`extract_bearer_token`] for servers that have not read the body yet: pass `body: None`
+/// and the form-body method is skipped even when enabled.
+pub fn extract_bearer_token_from_parts(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Option<&[u8]>,
+    locations: BearerLocations,
+) -> Result<AccessToken, Denial> {
+    let mut found: Option<AccessToken> = None;
+    let mut take = |token: &str| -> Result<(), Denial> {
+        if !is_b64token(token) {
+            return Err(Denial::InvalidRequest {
+                reason: "the bearer token is malformed",
+            });
+        }
+        if found.is_some() {
+            return Err(Denial::InvalidRequest {
+                reason: "more than one access token in the request",
+            });
+        }
+        found = Some(AccessToken::new(token));
+        Ok(())
+    };
+
+    for value in headers.get_all(AUTHORIZATION) {
+        let Ok(text) = value.to_str() else {
+            continue;
+        };
+        let text = text.trim();
+        let Some((scheme, rest)) = text.split_once(' ') else {
+            if text.eq_ignore_ascii_case("bearer") {
+                return Err(Denial::InvalidRequest {
+                    reason: "the bearer token is malformed",
+                });
+            }
+            continue;
+        };
+        if scheme.eq_ignore_ascii_case("bearer") {
+            take(rest.trim_start_matches(' '))?;
+        }
+    }
+    if locations.query {
+        if let Some(query) = uri.query() {
+            for (name, value) in form_parse(query) {
+                if name == "access_token" {
+                    take(&value)?;
+                }
+            }
+        }
+    }
+    if locations.form_body && *method != Method::GET {
+        let is_form = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|ct| ct.split(';').next())
+            .is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if let (true, Some(body)) = (is_form, body) {
+            if let Ok(text) = std::str::from_utf8(body) {
+                for (name, value) in form_parse(text) {
+                    if name == "access_token" {
+                        take(&value)?;
+                    }
+                }
+            }
+        }
+    }
+    found.ok_or(Denial::MissingToken)
+}
+
+/// `b64token` (RFC 6750 §2.1): `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
+/// What the contract store says about a client and the API it calls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ContractStatus {
+    /// The client holds a contract for the API. `scopes`, when set, limits the scopes the
+    /// client may use on it.
+    Granted {
+        /// The scopes the contract allows, or `None` for any.
+        scopes: Option<Scope>,
+    },
+    /// The client holds no contract for the API.
+    None,
+    /// The store could not answer.
+    Unavailable,
+}
+
+/// What an API requires of a request (the gateway policy), and the decision.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::{Duration, SystemTime};
+/// use oauth_core::{ApiPolicy, ContractStatus, Denial, parse_introspection_response};
+///
+/// let policy = ApiPolicy::new("labels-api").require_scope(["labels:read"]);
+/// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+/// let body = r#"{"active": true, "client_id": "app-1", "scope": "labels:read", "exp": 1700003600}"#;
+/// let answer = http::Response::builder().status(200).body(body)?;
+/// let introspection = Arc::new(parse_introspection_response(&answer)?);
+///
+/// // app-1 holds a contract for labels-api.
+/// let principal = policy.decide(&introspection, now, |client, api| {
+///     assert_eq!((client, api), ("app-1", "labels-api"));
+///     ContractStatus::Granted { scopes: None }
+/// })?;
+/// assert_eq!(principal.client_id(), "app-1");
+///
+/// // Without a contract: 403.
+/// let denial = policy.decide(&introspection, now, |_, _| ContractStatus::None).unwrap_err();
+/// assert_eq!(denial.status(), 403);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct ApiPolicy {
+    api: String,
+    required: Scope,
+    audience: Option<String>,
+    realm: Option<String>,
+    not_before_leeway: Duration,
+}
+
+impl ApiPolicy {
+    /// The policy of the API named `api` (the name the contract store knows it by).
+    pub fn new(api: impl Into<String>) -> Self {
+        Self {
+            api: api.into(),
+            required: Scope::default(),
+            audience: None,
+            realm: None,
+            not_before_leeway: Duration::from_secs(60),
+        }
+    }
+
+    /// Scopes every request must carry (all of them).
+    pub fn require_scope<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.required = Scope::new(scopes);
+        self
+    }
+
+    /// Requires the token's `aud` to contain `audience` (RFC 9700 §2.3: audience-restricted
+    /// tokens). A token without `aud` is then refused.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// The `realm` sent in `WWW-Authenticate` challenges.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
+    /// The API's name.
+    pub fn api(&self) -> &str {
+        &self.api
+    }
+
+    /// The scopes every request must carry.
+    pub fn required_scope(&self) -> &Scope {
+        &self.required
+    }
+
+    /// Decides on a request whose token the introspection endpoint described.
+    ///
+    /// Checks, in order: the token is active, not expired at `now` (so a cached result is never
+    /// used past `exp`), already valid (`nbf`, with 60 s leeway), a bearer token, for this
+    /// audience (if required), issued to a client; then `contract(client_id, api)`; then the
+    /// required scopes, which must be in the token's scope and, if the contract limits scopes,
+    /// in the contract's.
+    pub fn decide<F>(
+        &self,
+        introspection: &Arc<Introspection>,
+        now: SystemTime,
+        contract: F,
+    ) -> Result<Principal, Denial>
+    where
+        F: FnOnce(&str, &str) -> ContractStatus,
+    {
+        let invalid = |reason| Err(Denial::InvalidToken { reason });
+        if !introspection.active() {
+            return invalid(InvalidTokenReason::Inactive);
+        }
+        if introspection.expires_at().is_some_and(|exp| exp <= now) {
+            return invalid(InvalidTokenReason::Expired);
+        }
+        if introspection
+            .not_before()
+            .is_some_and(|nbf| nbf > now + self.not_before_leeway)
+        {
+            return invalid(InvalidTokenReason::NotYetValid);
+        }
+        if introspection
+            .token_type()
+            .is_some_and(|t| *t != TokenType::Bearer)
+        {
+            return invalid(InvalidTokenReason::NotAnAccessToken);
+        }
+        if let Some(audience) = &self.audience {
+            if !introspection.audience().iter().any(|a| a == audience) {
+                return invalid(InvalidTokenReason::WrongAudience);
+            }
+        }
+        let Some(client_id) = introspection.client_id() else {
+            return Err(Denial::NoContract);
+        };
+        let contract_scopes = match contract(client_id, &self.api) {
+            ContractStatus::Granted { scopes } => scopes,
+            ContractStatus::None => return Err(Denial::NoContract),
+            ContractStatus::Unavailable => {
+                return Err(Denial::Unavailable {
+                    reason: "the contract store could not be read",
+                });
+            }
+        };
+        for needed in self.required.iter() {
+            if let Some(allowed) = &contract_scopes {
+                if !allowed.contains(needed) {
+                    return Err(Denial::NoContract);
+                }
+            }
+            if !introspection.scope().is_some_and(|s| s.contains(needed)) {
+                return Err(Denial::InsufficientScope {
+                    required: self.required.clone(),
+                });
+            }
+        }
+        Ok(Principal {
+            introspection: Arc::clone(introspection),
+        })
+    }
+
+    /// The HTTP response for a denial: the status, a `WWW-Authenticate: Bearer` challenge with
+    /// this policy's realm where RFC 6750 §3 calls for one, and a small JSON body.
+    pub fn deny_response(&self, denial: &Denial) -> Response<Vec<u8>> {
+        denial.to_response(self.realm.as_deref())
+    }
+}
+
+/// An allowed request: who is calling.
+#[derive(Clone)]
+pub struct Principal {
+    introspection: Arc<Introspection>,
+}
+
+impl Principal {
+    /// The calling client's id (the one that holds the contract).
+    pub fn client_id(&self) -> &str {
+        self.introspection.client_id().unwrap_or_default()
+    }
+
+    /// The token's scopes.
+    pub fn scope(&self) -> Option<&Scope> {
+        self.introspection.scope()
+    }
+
+    /// The resource owner, when the token was issued on a user's behalf.
+    pub fn subject(&self) -> Option<&str> {
+        self.introspection.subject()
+    }
+
+    /// When the token expires, if the endpoint said.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.introspection.expires_at()
+    }
+
+    /// Everything the introspection endpoint said.
+    pub fn introspection(&self) -> &Introspection {
+        &self.introspection
+    }
+}
+
+impl fmt::Debug for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Principal")
+            .field("client_id", &self.client_id())
+            .field("scope", &self.scope())
+            .field("subject", &self.subject().map(|_| "<present>"))
+            .finish()
+    }
+}
+
+/// Why a token was found invalid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidTokenReason {
+    /// The introspection endpoint said `active: false` (unknown, expired or revoked).
+    Inactive,
+    /// `exp` has passed.
+    Expired,
+    /// `nbf` is in the future.
+    NotYetValid,
+    /// `token_type` is not `Bearer` (a refresh token, or a sender-constrained token).
+    NotAnAccessToken,
+    /// `aud` does not name this API.
+    WrongAudience,
+}
+
+impl InvalidTokenReason {
+    fn description(self) -> &'static str {
+        match self {
+            Self::Inactive => "The access token is not active.",
+            Self::Expired => "The access token expired.",
+            Self::NotYetValid => "The access token is not valid yet.",
+            Self::NotAnAccessToken => "The token is not a bearer access token.",
+            Self::WrongAudience => "The access token is not meant for this API.",
+        }
+    }
+}
+
+/// Why a request is refused, and how to answer it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Denial {
+    /// No token: 401 with a bare `WWW-Authenticate: Bearer` challenge (RFC 6750 §3.1 says to
+    /// send no error code then).
+    MissingToken,
+    /// A malformed request (bad token syntax, several tokens): 400 `invalid_request`.
+    InvalidRequest {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The token is not valid: 401 `invalid_token`.
+    InvalidToken {
+        /// Why.
+        reason: InvalidTokenReason,
+    },
+    /// The token lacks a required scope: 403 `insufficient_scope`, with the scopes needed.
+    InsufficientScope {
+        /// The scopes the API requires.
+        required: Scope,
+    },
+    /// The client holds no contract for this API (or its contract does not cover the scopes
+    /// required): 403.
+    NoContract,
+    /// The token could not be validated (the introspection endpoint or the contract store is
+    /// down or answered nonsense): 503. Never an allow.
+    Unavailable {
+        /// What failed.
+        reason: &'static str,
+    },
+}
+
+impl Denial {
+    /// The HTTP status to answer with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingToken | Self::InvalidToken { .. } => StatusCode::UNAUTHORIZED,
+            Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::InsufficientScope { .. } | Self::NoContract => StatusCode::FORBIDDEN,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The OAuth error code, if the response carries one.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::MissingToken => None,
+            Self::InvalidRequest { .. } => Some(ErrorCode::InvalidRequest),
+            Self::InvalidToken { .. } => Some(ErrorCode::InvalidToken),
+            Self::InsufficientScope { .. } => Some(ErrorCode::InsufficientScope),
+            Self::NoContract => Some(ErrorCode::AccessDenied),
+            Self::Unavailable { .. } => Some(ErrorCode::TemporarilyUnavailable),
+        }
+    }
+
+    /// A human-readable description, safe to send to the client.
+    pub fn description(&self) -> &'static str {
+        match self {
+            Self::MissingToken => "An access token is required.",
+            Self::InvalidRequest { reason } | Self::Unavailable { reason } => reason,
+            Self::InvalidToken { reason } => reason.description(),
+            Self::InsufficientScope { .. } => "The access token lacks a scope this API requires.",
+            Self::NoContract => "The client has no contract for this API.",
+        }
+    }
+
+    /// The `WWW-Authenticate` value (RFC 6750 §3), for 400, 401 and `insufficient_scope`.
+    pub fn challenge(&self, realm: Option<&str>) -> Option<HeaderValue> {
+        let code = match self {
+            Self::MissingToken => None,
+            Self::InvalidRequest { .. }
+            | Self::InvalidToken { .. }
+            | Self::InsufficientScope { .. } => self.error_code(),
+            Self::NoContract | Self::Unavailable { .. } => return None,
+        };
+        let mut params: Vec<(&str, &str)> = Vec::new();
+        if let Some(realm) = realm {
+            params.push(("realm", realm));
+        }
+        let code_text = code.as_ref().map(ErrorCode::as_str);
+        if let Some(code) = code_text {
+            params.push(("error", code));
+            params.push(("error_description", self.description()));
+        }
+        if let Self::InsufficientScope { required } = self {
+            params.push(("scope", required.as_str()));
+        }
+        let mut text = String::from("Bearer");
+        for (i, (name, value)) in params.iter().enumerate() {
+            text.push_str(if i == 0 { " " } else { ", " });
+            text.push_str(name);
+            text.push_str("=\"");
+            for c in value.chars() {
+                // Only visible ASCII and spaces may be quoted in a header value.
+                match c {
+                    '"' | '\\' => {
+                        text.push('\\');
+                        text.push(c);
+                    }
+                    ' '..='~' => text.push(c),
+                    _ => text.push('?'),
+                }
+            }
+            text.push('"');
+        }
+        HeaderValue::from_str(&text).ok()
+    }
+
+    /// The whole response: status, challenge and a JSON body
+    /// (`{"error": …, "error_description": …}`; empty when no token was sent).
+    pub fn to_response(&self, realm: Option<&str>) -> Response<Vec<u8>> {
+        let body = match self.error_code() {
+            Some(code) if *self != Self::MissingToken => serde_json::json!({
+                "error": code.as_str(),
+                "error_description": self.description(),
+            })
+            .to_string()
+            .into_bytes(),
+            _ => Vec::new(),
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = self.status();
+        if let Some(challenge) = self.challenge(realm) {
+            response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+        }
+        if !response.body().is_empty() {
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        response
+    }
+}
+
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.description(), self.status().as_u16())
+    }
+}
+
+impl std::error::Error for Denial {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bearer::{TokenVerdict, classify_resource_response};
+    use crate::introspection::parse_introspection_response;
+
+    fn request(auth: &[&str], uri: &str, body: Option<&str>) -> Request<Vec<u8>> {
+        let mut b = Request::builder().uri(uri);
+        for a in auth {
+            b = b.header(AUTHORIZATION, *a);
+        }
+        if let Some(body) = body {
+            b = b
+                .method(Method::POST)
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+            return b.body(body.as_bytes().to_vec()).unwrap();
+        }
+        b.body(Vec::new()).unwrap()
+    }
+
+    fn extract(r: &Request<Vec<u8>>, l: BearerLocations) -> Result<String, Denial> {
+        extract_bearer_token(r, l).map(|t| t.expose_secret().to_owned())
+    }
+
+    #[test]
+    fn extraction() {
+        let all = BearerLocations::header_only()
+            .allow_query()
+            .allow_form_body();
+        let h = BearerLocations::header_only();
+        let ok = |s: &str| Ok(s.to_owned());
+        assert_eq!(extract(&request(&["Bearer abc"], "/", None), h), ok("abc"));
+        assert_eq!(
+            extract(&request(&["bearer  a.b-c_d~e+f/g=="], "/", None), h),
+            ok("a.b-c_d~e+f/g==")
+        );
+        assert_eq!(
+            extract(&request(&["Basic dXNlcjpwdw=="], "/", None), h),
+            Err(Denial::MissingToken)
+        );
+        assert_eq!(
+            extract(&request(&[], "/?access_token=q", None), h),
+            Err(Denial::MissingToken)
+        );
+        assert_eq!(
+            extract(&request(&[], "/?access_token=q", None), all),
+            ok("q")
+        );
+        assert_eq!(
+            extract(&request(&[], "/", Some("x=1&access_token=f")), all),
+            ok("f")
+        );
+        assert_eq!(
+            extract(&request(&[], "/", Some("access_token=f")), h),
+            Err(Denial::MissingToken)
+        );
+        let malformed = Err(Denial::InvalidRequest {
+            reason: "the bearer token is malformed",
+        });
+        for bad in [
+            "Bearer",
+            "Bearer a b",
+            "Bearer a\"b",
+            "Bearer ==",
+            "Bearer é",
+        ] {
+            let r = Request::builder()
+                .header(
+                    AUTHORIZATION,
+                    HeaderValue::from_bytes(bad.as_bytes()).unwrap(),
+                )
+                .body(Vec::new())
+                .unwrap();
+            let got = extract(&r, h);
+            // Non-visible-ASCII headers are not text; they carry no bearer token at all.
+            if bad.is_ascii() {
+                assert_eq!(got, malformed, "{bad}");
+            } else {
+                assert_eq!(got, Err(Denial::MissingToken), "{bad}");
+            }
+        }
+        let multiple = Err(Denial::InvalidRequest {
+            reason: "more than one access token in the request",
+        });
+        assert_eq!(
+            extract(&request(&["Bearer a", "Bearer b"], "/", None), h),
+            multiple
+        );
+        assert_eq!(
+            extract(&request(&["Bearer a"], "/?access_token=a", None), all),
+            multiple
+        );
+        assert_eq!(
+            extract(&request(&[], "/?access_token=a&access_token=b", None), all),
+            multiple
+        );
+        assert_eq!(
+            extract(&request(&["Bearer a"], "/", Some("access_token=b")), all),
+            multiple
+        );
+        // A GET's body is never read (RFC 6750 §2.2).
+        let mut get = request(&[], "/", Some("access_token=f"));
+        *get.method_mut() = Method::GET;
+        assert_eq!(extract(&get, all), Err(Denial::MissingToken));
+    }
+
+    fn introspection(body: &str) -> Arc<Introspection> {
+        let r = Response::builder().status(200).body(body).unwrap();
+        Arc::new(parse_introspection_response(&r).unwrap())
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn decisions() {
+        let policy = ApiPolicy::new("orders").require_scope(["orders:read"]);
+        let granted = |_: &str, _: &str| ContractStatus::Granted { scopes: None };
+        let now = at(1000);
+        let good = introspection(
+            r#"{"active":true,"client_id":"c1","scope":"orders:read x","exp":2000,"sub":"u","token_type":"Bearer"}"#,
+        );
+        let p = policy.decide(&good, now, granted).unwrap();
+        assert_eq!((p.client_id(), p.subject()), ("c1", Some("u")));
+        assert!(!format!("{p:?}").contains("\"u\""));
+
+        let invalid = |reason| Err(Denial::InvalidToken { reason });
+        let check = |body: &str| {
+            policy
+                .decide(&introspection(body), now, granted)
+                .map(|_| ())
+        };
+        assert_eq!(
+            check(r#"{"active":false}"#),
+            invalid(InvalidTokenReason::Inactive)
+        );
+        assert_eq!(
+            check(r#"{"active":true,"client_id":"c1","scope":"orders:read","exp":1000}"#),
+            invalid(InvalidTokenReason::Expired)
+        );
+        assert_eq!(
+            check(r#"{"active":true,"client_id":"c1","scope":"orders:read","nbf":1061}"#),
+            invalid(InvalidTokenReason::NotYetValid)
+        );
+        assert_eq!(
+            check(r#"{"active":true,"client_id":"c1","scope":"orders:read","nbf":1060}"#),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                r#"{"active":true,"client_id":"c1","scope":"orders:read","token_type":"refresh_token"}"#
+            ),
+            invalid(InvalidTokenReason::NotAnAccessToken)
+        );
+        assert_eq!(
+            check(r#"{"active":true,"client_id":"c1","scope":"orders:write"}"#),
+            Err(Denial::InsufficientScope {
+                required: Scope::parse("orders:read")
+            })
+        );
+        assert!(matches!(
+            check(r#"{"active":true,"client_id":"c1"}"#),
+            Err(Denial::InsufficientScope { .. })
+        ));
+        assert_eq!(
+            check(r#"{"active":true,"scope":"orders:read"}"#),
+            Err(Denial::NoContract)
+        );
+
+        // The contract store is asked about this client and this API only.
+        let mut asked = None;
+        let r = policy.decide(&good, now, |c, a| {
+            asked = Some((c.to_owned(), a.to_owned()));
+            ContractStatus::None
+        });
+        assert_eq!(r.unwrap_err(), Denial::NoContract);
+        assert_eq!(asked, Some(("c1".to_owned(), "orders".to_owned())));
+        assert_eq!(
+            policy
+                .decide(&good, now, |_, _| ContractStatus::Unavailable)
+                .unwrap_err()
+                .status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        // A contract limited to other scopes does not cover the request.
+        let limited = |_: &str, _: &str| ContractStatus::Granted {
+            scopes: Some(Scope::parse("orders:write")),
+        };
+        assert_eq!(
+            policy.decide(&good, now, limited).unwrap_err(),
+            Denial::NoContract
+        );
+        let covering = |_: &str, _: &str| ContractStatus::Granted {
+            scopes: Some(Scope::parse("orders:read")),
+        };
+        assert!(policy.decide(&good, now, covering).is_ok());
+
+        // Audience restriction.
+        let aud = ApiPolicy::new("orders").audience("https://orders.example");
+        let with = introspection(
+            r#"{"active":true,"client_id":"c","aud":["x","https://orders.example"]}"#,
+        );
+        let without = introspection(r#"{"active":true,"client_id":"c"}"#);
+        assert!(aud.decide(&with, now, granted).is_ok());
+        assert_eq!(
+            aud.decide(&without, now, granted).unwrap_err(),
+            Denial::InvalidToken {
+                reason: InvalidTokenReason::WrongAudience
+            }
+        );
+    }
+
+    #[test]
+    fn responses_follow_rfc6750_and_our_classifier_reads_them() {
+        let realm = Some("api \"one\"");
+        let r = Denial::MissingToken.to_response(realm);
+        assert_eq!(r.status(), 401);
+        assert_eq!(
+            r.headers()[WWW_AUTHENTICATE],
+            r#"Bearer realm="api \"one\"""#
+        );
+        assert!(r.body().is_empty());
+
+        let r = Denial::InvalidToken {
+            reason: InvalidTokenReason::Expired,
+        }
+        .to_response(None);
+        assert_eq!(r.status(), 401);
+        assert_eq!(
+            r.headers()[WWW_AUTHENTICATE],
+            r#"Bearer error="invalid_token", error_description="The access token expired.""#
+        );
+        // A client using this crate drops the token and retries on this answer.
+        assert!(matches!(
+            classify_resource_response(&r),
+            TokenVerdict::Rejected(_)
+        ));
+
+        let r = Denial::InsufficientScope {
+            required: Scope::parse("a b"),
+        }
+        .to_response(None);
+        assert_eq!(r.status(), 403);
+        assert!(
+            r.headers()[WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .ends_with(r#"scope="a b""#)
+        );
+        assert!(matches!(
+            classify_resource_response(&r),
+            TokenVerdict::InsufficientScope(_)
+        ));
+
+        let r = Denial::NoContract.to_response(None);
+        assert_eq!(r.status(), 403);
+        assert!(r.headers().get(WWW_AUTHENTICATE).is_none());
+        let body: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(body["error"], "access_denied");
+        assert!(matches!(
+            classify_resource_response(&r),
+            TokenVerdict::NotRejected
+        ));
+
+        let r = Denial::Unavailable { reason: "down" }.to_response(None);
+        assert_eq!(r.status(), 503);
+        let r = Denial::InvalidRequest { reason: "x" }.to_response(None);
+        assert_eq!(r.status(), 400);
+        assert!(
+            r.headers()[WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .contains(r#"error="invalid_request""#)
+        );
+        // A realm that is not visible ASCII still gives a valid header.
+        assert!(Denial::MissingToken.challenge(Some("réalm\n")).is_some());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn extraction_never_panics(header in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80), query in "[ -~]{0,80}", body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80)) {
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_bytes(&header) {
+                headers.insert(AUTHORIZATION, v);
+            }
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+            let uri: Uri = format!("/p?{}", query.replace(['#', ' ', '"', '<', '>', '\\', '^', '`', '{', '|', '}'], "")).parse().unwrap_or_default();
+            let all = BearerLocations::header_only().allow_query().allow_form_body();
+            let _ = extract_bearer_token_from_parts(&Method::POST, &uri, &headers, Some(&body), all);
+        }
+    }
+}
