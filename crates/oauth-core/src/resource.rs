@@ -75,7 +75,9 @@ impl BearerLocations {
 /// assert_eq!(token.expose_secret(), "mF_9.B5f-4.1JqM");
 ///
 /// let anonymous = http::Request::get("https://api.domain.com/labels").body(Vec::<u8>::new())?;
-/// assert_eq!(extract_bearer_token(&anonymous, BearerLocations::header_only()), Err(Denial::MissingToken));
+/// let denial = extract_bearer_token(&anonymous, BearerLocations::header_only()).unwrap_err();
+/// assert_eq!(denial, Denial::MissingToken);
+/// assert_eq!(denial.status(), 401);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn extract_bearer_token<B: AsRef<[u8]>>(
