@@ -82,6 +82,11 @@ pub struct Behaviour {
     pub rejection_style: RejectionStyle,
     /// The protected resource rejects every token, valid or not.
     pub reject_all_tokens: bool,
+    /// The introspection endpoint answers this status (with a plain-text body) instead of a
+    /// result: the validation endpoint is down.
+    pub introspection_failure: Option<u16>,
+    /// Delay before every introspection answer.
+    pub introspection_delay: Duration,
 }
 
 impl Default for Behaviour {
@@ -104,6 +109,8 @@ impl Default for Behaviour {
             slow_delay: Duration::from_secs(5),
             rejection_style: RejectionStyle::Challenge,
             reject_all_tokens: false,
+            introspection_failure: None,
+            introspection_delay: Duration::ZERO,
         }
     }
 }

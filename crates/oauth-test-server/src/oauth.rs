@@ -668,11 +668,21 @@ fn resource(state: &Mutex<State>, request: &Request) -> Response {
 fn introspect(state: &Mutex<State>, request: &Request) -> Response {
     let mut st = lock(state);
     st.counters.introspection_requests += 1;
+    let delay = st.behaviour.introspection_delay;
+    let mut response = introspection_answer(&mut st, request);
+    response.delay = delay;
+    response
+}
+
+fn introspection_answer(st: &mut State, request: &Request) -> Response {
+    if let Some(status) = st.behaviour.introspection_failure {
+        return Response::new(status, "text/plain", "validation endpoint unavailable");
+    }
     let p = match params(request) {
         Ok(p) => p,
         Err(r) => return r,
     };
-    if let Err(r) = authenticate(&mut st, request, &p) {
+    if let Err(r) = authenticate(st, request, &p) {
         return r;
     }
     let Some(token) = p.get("token") else {

@@ -1,0 +1,198 @@
+//! Gateway decisions per second on a cache hit (one thread), and introspection calls for
+//! 10,000 requests carrying 100 distinct tokens, against the loopback test server.
+//!
+//! `cargo bench -p oauth-gateway --bench decisions`
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oauth_core::http::{Request, header};
+use oauth_core::{AccessToken, Client, ClientAuthentication, ClientSecret};
+use oauth_gateway::{
+    ApiPolicy, BlockingGateway, CacheConfig, Contract, ContractStore, Gateway, MemoryContracts,
+    RedbContracts,
+};
+use oauth_test_server::{Behaviour, TestServer};
+
+const ITERS: u32 = 1_000_000;
+const ROUNDS: usize = 7;
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn credentials() -> Client {
+    let b = Behaviour::default();
+    Client::new(
+        b.client_id,
+        ClientAuthentication::SecretBasic(ClientSecret::new(b.client_secret)),
+    )
+}
+
+fn policy() -> ApiPolicy {
+    ApiPolicy::new("orders").require_scope(["orders:read"])
+}
+
+fn blocking(server: &TestServer, store: impl ContractStore) -> BlockingGateway {
+    let config = oauth_ureq::HttpConfig::new()
+        .add_root_certificates_pem(server.ca_pem().as_bytes())
+        .unwrap();
+    let http = oauth_ureq::HttpClient::new(config).unwrap();
+    let endpoint = http.endpoint(&server.url("/introspect")).unwrap();
+    BlockingGateway::builder(http, endpoint, credentials()).build(policy(), store)
+}
+
+fn asynchronous(server: &TestServer, store: impl ContractStore) -> Gateway {
+    let config = oauth_reqwest::HttpConfig::new()
+        .add_root_certificates_pem(server.ca_pem().as_bytes())
+        .unwrap();
+    let http = oauth_reqwest::HttpClient::new(config).unwrap();
+    let endpoint = http.endpoint(&server.url("/introspect")).unwrap();
+    Gateway::builder(http, endpoint, credentials())
+        .cache(CacheConfig::default())
+        .build(policy(), store)
+}
+
+fn memory() -> Arc<MemoryContracts> {
+    let store = MemoryContracts::new();
+    for i in 0..1000 {
+        store.grant(Contract::new(format!("app-{i}"), "orders"));
+    }
+    Arc::new(store)
+}
+
+fn rate(f: &mut dyn FnMut()) -> f64 {
+    let start = Instant::now();
+    for _ in 0..ITERS {
+        f();
+    }
+    f64::from(ITERS) / start.elapsed().as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let server = TestServer::start(Behaviour::default()).unwrap();
+    let redb_path = std::env::temp_dir().join(format!("gateway-bench-{}.redb", std::process::id()));
+    let redb = RedbContracts::open(&redb_path).unwrap();
+    redb.replace_all(&memory().export()).unwrap();
+    let redb = Arc::new(redb);
+
+    println!(
+        "# Decisions per second on a cache hit, one thread ({ROUNDS} rounds x {ITERS} decisions, medians)\n"
+    );
+    println!("| token | contenders | decisions/s |");
+    println!("|---|---|---|");
+    for (label, len) in [("43 chars", 43usize), ("900 chars", 900)] {
+        server.configure(|b| b.token_len = len);
+        let token = server.issue_access_token("app-7", "orders:read", HOUR);
+        let request = Request::get("https://api.example/orders")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Vec::<u8>::new())
+            .unwrap();
+        let access = AccessToken::new(token.as_str());
+        let b_mem = blocking(&server, memory());
+        let b_redb = blocking(&server, Arc::clone(&redb));
+        let a_mem = asynchronous(&server, memory());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // Warm the caches (one introspection each).
+        b_mem.check(&request).unwrap();
+        b_redb.check(&request).unwrap();
+        rt.block_on(a_mem.check(&request)).unwrap();
+
+        let mut results: Vec<(&str, Vec<f64>)> = vec![
+            ("blocking check(request), memory contracts", vec![]),
+            ("blocking validate(token), memory contracts", vec![]),
+            ("blocking check(request), redb contracts", vec![]),
+            ("async check(request), memory contracts", vec![]),
+        ];
+        for _ in 0..ROUNDS {
+            results[0].1.push(rate(&mut || {
+                black_box(b_mem.check(black_box(&request)).unwrap());
+            }));
+            results[1].1.push(rate(&mut || {
+                black_box(b_mem.validate(black_box(&access)).unwrap());
+            }));
+            results[2].1.push(rate(&mut || {
+                black_box(b_redb.check(black_box(&request)).unwrap());
+            }));
+            results[3].1.push(rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..ITERS {
+                    black_box(a_mem.check(black_box(&request)).await.unwrap());
+                }
+                f64::from(ITERS) / start.elapsed().as_secs_f64()
+            }));
+        }
+        for (name, r) in results {
+            println!("| {label} | {name} | {:.0} |", median(r));
+        }
+    }
+
+    println!("\n# Introspection calls for 10,000 requests carrying 100 distinct tokens\n");
+    println!("| gateway | requests | distinct tokens | introspection calls | elapsed |");
+    println!("|---|---|---|---|---|");
+    server.configure(|b| b.token_len = 43);
+    // Blocking, one thread, tokens in a scattered order.
+    {
+        let tokens: Vec<String> = (0..100)
+            .map(|i| server.issue_access_token(&format!("app-{i}"), "orders:read", HOUR))
+            .collect();
+        let gateway = blocking(&server, memory());
+        let before = server.counters().introspection_requests;
+        let start = Instant::now();
+        for i in 0..10_000 {
+            let t = AccessToken::new(tokens[(i * 7919) % 100].as_str());
+            gateway.validate(&t).unwrap();
+        }
+        let calls = server.counters().introspection_requests - before;
+        println!(
+            "| blocking, 1 thread | 10000 | 100 | {calls} | {:?} |",
+            start.elapsed()
+        );
+    }
+    // Async, all 10,000 requests at once on a 2-thread runtime: every token's first
+    // requests arrive together, so this also measures the single flight.
+    {
+        let tokens: Vec<String> = (0..100)
+            .map(|i| server.issue_access_token(&format!("app-{i}"), "orders:read", HOUR))
+            .collect();
+        let gateway = asynchronous(&server, memory());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let before = server.counters().introspection_requests;
+        let start = Instant::now();
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..10_000)
+                .map(|i| {
+                    let g = gateway.clone();
+                    let t = AccessToken::new(tokens[(i * 7919) % 100].as_str());
+                    tokio::spawn(async move { g.validate(&t).await })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap().unwrap();
+            }
+        });
+        let calls = server.counters().introspection_requests - before;
+        println!(
+            "| async, 10,000 concurrent tasks | 10000 | 100 | {calls} | {:?} |",
+            start.elapsed()
+        );
+    }
+    drop(redb);
+    let _ = std::fs::remove_file(&redb_path);
+}

@@ -1,0 +1,122 @@
+//! The blocking gateway on oauth-ureq, for thread-per-request servers.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use oauth_core::http::{Request, Response};
+use oauth_core::{AccessToken, ApiPolicy, Denial, Principal, extract_bearer_token};
+use oauth_ureq::HttpClient;
+
+use crate::cache::key;
+use crate::contracts::ContractStore;
+use crate::engine::{Engine, GatewayBuilder, InFlight, Outcome};
+
+/// The gateway policy for blocking servers: the same decisions as [`Gateway`](crate::Gateway),
+/// as plain functions. Cheap to clone and share between threads.
+///
+/// ```no_run
+/// use oauth_gateway::{ApiPolicy, BlockingGateway, Contract, MemoryContracts};
+/// use oauth_gateway::oauth_core::{Client, ClientAuthentication, ClientSecret};
+/// use oauth_ureq::{HttpClient, HttpConfig};
+///
+/// let http = HttpClient::new(HttpConfig::new())?;
+/// let endpoint = http.endpoint("https://as.example/introspect")?;
+/// let credentials = Client::new("gateway", ClientAuthentication::SecretBasic(ClientSecret::new("s3cret")));
+/// let contracts = MemoryContracts::new();
+/// contracts.grant(Contract::new("app-1", "orders"));
+/// let gateway = BlockingGateway::builder(http, endpoint, credentials)
+///     .build(ApiPolicy::new("orders"), contracts);
+///
+/// // In the request handler:
+/// # let request = oauth_core::http::Request::new(Vec::<u8>::new());
+/// let response = match gateway.check(&request) {
+///     Ok(principal) => { /* call the backend for principal.client_id() */ todo!() }
+///     Err(denial) => gateway.deny_response(&denial),
+/// };
+/// # let _: oauth_core::http::Response<Vec<u8>> = response;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct BlockingGateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    http: HttpClient,
+    in_flight: InFlight<OnceLock<Outcome>>,
+}
+
+impl BlockingGateway {
+    /// Starts building a gateway that introspects at `endpoint`, authenticating as `client`.
+    pub fn builder(
+        http: HttpClient,
+        endpoint: oauth_core::Endpoint,
+        client: oauth_core::Client,
+    ) -> GatewayBuilder<HttpClient> {
+        GatewayBuilder::new(http, endpoint, client)
+    }
+
+    /// The policy enforced.
+    pub fn policy(&self) -> &ApiPolicy {
+        &self.inner.engine.policy
+    }
+
+    /// Decides on a request, reading the token from the places the builder allowed.
+    pub fn check<B: AsRef<[u8]>>(&self, request: &Request<B>) -> Result<Principal, Denial> {
+        let token = extract_bearer_token(request, self.inner.engine.locations)?;
+        self.validate(&token)
+    }
+
+    /// Decides on a token: from the cache, or after one introspection call shared by every
+    /// concurrent request with the same token (the others block until it answers).
+    pub fn validate(&self, token: &AccessToken) -> Result<Principal, Denial> {
+        let engine = &self.inner.engine;
+        let key = key(token);
+        if let Some(result) = engine.cached(&key) {
+            return engine.decide(&result);
+        }
+        let call = self.inner.in_flight.join(key);
+        let outcome = call
+            .cell
+            .get_or_init(|| {
+                if let Some(result) = engine.cached(&key) {
+                    return Ok(result);
+                }
+                let started = Instant::now();
+                let request = engine.request(token)?;
+                let answer = self.inner.http.execute_oauth(request);
+                engine.outcome(key, answer, started)
+            })
+            .clone();
+        drop(call);
+        engine.decide(&outcome?)
+    }
+
+    /// The response for a denial (RFC 6750 status, challenge and JSON body).
+    pub fn deny_response(&self, denial: &Denial) -> Response<Vec<u8>> {
+        self.inner.engine.deny_response(denial)
+    }
+}
+
+impl std::fmt::Debug for BlockingGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockingGateway")
+            .field("policy", &self.inner.engine.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GatewayBuilder<HttpClient> {
+    /// Builds the blocking gateway enforcing `policy` with `contracts`.
+    pub fn build(self, policy: ApiPolicy, contracts: impl ContractStore) -> BlockingGateway {
+        let (http, engine) = self.engine(policy, contracts);
+        BlockingGateway {
+            inner: Arc::new(Inner {
+                engine,
+                http,
+                in_flight: InFlight::new(),
+            }),
+        }
+    }
+}

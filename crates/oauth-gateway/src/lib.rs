@@ -1,0 +1,48 @@
+//! The API side of OAuth 2.0: the gateway policy of the first provider page.
+//!
+//! 1. A request reaches a protected API.
+//! 2. The gateway takes the bearer token from it (RFC 6750 §2) and sends it to the
+//!    authorization server's introspection endpoint (RFC 7662).
+//! 3. The endpoint answers with the token's metadata, including the client id.
+//! 4. A local store of contracts says whether that client may call this API.
+//! 5. Only then does the request reach the backend.
+//!
+//! The protocol (extraction, the introspection request and response, the decision and its
+//! RFC 6750 answer) is in oauth-core; this crate adds the I/O around it:
+//!
+//! - [`Gateway`] (feature `tower`): async, on oauth-reqwest, with a `tower` Layer for axum,
+//!   hyper or tonic; [`BlockingGateway`] (feature `blocking`): plain functions on oauth-ureq.
+//! - Introspection results cached per token (keyed by the token's SHA-256, bounded, never past
+//!   `exp`, a maximum age, "inactive" answers briefly: [`CacheConfig`]); concurrent requests
+//!   with the same uncached token make one introspection call.
+//! - Contracts: the [`ContractStore`] trait, [`MemoryContracts`], and [`RedbContracts`]
+//!   (feature `redb`) in a database file that survives restarts; both load a JSON export
+//!   ([`ContractSet`]).
+//! - The introspection endpoint failing (timeout, 5xx, refusing the gateway's credentials)
+//!   denies with 503; it never allows.
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+#[cfg(feature = "blocking")]
+mod blocking;
+mod cache;
+mod contracts;
+mod engine;
+#[cfg(feature = "redb")]
+mod redb_store;
+#[cfg(feature = "tower")]
+mod tower;
+
+#[cfg(feature = "blocking")]
+pub use blocking::BlockingGateway;
+pub use cache::CacheConfig;
+pub use contracts::{Contract, ContractError, ContractSet, ContractStore, MemoryContracts};
+pub use engine::GatewayBuilder;
+#[cfg(feature = "redb")]
+pub use redb_store::RedbContracts;
+#[cfg(feature = "tower")]
+pub use tower::{Gateway, GatewayLayer, GatewayService};
+
+pub use oauth_core::{
+    self, ApiPolicy, BearerLocations, ContractStatus, Denial, InvalidTokenReason, Principal,
+};

@@ -1,0 +1,222 @@
+//! The async gateway on oauth-reqwest, and its `tower` Layer/Service.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use oauth_core::http::{Method, Request, Response, Uri};
+use oauth_core::{
+    AccessToken, ApiPolicy, Denial, Principal, extract_bearer_token,
+    extract_bearer_token_from_parts,
+};
+use oauth_reqwest::HttpClient;
+use tokio::sync::OnceCell;
+
+use crate::cache::key;
+use crate::contracts::ContractStore;
+use crate::engine::{Engine, GatewayBuilder, InFlight, Outcome};
+
+/// The gateway policy for async servers: takes the bearer token from a request, validates it
+/// at the introspection endpoint (cached, one call per token at a time), checks the client's
+/// contract, and allows or denies.
+///
+/// Cheap to clone (an `Arc`). Use it directly ([`Gateway::check`]) or as a `tower` layer
+/// ([`Gateway::layer`]) in front of an axum, hyper or tonic service.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use oauth_gateway::{ApiPolicy, Contract, Gateway, MemoryContracts};
+/// use oauth_gateway::oauth_core::{Client, ClientAuthentication, ClientSecret};
+/// use oauth_reqwest::{HttpClient, HttpConfig};
+///
+/// let http = HttpClient::new(HttpConfig::new())?;
+/// let endpoint = http.endpoint("https://as.example/introspect")?;
+/// let credentials = Client::new("gateway", ClientAuthentication::SecretBasic(ClientSecret::new("s3cret")));
+/// let contracts = MemoryContracts::new();
+/// contracts.grant(Contract::new("app-1", "orders"));
+/// let gateway = Gateway::builder(http, endpoint, credentials)
+///     .build(ApiPolicy::new("orders").require_scope(["orders:read"]), contracts);
+/// // axum: Router::new().route(...).layer(gateway.layer())
+/// # let _ = gateway; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    http: HttpClient,
+    in_flight: InFlight<OnceCell<Outcome>>,
+}
+
+impl Gateway {
+    /// Starts building a gateway that introspects at `endpoint`, authenticating as `client`.
+    pub fn builder(
+        http: HttpClient,
+        endpoint: oauth_core::Endpoint,
+        client: oauth_core::Client,
+    ) -> GatewayBuilder<HttpClient> {
+        GatewayBuilder::new(http, endpoint, client)
+    }
+
+    /// The policy enforced.
+    pub fn policy(&self) -> &ApiPolicy {
+        &self.inner.engine.policy
+    }
+
+    /// Decides on a request, reading the token from the places the builder allowed (the form
+    /// body too, since the body is here).
+    pub async fn check<B: AsRef<[u8]>>(&self, request: &Request<B>) -> Result<Principal, Denial> {
+        let token = extract_bearer_token(request, self.inner.engine.locations)?;
+        self.validate(&token).await
+    }
+
+    /// Decides on a request whose body has not been read (the form-body method is skipped).
+    pub async fn check_parts(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &oauth_core::http::HeaderMap,
+    ) -> Result<Principal, Denial> {
+        let token = extract_bearer_token_from_parts(
+            method,
+            uri,
+            headers,
+            None,
+            self.inner.engine.locations,
+        )?;
+        self.validate(&token).await
+    }
+
+    /// Decides on a token: from the cache, or after one introspection call shared by every
+    /// concurrent request with the same token.
+    pub async fn validate(&self, token: &AccessToken) -> Result<Principal, Denial> {
+        let engine = &self.inner.engine;
+        let key = key(token);
+        if let Some(result) = engine.cached(&key) {
+            return engine.decide(&result);
+        }
+        let call = self.inner.in_flight.join(key);
+        let outcome = call
+            .cell
+            .get_or_init(|| async {
+                // Another call may have filled the cache while this one queued.
+                if let Some(result) = engine.cached(&key) {
+                    return Ok(result);
+                }
+                let started = Instant::now();
+                let request = engine.request(token)?;
+                let answer = self.inner.http.execute_oauth(request).await;
+                engine.outcome(key, answer, started)
+            })
+            .await
+            .clone();
+        drop(call);
+        engine.decide(&outcome?)
+    }
+
+    /// The response for a denial (RFC 6750 status, challenge and JSON body).
+    pub fn deny_response(&self, denial: &Denial) -> Response<Vec<u8>> {
+        self.inner.engine.deny_response(denial)
+    }
+
+    /// A `tower` layer that runs this gateway in front of a service. Allowed requests reach
+    /// the service with the [`Principal`] in their extensions; denied ones are answered by
+    /// the layer.
+    pub fn layer(&self) -> GatewayLayer {
+        GatewayLayer {
+            gateway: self.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("policy", &self.inner.engine.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GatewayBuilder<HttpClient> {
+    /// Builds the async gateway enforcing `policy` with `contracts`.
+    pub fn build(self, policy: ApiPolicy, contracts: impl ContractStore) -> Gateway {
+        let (http, engine) = self.engine(policy, contracts);
+        Gateway {
+            inner: Arc::new(Inner {
+                engine,
+                http,
+                in_flight: InFlight::new(),
+            }),
+        }
+    }
+}
+
+/// The `tower` layer of a [`Gateway`].
+#[derive(Clone, Debug)]
+pub struct GatewayLayer {
+    gateway: Gateway,
+}
+
+impl<S> tower_layer::Layer<S> for GatewayLayer {
+    type Service = GatewayService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GatewayService {
+            gateway: self.gateway.clone(),
+            inner,
+        }
+    }
+}
+
+/// A service behind the gateway (made by [`GatewayLayer`]).
+///
+/// The token is read from the `Authorization` header (and the query, if enabled); the
+/// form-body method needs the body, so it is not available here (use [`Gateway::check`]).
+#[derive(Clone, Debug)]
+pub struct GatewayService<S> {
+    gateway: Gateway,
+    inner: S,
+}
+
+impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for GatewayService<S>
+where
+    S: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<Vec<u8>> + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        // The clone is not ready; the ready one goes into the future (tower's usual dance).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let gateway = self.gateway.clone();
+        Box::pin(async move {
+            let decision = gateway
+                .check_parts(request.method(), request.uri(), request.headers())
+                .await;
+            match decision {
+                Ok(principal) => {
+                    request.extensions_mut().insert(principal);
+                    inner.call(request).await
+                }
+                Err(denial) => Ok(gateway.deny_response(&denial).map(ResBody::from)),
+            }
+        })
+    }
+}
