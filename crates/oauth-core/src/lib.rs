@@ -123,7 +123,7 @@ pub use request::{
 };
 pub use resource::{
     ApiPolicy, BearerLocations, ContractStatus, Denial, InvalidTokenReason, Principal,
-    extract_bearer_token, extract_bearer_token_from_parts,
+    RequestToken, extract_bearer_token, extract_bearer_token_from_parts,
 };
 pub use response::{MAX_BODY_LEN, TokenResponse, TokenType, parse_token_response};
 pub use scope::Scope;

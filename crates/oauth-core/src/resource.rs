@@ -6,6 +6,7 @@
 //! the [`IntrospectionRequest`](crate::IntrospectionRequest), looks the client up in its
 //! contract store, and hands both answers to [`ApiPolicy::decide`].
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -83,7 +84,7 @@ impl BearerLocations {
 pub fn extract_bearer_token<B: AsRef<[u8]>>(
     request: &Request<B>,
     locations: BearerLocations,
-) -> Result<AccessToken, Denial> {
+) -> Result<RequestToken<'_>, Denial> {
     extract_bearer_token_from_parts(
         request.method(),
         request.uri(),
@@ -95,30 +96,32 @@ pub fn extract_bearer_token<B: AsRef<[u8]>>(
 
 /// [`extract_bearer_token`] for servers that have not read the body yet: pass `body: None`
 /// and the form-body method is skipped even when enabled.
-pub fn extract_bearer_token_from_parts(
+pub fn extract_bearer_token_from_parts<'a>(
     method: &Method,
     uri: &Uri,
-    headers: &HeaderMap,
+    headers: &'a HeaderMap,
     body: Option<&[u8]>,
     locations: BearerLocations,
-) -> Result<AccessToken, Denial> {
-    let mut found: Option<AccessToken> = None;
-    let mut take = |token: &[u8]| -> Result<(), Denial> {
-        // b64token is ASCII, so the check also proves the bytes are UTF-8.
-        let token = match std::str::from_utf8(token) {
-            Ok(t) if is_b64token(t.as_bytes()) => t,
-            _ => {
-                return Err(Denial::InvalidRequest {
-                    reason: "the bearer token is malformed",
-                });
-            }
+) -> Result<RequestToken<'a>, Denial> {
+    let mut found: Option<RequestToken<'a>> = None;
+    let mut take = |token: Cow<'a, [u8]>| -> Result<(), Denial> {
+        let malformed = Denial::InvalidRequest {
+            reason: "the bearer token is malformed",
+        };
+        if !is_b64token(&token) {
+            return Err(malformed);
+        }
+        // b64token is ASCII, so these conversions cannot fail.
+        let token = match token {
+            Cow::Borrowed(b) => Cow::Borrowed(std::str::from_utf8(b).map_err(|_| malformed)?),
+            Cow::Owned(b) => Cow::Owned(String::from_utf8(b).map_err(|_| malformed)?),
         };
         if found.is_some() {
             return Err(Denial::InvalidRequest {
                 reason: "more than one access token in the request",
             });
         }
-        found = Some(AccessToken::new(token));
+        found = Some(RequestToken(token));
         Ok(())
     };
 
@@ -138,7 +141,7 @@ pub fn extract_bearer_token_from_parts(
                     reason: "the bearer token is malformed",
                 });
             }
-            Some(b' ') => take(rest.trim_ascii_start())?,
+            Some(b' ') => take(Cow::Borrowed(rest.trim_ascii_start()))?,
             // Another scheme that starts with "Bearer".
             Some(_) => continue,
         }
@@ -147,7 +150,7 @@ pub fn extract_bearer_token_from_parts(
         if let Some(query) = uri.query() {
             for (name, value) in form_parse(query) {
                 if name == "access_token" {
-                    take(value.as_bytes())?;
+                    take(Cow::Owned(value.into_bytes()))?;
                 }
             }
         }
@@ -165,13 +168,45 @@ pub fn extract_bearer_token_from_parts(
             if let Ok(text) = std::str::from_utf8(body) {
                 for (name, value) in form_parse(text) {
                     if name == "access_token" {
-                        take(value.as_bytes())?;
+                        take(Cow::Owned(value.into_bytes()))?;
                     }
                 }
             }
         }
     }
     found.ok_or(Denial::MissingToken)
+}
+
+/// A bearer token taken from an incoming request: borrowed from the `Authorization` header
+/// (no copy of a long token on every request), or decoded from the query or form body.
+///
+/// `Debug` shows `<redacted>`; a decoded copy is wiped on drop.
+pub struct RequestToken<'a>(Cow<'a, str>);
+
+impl RequestToken<'_> {
+    /// The token, to look up or send to the introspection endpoint.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+
+    /// An owned [`AccessToken`] with the same value.
+    pub fn to_access_token(&self) -> AccessToken {
+        AccessToken::new(self.0.as_ref())
+    }
+}
+
+impl fmt::Debug for RequestToken<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RequestToken(<redacted>)")
+    }
+}
+
+impl Drop for RequestToken<'_> {
+    fn drop(&mut self) {
+        if let Cow::Owned(s) = &mut self.0 {
+            zeroize::Zeroize::zeroize(s);
+        }
+    }
 }
 
 /// `b64token` (RFC 6750 §2.1): `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
@@ -335,7 +370,7 @@ impl ApiPolicy {
             ContractStatus::None => return Err(Denial::NoContract),
             ContractStatus::Unavailable => {
                 return Err(Denial::Unavailable {
-                    reason: "the contract store could not be read",
+                    reason: "The contract store could not be read.",
                 });
             }
         };

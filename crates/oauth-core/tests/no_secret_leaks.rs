@@ -247,3 +247,72 @@ fn no_secret_in_debug_or_display() {
         .unwrap();
     debug_clean!(classify_resource_response(&resp));
 }
+
+#[test]
+fn resource_server_side_hides_tokens_and_credentials() {
+    use oauth_core::{
+        ApiPolicy, BearerLocations, ContractStatus, IntrospectionRequest, RevocationRequest,
+        extract_bearer_token, parse_introspection_response,
+    };
+    let access = "SECRET-access-91bc";
+    let client_secret = "SECRET-client-7f3a";
+    let subject = "SECRET-subject-b0b";
+    let endpoint = Endpoint::new("https://as.example/introspect").unwrap();
+    let client = Client::new(
+        "rs",
+        ClientAuthentication::SecretPost(ClientSecret::new(client_secret)),
+    );
+
+    // The requests a resource server sends.
+    let token = SecurityToken::new(access);
+    debug_clean!(
+        IntrospectionRequest::new(token.clone()),
+        IntrospectionRequest::new(token.clone())
+            .build(&endpoint, &client)
+            .unwrap(),
+        RevocationRequest::new(token.clone())
+            .build(&endpoint, &client)
+            .unwrap(),
+    );
+
+    // The token taken from requests (header, query, form body).
+    let all = BearerLocations::header_only()
+        .allow_query()
+        .allow_form_body();
+    let from_header = Request::get("https://api.example/")
+        .header("authorization", format!("Bearer {access}"))
+        .body(Vec::new())
+        .unwrap();
+    let from_query = Request::get(format!("https://api.example/?access_token={access}"))
+        .body(Vec::new())
+        .unwrap();
+    for request in [&from_header, &from_query] {
+        let t = extract_bearer_token(request, all).unwrap();
+        assert_eq!(t.expose_secret(), access);
+        debug_clean!(t, t.to_access_token());
+    }
+    let two = Request::get(format!("https://api.example/?access_token={access}"))
+        .header("authorization", format!("Bearer {access}"))
+        .body(Vec::new())
+        .unwrap();
+    let denial = extract_bearer_token(&two, all).unwrap_err();
+    debug_clean!(denial);
+    assert_clean("denial Display", &denial.to_string());
+
+    // What the introspection endpoint says, and the decisions made from it.
+    let body = format!(
+        r#"{{"active":true,"client_id":"app","sub":"{subject}","username":"{subject}","scope":"a","x_token":"{access}"}}"#
+    );
+    let answer = Response::builder().status(200).body(body).unwrap();
+    let introspection = std::sync::Arc::new(parse_introspection_response(&answer).unwrap());
+    debug_clean!(introspection);
+    let policy = ApiPolicy::new("api").require_scope(["b"]);
+    let now = SystemTime::UNIX_EPOCH;
+    let granted = |_: &str, _: &str| ContractStatus::Granted { scopes: None };
+    let denial = policy.decide(&introspection, now, granted).unwrap_err();
+    debug_clean!(denial, policy.deny_response(&denial));
+    let allowed = ApiPolicy::new("api")
+        .decide(&introspection, now, granted)
+        .unwrap();
+    debug_clean!(allowed);
+}

@@ -65,12 +65,16 @@ impl BlockingGateway {
     /// Decides on a request, reading the token from the places the builder allowed.
     pub fn check<B: AsRef<[u8]>>(&self, request: &Request<B>) -> Result<Principal, Denial> {
         let token = extract_bearer_token(request, self.inner.engine.locations)?;
-        self.validate(&token)
+        self.decide_token(token.expose_secret())
     }
 
     /// Decides on a token: from the cache, or after one introspection call shared by every
     /// concurrent request with the same token (the others block until it answers).
     pub fn validate(&self, token: &AccessToken) -> Result<Principal, Denial> {
+        self.decide_token(token.expose_secret())
+    }
+
+    fn decide_token(&self, token: &str) -> Result<Principal, Denial> {
         let engine = &self.inner.engine;
         let key = key(token);
         if let Some(result) = engine.cached(&key) {

@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime};
 
 use oauth_core::http::{Response, StatusCode};
 use oauth_core::{
-    AccessToken, ApiPolicy, BearerLocations, Client, Denial, Endpoint, Error, Introspection,
+    ApiPolicy, BearerLocations, Client, Denial, Endpoint, Error, Introspection,
     IntrospectionRequest, Principal, RequestBody, SecurityToken, TokenTypeHint,
     parse_introspection_response,
 };
@@ -99,15 +99,15 @@ impl Engine {
 
     pub(crate) fn request(
         &self,
-        token: &AccessToken,
+        token: &str,
     ) -> Result<oauth_core::http::Request<RequestBody>, Denial> {
-        IntrospectionRequest::new(SecurityToken::new(token.expose_secret()))
+        IntrospectionRequest::new(SecurityToken::new(token))
             .token_type_hint(TokenTypeHint::AccessToken)
             .build(&self.endpoint, &self.client)
             .map_err(|e| {
                 tracing::warn!(error = %e, "introspection request could not be built");
                 Denial::Unavailable {
-                    reason: "the token could not be validated",
+                    reason: "The token could not be validated.",
                 }
             })
     }
@@ -137,7 +137,7 @@ impl Engine {
             Err(e) => {
                 tracing::warn!(api = self.policy.api(), error = %e, "introspection failed");
                 Err(Denial::Unavailable {
-                    reason: "the token could not be validated",
+                    reason: "The token could not be validated.",
                 })
             }
         }

@@ -21,6 +21,8 @@
 //! - The introspection endpoint failing (timeout, 5xx, refusing the gateway's credentials)
 //!   denies with 503; it never allows.
 #![forbid(unsafe_code)]
+// Without a front end (features `tower`, `blocking`) only the contract stores are used.
+#![cfg_attr(not(any(feature = "tower", feature = "blocking")), allow(dead_code))]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 #[cfg(feature = "blocking")]

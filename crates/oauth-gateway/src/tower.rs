@@ -71,7 +71,7 @@ impl Gateway {
     /// body too, since the body is here).
     pub async fn check<B: AsRef<[u8]>>(&self, request: &Request<B>) -> Result<Principal, Denial> {
         let token = extract_bearer_token(request, self.inner.engine.locations)?;
-        self.validate(&token).await
+        self.decide_token(token.expose_secret()).await
     }
 
     /// Decides on a request whose body has not been read (the form-body method is skipped).
@@ -88,12 +88,16 @@ impl Gateway {
             None,
             self.inner.engine.locations,
         )?;
-        self.validate(&token).await
+        self.decide_token(token.expose_secret()).await
     }
 
     /// Decides on a token: from the cache, or after one introspection call shared by every
     /// concurrent request with the same token.
     pub async fn validate(&self, token: &AccessToken) -> Result<Principal, Denial> {
+        self.decide_token(token.expose_secret()).await
+    }
+
+    async fn decide_token(&self, token: &str) -> Result<Principal, Denial> {
         let engine = &self.inner.engine;
         let key = key(token);
         if let Some(result) = engine.cached(&key) {

@@ -95,12 +95,10 @@ fn runtime() -> tokio::runtime::Runtime {
 const HOUR: Duration = Duration::from_secs(3600);
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+type Check<'a> = &'a dyn Fn(&Request<Vec<u8>>) -> Result<Principal, Denial>;
+
 /// Runs the same decision table through both gateways.
-fn decisions(
-    check: &dyn Fn(&Request<Vec<u8>>) -> Result<Principal, Denial>,
-    server: &TestServer,
-    reads_query: bool,
-) {
+fn decisions(check: Check<'_>, server: &TestServer, reads_query: bool) {
     let introspections = || server.counters().introspection_requests;
 
     // Allow, with who is calling; the second request is served from the cache.
