@@ -4,6 +4,7 @@
 //! cargo xtask ci       fmt, clippy, tests, docs, purity, feature builds, cargo-deny
 //! cargo xtask purity   fail if oauth-core's normal dependency tree holds an I/O crate
 //! cargo xtask deny     cargo-deny against the offline advisory snapshot
+//! cargo xtask fuzz --smoke SECS [TARGET...]   every (or the named) fuzz target for SECS each
 //! ```
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -20,8 +21,9 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("purity") => purity(),
         Some("deny") => deny(),
+        Some("fuzz") => fuzz_command(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <ci|purity|deny>");
+            eprintln!("usage: cargo xtask <ci|purity|deny|fuzz --smoke SECS [TARGET...]>");
             return ExitCode::from(2);
         }
     };
@@ -106,8 +108,135 @@ fn ci() -> Result {
     )?;
     purity()?;
     deny()?;
+    run(
+        "fuzz targets' build check (stable)",
+        cargo().args([
+            "check",
+            "--manifest-path",
+            "fuzz/Cargo.toml",
+            "--bins",
+            "--locked",
+        ]),
+    )?;
+    let secs = env::var("XTASK_FUZZ_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    fuzz(secs, &[])?;
     println!("\nxtask ci: all steps passed");
     Ok(())
+}
+
+fn fuzz_command(args: &[String]) -> Result {
+    match args {
+        [flag, secs, targets @ ..] if flag == "--smoke" => {
+            let secs = secs
+                .parse()
+                .map_err(|_| format!("--smoke takes a number of seconds, not {secs:?}"))?;
+            fuzz(secs, targets)
+        }
+        _ => Err("usage: cargo xtask fuzz --smoke SECS [TARGET...]".into()),
+    }
+}
+
+/// The fuzz targets, from fuzz/Cargo.toml's `[[bin]]` names.
+fn fuzz_targets() -> Result<Vec<String>> {
+    let manifest = fs::read_to_string(root().join("fuzz").join("Cargo.toml"))
+        .map_err(|e| format!("fuzz/Cargo.toml: {e}"))?;
+    let mut targets = Vec::new();
+    let mut in_bin = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_bin = line == "[[bin]]";
+        } else if let (true, Some(value)) = (in_bin, line.strip_prefix("name = ")) {
+            targets.push(value.trim_matches('"').to_owned());
+        }
+    }
+    Ok(targets)
+}
+
+/// Runs each fuzz target for `secs` seconds with cargo-fuzz on the nightly toolchain, from the
+/// seed corpus in fuzz/corpus/<target> (new inputs go to target/fuzz-corpus/<target>, so the
+/// repository keeps only the seeds). A crash fails the step and leaves the input in
+/// fuzz/artifacts/<target>.
+fn fuzz(secs: u64, only: &[String]) -> Result {
+    ensure_cargo_fuzz()?;
+    let all = fuzz_targets()?;
+    let targets: Vec<String> = if only.is_empty() {
+        all
+    } else {
+        for t in only {
+            if !all.contains(t) {
+                return Err(format!(
+                    "no fuzz target {t:?}; there are: {}",
+                    all.join(", ")
+                ));
+            }
+        }
+        only.to_vec()
+    };
+    run(
+        "fuzz build (nightly, sanitizer)",
+        nightly_cargo().args(["fuzz", "build"]),
+    )?;
+    for target in &targets {
+        let scratch = root().join("target").join("fuzz-corpus").join(target);
+        fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+        let seeds = root().join("fuzz").join("corpus").join(target);
+        run(
+            &format!("fuzz {target} for {secs} s"),
+            nightly_cargo()
+                .args(["fuzz", "run", target])
+                .arg(&scratch)
+                .arg(&seeds)
+                .args([
+                    "--",
+                    &format!("-max_total_time={secs}"),
+                    "-print_final_stats=1",
+                    "-timeout=10",
+                    "-rss_limit_mb=2048",
+                ]),
+        )?;
+    }
+    Ok(())
+}
+
+/// cargo on the nightly toolchain (`$CARGO` is the stable binary itself, which does not
+/// understand `+nightly`).
+fn nightly_cargo() -> Command {
+    let mut cmd = Command::new("rustup");
+    cmd.args(["run", "nightly", "cargo"]).current_dir(root());
+    cmd
+}
+
+fn ensure_cargo_fuzz() -> Result {
+    let nightly = Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !nightly {
+        run(
+            "install the nightly toolchain",
+            Command::new("rustup").args([
+                "toolchain",
+                "install",
+                "nightly",
+                "--profile",
+                "minimal",
+            ]),
+        )?;
+    }
+    let installed = cargo()
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if installed {
+        return Ok(());
+    }
+    run(
+        "install cargo-fuzz",
+        cargo().args(["install", "--locked", "cargo-fuzz@^0.13"]),
+    )
 }
 
 /// Crates that do I/O, read the clock or the OS random source, or bring a runtime. None may

@@ -218,6 +218,14 @@ impl SigningKey {
         if bits < 2048 {
             return Err(KeyError::RsaTooSmall { bits });
         }
+        // ring checks the key's structure but not every CRT value; it does verify each
+        // signature before returning it. Sign once here, so that a damaged key file is refused
+        // when loaded (found by the key_loading fuzz target) rather than on every request.
+        let mut probe = vec![0; pair.public().modulus_len()];
+        pair.sign(encoding, &SystemRandom::new(), b"key self-test", &mut probe)
+            .map_err(|_| {
+                KeyError::Rejected("the RSA private key's values are inconsistent".into())
+            })?;
         // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
         let mut seq = Der(Der(pair.public().as_ref()).expect(der::SEQUENCE)?);
         let n = strip_zero(seq.expect(der::INTEGER)?);

@@ -321,6 +321,21 @@ fn unsupported_keys_fail_with_the_promised_message() {
     assert!(SigningKey::from_der(&[0x30, 0x03, 0x02, 0x01], Algorithm::RS256).is_err());
 }
 
+/// Regression: the key_loading fuzz target found RSA keys with damaged CRT values that ring
+/// loads but cannot sign with. They are now refused when loaded, for every RSA algorithm.
+#[test]
+fn damaged_rsa_keys_are_refused_at_load() {
+    for file in ["fuzz-damaged-rsa-pkcs1.pem", "fuzz-damaged-rsa-pkcs8.pem"] {
+        for alg in [Algorithm::RS256, Algorithm::PS256, Algorithm::RS512] {
+            let err = SigningKey::from_pem(&key_file(file), alg).unwrap_err();
+            assert!(
+                err.to_string().contains("values are inconsistent"),
+                "{file} {alg:?}: {err}"
+            );
+        }
+    }
+}
+
 #[test]
 fn no_key_material_in_debug_or_errors() {
     let pem = key_file("p256-pkcs8.pem");

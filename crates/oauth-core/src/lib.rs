@@ -60,6 +60,8 @@
 //! - The token lifecycle: [`TokenLifecycle`], the state machine both adapters share.
 //! - Introspection (RFC 7662) and revocation (RFC 7009): [`IntrospectionRequest`],
 //!   [`parse_introspection_response`], [`RevocationRequest`], [`parse_revocation_response`].
+//! - Discovery (RFC 8414, OpenID Connect): [`discovery_request`], [`parse_server_metadata`]
+//!   (the issuer must match; every endpoint must pass the scheme policy).
 //! - The resource server's side (the gateway policy): [`extract_bearer_token`] from an
 //!   incoming request, and [`ApiPolicy::decide`] from the introspection result and the
 //!   client's contract, to a [`Principal`] or a [`Denial`] with its RFC 6750 response.
@@ -82,6 +84,7 @@ pub mod anypoint;
 mod authorization;
 mod bearer;
 mod client;
+mod discovery;
 mod encoding;
 mod endpoint;
 mod error;
@@ -107,6 +110,7 @@ pub use client::{
     BodyEncoding, Client, ClientAssertion, ClientAuthentication, ClientId,
     JWT_BEARER_CLIENT_ASSERTION_TYPE,
 };
+pub use discovery::{ServerMetadata, WellKnown, discovery_request, parse_server_metadata};
 pub use endpoint::{Endpoint, EndpointError, SchemePolicy};
 pub use error::{Error, ErrorCode, ErrorResponse, Fault, UnexpectedReason, UnexpectedResponse};
 pub use introspection::{
