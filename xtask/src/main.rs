@@ -1,7 +1,7 @@
 //! Project tasks. `cargo xtask ci` runs exactly what CI runs.
 //!
 //! ```text
-//! cargo xtask ci       fmt, clippy, tests, docs, purity, feature builds, cargo-deny
+//! cargo xtask ci       fmt, clippy, tests, docs, purity, feature builds, cargo-deny, fuzz smoke
 //! cargo xtask purity   fail if oauth-core's normal dependency tree holds an I/O crate
 //! cargo xtask deny     cargo-deny against the offline advisory snapshot
 //! cargo xtask fuzz --smoke SECS [TARGET...]   every (or the named) fuzz target for SECS each

@@ -326,7 +326,8 @@ impl TokenRequest {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.scope = Some(Scope::new(scopes));
+        // An empty list sends no `scope` at all: `scope=` is not a valid value (§3.3).
+        self.scope = Some(Scope::new(scopes)).filter(|s| !s.is_empty());
         self
     }
 
