@@ -270,7 +270,7 @@ fn resource_server_side_hides_tokens_and_credentials() {
         IntrospectionRequest::new(token.clone())
             .build(&endpoint, &client)
             .unwrap(),
-        RevocationRequest::new(token.clone())
+        RevocationRequest::new(token)
             .build(&endpoint, &client)
             .unwrap(),
     );

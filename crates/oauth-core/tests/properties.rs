@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use base64::Engine as _;
+use oauth_core::http::Response;
 use oauth_core::{
     AccessToken, BodyEncoding, Client, ClientAuthentication, ClientSecret, Endpoint,
     IntrospectionRequest, Password, RefreshToken, SecurityToken, TokenRequest,
@@ -167,10 +168,10 @@ proptest! {
         hidden(e.to_string());
         // A token response and an error response that echo it.
         let body = format!(r#"{{"access_token":"{secret}","refresh_token":"{secret}","id_token":"{secret}","x":"{secret}"}}"#);
-        let r = oauth_core::http::Response::builder().status(200).body(body).unwrap();
+        let r = Response::builder().status(200).body(body).unwrap();
         let parsed = oauth_core::parse_token_response(&r, std::time::SystemTime::UNIX_EPOCH).unwrap();
         hidden(format!("{parsed:?}"));
-        let r = oauth_core::http::Response::builder().status(200).body(format!("not json {secret}")).unwrap();
+        let r = Response::builder().status(200).body(format!("not json {secret}")).unwrap();
         let e = oauth_core::parse_token_response(&r, std::time::SystemTime::UNIX_EPOCH).unwrap_err();
         hidden(format!("{e:?}"));
         hidden(e.to_string());
