@@ -5,6 +5,7 @@
 //! cargo xtask purity   fail if oauth-core's normal dependency tree holds an I/O crate
 //! cargo xtask deny     cargo-deny against the offline advisory snapshot
 //! cargo xtask fuzz --smoke SECS [TARGET...]   every (or the named) fuzz target for SECS each
+//! cargo xtask interop  both adapters against oidc-provider (npm ci, then the ignored tests)
 //! ```
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -22,8 +23,9 @@ fn main() -> ExitCode {
         Some("purity") => purity(),
         Some("deny") => deny(),
         Some("fuzz") => fuzz_command(&args[1..]),
+        Some("interop") => interop(),
         _ => {
-            eprintln!("usage: cargo xtask <ci|purity|deny|fuzz --smoke SECS [TARGET...]>");
+            eprintln!("usage: cargo xtask <ci|purity|deny|interop|fuzz --smoke SECS [TARGET...]>");
             return ExitCode::from(2);
         }
     };
@@ -122,9 +124,49 @@ fn ci() -> Result {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
+    interop()?;
     fuzz(secs, &[])?;
     println!("\nxtask ci: all steps passed");
     Ok(())
+}
+
+/// Installs oidc-provider from interop/oidc-provider/package-lock.json and runs the interop
+/// suite (the `#[ignore]`d tests of crates/conformance/tests/oidc_provider.rs) against it.
+fn interop() -> Result {
+    let dir = root().join("interop").join("oidc-provider");
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("interop needs Node 20 or later (node: {e})"))?;
+    let version = String::from_utf8_lossy(&node.stdout).trim().to_owned();
+    let major: u32 = version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    if major < 20 {
+        return Err(format!("interop needs Node 20 or later, found {version:?}"));
+    }
+    run(
+        "interop: npm ci (oidc-provider)",
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir),
+    )?;
+    run(
+        "interop: both adapters against oidc-provider",
+        cargo().args([
+            "test",
+            "-p",
+            "conformance",
+            "--test",
+            "oidc_provider",
+            "--locked",
+            "--",
+            "--ignored",
+        ]),
+    )
 }
 
 fn fuzz_command(args: &[String]) -> Result {
@@ -156,9 +198,9 @@ fn fuzz_targets() -> Result<Vec<String>> {
 }
 
 /// Runs each fuzz target for `secs` seconds with cargo-fuzz on the nightly toolchain, from the
-/// seed corpus in fuzz/corpus/<target> (new inputs go to target/fuzz-corpus/<target>, so the
+/// seed corpus in `fuzz/corpus/<target>` (new inputs go to `target/fuzz-corpus/<target>`, so the
 /// repository keeps only the seeds). A crash fails the step and leaves the input in
-/// fuzz/artifacts/<target>.
+/// `fuzz/artifacts/<target>`.
 fn fuzz(secs: u64, only: &[String]) -> Result {
     ensure_cargo_fuzz()?;
     let all = fuzz_targets()?;

@@ -261,38 +261,76 @@ impl Drop for TestServer {
     }
 }
 
+/// A certificate authority made for one run, and a server certificate for `127.0.0.1` and
+/// `localhost` signed by it: for servers other than this one (the interop suite's
+/// oidc-provider) that must be trusted through the adapters' extra-CA option.
+#[derive(Clone)]
+pub struct LoopbackCertificates {
+    /// The CA certificate, PEM: what clients trust.
+    pub ca_pem: String,
+    /// The server certificate followed by the CA certificate, PEM.
+    pub chain_pem: String,
+    /// The server's private key, PKCS#8 PEM.
+    pub key_pem: String,
+    chain_der: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key_der: Vec<u8>,
+}
+
+impl std::fmt::Debug for LoopbackCertificates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoopbackCertificates")
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoopbackCertificates {
+    /// Generates a new CA and server certificate.
+    pub fn generate() -> io::Result<Self> {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose, SanType};
+        fn err(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
+            io::Error::other(e)
+        }
+        let ca_key = KeyPair::generate().map_err(err)?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "oauth-test-server CA");
+        let ca_cert = ca_params.self_signed(&ca_key).map_err(err)?;
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+
+        let key = KeyPair::generate().map_err(err)?;
+        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).map_err(err)?;
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
+        let cert = params.signed_by(&key, &issuer).map_err(err)?;
+        Ok(Self {
+            ca_pem: ca_cert.pem(),
+            chain_pem: format!("{}{}", cert.pem(), ca_cert.pem()),
+            key_pem: key.serialize_pem(),
+            chain_der: vec![cert.der().clone(), ca_cert.der().clone()],
+            key_der: key.serialize_der(),
+        })
+    }
+}
+
 /// A CA and a server certificate for `127.0.0.1` and `localhost`, signed by it.
 fn tls_config() -> io::Result<(String, rustls::ServerConfig)> {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose, SanType};
     fn err(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
         io::Error::other(e)
     }
-    let ca_key = KeyPair::generate().map_err(err)?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "oauth-test-server CA");
-    let ca_cert = ca_params.self_signed(&ca_key).map_err(err)?;
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-
-    let key = KeyPair::generate().map_err(err)?;
-    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).map_err(err)?;
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
-    let cert = params.signed_by(&key, &issuer).map_err(err)?;
-
+    let certs = LoopbackCertificates::generate()?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(err)?
         .with_no_client_auth()
         .with_single_cert(
-            vec![cert.der().clone(), ca_cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            certs.chain_der.clone(),
+            rustls::pki_types::PrivateKeyDer::Pkcs8(certs.key_der.clone().into()),
         )
         .map_err(err)?;
-    Ok((ca_cert.pem(), config))
+    Ok((certs.ca_pem, config))
 }

@@ -1,0 +1,718 @@
+//! Interop with a real, certified authorization server: panva's oidc-provider (Node), from
+//! `interop/oidc-provider`, started on 127.0.0.1 over TLS with a certificate made for the run
+//! and trusted through the adapters' extra-CA option.
+//!
+//! `cargo xtask interop` installs it (`npm ci`) and runs these checks through both adapters.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write as _};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use jwt_assertion::{Algorithm, JwtClaims, SigningKey};
+use oauth_core::http::{Method, Request, Response, header};
+use oauth_core::{
+    AuthorizationRequest, Client, ClientAssertion, ClientAuthentication, ClientSecret, Error,
+    ErrorCode, IntrospectionRequest, PendingAuthorization, RandomError, RandomSource, RefreshToken,
+    RevocationRequest, SchemePolicy, SecurityToken, ServerMetadata, TOKEN_TYPE_ACCESS_TOKEN,
+    TokenExchange, TokenRequest, TokenResponse, TokenTypeHint, WellKnown, discovery_request,
+    parse_introspection_response, parse_revocation_response, parse_server_metadata,
+};
+use oauth_test_server::LoopbackCertificates;
+use serde_json::{Value, json};
+
+use crate::{Harness, Setup};
+
+/// The Basic-auth secret: every character §2.3.1 encoding must get right.
+pub const SECRET: &str = "s3cr3t ~?:%+&= with spaces";
+/// The `client_secret_jwt` secret (HS256 needs at least 32 bytes).
+pub const JWT_SECRET: &str = "an HS256 client secret of at least thirty-two bytes";
+/// The authorization code client's redirect URI (never fetched: the test reads the Location).
+pub const REDIRECT_URI: &str = "https://client.example/cb";
+/// A resource indicator for which the server issues JWT access tokens.
+pub const JWT_RESOURCE: &str = "https://api.example/jwt";
+/// A resource indicator for which the server issues opaque access tokens.
+pub const OPAQUE_RESOURCE: &str = "https://api.example/opaque";
+
+const RSA: &str = include_str!("../../jwt-assertion/tests/keys/rsa2048-pkcs8.pem");
+const P256: &str = include_str!("../../jwt-assertion/tests/keys/p256-pkcs8.pem");
+const ED25519: &str = include_str!("../../jwt-assertion/tests/keys/ed25519-pkcs8.pem");
+
+/// The `private_key_jwt` clients: id, key, algorithm.
+pub fn private_key_clients() -> Vec<(&'static str, SigningKey)> {
+    let key = |pem, alg| SigningKey::from_pem(pem, alg).expect("test key");
+    vec![
+        ("pk-rs256", key(RSA, Algorithm::RS256)),
+        ("pk-ps256", key(RSA, Algorithm::PS256)),
+        ("pk-es256", key(P256, Algorithm::ES256)),
+        ("pk-eddsa", key(ED25519, Algorithm::EdDSA)),
+    ]
+}
+
+/// The key that signs JWT bearer grant assertions for the `jwt-bearer` client.
+pub fn assertion_key() -> SigningKey {
+    SigningKey::from_pem(P256, Algorithm::ES256).expect("test key")
+}
+
+fn client_metadata() -> (Vec<Value>, Value) {
+    let cc = |id: &str, method: &str| {
+        json!({
+            "client_id": id, "client_secret": SECRET, "token_endpoint_auth_method": method,
+            "grant_types": ["client_credentials"], "response_types": [], "redirect_uris": [],
+            "scope": "api:read api:write",
+        })
+    };
+    let mut clients = vec![
+        cc("cc-basic", "client_secret_basic"),
+        cc("cc-post", "client_secret_post"),
+        cc("gateway", "client_secret_basic"),
+        json!({
+            "client_id": "cc-jwt", "client_secret": JWT_SECRET,
+            "token_endpoint_auth_method": "client_secret_jwt",
+            "token_endpoint_auth_signing_alg": "HS256",
+            "grant_types": ["client_credentials"], "response_types": [], "redirect_uris": [],
+            "scope": "api:read api:write",
+        }),
+        json!({
+            "client_id": "web", "client_secret": SECRET,
+            "token_endpoint_auth_method": "client_secret_basic",
+            "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
+            "redirect_uris": [REDIRECT_URI], "scope": "openid profile offline_access api:read",
+        }),
+        json!({
+            "client_id": "jwt-bearer", "client_secret": SECRET,
+            "token_endpoint_auth_method": "client_secret_basic",
+            "grant_types": ["urn:ietf:params:oauth:grant-type:jwt-bearer"],
+            "response_types": [], "redirect_uris": [], "scope": "api:read",
+        }),
+        json!({
+            "client_id": "exchanger", "client_secret": SECRET,
+            "token_endpoint_auth_method": "client_secret_post",
+            "grant_types": ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"],
+            "response_types": [], "redirect_uris": [], "scope": "api:read api:write",
+        }),
+    ];
+    for (id, key) in private_key_clients() {
+        let alg = key.algorithm().as_str();
+        clients.push(json!({
+            "client_id": id, "token_endpoint_auth_method": "private_key_jwt",
+            "token_endpoint_auth_signing_alg": alg,
+            "jwks": {"keys": [key.public_jwk().expect("public key")]},
+            "grant_types": ["client_credentials"], "response_types": [], "redirect_uris": [],
+            "scope": "api:read api:write",
+        }));
+    }
+    let assertion_keys = json!({
+        "jwt-bearer": {"keys": [assertion_key().public_jwk().expect("public key")]},
+    });
+    (clients, assertion_keys)
+}
+
+/// A running oidc-provider. It exits when the test process does (its stdin closes).
+pub struct OidcProvider {
+    /// `https://127.0.0.1:PORT`.
+    pub issuer: String,
+    /// The CA that signed its certificate.
+    pub ca_pem: String,
+    _child: std::sync::Mutex<Child>,
+}
+
+impl std::fmt::Debug for OidcProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcProvider")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+fn server_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop/oidc-provider")
+}
+
+impl OidcProvider {
+    /// The provider shared by every check in this process, started on first use.
+    pub fn shared() -> &'static Self {
+        static PROVIDER: OnceLock<OidcProvider> = OnceLock::new();
+        PROVIDER.get_or_init(Self::start)
+    }
+
+    fn start() -> Self {
+        let dir = server_dir();
+        assert!(
+            dir.join("node_modules/oidc-provider").is_dir(),
+            "oidc-provider is not installed in {}: run `cargo xtask interop`",
+            dir.display()
+        );
+        let certs = LoopbackCertificates::generate().expect("certificates");
+        let work = std::env::temp_dir().join(format!("oidc-provider-{}", std::process::id()));
+        std::fs::create_dir_all(&work).expect("temp dir");
+        let (chain, key) = (work.join("chain.pem"), work.join("key.pem"));
+        std::fs::write(&chain, &certs.chain_pem).expect("write cert");
+        std::fs::write(&key, &certs.key_pem).expect("write key");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let (clients, assertion_keys) = client_metadata();
+        let config = work.join("config.json");
+        std::fs::write(
+            &config,
+            json!({"port": port, "cert": chain, "key": key, "clients": clients, "assertion_keys": assertion_keys})
+                .to_string(),
+        )
+        .expect("write config");
+        let mut child = Command::new("node")
+            .arg(dir.join("server.mjs"))
+            .current_dir(&dir)
+            .env("INTEROP_CONFIG", &config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start node (is Node 20+ installed?)");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read the ready line");
+        // Keep reading, so that the server never writes into a closed pipe.
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            while reader.read_line(&mut rest).is_ok_and(|n| n > 0) {
+                let _ = write!(std::io::stderr(), "oidc-provider: {rest}");
+                rest.clear();
+            }
+        });
+        let ready: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("oidc-provider did not start: {line:?}"));
+        let issuer = ready["ready"].as_str().expect("issuer").to_owned();
+        if let Some(stdin) = child.stdin.as_mut() {
+            let _ = stdin.flush();
+        }
+        Self {
+            issuer,
+            ca_pem: certs.ca_pem,
+            _child: std::sync::Mutex::new(child),
+        }
+    }
+
+    /// A harness that trusts the provider's CA (https only: no plain-http opt-in).
+    pub fn harness<H: Harness>(&self) -> H {
+        H::new(&Setup {
+            ca_pem: Some(self.ca_pem.clone()),
+            ..Setup::default()
+        })
+        .expect("harness")
+    }
+
+    /// The metadata from `/.well-known/openid-configuration`, through the harness.
+    pub fn discover<H: Harness>(&self, h: &H) -> ServerMetadata {
+        let issuer = h.endpoint(&self.issuer).expect("issuer endpoint");
+        let request = discovery_request(&issuer, WellKnown::OpenIdConfiguration).expect("request");
+        let (parts, ()) = request.into_parts();
+        let response = h
+            .execute(Request::from_parts(parts, Vec::new()))
+            .expect("discovery");
+        parse_server_metadata(&response, &self.issuer, SchemePolicy::HttpsOnly).expect("metadata")
+    }
+}
+
+/// Client credentials for one of the secret-based clients.
+pub fn secret_client(id: &str, post: bool) -> Client {
+    let secret = ClientSecret::new(SECRET);
+    let auth = if post {
+        ClientAuthentication::SecretPost(secret)
+    } else {
+        ClientAuthentication::SecretBasic(secret)
+    };
+    Client::new(id, auth)
+}
+
+/// A `private_key_jwt` or `client_secret_jwt` client, with a fresh assertion for `audience`.
+pub fn assertion_client(id: &str, key: &SigningKey, audience: &str) -> Client {
+    let assertion = JwtClaims::client_assertion(id, audience)
+        .sign(key, SystemTime::now())
+        .expect("sign");
+    Client::new(
+        id,
+        ClientAuthentication::Assertion(ClientAssertion::jwt(assertion)),
+    )
+}
+
+/// The claims of a JWT, unverified (the tests check what the server put in it).
+pub fn jwt_claims(token: &str) -> Option<Value> {
+    let mut parts = token.split('.');
+    let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Sends a request built by oauth-core through the harness (no redirects, no retries).
+pub fn send_built<H: Harness>(
+    h: &H,
+    request: Request<oauth_core::RequestBody>,
+) -> Result<Response<Vec<u8>>, Error> {
+    let (parts, body) = request.into_parts();
+    h.execute(Request::from_parts(parts, body.into_bytes()))
+}
+
+/// Introspects `token` as the `gateway` client.
+pub fn introspect<H: Harness>(
+    h: &H,
+    metadata: &ServerMetadata,
+    token: &str,
+) -> oauth_core::Introspection {
+    let request = IntrospectionRequest::new(SecurityToken::new(token))
+        .token_type_hint(TokenTypeHint::AccessToken)
+        .build(
+            metadata
+                .introspection_endpoint()
+                .expect("introspection endpoint"),
+            &secret_client("gateway", false),
+        )
+        .expect("build");
+    parse_introspection_response(&send_built(h, request).expect("introspect")).expect("parse")
+}
+
+/// Revokes `token` as the client it was issued to.
+pub fn revoke<H: Harness>(
+    h: &H,
+    metadata: &ServerMetadata,
+    client: &Client,
+    token: &str,
+    hint: TokenTypeHint,
+) -> Result<(), Error> {
+    let request = RevocationRequest::new(SecurityToken::new(token))
+        .token_type_hint(hint)
+        .build(
+            metadata.revocation_endpoint().expect("revocation endpoint"),
+            client,
+        )?;
+    parse_revocation_response(&send_built(h, request)?)
+}
+
+struct OsRandom;
+
+impl RandomSource for OsRandom {
+    fn fill(&self, dest: &mut [u8]) -> Result<(), RandomError> {
+        use ring::rand::SecureRandom as _;
+        ring::rand::SystemRandom::new()
+            .fill(dest)
+            .map_err(|_| RandomError::new())
+    }
+}
+
+/// The authorization code flow without a browser: the authorization request, the login and
+/// consent forms of oidc-provider's development interactions posted as a user would, cookies
+/// kept between steps, and the final redirect's query handed to `handle_callback`.
+pub fn authorize<H: Harness>(
+    h: &H,
+    metadata: &ServerMetadata,
+    scopes: &[&str],
+    user: &str,
+) -> (PendingAuthorization, String) {
+    let endpoint = metadata
+        .authorization_endpoint()
+        .expect("authorization endpoint")
+        .clone();
+    let pending = AuthorizationRequest::new(endpoint, "web")
+        .redirect_uri(REDIRECT_URI)
+        .scope(scopes.iter().copied())
+        .expect_issuer(
+            metadata.issuer(),
+            metadata.authorization_response_iss_parameter_supported(),
+        )
+        .build(&OsRandom)
+        .expect("authorization request");
+    let mut jar: HashMap<String, String> = HashMap::new();
+    let mut next: (Method, String, Vec<u8>) = (Method::GET, pending.url().to_owned(), Vec::new());
+    for _ in 0..12 {
+        let (method, url, body) = next.clone();
+        let mut request = Request::builder().method(method.clone()).uri(&url);
+        if !jar.is_empty() {
+            let cookie: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            request = request.header(header::COOKIE, cookie.join("; "));
+        }
+        if method == Method::POST {
+            request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
+        let response = h
+            .execute(request.body(body).expect("request"))
+            .expect("interaction step");
+        for set in response.headers().get_all(header::SET_COOKIE) {
+            let text = set.to_str().unwrap_or_default();
+            let pair = text.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                let expired = text
+                    .to_ascii_lowercase()
+                    .contains("expires=thu, 01 jan 1970");
+                if value.is_empty() || expired {
+                    jar.remove(name.trim());
+                } else {
+                    jar.insert(name.trim().to_owned(), value.to_owned());
+                }
+            }
+        }
+        if response.status().is_redirection() {
+            let location = response.headers()[header::LOCATION]
+                .to_str()
+                .expect("location")
+                .to_owned();
+            if location.starts_with(REDIRECT_URI) {
+                return (pending, location);
+            }
+            let absolute = if location.starts_with('/') {
+                format!("{}{location}", metadata.issuer())
+            } else {
+                location
+            };
+            next = (Method::GET, absolute, Vec::new());
+            continue;
+        }
+        // A form page: post it back, as the user would.
+        assert_eq!(response.status(), 200, "{url}");
+        let html = String::from_utf8_lossy(response.body()).into_owned();
+        let action = html
+            .split("action=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no form at {url}: {html}"));
+        let action = if action.starts_with('/') {
+            format!("{}{action}", metadata.issuer())
+        } else {
+            action.to_owned()
+        };
+        let form = if html.contains("name=\"prompt\" value=\"login\"") {
+            format!("prompt=login&login={user}&password=any")
+        } else {
+            "prompt=consent".to_owned()
+        };
+        next = (Method::POST, action, form.into_bytes());
+    }
+    panic!("the authorization flow did not finish");
+}
+
+/// The RFC 6749 §5.2 error code of a failed token request.
+pub fn error_code(e: &Error) -> Option<&ErrorCode> {
+    e.error_response().map(|r| r.code())
+}
+
+/// client_credentials through every client authentication method, with a resource indicator
+/// for a JWT access token and one for an opaque token; the opaque one is introspected.
+pub fn client_credentials_every_auth_method<H: Harness>() {
+    let p = OidcProvider::shared();
+    let h: H = p.harness();
+    let m = p.discover(&h);
+    let token_endpoint = m.token_endpoint().expect("token endpoint").clone();
+    let hmac = SigningKey::hmac(JWT_SECRET.as_bytes(), Algorithm::HS256).expect("hmac");
+    let mut clients: Vec<(String, Box<dyn Fn() -> Client>)> = vec![
+        (
+            "cc-basic".into(),
+            Box::new(|| secret_client("cc-basic", false)),
+        ),
+        (
+            "cc-post".into(),
+            Box::new(|| secret_client("cc-post", true)),
+        ),
+    ];
+    let te = token_endpoint.as_str().to_owned();
+    clients.push((
+        "cc-jwt".into(),
+        Box::new(move || assertion_client("cc-jwt", &hmac, &te)),
+    ));
+    for (id, key) in private_key_clients() {
+        let te = token_endpoint.as_str().to_owned();
+        let key = Arc::new(key);
+        clients.push((id.into(), Box::new(move || assertion_client(id, &key, &te))));
+    }
+    for (id, client) in &clients {
+        // A JWT access token for the JWT resource.
+        let jwt = h
+            .request_token(
+                &token_endpoint,
+                &client(),
+                &TokenRequest::client_credentials()
+                    .scope(["api:read"])
+                    .resource(JWT_RESOURCE),
+            )
+            .unwrap_or_else(|e| panic!("{id}, JWT resource: {e}"));
+        let claims = jwt_claims(jwt.access_token().expose_secret())
+            .unwrap_or_else(|| panic!("{id}: the access token is not a JWT"));
+        assert_eq!(claims["aud"], JWT_RESOURCE, "{id}");
+        assert_eq!(claims["client_id"], id.as_str(), "{id}");
+        assert_eq!(claims["iss"], p.issuer, "{id}");
+        assert!(jwt.expires_at().is_some());
+        // An opaque one, which the server can introspect.
+        let opaque = h
+            .request_token(
+                &token_endpoint,
+                &client(),
+                &TokenRequest::client_credentials()
+                    .scope(["api:read"])
+                    .resource(OPAQUE_RESOURCE),
+            )
+            .unwrap_or_else(|e| panic!("{id}, opaque resource: {e}"));
+        assert!(
+            jwt_claims(opaque.access_token().expose_secret()).is_none(),
+            "{id}"
+        );
+        let i = introspect(&h, &m, opaque.access_token().expose_secret());
+        assert!(i.active(), "{id}");
+        assert_eq!(i.client_id(), Some(id.as_str()));
+        assert_eq!(i.audience(), [OPAQUE_RESOURCE]);
+        assert!(i.scope().is_some_and(|s| s.contains("api:read")));
+    }
+}
+
+/// authorization_code + PKCE, `openid` → an id_token, then two refreshes.
+pub fn authorization_code_pkce_openid_and_refresh<H: Harness>() {
+    let p = OidcProvider::shared();
+    let h: H = p.harness();
+    let m = p.discover(&h);
+    let token_endpoint = m.token_endpoint().expect("token endpoint");
+    let web = secret_client("web", false);
+    let (pending, redirect) = authorize(&h, &m, &["openid", "profile"], "alice");
+    let code = pending.handle_callback(&redirect).expect("callback");
+    let token = h
+        .request_token(token_endpoint, &web, &pending.token_request(code))
+        .expect("code exchange");
+    let id_token = token.id_token().expect("an id_token for openid");
+    let claims = jwt_claims(id_token.expose_secret()).expect("id_token is a JWT");
+    assert_eq!(claims["iss"], p.issuer);
+    assert_eq!(claims["aud"], "web");
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(
+        claims["nonce"].as_str(),
+        pending.nonce().map(|n| n.expose_secret())
+    );
+    let mut refresh = token.refresh_token().expect("a refresh token").clone();
+    let mut access = token.access_token().expose_secret().to_owned();
+    for round in 1..=2 {
+        let next = h
+            .request_token(
+                token_endpoint,
+                &web,
+                &TokenRequest::refresh_token(refresh.clone()),
+            )
+            .unwrap_or_else(|e| panic!("refresh {round}: {e}"));
+        assert_ne!(
+            next.access_token().expose_secret(),
+            access,
+            "refresh {round}"
+        );
+        access = next.access_token().expose_secret().to_owned();
+        if let Some(r) = next.refresh_token() {
+            refresh = r.clone();
+        }
+    }
+    // The access token from the refresh is active.
+    assert!(introspect(&h, &m, &access).active());
+}
+
+/// The JWT bearer grant (RFC 7523) and token exchange (RFC 8693), both registered on the
+/// server with registerGrantType.
+pub fn jwt_bearer_and_token_exchange<H: Harness>() {
+    let p = OidcProvider::shared();
+    let h: H = p.harness();
+    let m = p.discover(&h);
+    let token_endpoint = m.token_endpoint().expect("token endpoint");
+    let assertion = JwtClaims::jwt_bearer("jwt-bearer", "alice", token_endpoint.as_str())
+        .sign(&assertion_key(), SystemTime::now())
+        .expect("sign");
+    let token = h
+        .request_token(
+            token_endpoint,
+            &secret_client("jwt-bearer", false),
+            &TokenRequest::jwt_bearer(assertion).scope(["api:read"]),
+        )
+        .expect("JWT bearer grant");
+    assert!(introspect(&h, &m, token.access_token().expose_secret()).active());
+    // A tampered assertion is refused.
+    let bad = JwtClaims::jwt_bearer("jwt-bearer", "alice", token_endpoint.as_str())
+        .sign(
+            &SigningKey::from_pem(ED25519, Algorithm::EdDSA).expect("key"),
+            SystemTime::now(),
+        )
+        .expect("sign");
+    let e = h
+        .request_token(
+            token_endpoint,
+            &secret_client("jwt-bearer", false),
+            &TokenRequest::jwt_bearer(bad),
+        )
+        .unwrap_err();
+    assert_eq!(error_code(&e), Some(&ErrorCode::InvalidGrant), "{e}");
+
+    let exchanger = secret_client("exchanger", true);
+    let subject = h
+        .request_token(
+            token_endpoint,
+            &exchanger,
+            &TokenRequest::client_credentials(),
+        )
+        .expect("subject token");
+    let exchange = TokenExchange::new(
+        SecurityToken::new(subject.access_token().expose_secret()),
+        TOKEN_TYPE_ACCESS_TOKEN,
+    )
+    .requested_token_type(TOKEN_TYPE_ACCESS_TOKEN);
+    let exchanged = h
+        .request_token(
+            token_endpoint,
+            &exchanger,
+            &TokenRequest::token_exchange(exchange).scope(["api:read"]),
+        )
+        .expect("token exchange");
+    assert_eq!(exchanged.issued_token_type(), Some(TOKEN_TYPE_ACCESS_TOKEN));
+    assert_ne!(
+        exchanged.access_token().expose_secret(),
+        subject.access_token().expose_secret()
+    );
+}
+
+/// Discovery found every endpoint; introspection and revocation of the tokens obtained.
+pub fn discovery_introspection_and_revocation<H: Harness>() {
+    let p = OidcProvider::shared();
+    let h: H = p.harness();
+    let m = p.discover(&h);
+    for name in [
+        "authorization_endpoint",
+        "token_endpoint",
+        "jwks_uri",
+        "introspection_endpoint",
+        "revocation_endpoint",
+        "userinfo_endpoint",
+    ] {
+        let e = m.endpoint(name).unwrap_or_else(|| panic!("{name} missing"));
+        assert!(e.as_str().starts_with(&p.issuer), "{name}: {}", e.as_str());
+    }
+    for grant in [
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+    ] {
+        assert!(m.supports_grant(grant), "{grant}");
+    }
+    let token_endpoint = m.token_endpoint().expect("token endpoint");
+    let client = secret_client("cc-basic", false);
+    let token = h
+        .request_token(token_endpoint, &client, &TokenRequest::client_credentials())
+        .expect("token");
+    let value = token.access_token().expose_secret();
+    assert!(introspect(&h, &m, value).active());
+    revoke(&h, &m, &client, value, TokenTypeHint::AccessToken).expect("revoke");
+    assert!(!introspect(&h, &m, value).active());
+    // Revoking an unknown token succeeds (RFC 7009 §2.2).
+    revoke(&h, &m, &client, "unknown", TokenTypeHint::AccessToken).expect("revoke unknown");
+
+    // A refresh token is revoked too, and then refused.
+    let web = secret_client("web", false);
+    let (pending, redirect) = authorize(&h, &m, &["openid"], "bob");
+    let code = pending.handle_callback(&redirect).expect("callback");
+    let issued = h
+        .request_token(token_endpoint, &web, &pending.token_request(code))
+        .expect("code exchange");
+    let refresh: RefreshToken = issued.refresh_token().expect("refresh token").clone();
+    revoke(
+        &h,
+        &m,
+        &web,
+        refresh.expose_secret(),
+        TokenTypeHint::RefreshToken,
+    )
+    .expect("revoke");
+    let e = h
+        .request_token(token_endpoint, &web, &TokenRequest::refresh_token(refresh))
+        .unwrap_err();
+    assert_eq!(error_code(&e), Some(&ErrorCode::InvalidGrant), "{e}");
+}
+
+/// Each failure maps to its documented typed error.
+pub fn failures_are_typed<H: Harness>() {
+    let p = OidcProvider::shared();
+    let h: H = p.harness();
+    let m = p.discover(&h);
+    let token_endpoint = m.token_endpoint().expect("token endpoint");
+    let once = |client: &Client, request: &TokenRequest| {
+        h.request_token(token_endpoint, client, request)
+            .unwrap_err()
+    };
+
+    // Wrong secret: invalid_client (Basic and post).
+    for post in [false, true] {
+        let id = if post { "cc-post" } else { "cc-basic" };
+        let auth = ClientSecret::new("wrong");
+        let auth = if post {
+            ClientAuthentication::SecretPost(auth)
+        } else {
+            ClientAuthentication::SecretBasic(auth)
+        };
+        let e = once(&Client::new(id, auth), &TokenRequest::client_credentials());
+        assert_eq!(error_code(&e), Some(&ErrorCode::InvalidClient), "{e}");
+        assert_eq!(e.fault(), oauth_core::Fault::Server);
+    }
+    // Unknown resource: invalid_target.
+    let e = once(
+        &secret_client("cc-basic", false),
+        &TokenRequest::client_credentials().resource("https://unknown.example/"),
+    );
+    assert_eq!(error_code(&e), Some(&ErrorCode::InvalidTarget), "{e}");
+
+    let web = secret_client("web", false);
+    // A code used twice: invalid_grant.
+    let (pending, redirect) = authorize(&h, &m, &["openid"], "carol");
+    let code = pending.handle_callback(&redirect).expect("callback");
+    h.request_token(token_endpoint, &web, &pending.token_request(code.clone()))
+        .expect("first use");
+    let e = once(&web, &pending.token_request(code));
+    assert_eq!(error_code(&e), Some(&ErrorCode::InvalidGrant), "{e}");
+    // A wrong PKCE verifier: invalid_grant.
+    let (pending, redirect) = authorize(&h, &m, &["openid"], "dave");
+    let code = pending.handle_callback(&redirect).expect("callback");
+    let wrong = TokenRequest::authorization_code(
+        code,
+        Some(REDIRECT_URI.to_owned()),
+        Some(oauth_core::PkceVerifier::new(
+            "a-wrong-verifier-of-the-right-length-0123456789abcdef",
+        )),
+    );
+    let e = once(&web, &wrong);
+    assert_eq!(error_code(&e), Some(&ErrorCode::InvalidGrant), "{e}");
+    // A made-up code: invalid_grant.
+    let e = once(
+        &web,
+        &TokenRequest::authorization_code(
+            oauth_core::AuthorizationCode::new("made-up"),
+            Some(REDIRECT_URI.to_owned()),
+            Some(oauth_core::PkceVerifier::new(
+                "another-verifier-of-the-right-length-0123456789abcdef",
+            )),
+        ),
+    );
+    assert_eq!(error_code(&e), Some(&ErrorCode::InvalidGrant), "{e}");
+    // A state that does not match is refused before any request.
+    let (pending, redirect) = authorize(&h, &m, &["openid"], "erin");
+    let forged = redirect.replace("state=", "state=x");
+    assert_eq!(
+        pending.handle_callback(&forged).unwrap_err(),
+        Error::StateMismatch
+    );
+}
+
+/// The token response fields the note reports.
+pub fn describe(token: &TokenResponse) -> String {
+    format!(
+        "type {:?}, expires_in {:?}, refresh {}, id_token {}, scope {:?}",
+        token.token_type(),
+        token.expires_in(),
+        token.refresh_token().is_some(),
+        token.id_token().is_some(),
+        token.scope().map(|s| s.as_str().to_owned())
+    )
+}

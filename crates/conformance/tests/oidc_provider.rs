@@ -1,0 +1,151 @@
+//! Interop with oidc-provider (panva's OpenID Certified server), through both adapters.
+//!
+//! Ignored by a plain `cargo test`: they need Node and `npm ci` in interop/oidc-provider.
+//! `cargo xtask interop` does both and runs them (CI does too).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use conformance::oidc_provider::{self as interop, OidcProvider};
+use conformance::{Harness, Reqwest, Ureq};
+
+macro_rules! interop_tests {
+    ($module:ident, $harness:ty; $($check:ident),* $(,)?) => {
+        mod $module {
+            use super::*;
+            $(
+                #[test]
+                #[ignore = "needs Node and oidc-provider: cargo xtask interop"]
+                fn $check() {
+                    interop::$check::<$harness>();
+                }
+            )*
+        }
+    };
+}
+
+interop_tests!(reqwest, Reqwest;
+    client_credentials_every_auth_method,
+    authorization_code_pkce_openid_and_refresh,
+    jwt_bearer_and_token_exchange,
+    discovery_introspection_and_revocation,
+    failures_are_typed,
+);
+
+interop_tests!(ureq, Ureq;
+    client_credentials_every_auth_method,
+    authorization_code_pkce_openid_and_refresh,
+    jwt_bearer_and_token_exchange,
+    discovery_introspection_and_revocation,
+    failures_are_typed,
+);
+
+/// The gateway policy (issue #8) against oidc-provider's introspection endpoint: a client with
+/// a contract is allowed, one without is refused, a revoked token is refused once its cached
+/// result is gone, an unknown token is 401. Both gateways.
+#[test]
+#[ignore = "needs Node and oidc-provider: cargo xtask interop"]
+fn gateway_against_oidc_provider_introspection() {
+    use std::time::Duration;
+
+    use oauth_core::http::{Request, StatusCode, header};
+    use oauth_core::{Denial, TokenRequest, TokenTypeHint};
+    use oauth_gateway::{
+        ApiPolicy, BlockingGateway, CacheConfig, Contract, Gateway, MemoryContracts,
+    };
+
+    let p = OidcProvider::shared();
+    let h: Ureq = p.harness();
+    let m = p.discover(&h);
+    let contracts = std::sync::Arc::new(MemoryContracts::new());
+    contracts.grant(Contract::new("cc-basic", "orders").scopes(["api:read"]));
+    let policy = || ApiPolicy::new("orders").require_scope(["api:read"]);
+    let cache = CacheConfig::new().max_age(Duration::from_millis(300));
+    let introspection = m.introspection_endpoint().unwrap().clone();
+
+    let blocking = {
+        let http = oauth_ureq::HttpClient::new(
+            oauth_ureq::HttpConfig::new()
+                .add_root_certificates_pem(p.ca_pem.as_bytes())
+                .unwrap(),
+        )
+        .unwrap();
+        BlockingGateway::builder(
+            http,
+            introspection.clone(),
+            interop::secret_client("gateway", false),
+        )
+        .cache(cache)
+        .build(policy(), std::sync::Arc::clone(&contracts))
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let asynchronous = {
+        let http = oauth_reqwest::HttpClient::new(
+            oauth_reqwest::HttpConfig::new()
+                .add_root_certificates_pem(p.ca_pem.as_bytes())
+                .unwrap(),
+        )
+        .unwrap();
+        Gateway::builder(
+            http,
+            introspection,
+            interop::secret_client("gateway", false),
+        )
+        .cache(cache)
+        .build(policy(), std::sync::Arc::clone(&contracts))
+    };
+    let check = |token: &str| {
+        let request = Request::get("https://api.example/orders")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Vec::<u8>::new())
+            .unwrap();
+        let a = blocking.check(&request);
+        let b = rt.block_on(asynchronous.check(&request));
+        assert_eq!(
+            a.as_ref()
+                .map(|p| p.client_id().to_owned())
+                .map_err(Denial::status),
+            b.as_ref()
+                .map(|p| p.client_id().to_owned())
+                .map_err(Denial::status),
+            "the two gateways disagree"
+        );
+        a
+    };
+    let endpoint = m.token_endpoint().unwrap();
+    let token = |id: &str, post: bool| {
+        h.request_token(
+            endpoint,
+            &interop::secret_client(id, post),
+            &TokenRequest::client_credentials().scope(["api:read"]),
+        )
+        .unwrap()
+        .access_token()
+        .expose_secret()
+        .to_owned()
+    };
+
+    let with_contract = token("cc-basic", false);
+    assert_eq!(check(&with_contract).unwrap().client_id(), "cc-basic");
+    let without = token("cc-post", true);
+    assert_eq!(check(&without).unwrap_err(), Denial::NoContract);
+    assert_eq!(
+        check("not-a-token").unwrap_err().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    interop::revoke(
+        &h,
+        &m,
+        &interop::secret_client("cc-basic", false),
+        &with_contract,
+        TokenTypeHint::AccessToken,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(matches!(
+        check(&with_contract),
+        Err(Denial::InvalidToken { .. })
+    ));
+}

@@ -1,0 +1,114 @@
+// panva's oidc-provider (OpenID Certified) on 127.0.0.1 over TLS, configured for the
+// oauth-toolkit interop suite. Started by the Rust tests (crates/interop), which write the
+// configuration file named by INTEROP_CONFIG:
+//
+//   { "port": 12345, "cert": "chain.pem", "key": "key.pem", "clients": [ ...metadata... ] }
+//
+// and wait for the line {"ready": "<issuer>"} on stdout.
+//
+// Besides the built-in grants (authorization_code, refresh_token, client_credentials) it
+// registers the JWT bearer grant (RFC 7523) and token exchange (RFC 8693) with
+// registerGrantType. Resource indicators (RFC 8707): https://api.example/jwt issues JWT access
+// tokens, https://api.example/opaque opaque ones, anything else is invalid_target.
+
+import fs from 'node:fs';
+import https from 'node:https';
+
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import Provider, { errors } from 'oidc-provider';
+
+const config = JSON.parse(fs.readFileSync(process.env.INTEROP_CONFIG, 'utf8'));
+const issuer = `https://127.0.0.1:${config.port}`;
+
+const RESOURCES = {
+  'https://api.example/jwt': 'jwt',
+  'https://api.example/opaque': 'opaque',
+};
+
+const provider = new Provider(issuer, {
+  clients: config.clients,
+  cookies: { keys: ['interop-only-cookie-signing-key'] },
+  pkce: { required: () => true },
+  scopes: ['openid', 'offline_access', 'profile', 'api:read', 'api:write'],
+  claims: { openid: ['sub'], profile: ['name'] },
+  findAccount: (ctx, id) => ({
+    accountId: id,
+    claims: () => ({ sub: id, name: `User ${id}` }),
+  }),
+  // Every client allowed the refresh_token grant gets one (the default also wants
+  // offline_access, which then forces a consent prompt).
+  issueRefreshToken: (ctx, client) => client.grantTypeAllowed('refresh_token'),
+  features: {
+    devInteractions: { enabled: true },
+    clientCredentials: { enabled: true },
+    introspection: { enabled: true },
+    revocation: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: () => undefined,
+      useGrantedResource: () => false,
+      getResourceServerInfo: (ctx, indicator) => {
+        const format = RESOURCES[indicator];
+        if (!format) throw new errors.InvalidTarget();
+        return { scope: 'api:read api:write', audience: indicator, accessTokenFormat: format };
+      },
+    },
+  },
+});
+
+async function issue(ctx, scope, extra = {}) {
+  const { ClientCredentials } = provider;
+  const token = new ClientCredentials({ client: ctx.oidc.client, scope: scope || undefined });
+  const value = await token.save();
+  ctx.body = {
+    access_token: value,
+    token_type: 'Bearer',
+    expires_in: token.expiration,
+    ...(token.scope ? { scope: token.scope } : {}),
+    ...extra,
+  };
+}
+
+// RFC 7523 §2.1: the assertion is signed by a key registered for the client; its issuer is
+// the client, its audience this server.
+provider.registerGrantType('urn:ietf:params:oauth:grant-type:jwt-bearer', async (ctx) => {
+  const { client, params } = ctx.oidc;
+  const keys = config.assertion_keys?.[client.clientId];
+  if (!keys) throw new errors.UnauthorizedClient('no assertion keys registered');
+  try {
+    await jwtVerify(params.assertion, createLocalJWKSet(keys), {
+      issuer: client.clientId,
+      audience: [issuer, `${issuer}/token`],
+      requiredClaims: ['sub', 'exp'],
+    });
+  } catch (e) {
+    throw new errors.InvalidGrant(`assertion: ${e.code ?? 'invalid'}`);
+  }
+  await issue(ctx, params.scope);
+}, ['assertion', 'scope']);
+
+// RFC 8693: exchange an access token this server issued for another one.
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+provider.registerGrantType('urn:ietf:params:oauth:grant-type:token-exchange', async (ctx) => {
+  const { params } = ctx.oidc;
+  if (params.subject_token_type !== ACCESS_TOKEN_TYPE) {
+    throw new errors.InvalidRequest('unsupported subject_token_type');
+  }
+  const subject = await provider.ClientCredentials.find(params.subject_token)
+    ?? await provider.AccessToken.find(params.subject_token);
+  if (!subject || subject.isExpired) throw new errors.InvalidGrant('subject_token is not active');
+  await issue(ctx, params.scope, { issued_token_type: ACCESS_TOKEN_TYPE });
+}, ['subject_token', 'subject_token_type', 'requested_token_type', 'actor_token',
+  'actor_token_type', 'audience', 'resource', 'scope'], ['audience', 'resource']);
+
+const server = https.createServer({
+  cert: fs.readFileSync(config.cert),
+  key: fs.readFileSync(config.key),
+}, provider.callback());
+server.listen(config.port, '127.0.0.1', () => {
+  process.stdout.write(`${JSON.stringify({ ready: issuer })}\n`);
+});
+process.on('SIGTERM', () => process.exit(0));
+// The test process holds our stdin: when it exits, so do we.
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();
