@@ -232,20 +232,30 @@ impl AuthorizationRequest {
 
     /// Draws the random values and builds the URL.
     pub fn build(self, rng: &dyn RandomSource) -> Result<PendingAuthorization, Error> {
+        let wants_nonce = self.scope.as_ref().is_some_and(|s| s.contains("openid"));
+        // Every random value in one draw (one system call with an OS source), in the order
+        // state, nonce, PKCE verifier; 32 bytes each.
+        let draws = usize::from(self.state.is_none())
+            + usize::from(self.nonce.is_none() && wants_nonce)
+            + usize::from(matches!(self.pkce, PkceChoice::Generate(_)));
+        let mut random = zeroize::Zeroizing::new([0u8; 96]);
+        if draws > 0 {
+            rng.fill(&mut random[..32 * draws])?;
+        }
+        let mut chunks = random[..32 * draws].chunks_exact(32);
+        let mut next = || chunks.next().map(b64url).unwrap_or_default();
         let state = match self.state {
             Some(state) => state,
-            None => State::new(random_token::<32>(rng)?),
+            None => State::new(next()),
         };
-        let wants_nonce = self.scope.as_ref().is_some_and(|s| s.contains("openid"));
         let nonce = match self.nonce {
             Some(nonce) => Some(nonce),
-            None if wants_nonce => Some(Nonce::new(random_token::<32>(rng)?)),
+            None if wants_nonce => Some(Nonce::new(next())),
             None => None,
         };
         let pkce = match self.pkce {
             PkceChoice::Generate(method) => {
-                let generated = Pkce::generate(rng)?;
-                Some(Pkce::from_verifier(generated.verifier, method)?)
+                Some(Pkce::from_verifier(PkceVerifier::new(next()), method)?)
             }
             PkceChoice::Given(pkce) => Some(pkce),
             PkceChoice::Disabled => None,

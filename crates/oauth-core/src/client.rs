@@ -4,7 +4,6 @@ use std::fmt;
 
 use http::HeaderValue;
 
-use crate::encoding::{b64, form_encode};
 use crate::error::Error;
 use crate::secret::{Assertion, ClientSecret};
 
@@ -178,9 +177,9 @@ impl Client {
 
     /// Adds the client's identification to a request: an `Authorization` header (returned) and
     /// body parameters (appended to `params`).
-    pub(crate) fn authenticate(
-        &self,
-        params: &mut crate::request::Params,
+    pub(crate) fn authenticate<'a>(
+        &'a self,
+        params: &mut crate::request::Params<'a>,
     ) -> Result<Option<HeaderValue>, Error> {
         let id = match &self.id {
             Some(id) => id.as_str(),
@@ -188,9 +187,14 @@ impl Client {
         };
         match &self.auth {
             ClientAuthentication::SecretBasic(secret) => {
-                let user = form_encode(id);
-                let pass = form_encode(secret.expose_secret());
-                basic_header(&user, &pass).map(Some)
+                // RFC 6749 §2.3.1: each part form-encoded, into one wiped buffer.
+                let secret = secret.expose_secret();
+                let mut joined =
+                    zeroize::Zeroizing::new(String::with_capacity(id.len() + secret.len() + 8));
+                crate::encoding::form_encode_into(&mut joined, id);
+                joined.push(':');
+                crate::encoding::form_encode_into(&mut joined, secret);
+                basic_from_joined(&joined).map(Some)
             }
             ClientAuthentication::SecretBasicVerbatim(secret) => {
                 basic_header(id, secret.expose_secret()).map(Some)
@@ -228,8 +232,16 @@ pub(crate) fn basic_header(user: &str, password: &str) -> Result<HeaderValue, Er
     joined.push_str(user);
     joined.push(':');
     joined.push_str(password);
-    let mut value = zeroize::Zeroizing::new(String::from("Basic "));
-    value.push_str(&b64(joined.as_bytes()));
+    basic_from_joined(&joined)
+}
+
+/// `Basic base64(user:password)`, every intermediate buffer wiped.
+fn basic_from_joined(joined: &str) -> Result<HeaderValue, Error> {
+    use base64::Engine as _;
+    let mut value =
+        zeroize::Zeroizing::new(String::with_capacity(6 + joined.len().div_ceil(3) * 4));
+    value.push_str("Basic ");
+    base64::engine::general_purpose::STANDARD.encode_string(joined.as_bytes(), &mut value);
     let mut header = HeaderValue::from_str(&value).map_err(|_| Error::InvalidHeaderValue {
         what: "Authorization",
     })?;

@@ -1,28 +1,50 @@
 //! Byte-level encodings: `application/x-www-form-urlencoded`, percent-decoding and base64.
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// Appends `value` form-urlencoded (the WHATWG `application/x-www-form-urlencoded` serializer:
 /// `*-._` and alphanumerics kept, space as `+`, every other byte as `%XX`).
 pub(crate) fn form_encode_into(out: &mut String, value: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in value.as_bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
-                out.push(char::from(b))
-            }
-            b' ' => out.push('+'),
-            _ => {
-                out.push('%');
-                out.push(char::from(HEX[usize::from(b >> 4)]));
-                out.push(char::from(HEX[usize::from(b & 0xF)]));
-            }
+    const KEEP: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            table[b] = c.is_ascii_alphanumeric() || matches!(c, b'*' | b'-' | b'.' | b'_');
+            b += 1;
         }
+        table
+    };
+    let bytes = value.as_bytes();
+    out.reserve(bytes.len());
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if KEEP[usize::from(b)] {
+            continue;
+        }
+        // A run of kept bytes is copied at once. It is ASCII, and it starts and ends on char
+        // boundaries (the bytes around it are ASCII or belong to chars encoded whole).
+        if start < i {
+            out.push_str(&value[start..i]);
+        }
+        if b == b' ' {
+            out.push('+');
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xF)]));
+        }
+        start = i + 1;
+    }
+    if start < bytes.len() {
+        out.push_str(&value[start..]);
     }
 }
 
 /// `value` form-urlencoded.
+#[cfg(test)]
 pub(crate) fn form_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     form_encode_into(&mut out, value);
@@ -35,13 +57,20 @@ pub(crate) fn form_encode(value: &str) -> String {
 pub(crate) fn query_encode_into(out: &mut String, value: &str) {
     let start = out.len();
     form_encode_into(out, value);
-    if out[start..].contains('+') {
-        let encoded = out.split_off(start).replace('+', "%20");
-        out.push_str(&encoded);
+    // Only a space becomes '+' (a literal '+' is %2B), so swapping them in place is exact.
+    if out.as_bytes()[start..].contains(&b'+') {
+        let encoded = out.split_off(start);
+        for part in encoded.split('+').enumerate() {
+            if part.0 > 0 {
+                out.push_str("%20");
+            }
+            out.push_str(part.1);
+        }
     }
 }
 
 /// Serializes `pairs` as an `application/x-www-form-urlencoded` string.
+#[cfg(test)]
 pub(crate) fn form_serialize<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let mut out = String::new();
     for (name, value) in pairs {
@@ -107,8 +136,9 @@ pub(crate) fn form_parse(input: &str) -> Vec<(String, String)> {
 }
 
 /// Standard base64 with padding (RFC 4648 §4), as HTTP Basic uses.
+#[cfg(test)]
 pub(crate) fn b64(input: &[u8]) -> String {
-    STANDARD.encode(input)
+    base64::engine::general_purpose::STANDARD.encode(input)
 }
 
 #[cfg_attr(not(feature = "authorization-code"), allow(dead_code))]

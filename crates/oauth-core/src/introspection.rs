@@ -123,7 +123,7 @@ impl RevocationRequest {
     }
 }
 
-fn token_params(token: &SecurityToken, hint: Option<TokenTypeHint>) -> Params {
+fn token_params(token: &SecurityToken, hint: Option<TokenTypeHint>) -> Params<'_> {
     let mut params = Params::default();
     params.push_secret("token", token.expose_secret());
     if let Some(hint) = hint {

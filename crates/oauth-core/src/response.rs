@@ -182,30 +182,31 @@ pub fn parse_token_response<B: AsRef<[u8]>>(
     response: &Response<B>,
     received_at: SystemTime,
 ) -> Result<TokenResponse, Error> {
-    let mut map = parse_object(response)?;
+    let mut members = read_members(response)?;
     let unexpected = |reason| unexpected(response, reason);
+    let mut take = |slot: Member| members.known[slot as usize].take();
 
-    let access_token = match map.remove("access_token") {
+    let access_token = match take(Member::AccessToken) {
         Some(Value::String(s)) if !s.is_empty() => AccessToken::new(s),
         Some(_) => return Err(unexpected(UnexpectedReason::InvalidField("access_token"))),
         None => return Err(unexpected(UnexpectedReason::MissingField("access_token"))),
     };
-    let token_type = match map.remove("token_type") {
+    let token_type = match take(Member::TokenType) {
         Some(Value::String(s)) => TokenType::parse(&s),
         None | Some(Value::Null) => TokenType::Bearer,
         Some(_) => return Err(unexpected(UnexpectedReason::InvalidField("token_type"))),
     };
-    let expires_in = match map.remove("expires_in") {
+    let expires_in = match take(Member::ExpiresIn) {
         None | Some(Value::Null) => None,
         Some(v) => Some(
             seconds(&v).ok_or_else(|| unexpected(UnexpectedReason::InvalidField("expires_in")))?,
         ),
     };
     let expires_at = expires_in.and_then(|d| received_at.checked_add(d));
-    let refresh_token = optional_string(&mut map, "refresh_token")
+    let refresh_token = optional_string(take(Member::RefreshToken), "refresh_token")
         .map_err(|f| unexpected(UnexpectedReason::InvalidField(f)))?
         .map(RefreshToken::new);
-    let scope = match map.remove("scope") {
+    let scope = match take(Member::Scope) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(Scope::parse(&s)),
         Some(Value::Array(items)) => {
@@ -220,11 +221,21 @@ pub fn parse_token_response<B: AsRef<[u8]>>(
         }
         Some(_) => return Err(unexpected(UnexpectedReason::InvalidField("scope"))),
     };
-    let id_token = optional_string(&mut map, "id_token")
+    let id_token = optional_string(take(Member::IdToken), "id_token")
         .map_err(|f| unexpected(UnexpectedReason::InvalidField(f)))?
         .map(IdToken::new);
-    let issued_token_type = optional_string(&mut map, "issued_token_type")
+    let issued_token_type = optional_string(take(Member::IssuedTokenType), "issued_token_type")
         .map_err(|f| unexpected(UnexpectedReason::InvalidField(f)))?;
+    // Members kept for the caller: error_description and error_uri without an error.
+    for (slot, name) in [
+        (Member::ErrorDescription, "error_description"),
+        (Member::ErrorUri, "error_uri"),
+        (Member::Error, "error"),
+    ] {
+        if let Some(v) = members.known[slot as usize].take() {
+            members.extra.insert(name.to_owned(), v);
+        }
+    }
 
     Ok(TokenResponse {
         access_token,
@@ -235,15 +246,200 @@ pub fn parse_token_response<B: AsRef<[u8]>>(
         scope,
         id_token,
         issued_token_type,
-        extra: map,
+        extra: members.extra,
     })
 }
 
-fn optional_string(
-    map: &mut Map<String, Value>,
-    name: &'static str,
-) -> Result<Option<String>, &'static str> {
-    match map.remove(name) {
+/// The token response members the parser interprets, in slots.
+#[derive(Clone, Copy)]
+enum Member {
+    AccessToken,
+    TokenType,
+    ExpiresIn,
+    RefreshToken,
+    Scope,
+    IdToken,
+    IssuedTokenType,
+    Error,
+    ErrorDescription,
+    ErrorUri,
+}
+
+const MEMBERS: usize = 10;
+
+impl Member {
+    fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "access_token" => Self::AccessToken,
+            "token_type" => Self::TokenType,
+            "expires_in" => Self::ExpiresIn,
+            "refresh_token" => Self::RefreshToken,
+            "scope" => Self::Scope,
+            "id_token" => Self::IdToken,
+            "issued_token_type" => Self::IssuedTokenType,
+            "error" => Self::Error,
+            "error_description" => Self::ErrorDescription,
+            "error_uri" => Self::ErrorUri,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::AccessToken => "access_token",
+            Self::TokenType => "token_type",
+            Self::ExpiresIn => "expires_in",
+            Self::RefreshToken => "refresh_token",
+            Self::Scope => "scope",
+            Self::IdToken => "id_token",
+            Self::IssuedTokenType => "issued_token_type",
+            Self::Error => "error",
+            Self::ErrorDescription => "error_description",
+            Self::ErrorUri => "error_uri",
+        }
+    }
+}
+
+/// A token endpoint's JSON object, read in one pass: known members into slots (no map
+/// insertions and removals, no key allocations), the others into `extra`. As with a map, a
+/// repeated member keeps its last value.
+#[derive(Default)]
+struct Members {
+    known: [Option<Value>; MEMBERS],
+    extra: Map<String, Value>,
+}
+
+impl Members {
+    fn from_map(mut map: Map<String, Value>) -> Self {
+        let mut known: [Option<Value>; MEMBERS] = Default::default();
+        for (i, slot) in known.iter_mut().enumerate() {
+            let member = ALL_MEMBERS[i];
+            *slot = map.remove(member.name());
+        }
+        Self { known, extra: map }
+    }
+}
+
+const ALL_MEMBERS: [Member; MEMBERS] = [
+    Member::AccessToken,
+    Member::TokenType,
+    Member::ExpiresIn,
+    Member::RefreshToken,
+    Member::Scope,
+    Member::IdToken,
+    Member::IssuedTokenType,
+    Member::Error,
+    Member::ErrorDescription,
+    Member::ErrorUri,
+];
+
+enum Key {
+    Known(Member),
+    Other(String),
+}
+
+impl<'de> serde::Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl serde::de::Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Key, E> {
+                Ok(match Member::from_name(name) {
+                    Some(m) => Key::Known(m),
+                    None => Key::Other(name.to_owned()),
+                })
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MembersVisitor;
+        impl<'de> serde::de::Visitor<'de> for MembersVisitor {
+            type Value = Members;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<Members, A::Error> {
+                let mut members = Members::default();
+                while let Some(key) = access.next_key::<Key>()? {
+                    let value: Value = access.next_value()?;
+                    match key {
+                        Key::Known(m) => members.known[m as usize] = Some(value),
+                        Key::Other(name) => {
+                            members.extra.insert(name, value);
+                        }
+                    }
+                }
+                Ok(members)
+            }
+        }
+        d.deserialize_map(MembersVisitor)
+    }
+}
+
+/// Like [`parse_object`], for the token endpoint: the body's members (JSON read in one pass,
+/// or form-encoded), an RFC 6749 §5.2 error whatever the status, and no token from a non-2xx.
+fn read_members<B: AsRef<[u8]>>(response: &Response<B>) -> Result<Members, Error> {
+    let body = response.body().as_ref();
+    if body.len() > MAX_BODY_LEN {
+        return Err(unexpected(
+            response,
+            UnexpectedReason::BodyTooLarge {
+                limit: MAX_BODY_LEN,
+            },
+        ));
+    }
+    let members = if is_form(content_type(response)) {
+        decode_object(content_type(response), body).map(Members::from_map)
+    } else {
+        serde_json::from_slice::<Members>(body).ok()
+    };
+    let Some(members) = members else {
+        let reason = if response.status().is_success() {
+            UnexpectedReason::Unparseable
+        } else {
+            UnexpectedReason::Status
+        };
+        return Err(unexpected(response, reason));
+    };
+    if let Some(Value::String(code)) = &members.known[Member::Error as usize] {
+        let text = |m: Member| match &members.known[m as usize] {
+            Some(Value::String(s)) => Some(s.as_str()),
+            _ => None,
+        };
+        return Err(Error::Server(ErrorResponse::new(
+            Some(response.status()),
+            ErrorCode::parse(code),
+            text(Member::ErrorDescription),
+            text(Member::ErrorUri),
+        )));
+    }
+    if !response.status().is_success() {
+        return Err(unexpected(response, UnexpectedReason::Status));
+    }
+    Ok(members)
+}
+
+fn is_form(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|ct| {
+        ct.split(';').next().is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+    })
+}
+
+fn optional_string(value: Option<Value>, name: &'static str) -> Result<Option<String>, &'static str> {
+    match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -339,13 +535,7 @@ pub(crate) fn parse_object<B: AsRef<[u8]>>(
 /// Decodes a body as a JSON object, or as form pairs when the server says it is form-encoded
 /// (some servers answer token requests that way).
 pub(crate) fn decode_object(content_type: Option<&str>, body: &[u8]) -> Option<Map<String, Value>> {
-    let is_form = content_type.is_some_and(|ct| {
-        ct.split(';').next().is_some_and(|m| {
-            m.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
-    });
-    if is_form {
+    if is_form(content_type) {
         let text = std::str::from_utf8(body).ok()?;
         let mut map = Map::new();
         for (name, value) in form_parse(text.trim()) {
