@@ -6,6 +6,7 @@
 //! cargo xtask deny     cargo-deny against the offline advisory snapshot
 //! cargo xtask fuzz --smoke SECS [TARGET...]   every (or the named) fuzz target for SECS each
 //! cargo xtask interop  both adapters against oidc-provider (npm ci, then the ignored tests)
+//! cargo xtask bench    the comparison benchmarks, written to BENCHMARKS.md
 //! ```
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -24,8 +25,11 @@ fn main() -> ExitCode {
         Some("deny") => deny(),
         Some("fuzz") => fuzz_command(&args[1..]),
         Some("interop") => interop(),
+        Some("bench") => bench(),
         _ => {
-            eprintln!("usage: cargo xtask <ci|purity|deny|interop|fuzz --smoke SECS [TARGET...]>");
+            eprintln!(
+                "usage: cargo xtask <ci|purity|deny|interop|bench|fuzz --smoke SECS [TARGET...]>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -127,6 +131,76 @@ fn ci() -> Result {
     interop()?;
     fuzz(secs, &[])?;
     println!("\nxtask ci: all steps passed");
+    Ok(())
+}
+
+/// Runs the benchmarks that compare against other crates and against the floors, in one go,
+/// and writes their Markdown with the command, toolchain and machine to BENCHMARKS.md.
+fn bench() -> Result {
+    let capture = |step: &str, cmd: &mut Command| -> Result<String> {
+        println!("\n=== {step}");
+        let out = cmd
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| format!("{step}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("{step} failed ({})", out.status));
+        }
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        print!("{text}");
+        Ok(text)
+    };
+    let comparison = capture(
+        "benchmarks (oauth2, jsonwebtoken, ring, herd, loopback)",
+        cargo().args(["run", "--release", "--locked", "-p", "benchmarks"]),
+    )?;
+    let cached = capture(
+        "cached token() against arc-swap",
+        cargo().args([
+            "bench",
+            "--locked",
+            "-p",
+            "conformance",
+            "--bench",
+            "cached_token",
+        ]),
+    )?;
+    let gateway = capture(
+        "gateway decisions",
+        cargo().args([
+            "bench",
+            "--locked",
+            "-p",
+            "oauth-gateway",
+            "--bench",
+            "decisions",
+        ]),
+    )?;
+    let rustc = Command::new("rustc")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let doc = format!(
+        "# Benchmarks\n\n\
+         Written by `cargo xtask bench` (which runs `cargo run --release -p benchmarks`, \
+         `cargo bench -p conformance --bench cached_token` and \
+         `cargo bench -p oauth-gateway --bench decisions`). Every comparison runs its contenders \
+         in the same process with interleaved rounds and reports medians, so that the ratios \
+         hold on a shared, noisy machine; absolute times do not travel.\n\n\
+         - toolchain: {rustc}\n- machine: {cpu}, {cores} cores\n\n\
+         {comparison}\n## 3. Cached token() (conformance/benches/cached_token.rs)\n\n```text\n{cached}```\n\n\
+         ## 6. Gateway decisions (oauth-gateway/benches/decisions.rs)\n\n{gateway}\n"
+    );
+    fs::write(root().join("BENCHMARKS.md"), doc).map_err(|e| format!("BENCHMARKS.md: {e}"))?;
+    println!("\nwrote BENCHMARKS.md");
     Ok(())
 }
 

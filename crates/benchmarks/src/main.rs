@@ -62,8 +62,10 @@ fn table(title: &str, names: &[&str], medians: &[f64], reference: usize) {
 
 fn token_body() -> Vec<u8> {
     let token = "x".repeat(900);
-    format!(r#"{{"access_token":"{token}","token_type":"Bearer","expires_in":3600,"scope":"read"}}"#)
-        .into_bytes()
+    format!(
+        r#"{{"access_token":"{token}","token_type":"Bearer","expires_in":3600,"scope":"read"}}"#
+    )
+    .into_bytes()
 }
 
 fn json_response(status: u16, body: Vec<u8>) -> oauth_core::http::Response<Vec<u8>> {
@@ -76,12 +78,12 @@ fn json_response(status: u16, body: Vec<u8>) -> oauth_core::http::Response<Vec<u
 
 /// 1. One client_credentials exchange in process, the error path, and the authorization URL.
 fn exchange() {
-    use oauth2::basic::BasicClient;
-    use oauth2::{AuthUrl, CsrfToken, PkceCodeChallenge, RedirectUrl, TokenUrl};
     use oauth_core::{
         AuthorizationRequest, Client, ClientAuthentication, ClientSecret, Endpoint, TokenRequest,
         parse_token_response,
     };
+    use oauth2::basic::BasicClient;
+    use oauth2::{AuthUrl, CsrfToken, PkceCodeChallenge, RedirectUrl, TokenUrl};
 
     println!("\n## 1. One client_credentials exchange in process (no network)\n");
     println!(
@@ -141,14 +143,19 @@ fn exchange() {
                 base64::engine::general_purpose::STANDARD.encode("my-client:my-secret")
             );
             black_box((&body, &basic));
-            let value: serde_json::Value = serde_json::from_slice(black_box(canned.body())).unwrap();
+            let value: serde_json::Value =
+                serde_json::from_slice(black_box(canned.body())).unwrap();
             black_box(value);
         };
         // The floor clones the canned body once per call as the others do (they own theirs).
         let names = ["oauth-core", "oauth2 5.0", "floor"];
         let medians = compare(
             50_000,
-            &mut [("oauth-core", &mut ours), ("oauth2", &mut theirs), ("floor", &mut floor)],
+            &mut [
+                ("oauth-core", &mut ours),
+                ("oauth2", &mut theirs),
+                ("floor", &mut floor),
+            ],
         );
         table(&format!("client_credentials, {label}"), &names, &medians, 0);
         println!(
@@ -178,7 +185,10 @@ fn exchange() {
         let _ = black_box((url, state, verifier));
     };
     let names = ["oauth-core", "oauth2 5.0"];
-    let medians = compare(20_000, &mut [("oauth-core", &mut ours), ("oauth2", &mut theirs)]);
+    let medians = compare(
+        20_000,
+        &mut [("oauth-core", &mut ours), ("oauth2", &mut theirs)],
+    );
     table(
         "Authorization URL with PKCE S256 and state (randomness included)",
         &names,
@@ -207,7 +217,9 @@ fn jwt() {
     );
     let der = |pem: &str| {
         let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        base64::engine::general_purpose::STANDARD.decode(b64).unwrap()
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap()
     };
     let rng = ring::rand::SystemRandom::new();
     let input = b"eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJteS1jbGllbnQiLCJzdWIiOiJteS1jbGllbnQifQ";
@@ -216,10 +228,30 @@ fn jwt() {
         "exp": 1_900_000_000u64, "iat": 1_899_999_940u64, "jti": "0123456789abcdef0123456789abcdef",
     });
     for (name, pem, alg, jalg) in [
-        ("RS256", RSA, Algorithm::RS256, jsonwebtoken::Algorithm::RS256),
-        ("PS256", RSA, Algorithm::PS256, jsonwebtoken::Algorithm::PS256),
-        ("ES256", P256, Algorithm::ES256, jsonwebtoken::Algorithm::ES256),
-        ("EdDSA", ED25519, Algorithm::EdDSA, jsonwebtoken::Algorithm::EdDSA),
+        (
+            "RS256",
+            RSA,
+            Algorithm::RS256,
+            jsonwebtoken::Algorithm::RS256,
+        ),
+        (
+            "PS256",
+            RSA,
+            Algorithm::PS256,
+            jsonwebtoken::Algorithm::PS256,
+        ),
+        (
+            "ES256",
+            P256,
+            Algorithm::ES256,
+            jsonwebtoken::Algorithm::ES256,
+        ),
+        (
+            "EdDSA",
+            ED25519,
+            Algorithm::EdDSA,
+            jsonwebtoken::Algorithm::EdDSA,
+        ),
     ] {
         let key = SigningKey::from_pem(pem, alg).unwrap();
         let der = der(pem);
@@ -260,8 +292,15 @@ fn jwt() {
         let mut ours = || {
             black_box(key.sign(black_box(input)).unwrap());
         };
-        let iters = if name.starts_with("RS") || name.starts_with("PS") { 300 } else { 3000 };
-        let medians = compare(iters, &mut [("jwt-assertion", &mut ours), ("ring", &mut raw)]);
+        let iters = if name.starts_with("RS") || name.starts_with("PS") {
+            300
+        } else {
+            3000
+        };
+        let medians = compare(
+            iters,
+            &mut [("jwt-assertion", &mut ours), ("ring", &mut raw)],
+        );
         table(
             &format!("{name}: sign(input)"),
             &["jwt-assertion", "raw ring"],
@@ -329,7 +368,9 @@ fn herd() {
          (tokio tasks; OS threads for the blocking adapter) call `token()` at once against the \
          loopback HTTPS test server."
     );
-    println!("\n| adapter | callers | token requests seen by the server | time until every caller has its token |");
+    println!(
+        "\n| adapter | callers | token requests seen by the server | time until every caller has its token |"
+    );
     println!("|---|---|---|---|");
     {
         let server = test_server();
@@ -367,7 +408,10 @@ fn herd() {
         let elapsed = start.elapsed();
         assert_eq!(ok, CALLERS);
         let requests = server.counters().token_requests - before;
-        println!("| oauth-reqwest | {CALLERS} | {requests} | {:.1} ms |", elapsed.as_secs_f64() * 1e3);
+        println!(
+            "| oauth-reqwest | {CALLERS} | {requests} | {:.1} ms |",
+            elapsed.as_secs_f64() * 1e3
+        );
     }
     {
         let server = test_server();
@@ -398,11 +442,17 @@ fn herd() {
             .collect();
         let start = Instant::now();
         barrier.wait();
-        let ok: usize = threads.into_iter().map(|t| usize::from(t.join().unwrap())).sum();
+        let ok: usize = threads
+            .into_iter()
+            .map(|t| usize::from(t.join().unwrap()))
+            .sum();
         let elapsed = start.elapsed();
         assert_eq!(ok, CALLERS);
         let requests = server.counters().token_requests - before;
-        println!("| oauth-ureq | {CALLERS} | {requests} | {:.1} ms |", elapsed.as_secs_f64() * 1e3);
+        println!(
+            "| oauth-ureq | {CALLERS} | {requests} | {:.1} ms |",
+            elapsed.as_secs_f64() * 1e3
+        );
     }
 }
 
@@ -451,7 +501,9 @@ fn loopback() {
             rt.block_on(async {
                 for _ in 0..EXCHANGES {
                     if i == 0 {
-                        ours.request_token(&endpoint, &client, &request).await.unwrap();
+                        ours.request_token(&endpoint, &client, &request)
+                            .await
+                            .unwrap();
                     } else {
                         theirs
                             .exchange_client_credentials()
@@ -475,7 +527,11 @@ fn loopback() {
         .collect();
     println!("\n| client | exchanges/s (median of 6 rounds) | ratio to oauth2 |");
     println!("|---|---|---|");
-    println!("| oauth-reqwest | {:.0} | {:.2}× |", medians[0], medians[0] / medians[1]);
+    println!(
+        "| oauth-reqwest | {:.0} | {:.2}× |",
+        medians[0],
+        medians[0] / medians[1]
+    );
     println!("| oauth2 5.0 + reqwest 0.12 | {:.0} | 1.00× |", medians[1]);
 }
 
@@ -522,7 +578,9 @@ fn main() {
                 .build(&endpoint, &client)
                 .unwrap();
             black_box(&request);
-            black_box(oauth_core::parse_token_response(black_box(&canned), SystemTime::UNIX_EPOCH).ok());
+            black_box(
+                oauth_core::parse_token_response(black_box(&canned), SystemTime::UNIX_EPOCH).ok(),
+            );
         }
     }
 }

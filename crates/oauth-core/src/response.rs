@@ -438,7 +438,10 @@ fn is_form(content_type: Option<&str>) -> bool {
     })
 }
 
-fn optional_string(value: Option<Value>, name: &'static str) -> Result<Option<String>, &'static str> {
+fn optional_string(
+    value: Option<Value>,
+    name: &'static str,
+) -> Result<Option<String>, &'static str> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
