@@ -491,7 +491,7 @@ fn loopback() {
         .unwrap();
     let b = oauth_test_server::Behaviour::default();
     let theirs = oauth2::basic::BasicClient::new(oauth2::ClientId::new(b.client_id.clone()))
-        .set_client_secret(oauth2::ClientSecret::new(b.client_secret.clone()))
+        .set_client_secret(oauth2::ClientSecret::new(b.client_secret))
         .set_token_uri(oauth2::TokenUrl::new(server.url("/token")).unwrap());
 
     let mut samples = [Vec::new(), Vec::new()];
