@@ -464,7 +464,8 @@ fn loopback() {
         "Sequential exchanges against the loopback test server (TLS 1.3, keep-alive), \
          {EXCHANGES} per round, rounds interleaved: oauth-reqwest's `HttpClient::request_token` \
          (reqwest 0.13) against oauth2 5.0's `request_async` on its reqwest 0.12 client. Both \
-         clients trust only the run's CA, follow no redirects and reuse connections."
+         clients trust only the run's CA, follow no redirects, reuse connections and have the \
+         same connect (10 s) and overall (30 s) timeouts."
     );
     let server = test_server();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -487,6 +488,9 @@ fn loopback() {
         .tls_built_in_root_certs(false)
         .add_root_certificate(ca)
         .redirect(reqwest012::redirect::Policy::none())
+        // The same timeouts as oauth-reqwest's defaults (each request then carries a timer).
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
     let b = oauth_test_server::Behaviour::default();
