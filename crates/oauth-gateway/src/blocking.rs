@@ -30,7 +30,10 @@ use crate::engine::{Engine, GatewayBuilder, InFlight, Outcome};
 /// // In the request handler:
 /// # let request = oauth_core::http::Request::new(Vec::<u8>::new());
 /// let response = match gateway.check(&request) {
-///     Ok(principal) => { /* call the backend for principal.client_id() */ todo!() }
+///     // Allowed: the backend answers, knowing who calls.
+///     Ok(principal) => oauth_core::http::Response::new(
+///         format!("orders for {}", principal.client_id()).into_bytes(),
+///     ),
 ///     Err(denial) => gateway.deny_response(&denial),
 /// };
 /// # let _: oauth_core::http::Response<Vec<u8>> = response;
