@@ -5,11 +5,11 @@
 //! Run with `cargo run -p oauth-core --example walkthrough`.
 #![allow(clippy::print_stdout)]
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use oauth_core::http::{Request, Response};
 use oauth_core::{
-    BodyEncoding, Client, ClientAuthentication, ClientSecret, Decision, Endpoint, RandomError,
+    BodyEncoding, Client, ClientAuthentication, ClientSecret, Decision, Endpoint, Now, RandomError,
     RandomSource, RefreshPolicy, RequestBody, TokenLifecycle, TokenRequest, TokenVerdict,
     authorize_request, classify_resource_response, parse_token_response,
 };
@@ -50,7 +50,13 @@ fn token_response(n: u32, expires_in: u64) -> Response<String> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rng = CountingRandom(std::cell::Cell::new(0));
-    let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_763_800_000);
+    // Simulated time: both clocks start here and move together.
+    #[allow(clippy::disallowed_methods)] // one real reading to offset the simulation from
+    let start = Now::new(
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_763_800_000),
+        Instant::now(),
+    );
+    let patient = start.after(Duration::from_secs(24 * 3600)).monotonic();
 
     println!("1. The Dataloy page's request: JSON body with client_id, client_secret, audience");
     let endpoint = Endpoint::new("https://auth.dataloy.example/oauth/token")?;
@@ -67,8 +73,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut issued = 0;
     let mut now = start;
     for minute in [0u64, 1, 30, 54, 55, 56, 90] {
-        now = start + Duration::from_secs(minute * 60);
-        match lifecycle.poll(now) {
+        now = start.after(Duration::from_secs(minute * 60));
+        match lifecycle.poll(now, patient) {
             Decision::Use(token) => {
                 println!("  t+{minute:>3} min: reuse {}", token.expose_secret());
             }
@@ -80,7 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 );
                 issued += 1;
                 let answer = token_response(issued, 3600);
-                lifecycle.handle_response(parse_token_response(&answer, now), now, &rng);
+                lifecycle.handle_response(parse_token_response(&answer, now.wall()), now, &rng);
             }
             Decision::Refresh(request) => {
                 println!(
@@ -89,7 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 );
                 issued += 1;
                 let answer = token_response(issued, 3600);
-                lifecycle.handle_response(parse_token_response(&answer, now), now, &rng);
+                lifecycle.handle_response(parse_token_response(&answer, now.wall()), now, &rng);
             }
             other => println!("  t+{minute:>3} min: {other:?}"),
         }
@@ -109,14 +115,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     match classify_resource_response(&answer) {
         TokenVerdict::Rejected(reason) => {
             println!("  verdict: token rejected ({reason:?}): drop it and retry once");
-            lifecycle.invalidate(&token);
-            if let Decision::Refresh(request) = lifecycle.poll(now) {
+            let _ = lifecycle.invalidate(&token, now);
+            if let Decision::Refresh(request) = lifecycle.poll(now, patient) {
                 println!("  new token request: {}", request.grant_type());
                 issued += 1;
                 let answer = token_response(issued, 3600);
-                lifecycle.handle_response(parse_token_response(&answer, now), now, &rng);
+                lifecycle.handle_response(parse_token_response(&answer, now.wall()), now, &rng);
             }
-            if let Decision::Use(token) = lifecycle.poll(now) {
+            if let Decision::Use(token) = lifecycle.poll(now, patient) {
                 println!("  retry with {}", token.expose_secret());
             }
         }

@@ -29,7 +29,14 @@ pub fn authorize_request<B>(request: &mut Request<B>, token: &AccessToken) -> Re
 }
 
 /// The sensitive header value `Bearer <token>`.
+///
+/// A token issued with another `token_type` (`DPoP`, `mac`, `N_A`, ...) is refused with
+/// [`Error::UnsupportedTokenType`]: RFC 6749 §7.1 says a client must not use a token whose
+/// type it does not understand, and a DPoP-bound token sent as bearer would fail anyway.
 pub fn bearer_header(token: &AccessToken) -> Result<HeaderValue, Error> {
+    if token.token_type() != &crate::response::TokenType::Bearer {
+        return Err(Error::UnsupportedTokenType(token.token_type().clone()));
+    }
     let mut text = zeroize::Zeroizing::new(String::with_capacity(7 + token.expose_secret().len()));
     text.push_str("Bearer ");
     text.push_str(token.expose_secret());

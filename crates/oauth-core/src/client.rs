@@ -1,10 +1,13 @@
 //! Who the client is and how it authenticates to the authorization server (RFC 6749 §2.3).
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use http::HeaderValue;
 
-use crate::error::Error;
+use crate::endpoint::Endpoint;
+use crate::error::{Error, SigningError};
 use crate::secret::{Assertion, ClientSecret};
 
 /// A client identifier (RFC 6749 §2.2). Not a secret.
@@ -60,11 +63,73 @@ pub enum ClientAuthentication {
     SecretBasicVerbatim(ClientSecret),
     /// `client_secret_post`: `client_id` and `client_secret` in the request body.
     SecretPost(ClientSecret),
-    /// A client assertion (RFC 7521 §4.2): `private_key_jwt` or `client_secret_jwt` with the
-    /// JWT produced by the `jwt-assertion` crate.
+    /// A client assertion (RFC 7521 §4.2) signed once, sent as it is with every request.
+    ///
+    /// Servers refuse a replayed `jti` and an expired assertion, so this fits one request
+    /// only; for a client that sends more than one, use [`Signed`](Self::Signed).
     Assertion(ClientAssertion),
+    /// `private_key_jwt` or `client_secret_jwt` (RFC 7523 §2.2) with an assertion signed for
+    /// each request, each retry and each refresh (a fresh `jti`, `iat` and `exp`): the
+    /// `jwt-assertion` crate's signers implement [`AssertionSigner`].
+    Signed(Arc<dyn AssertionSigner>),
     /// `none`: a public client, identified by `client_id` in the body (RFC 6749 §3.2.1).
     None,
+}
+
+impl ClientAuthentication {
+    /// Client assertions signed per request by `signer` (`private_key_jwt` or
+    /// `client_secret_jwt`).
+    pub fn signed(signer: impl AssertionSigner + 'static) -> Self {
+        Self::Signed(Arc::new(signer))
+    }
+}
+
+/// What an [`AssertionSigner`] is told when an assertion is needed.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct SigningContext<'a> {
+    /// The client's identifier, if the client identifies itself.
+    pub client_id: Option<&'a str>,
+    /// The endpoint the request goes to: the audience of a client assertion (RFC 7523 §3).
+    pub endpoint: &'a str,
+    /// The wall-clock time of the request, for `iat` and `exp`.
+    pub now: SystemTime,
+}
+
+impl<'a> SigningContext<'a> {
+    /// A context (for signers' tests; requests make their own).
+    pub fn new(client_id: Option<&'a str>, endpoint: &'a str, now: SystemTime) -> Self {
+        Self {
+            client_id,
+            endpoint,
+            now,
+        }
+    }
+}
+
+/// Signs an assertion for one request: the seam between the sans-IO core, which knows when a
+/// request is built, and a crypto crate (`jwt-assertion` implements it with ring).
+///
+/// Called every time a request that needs an assertion is built, so each request, retry and
+/// refresh carries a fresh one.
+pub trait AssertionSigner: fmt::Debug + Send + Sync {
+    /// A new signed assertion for `context`.
+    fn sign(&self, context: &SigningContext<'_>) -> Result<Assertion, Error>;
+}
+
+/// Signs with `signer`, or explains that the time is needed.
+pub(crate) fn sign_now(
+    signer: &dyn AssertionSigner,
+    client_id: Option<&str>,
+    endpoint: &Endpoint,
+    now: Option<SystemTime>,
+) -> Result<Assertion, Error> {
+    let now = now.ok_or_else(|| {
+        Error::Signing(SigningError::msg(
+            "an assertion signed per request needs the time: build the request with build_at",
+        ))
+    })?;
+    signer.sign(&SigningContext::new(client_id, endpoint.as_str(), now))
 }
 
 /// A client assertion and its type (RFC 7521 §4.2).
@@ -175,11 +240,39 @@ impl Client {
         self.encoding
     }
 
+    /// The client assertion for a request to `endpoint` at `now`, when the client signs one
+    /// per request.
+    pub(crate) fn sign_assertion(
+        &self,
+        endpoint: &Endpoint,
+        now: Option<SystemTime>,
+    ) -> Result<Option<Assertion>, Error> {
+        match (&self.auth, &self.id) {
+            (ClientAuthentication::Signed(signer), Some(id)) => {
+                sign_now(signer.as_ref(), Some(id.as_str()), endpoint, now).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The secrets this client sends (to scrub them from what a server echoes).
+    pub(crate) fn secret(&self) -> Option<&str> {
+        match &self.auth {
+            ClientAuthentication::SecretBasic(s)
+            | ClientAuthentication::SecretBasicVerbatim(s)
+            | ClientAuthentication::SecretPost(s) => Some(s.expose_secret()),
+            ClientAuthentication::Assertion(a) => Some(a.assertion().expose_secret()),
+            _ => None,
+        }
+    }
+
     /// Adds the client's identification to a request: an `Authorization` header (returned) and
-    /// body parameters (appended to `params`).
+    /// body parameters (appended to `params`). `signed` is the assertion from
+    /// [`sign_assertion`](Self::sign_assertion).
     pub(crate) fn authenticate<'a>(
         &'a self,
         params: &mut crate::request::Params<'a>,
+        signed: Option<&'a Assertion>,
     ) -> Result<Option<HeaderValue>, Error> {
         let id = match &self.id {
             Some(id) => id.as_str(),
@@ -208,6 +301,15 @@ impl Client {
                 params.push_plain("client_id", id);
                 params.push_plain("client_assertion_type", assertion.assertion_type());
                 params.push_secret("client_assertion", assertion.assertion().expose_secret());
+                Ok(None)
+            }
+            ClientAuthentication::Signed(_) => {
+                let assertion = signed.ok_or(Error::MissingParameter {
+                    name: "client_assertion",
+                })?;
+                params.push_plain("client_id", id);
+                params.push_plain("client_assertion_type", JWT_BEARER_CLIENT_ASSERTION_TYPE);
+                params.push_secret("client_assertion", assertion.expose_secret());
                 Ok(None)
             }
             ClientAuthentication::None => {

@@ -65,6 +65,15 @@ pub enum Error {
     /// No usable token, and the token cannot be obtained again without the user (it came from
     /// an authorization code and there is no refresh token left).
     ReauthorizationRequired,
+    /// The refresh token was refused (the server's answer is kept) and there is no grant to
+    /// run instead: the user must authorize again.
+    RefreshRefused(ErrorResponse),
+    /// The token was issued with a `token_type` that this use cannot send (RFC 6749 §7.1: a
+    /// client must not use a token whose type it does not understand), such as a `DPoP` token
+    /// sent as `Authorization: Bearer`.
+    UnsupportedTokenType(crate::response::TokenType),
+    /// Signing a client assertion or a JWT bearer grant's assertion failed.
+    Signing(SigningError),
     /// The request got no usable HTTP answer (reported by an adapter: connect failure, timeout,
     /// TLS, a redirect, an oversize body).
     Transport(TransportError),
@@ -78,14 +87,17 @@ impl Error {
             | Self::InvalidHeaderValue { .. }
             | Self::MissingParameter { .. }
             | Self::InvalidParameter { .. }
-            | Self::DuplicateParameter { .. } => Fault::Caller,
+            | Self::DuplicateParameter { .. }
+            | Self::UnsupportedTokenType(_)
+            | Self::Signing(_) => Fault::Caller,
             Self::Random(_) => Fault::Environment,
             Self::Server(_) | Self::UnexpectedResponse(_) => Fault::Server,
             Self::Authorization(_)
             | Self::StateMismatch
             | Self::InvalidCallback { .. }
             | Self::IssuerMismatch
-            | Self::ReauthorizationRequired => Fault::Authorization,
+            | Self::ReauthorizationRequired
+            | Self::RefreshRefused(_) => Fault::Authorization,
             Self::Transport(_) => Fault::Transport,
         }
     }
@@ -94,7 +106,7 @@ impl Error {
     /// redirect).
     pub fn error_response(&self) -> Option<&ErrorResponse> {
         match self {
-            Self::Server(e) | Self::Authorization(e) => Some(e),
+            Self::Server(e) | Self::Authorization(e) | Self::RefreshRefused(e) => Some(e),
             _ => None,
         }
     }
@@ -149,8 +161,126 @@ impl fmt::Display for Error {
             Self::ReauthorizationRequired => f.write_str(
                 "the token expired and there is no refresh token: the user must authorize again",
             ),
+            Self::RefreshRefused(e) => write!(
+                f,
+                "the refresh token was refused and there is no grant to run instead: the user \
+                 must authorize again ({e})"
+            ),
+            Self::UnsupportedTokenType(t) => {
+                write!(f, "a token of type {t:?} cannot be sent as a bearer token")
+            }
+            Self::Signing(e) => fmt::Display::fmt(e, f),
             Self::Transport(e) => fmt::Display::fmt(e, f),
         }
+    }
+}
+
+impl Error {
+    /// Replaces every occurrence of the given secrets (and of their URL-, form- and
+    /// JSON-encoded forms) in what the error keeps of a server's answer: a server that echoes
+    /// the request into `error_description` or an error page must not put the client secret,
+    /// a password or a token into a log line.
+    pub(crate) fn redact(&mut self, secrets: &[&str]) {
+        match self {
+            Self::Server(e) | Self::Authorization(e) | Self::RefreshRefused(e) => {
+                for text in [&mut e.description, &mut e.uri].into_iter().flatten() {
+                    redact_text(text, secrets);
+                }
+            }
+            Self::UnexpectedResponse(u) => {
+                if let Some(text) = &mut u.body_excerpt {
+                    redact_text(text, secrets);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Replaces each secret, in each form a server may echo it, with `<redacted>`.
+pub(crate) fn redact_text(text: &mut String, secrets: &[&str]) {
+    for secret in secrets {
+        // Short values (a one-letter password) would redact ordinary words; a server that
+        // echoes those leaks little.
+        if secret.len() < 4 {
+            continue;
+        }
+        let mut forms = vec![(*secret).to_owned()];
+        let mut form = String::new();
+        crate::encoding::form_encode_into(&mut form, secret);
+        forms.push(form.clone());
+        forms.push(form.replace('+', "%20"));
+        if let Ok(json) = serde_json::to_string(secret) {
+            forms.push(json.trim_matches('"').to_owned());
+        }
+        forms.push(sanitize(secret, usize::MAX));
+        for form in forms {
+            if !form.is_empty() && text.contains(&form) {
+                *text = text.replace(&form, "<redacted>");
+            }
+        }
+    }
+}
+
+/// Why signing an assertion failed (the key's type does not allow the algorithm, the random
+/// source failed, ...). The signer's own error is kept as the [`source`](std::error::Error::source).
+#[derive(Clone)]
+pub struct SigningError {
+    message: String,
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl SigningError {
+    /// A signing error with a message (no key material) and the signer's error.
+    pub fn new(message: &str, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            message: sanitize(message, 200),
+            source: Some(std::sync::Arc::new(source)),
+        }
+    }
+
+    /// A signing error with a message only.
+    pub fn msg(message: &str) -> Self {
+        Self {
+            message: sanitize(message, 200),
+            source: None,
+        }
+    }
+}
+
+impl fmt::Debug for SigningError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningError")
+            .field("message", &self.message)
+            .finish()
+    }
+}
+
+impl fmt::Display for SigningError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "signing the assertion failed: {}", self.message)
+    }
+}
+
+impl std::error::Error for SigningError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl PartialEq for SigningError {
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message
+    }
+}
+
+impl Eq for SigningError {}
+
+impl From<SigningError> for Error {
+    fn from(e: SigningError) -> Self {
+        Self::Signing(e)
     }
 }
 
@@ -160,6 +290,7 @@ impl std::error::Error for Error {
             Self::Endpoint(e) => Some(e),
             Self::Random(e) => Some(e),
             Self::Transport(e) => Some(e),
+            Self::Signing(e) => Some(e),
             _ => None,
         }
     }

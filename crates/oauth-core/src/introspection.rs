@@ -69,13 +69,40 @@ impl IntrospectionRequest {
         self
     }
 
-    /// Builds the `POST` to the introspection endpoint.
+    /// Builds the `POST` to the introspection endpoint. A client that signs an assertion per
+    /// request needs the time: use [`build_at`](Self::build_at).
     pub fn build(
         &self,
         endpoint: &Endpoint,
         client: &Client,
     ) -> Result<Request<RequestBody>, Error> {
-        build_post(endpoint, client, token_params(&self.token, self.hint))
+        self.build_inner(endpoint, client, None)
+    }
+
+    /// Builds the `POST` to the introspection endpoint at `now` (the time a per-request client
+    /// assertion is signed with).
+    pub fn build_at(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+        now: SystemTime,
+    ) -> Result<Request<RequestBody>, Error> {
+        self.build_inner(endpoint, client, Some(now))
+    }
+
+    fn build_inner(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+        now: Option<SystemTime>,
+    ) -> Result<Request<RequestBody>, Error> {
+        let assertion = client.sign_assertion(endpoint, now)?;
+        build_post(
+            endpoint,
+            client,
+            token_params(&self.token, self.hint),
+            assertion.as_ref(),
+        )
     }
 }
 
@@ -113,13 +140,40 @@ impl RevocationRequest {
         self
     }
 
-    /// Builds the `POST` to the revocation endpoint.
+    /// Builds the `POST` to the revocation endpoint. A client that signs an assertion per
+    /// request needs the time: use [`build_at`](Self::build_at).
     pub fn build(
         &self,
         endpoint: &Endpoint,
         client: &Client,
     ) -> Result<Request<RequestBody>, Error> {
-        build_post(endpoint, client, token_params(&self.token, self.hint))
+        self.build_inner(endpoint, client, None)
+    }
+
+    /// Builds the `POST` to the revocation endpoint at `now` (the time a per-request client
+    /// assertion is signed with).
+    pub fn build_at(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+        now: SystemTime,
+    ) -> Result<Request<RequestBody>, Error> {
+        self.build_inner(endpoint, client, Some(now))
+    }
+
+    fn build_inner(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+        now: Option<SystemTime>,
+    ) -> Result<Request<RequestBody>, Error> {
+        let assertion = client.sign_assertion(endpoint, now)?;
+        build_post(
+            endpoint,
+            client,
+            token_params(&self.token, self.hint),
+            assertion.as_ref(),
+        )
     }
 }
 

@@ -87,6 +87,7 @@ mod client;
 mod discovery;
 mod encoding;
 mod endpoint;
+mod engine;
 mod error;
 mod introspection;
 mod lifecycle;
@@ -98,6 +99,7 @@ mod scope;
 mod secret;
 #[cfg(feature = "authorization-code")]
 mod sha256;
+mod time;
 mod transport;
 
 #[cfg(feature = "authorization-code")]
@@ -107,12 +109,15 @@ pub use bearer::{
     classify_resource_response,
 };
 pub use client::{
-    BodyEncoding, Client, ClientAssertion, ClientAuthentication, ClientId,
-    JWT_BEARER_CLIENT_ASSERTION_TYPE,
+    AssertionSigner, BodyEncoding, Client, ClientAssertion, ClientAuthentication, ClientId,
+    JWT_BEARER_CLIENT_ASSERTION_TYPE, SigningContext,
 };
+pub use engine::{CallStep, RejectionClassifier, ResourceCall, ResourceStep, TokenCall};
 pub use discovery::{ServerMetadata, WellKnown, discovery_request, parse_server_metadata};
 pub use endpoint::{Endpoint, EndpointError, SchemePolicy};
-pub use error::{Error, ErrorCode, ErrorResponse, Fault, UnexpectedReason, UnexpectedResponse};
+pub use error::{
+    Error, ErrorCode, ErrorResponse, Fault, SigningError, UnexpectedReason, UnexpectedResponse,
+};
 pub use introspection::{
     Introspection, IntrospectionRequest, RevocationRequest, TokenTypeHint,
     parse_introspection_response, parse_revocation_response,
@@ -122,7 +127,7 @@ pub use lifecycle::{
 };
 pub use random::{RandomError, RandomSource};
 pub use request::{
-    JWT_BEARER_GRANT_TYPE, RequestBody, TOKEN_EXCHANGE_GRANT_TYPE, TOKEN_TYPE_ACCESS_TOKEN,
+    JWT_BEARER_GRANT_TYPE, Repeat, RequestBody, TOKEN_EXCHANGE_GRANT_TYPE, TOKEN_TYPE_ACCESS_TOKEN,
     TOKEN_TYPE_ID_TOKEN, TOKEN_TYPE_JWT, TokenExchange, TokenRequest,
 };
 pub use resource::{
@@ -135,6 +140,7 @@ pub use secret::{
     AccessToken, Assertion, AuthorizationCode, ClientSecret, IdToken, Nonce, Password,
     PkceVerifier, RefreshToken, SecurityToken, State, constant_time_eq,
 };
+pub use time::Now;
 pub use transport::{RetryPolicy, TransportError, TransportErrorKind, retry_after};
 
 /// Re-exported so that users name the same `http` version as this crate.

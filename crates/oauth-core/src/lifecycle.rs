@@ -2,31 +2,38 @@
 //! wait after a failure. A sans-IO state machine; the adapters add locks and I/O around it.
 //!
 //! ```text
-//!            poll(now)                            handle_response(result, now)
-//! caller ───────────────► TokenLifecycle ◄────────────────────────────── adapter
-//!   ◄── Use(token)            │   ▲                                        ▲
-//!   ◄── UseAndRefresh(token, request) ──► adapter sends request ───────────┘
-//!   ◄── Refresh(request) ─────────────► adapter sends request, caller waits
-//!   ◄── Wait / BackingOff / Fail
+//!        poll(now, deadline)                      handle_response(result, now)
+//! caller ───────────────────► TokenLifecycle ◄────────────────────────────── adapter
+//!   ◄── Use(token)                │   ▲                                        ▲
+//!   ◄── UseAndRefresh(token, request) ──► adapter runs a TokenCall ────────────┘
+//!   ◄── Refresh(request) ─────────────► adapter runs a TokenCall, caller waits
+//!   ◄── Wait { until } / Fail(error)
 //! ```
 //!
 //! The policy in one place:
-//! - a token is served until `expires_at - margin`, never after;
+//! - a token is served until `expires_at - margin`, never after; deadlines are kept on the
+//!   monotonic clock, so a wall clock stepped back does not stretch them;
 //! - from `expires_at - refresh_ahead - jitter` on, it is still served while one refresh runs
 //!   in the background;
-//! - a refresh uses the refresh token when there is one, and runs the original grant again
-//!   otherwise (or when the refresh token is refused with `invalid_grant`);
+//! - a refresh uses the refresh token when there is one, and runs the grant otherwise, or at
+//!   once when the refresh token is refused with `invalid_grant`;
 //! - only one refresh is in flight at a time;
-//! - after a failure, the next attempt waits (exponential backoff, capped), while a token that
-//!   can still be served is served.
+//! - after a failure, the next attempt waits (exponential backoff scaled to the token's
+//!   lifetime, capped); callers with no token to serve wait for it within their deadline
+//!   rather than get the last error replayed;
+//! - a token rejected by a resource server is dropped once; a replacement rejected again is
+//!   dropped only after a backoff, so a resource that rejects every token cannot make each
+//!   call fetch a new one.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
-use crate::error::{Error, ErrorCode};
+use crate::error::{Error, ErrorCode, ErrorResponse};
 use crate::random::RandomSource;
 use crate::request::TokenRequest;
 use crate::response::TokenResponse;
 use crate::secret::{AccessToken, RefreshToken};
+use crate::time::Now;
+use crate::transport::{TransportError, TransportErrorKind};
 
 /// What to assume about a token whose response had no `expires_in` (as on the Anypoint
 /// Exchange page).
@@ -64,6 +71,9 @@ impl Default for RefreshPolicy {
     }
 }
 
+/// The shortest first backoff, whatever the token's lifetime.
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+
 impl RefreshPolicy {
     /// Starts refreshing this long before expiry, while still serving the current token
     /// (default 5 minutes; at most half the token's lifetime).
@@ -92,34 +102,40 @@ impl RefreshPolicy {
         self
     }
 
-    /// The wait after the first failed refresh (default 1 second), doubling after each further
-    /// failure up to `max` (default 60 seconds).
+    /// The wait after the first failed refresh (default 1 second, and at most a tenth of the
+    /// last token's lifetime, so short-lived tokens recover quickly), doubling after each
+    /// further failure up to `max` (default 60 seconds).
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.backoff_initial = initial;
         self.backoff_max = max.max(initial);
         self
     }
 
-    fn backoff_after(&self, failures: u32) -> Duration {
+    fn backoff_after(&self, failures: u32, lifetime: Option<Duration>) -> Duration {
+        let initial = match lifetime {
+            Some(l) => self.backoff_initial.min(l / 10).max(MIN_BACKOFF.min(self.backoff_initial)),
+            None => self.backoff_initial,
+        };
         let factor = 1u32
             .checked_shl(failures.saturating_sub(1))
             .unwrap_or(u32::MAX);
-        self.backoff_initial
+        initial
             .checked_mul(factor)
             .unwrap_or(self.backoff_max)
             .min(self.backoff_max)
     }
 }
 
-/// The cached token and the times computed for it when it was stored.
+/// The cached token and the deadlines computed for it when it was stored, on the monotonic
+/// clock.
 ///
 /// Cheap to check on a hot path: adapters keep the latest snapshot where readers can load it
 /// without a lock, and only go to the [`TokenLifecycle`] when [`check`](Self::check) says so.
 #[derive(Clone, Debug)]
 pub struct TokenSnapshot {
     access_token: AccessToken,
-    refresh_at: Option<SystemTime>,
-    serve_until: Option<SystemTime>,
+    refresh_at: Option<Instant>,
+    serve_until: Option<Instant>,
 }
 
 /// How fresh a [`TokenSnapshot`] is at a given time.
@@ -141,17 +157,17 @@ impl TokenSnapshot {
     }
 
     /// When a refresh becomes due, if the token's expiry is known.
-    pub fn refresh_at(&self) -> Option<SystemTime> {
+    pub fn refresh_at(&self) -> Option<Instant> {
         self.refresh_at
     }
 
     /// The last moment the token is served, if its expiry is known.
-    pub fn serve_until(&self) -> Option<SystemTime> {
+    pub fn serve_until(&self) -> Option<Instant> {
         self.serve_until
     }
 
-    /// How fresh the token is at `now`.
-    pub fn check(&self, now: SystemTime) -> Freshness {
+    /// How fresh the token is at `now` (monotonic).
+    pub fn check(&self, now: Instant) -> Freshness {
         if self.serve_until.is_some_and(|t| now >= t) {
             Freshness::Expired
         } else if self.refresh_at.is_some_and(|t| now >= t) {
@@ -169,22 +185,21 @@ impl TokenSnapshot {
 pub enum Decision {
     /// Use this token.
     Use(AccessToken),
-    /// Use this token, and send the request to refresh it in the background; report the result
-    /// with [`TokenLifecycle::handle_response`].
+    /// Use this token, and run this request to refresh it in the background; report the
+    /// result with [`TokenLifecycle::handle_response`].
     UseAndRefresh(AccessToken, TokenRequest),
-    /// There is no token to serve: send this request, report its result, and poll again.
+    /// There is no token to serve: run this request (the refresh token, or the grant),
+    /// report its result, and poll again.
     Refresh(TokenRequest),
-    /// There is no token to serve and a refresh is in flight: wait for its result.
-    Wait,
-    /// There is no token to serve; the last refresh failed and the next one is not due until
-    /// `until`.
-    BackingOff {
-        /// When the next attempt is allowed.
-        until: SystemTime,
-        /// Why the last attempt failed.
-        error: Error,
+    /// There is no token to serve yet: wait until the lifecycle changes (a refresh in flight
+    /// ends), or until `until` (a backoff ends, or the caller's deadline comes), then poll
+    /// again.
+    Wait {
+        /// When to poll again even if nothing changed.
+        until: Instant,
     },
-    /// There is no token to serve and none can be obtained without the user.
+    /// There is no token to serve and none can be had within the caller's deadline, or
+    /// without the user.
     Fail(Error),
 }
 
@@ -201,21 +216,23 @@ const MIN_LIFETIME: Duration = Duration::from_secs(1);
 /// The token lifecycle state machine.
 ///
 /// ```
-/// use std::time::{Duration, SystemTime};
-/// use oauth_core::{Decision, RefreshPolicy, TokenLifecycle, TokenRequest, parse_token_response};
+/// use std::time::{Duration, Instant, SystemTime};
+/// use oauth_core::{Decision, Now, RefreshPolicy, TokenLifecycle, TokenRequest, parse_token_response};
 /// # struct Rng;
 /// # impl oauth_core::RandomSource for Rng {
 /// #     fn fill(&self, d: &mut [u8]) -> Result<(), oauth_core::RandomError> { d.fill(0); Ok(()) }
 /// # }
-///
+/// # let (wall, mono) = (SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000), Instant::now());
 /// let mut lifecycle = TokenLifecycle::new(RefreshPolicy::default(), Some(TokenRequest::client_credentials()));
-/// let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-/// let Decision::Refresh(request) = lifecycle.poll(t0) else { unreachable!() };
+/// let t0 = Now::new(wall, mono); // the adapter reads both clocks
+/// let deadline = mono + Duration::from_secs(30);
+/// let Decision::Refresh(request) = lifecycle.poll(t0, deadline) else { unreachable!() };
 /// // ... send `request`, then:
 /// let body = r#"{"access_token":"tok","token_type":"Bearer","expires_in":3600}"#;
 /// let response = http::Response::builder().status(200).body(body).unwrap();
-/// lifecycle.handle_response(parse_token_response(&response, t0), t0, &Rng);
-/// assert!(matches!(lifecycle.poll(t0 + Duration::from_secs(60)), Decision::Use(_)));
+/// lifecycle.handle_response(parse_token_response(&response, t0.wall()), t0, &Rng);
+/// let later = t0.after(Duration::from_secs(60));
+/// assert!(matches!(lifecycle.poll(later, deadline), Decision::Use(_)));
 /// ```
 #[derive(Debug)]
 pub struct TokenLifecycle {
@@ -225,8 +242,16 @@ pub struct TokenLifecycle {
     refresh_token: Option<RefreshToken>,
     in_flight: InFlight,
     failures: u32,
-    retry_at: Option<SystemTime>,
+    retry_at: Option<Instant>,
     last_error: Option<Error>,
+    /// The answer that refused the refresh token, kept as the evidence when nothing can
+    /// replace it.
+    refused: Option<ErrorResponse>,
+    /// The lifetime of the last token stored, to scale the backoff.
+    lifetime: Option<Duration>,
+    /// Tokens rejected by resource servers in a row, and when the last one was dropped.
+    rejections: u32,
+    last_rejection: Option<Instant>,
 }
 
 impl TokenLifecycle {
@@ -243,11 +268,14 @@ impl TokenLifecycle {
             failures: 0,
             retry_at: None,
             last_error: None,
+            refused: None,
+            lifetime: None,
+            rejections: 0,
+            last_rejection: None,
         }
     }
 
-    /// Replaces the grant that is run when there is no refresh token (for example with a JWT
-    /// bearer request carrying a freshly signed assertion).
+    /// Replaces the grant that is run when there is no refresh token.
     pub fn set_grant(&mut self, grant: Option<TokenRequest>) {
         self.grant = grant.filter(TokenRequest::is_repeatable);
     }
@@ -274,7 +302,7 @@ impl TokenLifecycle {
 
     /// The next time at which [`poll`](Self::poll) may answer differently without any input:
     /// when a refresh becomes due, the token stops being served, or a backoff ends.
-    pub fn poll_timeout(&self) -> Option<SystemTime> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         let token_times = self
             .token
             .as_ref()
@@ -287,11 +315,13 @@ impl TokenLifecycle {
             .min()
     }
 
-    /// Decides what to do at `now`. When the answer includes a request, the lifecycle counts
-    /// that request as in flight until [`handle_response`](Self::handle_response) is called,
-    /// and no further request is handed out meanwhile.
-    pub fn poll(&mut self, now: SystemTime) -> Decision {
-        let freshness = self.token.as_ref().map(|t| t.check(now));
+    /// Decides what to do at `now` for a caller that waits at most until `deadline`
+    /// (monotonic). When the answer includes a request, the lifecycle counts that request as
+    /// in flight until [`handle_response`](Self::handle_response) is called, and no further
+    /// request is handed out meanwhile.
+    pub fn poll(&mut self, now: Now, deadline: Instant) -> Decision {
+        let mono = now.monotonic();
+        let freshness = self.token.as_ref().map(|t| t.check(mono));
         let servable = match (&self.token, freshness) {
             (Some(t), Some(Freshness::Fresh | Freshness::RefreshDue)) => {
                 Some(t.access_token.clone())
@@ -306,18 +336,12 @@ impl TokenLifecycle {
             }
         }
         if self.in_flight != InFlight::None {
-            return Decision::Wait;
+            return self.wait_or_fail(mono, deadline, deadline);
         }
-        if let Some(until) = self.retry_at.filter(|t| now < *t) {
+        if let Some(until) = self.retry_at.filter(|t| mono < *t) {
             return match servable {
                 Some(token) => Decision::Use(token),
-                None => Decision::BackingOff {
-                    until,
-                    error: self
-                        .last_error
-                        .clone()
-                        .unwrap_or(Error::ReauthorizationRequired),
-                },
+                None => self.wait_or_fail(mono, until, deadline),
             };
         }
         let request = if let Some(rt) = &self.refresh_token {
@@ -329,7 +353,10 @@ impl TokenLifecycle {
         } else {
             return match servable {
                 Some(token) => Decision::Use(token),
-                None => Decision::Fail(Error::ReauthorizationRequired),
+                None => Decision::Fail(match &self.refused {
+                    Some(answer) => Error::RefreshRefused(answer.clone()),
+                    None => Error::ReauthorizationRequired,
+                }),
             };
         };
         match servable {
@@ -338,15 +365,29 @@ impl TokenLifecycle {
         }
     }
 
+    /// Wait until `until` if that is within the caller's `deadline`; otherwise fail with the
+    /// last error.
+    fn wait_or_fail(&self, now: Instant, until: Instant, deadline: Instant) -> Decision {
+        if now < deadline && until <= deadline {
+            return Decision::Wait { until };
+        }
+        Decision::Fail(self.last_error.clone().unwrap_or_else(|| {
+            Error::Transport(TransportError::new(
+                TransportErrorKind::Timeout,
+                "no token within the deadline",
+            ))
+        }))
+    }
+
     /// Reports the result of the request handed out by [`poll`](Self::poll).
     ///
     /// `rng` draws the refresh jitter. A refresh response without a refresh token keeps the
     /// previous one (RFC 6749 §6). A refresh token refused with `invalid_grant` is dropped, and
-    /// the next poll runs the original grant (when there is one) without waiting.
+    /// the next poll runs the grant (when there is one) without waiting.
     pub fn handle_response(
         &mut self,
         result: Result<TokenResponse, Error>,
-        now: SystemTime,
+        now: Now,
         rng: &dyn RandomSource,
     ) {
         let in_flight = std::mem::replace(&mut self.in_flight, InFlight::None);
@@ -354,7 +395,7 @@ impl TokenLifecycle {
             Ok(response) => {
                 // A token that the server says is already expired (`expires_in: 0`) would never
                 // be served, and every caller would ask for another at once: serve it briefly.
-                let floor = now.checked_add(MIN_LIFETIME);
+                let floor = now.wall().checked_add(MIN_LIFETIME);
                 let response = match (response.expires_at(), floor) {
                     (Some(at), Some(floor)) if at < floor => response.with_expires_at(floor),
                     _ => response,
@@ -368,14 +409,18 @@ impl TokenLifecycle {
                         .is_some_and(|e| e.code() == &ErrorCode::InvalidGrant);
                 if refused_refresh {
                     self.refresh_token = None;
-                    if self.grant.is_some() && self.failures == 0 {
-                        // Fall back to the grant at once; if that fails too, back off.
+                    self.refused = error.error_response().cloned();
+                    if self.grant.is_some() {
+                        // The refresh token is gone for good; the grant does not depend on
+                        // it, so run it at once instead of waiting out a backoff.
+                        self.retry_at = None;
                         self.last_error = Some(error);
                         return;
                     }
                 }
                 self.failures = self.failures.saturating_add(1);
-                self.retry_at = now.checked_add(self.policy.backoff_after(self.failures));
+                let wait = self.policy.backoff_after(self.failures, self.lifetime);
+                self.retry_at = now.monotonic().checked_add(wait);
                 self.last_error = Some(error);
             }
         }
@@ -389,28 +434,35 @@ impl TokenLifecycle {
 
     /// Stores a token: a response obtained outside [`poll`](Self::poll) (the authorization
     /// code exchange, or a token persisted by an earlier run). Resets the backoff.
-    pub fn store(&mut self, response: TokenResponse, now: SystemTime, rng: &dyn RandomSource) {
+    pub fn store(&mut self, response: TokenResponse, now: Now, rng: &dyn RandomSource) {
         if let Some(rt) = response.refresh_token() {
             self.refresh_token = Some(rt.clone());
+            self.refused = None;
         }
         let expires_at = response
             .expires_at()
             .or_else(|| match self.policy.unknown_expiry {
                 UnknownExpiry::UntilRejected => None,
-                UnknownExpiry::Assume(d) => now.checked_add(d),
+                UnknownExpiry::Assume(d) => now.wall().checked_add(d),
             });
+        let mono = now.monotonic();
         let (refresh_at, serve_until) = match expires_at {
-            None => (None, None),
+            None => {
+                self.lifetime = None;
+                (None, None)
+            }
             Some(expires_at) => {
-                let lifetime = expires_at.duration_since(now).unwrap_or(Duration::ZERO);
+                let lifetime = expires_at.duration_since(now.wall()).unwrap_or(Duration::ZERO);
+                self.lifetime = Some(lifetime);
+                let expires = now.monotonic_at(expires_at);
                 let margin = self.policy.margin.min(lifetime / 4);
                 let ahead = self.policy.refresh_ahead.min(lifetime / 2).max(margin);
                 let jitter = random_duration(rng, self.policy.jitter.min(lifetime / 4));
-                let serve_until = expires_at.checked_sub(margin).unwrap_or(now);
-                let refresh_at = expires_at
+                let serve_until = expires.checked_sub(margin).unwrap_or(mono);
+                let refresh_at = expires
                     .checked_sub(ahead.saturating_add(jitter))
-                    .unwrap_or(now)
-                    .max(now)
+                    .unwrap_or(mono)
+                    .max(mono)
                     .min(serve_until);
                 (Some(refresh_at), Some(serve_until))
             }
@@ -427,17 +479,50 @@ impl TokenLifecycle {
 
     /// Drops the access token because a resource server rejected it (see
     /// [`classify_resource_response`](crate::classify_resource_response)), keeping the refresh
-    /// token. Does nothing if the cached token is no longer `rejected` (another caller already
-    /// replaced it). Returns whether the token was dropped.
-    pub fn invalidate(&mut self, rejected: &AccessToken) -> bool {
+    /// token. Returns whether the token was dropped, that is whether a new token is worth
+    /// asking for.
+    ///
+    /// Does nothing if the cached token is no longer `rejected` (another caller already
+    /// replaced it). When tokens keep being rejected (the resource refuses every token, not
+    /// just an expired one), a token is dropped only once the backoff since the last drop has
+    /// passed, so that each call does not fetch a new one.
+    pub fn invalidate(&mut self, rejected: &AccessToken, now: Now) -> bool {
         let current = self
             .token
             .as_ref()
             .is_some_and(|t| t.access_token.ct_eq(rejected.expose_secret()));
-        if current {
-            self.token = None;
+        if !current {
+            // Already replaced: the caller may retry with the newer token.
+            return self.token.is_some() || self.in_flight != InFlight::None;
         }
-        current
+        let mono = now.monotonic();
+        if self.rejections > 0 {
+            let wait = self.policy.backoff_after(self.rejections, self.lifetime);
+            if self
+                .last_rejection
+                .and_then(|t| t.checked_add(wait))
+                .is_some_and(|until| mono < until)
+            {
+                return false;
+            }
+        }
+        self.rejections = self.rejections.saturating_add(1);
+        self.last_rejection = Some(mono);
+        self.token = None;
+        true
+    }
+
+    /// Reports that a resource accepted the current token: the count of rejections in a row
+    /// starts again.
+    pub fn note_accepted(&mut self) {
+        self.rejections = 0;
+        self.last_rejection = None;
+    }
+
+    /// Whether tokens were rejected in a row without one being accepted since (so an adapter
+    /// knows when [`note_accepted`](Self::note_accepted) is worth a lock).
+    pub fn has_rejections(&self) -> bool {
+        self.rejections > 0
     }
 }
 
@@ -460,16 +545,22 @@ mod tests {
     use super::*;
     use crate::error::ErrorResponse;
     use crate::random::test_support::SeededRandom;
+    use crate::transport::{TransportError, TransportErrorKind};
     use http::StatusCode;
 
-    fn t(secs: u64) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+    fn t(secs: u64) -> Now {
+        crate::time::test_support::at(secs)
+    }
+
+    /// A caller that waits as long as needed.
+    fn far() -> Instant {
+        t(1_000_000_000).monotonic()
     }
 
     fn token(name: &str, at: u64, expires_in: Option<u64>, refresh: Option<&str>) -> TokenResponse {
         let mut r = TokenResponse::new(AccessToken::new(name));
         if let Some(e) = expires_in {
-            r = r.with_expires_at(t(at + e));
+            r = r.with_expires_at(t(at + e).wall());
         }
         if let Some(rt) = refresh {
             r = r.with_refresh_token(RefreshToken::new(rt));
@@ -488,8 +579,7 @@ mod tests {
                 format!("use {} + refresh via {}", t.expose_secret(), r.grant_type())
             }
             Decision::Refresh(r) => format!("refresh via {}", r.grant_type()),
-            Decision::Wait => "wait".into(),
-            Decision::BackingOff { .. } => "backing off".into(),
+            Decision::Wait { .. } => "wait".into(),
             Decision::Fail(e) => format!("fail: {e}"),
         }
     }
@@ -507,48 +597,53 @@ mod tests {
     fn an_already_expired_answer_is_served_briefly_not_refreshed_in_a_loop() {
         let rng = SeededRandom::new(1);
         let mut lc = TokenLifecycle::new(no_jitter(), Some(TokenRequest::client_credentials()));
-        assert_eq!(name(&lc.poll(t(0))), "refresh via client_credentials");
+        assert_eq!(name(&lc.poll(t(0), far())), "refresh via client_credentials");
         lc.handle_response(Ok(token("a", 0, Some(0), None)), t(0), &rng);
-        assert_eq!(name(&lc.poll(t(0))), "use a");
+        assert_eq!(name(&lc.poll(t(0), far())), "use a");
         // Still bounded: it is refreshed within the minimum lifetime.
-        assert_eq!(name(&lc.poll(t(1))), "refresh via client_credentials");
+        assert_eq!(name(&lc.poll(t(1), far())), "refresh via client_credentials");
     }
 
     #[test]
     fn client_credentials_timeline() {
         let rng = SeededRandom::new(1);
         let mut lc = TokenLifecycle::new(no_jitter(), Some(TokenRequest::client_credentials()));
-        assert_eq!(name(&lc.poll(t(0))), "refresh via client_credentials");
+        assert_eq!(name(&lc.poll(t(0), far())), "refresh via client_credentials");
         // Only one refresh at a time.
-        assert_eq!(name(&lc.poll(t(0))), "wait");
+        assert_eq!(name(&lc.poll(t(0), far())), "wait");
         lc.handle_response(Ok(token("a", 0, Some(3600), None)), t(0), &rng);
-        assert_eq!(name(&lc.poll(t(1))), "use a");
-        assert_eq!(lc.poll_timeout(), Some(t(3300)));
+        assert_eq!(name(&lc.poll(t(1), far())), "use a");
+        assert_eq!(lc.poll_timeout(), Some(t(3300).monotonic()));
         // Refresh ahead: serve a while one refresh runs.
         assert_eq!(
-            name(&lc.poll(t(3300))),
+            name(&lc.poll(t(3300), far())),
             "use a + refresh via client_credentials"
         );
-        assert_eq!(name(&lc.poll(t(3301))), "use a");
+        assert_eq!(name(&lc.poll(t(3301), far())), "use a");
         // The refresh fails: keep serving until the margin, backing off.
         lc.handle_response(Err(invalid_grant()), t(3302), &rng);
-        assert_eq!(name(&lc.poll(t(3302))), "use a");
+        assert_eq!(name(&lc.poll(t(3302), far())), "use a");
         assert_eq!(
-            name(&lc.poll(t(3303))),
+            name(&lc.poll(t(3303), far())),
             "use a + refresh via client_credentials"
         );
         lc.handle_response(Err(invalid_grant()), t(3303), &rng);
         // Past expiry minus the 30 s margin: no longer served.
-        assert_eq!(name(&lc.poll(t(3570))), "refresh via client_credentials");
+        assert_eq!(name(&lc.poll(t(3570), far())), "refresh via client_credentials");
         lc.handle_response(Err(invalid_grant()), t(3570), &rng);
-        let Decision::BackingOff { until, error } = lc.poll(t(3571)) else {
+        // Nothing to serve: a caller that can wait waits for the backoff to end...
+        let Decision::Wait { until } = lc.poll(t(3571), far()) else {
             panic!()
         };
-        assert_eq!(until, t(3574)); // third failure: 1 s, 2 s, 4 s
+        assert_eq!(until, t(3574).monotonic()); // third failure: 1 s, 2 s, 4 s
+        // ...and one whose deadline comes first gets the last error, not a wait.
+        let Decision::Fail(error) = lc.poll(t(3571), t(3573).monotonic()) else {
+            panic!()
+        };
         assert_eq!(error, invalid_grant());
-        assert_eq!(name(&lc.poll(t(3574))), "refresh via client_credentials");
+        assert_eq!(name(&lc.poll(t(3574), far())), "refresh via client_credentials");
         lc.handle_response(Ok(token("b", 3574, Some(3600), None)), t(3574), &rng);
-        assert_eq!(name(&lc.poll(t(3575))), "use b");
+        assert_eq!(name(&lc.poll(t(3575), far())), "use b");
     }
 
     #[test]
@@ -558,26 +653,26 @@ mod tests {
             no_jitter(),
             Some(TokenRequest::password("u", crate::Password::new("p"))),
         );
-        assert_eq!(name(&lc.poll(t(0))), "refresh via password");
+        assert_eq!(name(&lc.poll(t(0), far())), "refresh via password");
         lc.handle_response(Ok(token("a", 0, Some(600), Some("r1"))), t(0), &rng);
         // 600 s token: refresh ahead clamps to 300 s.
-        assert_eq!(name(&lc.poll(t(300))), "use a + refresh via refresh_token");
+        assert_eq!(name(&lc.poll(t(300), far())), "use a + refresh via refresh_token");
         // The response carries no refresh token: the old one is kept.
         lc.handle_response(Ok(token("b", 300, Some(600), None)), t(300), &rng);
         assert_eq!(lc.refresh_token().unwrap().expose_secret(), "r1");
-        assert!(lc.invalidate(&AccessToken::new("b")));
-        assert_eq!(name(&lc.poll(t(301))), "refresh via refresh_token");
+        assert!(lc.invalidate(&AccessToken::new("b"), t(300)));
+        assert_eq!(name(&lc.poll(t(301), far())), "refresh via refresh_token");
         lc.handle_response(Ok(token("c", 301, Some(600), Some("r2"))), t(301), &rng);
         assert_eq!(lc.refresh_token().unwrap().expose_secret(), "r2");
-        // A stale rejection does not drop the newer token.
-        assert!(!lc.invalidate(&AccessToken::new("b")));
-        assert_eq!(name(&lc.poll(t(302))), "use c");
+        // A stale rejection does not drop the newer token (and says to retry with it).
+        assert!(lc.invalidate(&AccessToken::new("b"), t(302)));
+        assert_eq!(name(&lc.poll(t(302), far())), "use c");
         // The refresh token is refused: fall back to the grant at once.
-        assert!(lc.invalidate(&AccessToken::new("c")));
-        assert_eq!(name(&lc.poll(t(303))), "refresh via refresh_token");
+        assert!(lc.invalidate(&AccessToken::new("c"), t(302)));
+        assert_eq!(name(&lc.poll(t(303), far())), "refresh via refresh_token");
         lc.handle_response(Err(invalid_grant()), t(303), &rng);
         assert!(lc.refresh_token().is_none());
-        assert_eq!(name(&lc.poll(t(303))), "refresh via password");
+        assert_eq!(name(&lc.poll(t(303), far())), "refresh via password");
     }
 
     #[test]
@@ -586,15 +681,15 @@ mod tests {
         let code = TokenRequest::authorization_code(crate::AuthorizationCode::new("c"), None, None);
         let mut lc = TokenLifecycle::new(no_jitter(), Some(code));
         assert!(matches!(
-            lc.poll(t(0)),
+            lc.poll(t(0), far()),
             Decision::Fail(Error::ReauthorizationRequired)
         ));
         lc.store(token("a", 0, Some(100), None), t(0), &rng);
-        assert_eq!(name(&lc.poll(t(10))), "use a");
+        assert_eq!(name(&lc.poll(t(10), far())), "use a");
         // Past refresh time, nothing to refresh with: keep serving until the margin.
-        assert_eq!(name(&lc.poll(t(60))), "use a");
+        assert_eq!(name(&lc.poll(t(60), far())), "use a");
         assert!(matches!(
-            lc.poll(t(100)),
+            lc.poll(t(100), far()),
             Decision::Fail(Error::ReauthorizationRequired)
         ));
     }
@@ -603,13 +698,13 @@ mod tests {
     fn unknown_expiry() {
         let rng = SeededRandom::new(4);
         let mut lc = TokenLifecycle::new(no_jitter(), Some(TokenRequest::client_credentials()));
-        let _ = lc.poll(t(0));
+        let _ = lc.poll(t(0), far());
         lc.handle_response(Ok(token("a", 0, None, None)), t(0), &rng);
-        assert_eq!(name(&lc.poll(t(1_000_000))), "use a");
+        assert_eq!(name(&lc.poll(t(1_000_000), far())), "use a");
         assert_eq!(lc.poll_timeout(), None);
-        lc.invalidate(&AccessToken::new("a"));
+        lc.invalidate(&AccessToken::new("a"), t(1_000_000));
         assert_eq!(
-            name(&lc.poll(t(1_000_001))),
+            name(&lc.poll(t(1_000_001), far())),
             "refresh via client_credentials"
         );
 
@@ -617,10 +712,10 @@ mod tests {
             no_jitter().unknown_expiry(UnknownExpiry::Assume(Duration::from_secs(3600))),
             Some(TokenRequest::client_credentials()),
         );
-        let _ = lc.poll(t(0));
+        let _ = lc.poll(t(0), far());
         lc.handle_response(Ok(token("a", 0, None, None)), t(0), &rng);
         assert_eq!(
-            name(&lc.poll(t(3300))),
+            name(&lc.poll(t(3300), far())),
             "use a + refresh via client_credentials"
         );
     }
@@ -637,13 +732,106 @@ mod tests {
                 &SeededRandom::new(seed),
             );
             let at = lc.snapshot().unwrap().refresh_at().unwrap();
-            assert!(at >= t(3240) && at <= t(3300), "{at:?}");
+            assert!(at >= t(3240).monotonic() && at <= t(3300).monotonic(), "{at:?}");
             seen.insert(at);
         }
         assert!(
             seen.len() > 10,
             "jitter is not spreading refreshes: {seen:?}"
         );
+    }
+
+    #[test]
+    fn a_wall_clock_stepped_back_does_not_stretch_a_token() {
+        let rng = SeededRandom::new(5);
+        let mut lc = TokenLifecycle::new(no_jitter(), Some(TokenRequest::client_credentials()));
+        let _ = lc.poll(t(0), far());
+        lc.handle_response(Ok(token("a", 0, Some(3600), None)), t(0), &rng);
+        // An hour later by the monotonic clock, but the wall clock was stepped back an hour.
+        let stepped = Now::new(t(0).wall(), t(3575).monotonic());
+        assert_eq!(name(&lc.poll(stepped, far())), "refresh via client_credentials");
+        // And a wall clock stepped forward does not cut a fresh token short.
+        lc.handle_response(Ok(token("b", 3575, Some(3600), None)), t(3575), &rng);
+        let jumped = Now::new(t(100_000).wall(), t(3576).monotonic());
+        assert_eq!(name(&lc.poll(jumped, far())), "use b");
+    }
+
+    #[test]
+    fn a_refused_refresh_token_after_failures_falls_back_to_the_grant_at_once() {
+        let rng = SeededRandom::new(6);
+        let mut lc = TokenLifecycle::new(no_jitter(), Some(TokenRequest::client_credentials()));
+        let _ = lc.poll(t(0), far());
+        lc.handle_response(Ok(token("a", 0, Some(60), Some("r"))), t(0), &rng);
+        assert_eq!(name(&lc.poll(t(60), far())), "refresh via refresh_token");
+        let unavailable = Error::Transport(TransportError::new(TransportErrorKind::Timeout, ""));
+        lc.handle_response(Err(unavailable), t(60), &rng);
+        // Backoff: a tenth of the 60 s lifetime, capped at 1 s.
+        assert!(matches!(lc.poll(t(60), far()), Decision::Wait { .. }));
+        assert_eq!(name(&lc.poll(t(61), far())), "refresh via refresh_token");
+        lc.handle_response(Err(invalid_grant()), t(61), &rng);
+        // No wait, although a failure came before.
+        assert_eq!(name(&lc.poll(t(61), far())), "refresh via client_credentials");
+    }
+
+    #[test]
+    fn a_refused_refresh_token_without_a_grant_keeps_the_servers_answer() {
+        let rng = SeededRandom::new(7);
+        let mut lc = TokenLifecycle::new(no_jitter(), None);
+        lc.store(token("a", 0, Some(600), Some("r")), t(0), &rng);
+        assert!(lc.invalidate(&AccessToken::new("a"), t(1)));
+        assert_eq!(name(&lc.poll(t(1), far())), "refresh via refresh_token");
+        lc.handle_response(Err(invalid_grant()), t(1), &rng);
+        let Decision::Fail(error) = lc.poll(t(2), far()) else {
+            panic!()
+        };
+        assert!(matches!(&error, Error::RefreshRefused(e) if e.code() == &ErrorCode::InvalidGrant));
+        assert!(error.to_string().contains("invalid_grant"), "{error}");
+    }
+
+    #[test]
+    fn short_lived_tokens_back_off_briefly() {
+        let rng = SeededRandom::new(8);
+        let mut lc = TokenLifecycle::new(no_jitter(), Some(TokenRequest::client_credentials()));
+        let _ = lc.poll(t(0), far());
+        lc.handle_response(Ok(token("a", 0, Some(3), None)), t(0), &rng);
+        assert_eq!(name(&lc.poll(t(3), far())), "refresh via client_credentials");
+        lc.handle_response(Err(invalid_grant()), t(3), &rng);
+        let Decision::Wait { until } = lc.poll(t(3), far()) else {
+            panic!()
+        };
+        assert_eq!(until - t(3).monotonic(), Duration::from_millis(300));
+    }
+
+    #[test]
+    fn a_resource_that_rejects_every_token_does_not_get_a_new_one_per_call() {
+        let rng = SeededRandom::new(9);
+        let mut lc = TokenLifecycle::new(no_jitter(), Some(TokenRequest::client_credentials()));
+        let mut fetched = 0;
+        let mut now = t(0);
+        for _ in 0..20 {
+            // One send(): a token, rejected; a new one if the lifecycle says so.
+            for _attempt in 0..2 {
+                let token = match lc.poll(now, far()) {
+                    Decision::Use(t) => t,
+                    Decision::Refresh(_) => {
+                        fetched += 1;
+                        let name = format!("t{fetched}");
+                        lc.handle_response(Ok(token(&name, 0, Some(100_000), None)), now, &rng);
+                        lc.snapshot().unwrap().access_token().clone()
+                    }
+                    d => panic!("{}", name(&d)),
+                };
+                if !lc.invalidate(&token, now) {
+                    break;
+                }
+            }
+            now = now.after(Duration::from_millis(10));
+        }
+        // 20 calls within 200 ms: the first drop, its replacement, and no more.
+        assert_eq!(fetched, 2);
+        // An accepted token resets the count.
+        lc.note_accepted();
+        assert!(!lc.has_rejections());
     }
 
     /// Property: driven by arbitrary times and results, the lifecycle never serves a token past
@@ -682,13 +870,16 @@ mod tests {
             let mut now = t(0);
             let mut in_flight = false;
             // Expiry and effective margin of each token handed to the lifecycle, by name.
-            let mut issued: Vec<(String, Option<SystemTime>, Duration)> = Vec::new();
-            let mut not_before: Option<SystemTime> = None;
+            let mut issued: Vec<(String, Option<std::time::SystemTime>, Duration)> = Vec::new();
+            let mut not_before: Option<std::time::SystemTime> = None;
             for s in steps {
                 match s {
-                    Step::Advance(secs) => now += Duration::from_secs(u64::from(secs)),
+                    Step::Advance(secs) => now = now.after(Duration::from_secs(u64::from(secs))),
                     Step::Poll => {
-                        let d = lc.poll(now);
+                        let d = lc.poll(now, far());
+                        // With a grant and a patient caller, there is always a token, a
+                        // request or a wait: never an error.
+                        proptest::prop_assert!(!matches!(d, Decision::Fail(_)), "failed a patient caller");
                         let (served, requested) = match &d {
                             Decision::Use(t) => (Some(t), false),
                             Decision::UseAndRefresh(t, _) => (Some(t), true),
@@ -698,24 +889,24 @@ mod tests {
                         if requested {
                             proptest::prop_assert!(!in_flight, "two refreshes at once");
                             if let Some(nb) = not_before {
-                                proptest::prop_assert!(now >= nb, "retried during backoff");
+                                proptest::prop_assert!(now.wall() >= nb, "retried during backoff");
                             }
                             in_flight = true;
                         }
                         if let Some(tok) = served {
                             let (_, exp, eff_margin) = issued.iter().rev().find(|(n, _, _)| n == tok.expose_secret()).unwrap();
                             if let Some(exp) = exp {
-                                proptest::prop_assert!(now < *exp - *eff_margin, "served past expiry minus margin");
+                                proptest::prop_assert!(now.wall() < *exp - *eff_margin, "served past expiry minus margin");
                             }
                         }
                     }
                     Step::Succeed(expires_in, with_refresh) if in_flight => {
                         in_flight = false;
                         let name = format!("t{}", issued.len());
-                        let exp = expires_in.map(|e| now + Duration::from_secs(u64::from(e)));
+                        let exp = expires_in.map(|e| now.wall() + Duration::from_secs(u64::from(e)));
                         // A fresh answer lives at least MIN_LIFETIME, whatever it says.
                         let lifetime = Duration::from_secs(u64::from(expires_in.unwrap_or(0))).max(MIN_LIFETIME);
-                        let effective = exp.map(|_| now + lifetime);
+                        let effective = exp.map(|_| now.wall() + lifetime);
                         issued.push((name.clone(), effective, margin.min(lifetime / 4)));
                         let mut r = TokenResponse::new(AccessToken::new(name));
                         if let Some(exp) = exp { r = r.with_expires_at(exp); }
@@ -730,13 +921,14 @@ mod tests {
                         lc.handle_response(Err(e), now, &rng);
                         // Falling back from a refused refresh token to the grant may skip the wait.
                         if !(grant_error && had_rt) {
-                            not_before = Some(now + Duration::from_millis(999));
+                            // The first backoff is at least 50 ms, whatever the lifetime.
+                            not_before = Some(now.wall() + Duration::from_millis(49));
                         }
                     }
                     Step::Invalidate => {
                         if let Some(s) = lc.snapshot() {
                             let tok = s.access_token().clone();
-                            lc.invalidate(&tok);
+                            let _ = lc.invalidate(&tok, now);
                         }
                     }
                     _ => {}

@@ -2,12 +2,14 @@
 //! values.
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request};
 use zeroize::Zeroize;
 
-use crate::client::{BodyEncoding, Client};
+use crate::client::{AssertionSigner, BodyEncoding, Client};
 use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::scope::Scope;
@@ -178,12 +180,15 @@ pub(crate) const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 pub(crate) const JSON_CONTENT_TYPE: &str = "application/json";
 
 /// Builds a `POST` to `endpoint` with client authentication and the given parameters.
+/// `client_assertion` is the client's per-request assertion, signed by the caller with
+/// [`Client::sign_assertion`].
 pub(crate) fn build_post<'a>(
     endpoint: &Endpoint,
     client: &'a Client,
     mut params: Params<'a>,
+    client_assertion: Option<&'a Assertion>,
 ) -> Result<Request<RequestBody>, Error> {
-    let authorization = client.authenticate(&mut params)?;
+    let authorization = client.authenticate(&mut params, client_assertion)?;
     let (body, content_type) = params.into_body(client.body_encoding());
     // Filled in place rather than through `http::request::Builder`, which moves its parts on
     // every call (measurable on the in-process exchange benchmark).
@@ -230,6 +235,7 @@ enum Grant {
         password: Password,
     },
     JwtBearer(Assertion),
+    JwtBearerSigned(Arc<dyn AssertionSigner>),
     TokenExchange(TokenExchange),
     Extension(String),
 }
@@ -360,6 +366,14 @@ impl TokenRequest {
         Self::new(Grant::JwtBearer(assertion))
     }
 
+    /// The JWT bearer grant (RFC 7523 §2.1) with an assertion signed by `signer` each time the
+    /// request is built: every request, retry and re-run carries a fresh `jti`, `iat` and
+    /// `exp`. A [`TokenSource`](https://docs.rs/oauth-reqwest) can run it as its grant for as
+    /// long as it lives; the `jwt-assertion` crate's `JwtBearerSigner` implements the signer.
+    pub fn jwt_bearer_signed(signer: impl AssertionSigner + 'static) -> Self {
+        Self::new(Grant::JwtBearerSigned(Arc::new(signer)))
+    }
+
     /// Token exchange (RFC 8693 §2.1).
     pub fn token_exchange(exchange: TokenExchange) -> Self {
         Self::new(Grant::TokenExchange(exchange))
@@ -419,7 +433,7 @@ impl TokenRequest {
             Grant::AuthorizationCode { .. } => "authorization_code",
             Grant::RefreshToken(_) => "refresh_token",
             Grant::Password { .. } => "password",
-            Grant::JwtBearer(_) => JWT_BEARER_GRANT_TYPE,
+            Grant::JwtBearer(_) | Grant::JwtBearerSigned(_) => JWT_BEARER_GRANT_TYPE,
             Grant::TokenExchange(_) => TOKEN_EXCHANGE_GRANT_TYPE,
             Grant::Extension(grant_type) => grant_type,
         }
@@ -429,10 +443,50 @@ impl TokenRequest {
     /// authorization code (single use) and a refresh token (it is refreshed by the token
     /// lifecycle itself).
     pub fn is_repeatable(&self) -> bool {
-        !matches!(
-            self.grant,
-            Grant::AuthorizationCode { .. } | Grant::RefreshToken(_)
-        )
+        self.repeat() == Repeat::Always
+    }
+
+    /// When this request may be sent again after a failure (see [`Repeat`]).
+    pub fn repeat(&self) -> Repeat {
+        match self.grant {
+            // An authorization code is single-use, and a refresh token may rotate once the
+            // server has acted on the request.
+            Grant::AuthorizationCode { .. } | Grant::RefreshToken(_) => Repeat::IfNotProcessed,
+            _ => Repeat::Always,
+        }
+    }
+
+    /// The secrets this request sends, to scrub them from whatever a server echoes back.
+    pub(crate) fn secrets(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        match &self.grant {
+            Grant::AuthorizationCode {
+                code,
+                code_verifier,
+                ..
+            } => {
+                out.push(code.expose_secret());
+                if let Some(v) = code_verifier {
+                    out.push(v.expose_secret());
+                }
+            }
+            Grant::RefreshToken(t) => out.push(t.expose_secret()),
+            Grant::Password { password, .. } => out.push(password.expose_secret()),
+            Grant::JwtBearer(a) => out.push(a.expose_secret()),
+            Grant::TokenExchange(e) => {
+                out.push(e.subject_token.expose_secret());
+                if let Some((t, _)) = &e.actor {
+                    out.push(t.expose_secret());
+                }
+            }
+            Grant::ClientCredentials | Grant::JwtBearerSigned(_) | Grant::Extension(_) => {}
+        }
+        for (_, value) in &self.extra {
+            if let ParamValue::Secret(v) = value {
+                out.push(v.expose_secret());
+            }
+        }
+        out
     }
 
     /// The scopes asked for, if any.
@@ -441,10 +495,61 @@ impl TokenRequest {
     }
 
     /// Builds the `POST` to the token endpoint.
+    ///
+    /// A request that signs an assertion per request (a [`ClientAuthentication::Signed`]
+    /// client, or [`jwt_bearer_signed`](Self::jwt_bearer_signed)) needs the time: use
+    /// [`build_at`](Self::build_at).
     pub fn build(
         &self,
         endpoint: &Endpoint,
         client: &Client,
+    ) -> Result<Request<RequestBody>, Error> {
+        self.build_parts(endpoint, client, None).map(|b| b.request)
+    }
+
+    /// Builds the `POST` to the token endpoint at `now`, signing the assertions that are
+    /// signed per request.
+    pub fn build_at(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+        now: SystemTime,
+    ) -> Result<Request<RequestBody>, Error> {
+        self.build_parts(endpoint, client, Some(now))
+            .map(|b| b.request)
+    }
+
+    /// Builds the request and returns the assertions signed for it, so that a caller can
+    /// scrub them from an echoed answer.
+    pub(crate) fn build_parts(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+        now: Option<SystemTime>,
+    ) -> Result<Built, Error> {
+        let grant_assertion = match &self.grant {
+            Grant::JwtBearerSigned(signer) => Some(crate::client::sign_now(
+                signer.as_ref(),
+                client.id().map(|id| id.as_str()),
+                endpoint,
+                now,
+            )?),
+            _ => None,
+        };
+        let client_assertion = client.sign_assertion(endpoint, now)?;
+        let request = self.build_with(endpoint, client, grant_assertion.as_ref(), client_assertion.as_ref())?;
+        Ok(Built {
+            request,
+            signed: grant_assertion.into_iter().chain(client_assertion).collect(),
+        })
+    }
+
+    fn build_with(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+        grant_assertion: Option<&Assertion>,
+        client_assertion: Option<&Assertion>,
     ) -> Result<Request<RequestBody>, Error> {
         let mut params = Params::default();
         params.push_plain("grant_type", self.grant_type());
@@ -471,6 +576,10 @@ impl TokenRequest {
                 params.push_secret("password", password.expose_secret());
             }
             Grant::JwtBearer(assertion) => {
+                params.push_secret("assertion", assertion.expose_secret())
+            }
+            Grant::JwtBearerSigned(_) => {
+                let assertion = grant_assertion.ok_or(Error::MissingParameter { name: "assertion" })?;
                 params.push_secret("assertion", assertion.expose_secret())
             }
             Grant::TokenExchange(exchange) => {
@@ -505,8 +614,27 @@ impl TokenRequest {
                 ParamValue::Secret(v) => params.push_secret(name, v.expose_secret()),
             }
         }
-        build_post(endpoint, client, params)
+        build_post(endpoint, client, params, client_assertion)
     }
+}
+
+/// A built request and the assertions signed for it.
+pub(crate) struct Built {
+    pub(crate) request: Request<RequestBody>,
+    pub(crate) signed: Vec<Assertion>,
+}
+
+/// When a request may be sent again after it failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Repeat {
+    /// Whenever the failure is transient: sending it twice does no harm (client credentials,
+    /// password, JWT bearer, token exchange, introspection).
+    Always,
+    /// Only when the server certainly did not act on it: the connection was never made, or the
+    /// server answered 503, 429 or `temporarily_unavailable`. After a timeout or a broken
+    /// connection the server may have used the code or rotated the refresh token.
+    IfNotProcessed,
 }
 
 /// Parameters that client authentication adds, so that an extra parameter cannot shadow them.

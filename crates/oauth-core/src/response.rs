@@ -187,7 +187,15 @@ pub fn parse_token_response<B: AsRef<[u8]>>(
     let mut take = |slot: Member| members.known[slot as usize].take();
 
     let access_token = match take(Member::AccessToken) {
-        Some(Value::String(s)) if !s.is_empty() => AccessToken::new(s),
+        Some(Value::String(s)) if !s.is_empty() => {
+            // RFC 6749 A.12 allows VSCHAR; a token is sent in a header, where a space, a
+            // control character or non-ASCII text cannot go (RFC 6750 §2.1), so refuse it here
+            // rather than cache a token that no request can carry.
+            if !s.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+                return Err(unexpected(UnexpectedReason::InvalidField("access_token")));
+            }
+            s
+        }
         Some(_) => return Err(unexpected(UnexpectedReason::InvalidField("access_token"))),
         None => return Err(unexpected(UnexpectedReason::MissingField("access_token"))),
     };
@@ -196,6 +204,7 @@ pub fn parse_token_response<B: AsRef<[u8]>>(
         None | Some(Value::Null) => TokenType::Bearer,
         Some(_) => return Err(unexpected(UnexpectedReason::InvalidField("token_type"))),
     };
+    let access_token = AccessToken::with_type(access_token, token_type.clone());
     let expires_in = match take(Member::ExpiresIn) {
         None | Some(Value::Null) => None,
         Some(v) => Some(
@@ -423,7 +432,14 @@ fn read_members<B: AsRef<[u8]>>(response: &Response<B>) -> Result<Members, Error
             text(Member::ErrorUri),
         )));
     }
-    if !response.status().is_success() {
+    match &members.known[Member::Error as usize] {
+        // An `error` that is not a string (an object, a number) is still an error, whatever
+        // the status: never read the rest as a token.
+        None | Some(Value::Null) => {}
+        Some(_) => return Err(unexpected(response, UnexpectedReason::InvalidField("error"))),
+    }
+    // RFC 6749 §5.1: a token comes with 200 OK; a 201, 203 or 206 is not a token response.
+    if response.status() != StatusCode::OK {
         return Err(unexpected(response, UnexpectedReason::Status));
     }
     Ok(members)

@@ -9,6 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use zeroize::Zeroize;
+use crate::response::TokenType;
 
 macro_rules! secret_string {
     ($(#[$meta:meta])* $name:ident) => {
@@ -64,15 +65,15 @@ secret_string!(
     /// A client secret (RFC 6749 §2.3.1).
     ClientSecret
 );
-/// An access token (RFC 6749 §1.4).
+/// An access token (RFC 6749 §1.4), with the `token_type` it was issued as (RFC 6749 §7.1).
 ///
 /// Handed to every caller of a token cache, so cloning it is cheap: clones share one buffer,
 /// which is wiped when the last clone is dropped.
 #[derive(Clone)]
 pub struct AccessToken(Arc<Wiped>);
 
-/// A string wiped on drop, shared by [`AccessToken`]'s clones.
-struct Wiped(String);
+/// A string wiped on drop, shared by [`AccessToken`]'s clones, and the token's type.
+struct Wiped(String, TokenType);
 
 impl Drop for Wiped {
     fn drop(&mut self) {
@@ -81,15 +82,27 @@ impl Drop for Wiped {
 }
 
 impl AccessToken {
-    /// Wraps a secret value.
+    /// Wraps a secret value, a `Bearer` token.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(Arc::new(Wiped(value.into())))
+        Self(Arc::new(Wiped(value.into(), TokenType::Bearer)))
+    }
+
+    /// Wraps a secret value issued with this `token_type`. Only a
+    /// [`TokenType::Bearer`] token is sent as `Authorization: Bearer`
+    /// ([`authorize_request`](crate::authorize_request) refuses the others).
+    pub fn with_type(value: impl Into<String>, token_type: TokenType) -> Self {
+        Self(Arc::new(Wiped(value.into(), token_type)))
     }
 
     /// The secret value. Every read of a secret goes through this one method, so a reviewer
     /// can find them all with a search.
     pub fn expose_secret(&self) -> &str {
         &self.0.0
+    }
+
+    /// The `token_type` the token was issued as.
+    pub fn token_type(&self) -> &TokenType {
+        &self.0.1
     }
 
     /// Compares with `other` in time that depends only on the lengths.
@@ -100,7 +113,7 @@ impl AccessToken {
 
 impl fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AccessToken(<redacted>)")
+        write!(f, "AccessToken({:?}, <redacted>)", self.0.1)
     }
 }
 
@@ -189,7 +202,7 @@ mod tests {
         drop(a);
         assert_eq!(b.expose_secret(), "tok");
         assert!(b.ct_eq("tok"));
-        assert_eq!(format!("{b:?}"), "AccessToken(<redacted>)");
+        assert_eq!(format!("{b:?}"), "AccessToken(Bearer, <redacted>)");
     }
 
     #[test]

@@ -6,12 +6,13 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
 use http::header::RETRY_AFTER;
 
 use crate::error::{Error, ErrorCode, sanitize};
+use crate::request::Repeat;
 
 /// Why a request got no usable answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -177,40 +178,46 @@ impl RetryPolicy {
         self
     }
 
+    /// The number of attempts in all.
+    pub fn attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
     /// How long to wait before attempt `attempt + 1`, after attempt `attempt` (counting from 1)
     /// failed with `error`; `None` means give up and report `error`.
     ///
-    /// `retry_after` is the answer's `Retry-After` (see [`retry_after`]). `repeatable` says
-    /// whether the server may have acted on the request already and sending it again would
-    /// be harmful (an authorization code is single-use): such a request is retried only when
-    /// it never reached the server.
+    /// `retry_after` is the answer's `Retry-After` (see [`retry_after`]). `repeat` says whether
+    /// the server may have acted on the request already (see [`Repeat`]): a single-use request
+    /// is retried only when the server certainly did not act on it.
     pub fn retry_delay(
         &self,
         attempt: u32,
         error: &Error,
         retry_after: Option<Duration>,
-        repeatable: bool,
+        repeat: Repeat,
     ) -> Option<Duration> {
         if attempt >= self.max_attempts {
             return None;
         }
+        let always = repeat == Repeat::Always;
+        let unprocessed_status = |s: http::StatusCode| s.as_u16() == 503 || s.as_u16() == 429;
         let transient = match error {
             Error::Transport(t) => {
-                t.kind() == TransportErrorKind::Connect || (repeatable && t.is_transient())
+                t.kind() == TransportErrorKind::Connect || (always && t.is_transient())
             }
             Error::Server(e) => {
-                repeatable
-                    && (matches!(
-                        e.code(),
-                        ErrorCode::TemporarilyUnavailable
-                            | ErrorCode::ServerError
-                            | ErrorCode::SlowDown
-                    ) || e
-                        .status()
-                        .is_some_and(|s| s.is_server_error() || s.as_u16() == 429))
+                let code_says_unprocessed = matches!(
+                    e.code(),
+                    ErrorCode::TemporarilyUnavailable | ErrorCode::SlowDown
+                );
+                code_says_unprocessed
+                    || e.status().is_some_and(unprocessed_status)
+                    || (always
+                        && (e.code() == &ErrorCode::ServerError
+                            || e.status().is_some_and(|s| s.is_server_error())))
             }
             Error::UnexpectedResponse(u) => {
-                repeatable && (u.status().is_server_error() || u.status().as_u16() == 429)
+                unprocessed_status(u.status()) || (always && u.status().is_server_error())
             }
             _ => false,
         };
@@ -235,14 +242,69 @@ impl RetryPolicy {
     }
 }
 
-/// The `Retry-After` header in its delay-seconds form (RFC 9110 §10.2.3). The HTTP-date form
-/// is ignored (it would need a clock); the backoff applies instead.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+/// The `Retry-After` header (RFC 9110 §10.2.3) as a delay from `now`: delay-seconds, or an
+/// HTTP-date (IMF-fixdate, the form RFC 9110 §5.6.7 says senders use) turned into a delay with
+/// the wall clock passed in. A date in the past means no wait; anything unreadable is ignored
+/// (the backoff applies instead).
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if value.is_empty() || value.len() > 9 || !value.bytes().all(|b| b.is_ascii_digit()) {
+    if value.is_empty() {
         return None;
     }
-    value.parse().ok().map(Duration::from_secs)
+    if value.bytes().all(|b| b.is_ascii_digit()) {
+        if value.len() > 9 {
+            return None;
+        }
+        return value.parse().ok().map(Duration::from_secs);
+    }
+    let at = parse_http_date(value)?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Parses an IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub(crate) fn parse_http_date(text: &str) -> Option<SystemTime> {
+    let b = text.as_bytes();
+    if b.len() != 29 || &b[3..5] != b", " || &b[25..] != b" GMT" {
+        return None;
+    }
+    const DAYS: [&[u8]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
+    if !DAYS.contains(&&b[..3]) {
+        return None;
+    }
+    const MONTHS: [&[u8]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let num = |range: std::ops::Range<usize>| -> Option<u64> {
+        let part = b.get(range)?;
+        if !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(part).ok()?.parse().ok()
+    };
+    let day = num(5..7)?;
+    let month = MONTHS.iter().position(|m| *m == &b[8..11])? as u64 + 1;
+    let year = num(12..16)?;
+    let (hour, minute, second) = (num(17..19)?, num(20..22)?, num(23..25)?);
+    if b[7] != b' ' || b[11] != b' ' || b[16] != b' ' || b[19] != b':' || b[22] != b':' {
+        return None;
+    }
+    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 || year < 1970 {
+        return None;
+    }
+    // Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm).
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
 #[cfg(test)]
@@ -265,45 +327,54 @@ mod tests {
         let p = RetryPolicy::default();
         let e = server(503, "server_error");
         assert_eq!(
-            p.retry_delay(1, &e, None, true),
+            p.retry_delay(1, &e, None, Repeat::Always),
             Some(Duration::from_millis(200))
         );
         assert_eq!(
-            p.retry_delay(2, &e, None, true),
+            p.retry_delay(2, &e, None, Repeat::Always),
             Some(Duration::from_millis(400))
         );
-        assert_eq!(p.retry_delay(3, &e, None, true), None);
+        assert_eq!(p.retry_delay(3, &e, None, Repeat::Always), None);
         let plain_500 = Error::UnexpectedResponse(UnexpectedResponse::new(
             StatusCode::BAD_GATEWAY,
             None,
             b"",
             UnexpectedReason::Status,
         ));
-        assert!(p.retry_delay(1, &plain_500, None, true).is_some());
+        assert!(p.retry_delay(1, &plain_500, None, Repeat::Always).is_some());
     }
 
     #[test]
     fn never_retries_client_errors_or_single_use_requests() {
         let p = RetryPolicy::default();
         assert_eq!(
-            p.retry_delay(1, &server(401, "invalid_client"), None, true),
+            p.retry_delay(1, &server(401, "invalid_client"), None, Repeat::Always),
             None
         );
         assert_eq!(
-            p.retry_delay(1, &server(400, "invalid_grant"), None, true),
+            p.retry_delay(1, &server(400, "invalid_grant"), None, Repeat::Always),
             None
         );
+        // A refresh token or a code: 503 means the server did nothing, 500 may not.
+        assert!(
+            p.retry_delay(1, &server(503, "server_error"), None, Repeat::IfNotProcessed)
+                .is_some()
+        );
+        assert!(
+            p.retry_delay(1, &server(400, "temporarily_unavailable"), None, Repeat::IfNotProcessed)
+                .is_some()
+        );
         assert_eq!(
-            p.retry_delay(1, &server(503, "server_error"), None, false),
+            p.retry_delay(1, &server(500, "server_error"), None, Repeat::IfNotProcessed),
             None
         );
         let timeout = Error::Transport(TransportError::new(TransportErrorKind::Timeout, ""));
-        assert_eq!(p.retry_delay(1, &timeout, None, false), None);
-        assert!(p.retry_delay(1, &timeout, None, true).is_some());
+        assert_eq!(p.retry_delay(1, &timeout, None, Repeat::IfNotProcessed), None);
+        assert!(p.retry_delay(1, &timeout, None, Repeat::Always).is_some());
         let connect = Error::Transport(TransportError::new(TransportErrorKind::Connect, ""));
-        assert!(p.retry_delay(1, &connect, None, false).is_some());
+        assert!(p.retry_delay(1, &connect, None, Repeat::IfNotProcessed).is_some());
         let tls = Error::Transport(TransportError::new(TransportErrorKind::Tls, ""));
-        assert_eq!(p.retry_delay(1, &tls, None, true), None);
+        assert_eq!(p.retry_delay(1, &tls, None, Repeat::Always), None);
     }
 
     #[test]
@@ -311,23 +382,64 @@ mod tests {
         let p = RetryPolicy::default();
         let e = server(429, "slow_down");
         assert_eq!(
-            p.retry_delay(1, &e, Some(Duration::from_secs(2)), true),
+            p.retry_delay(1, &e, Some(Duration::from_secs(2)), Repeat::Always),
             Some(Duration::from_secs(2))
         );
         assert_eq!(
-            p.retry_delay(1, &e, Some(Duration::from_secs(60)), true),
+            p.retry_delay(1, &e, Some(Duration::from_secs(60)), Repeat::Always),
             None
         );
         let mut h = HeaderMap::new();
         h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_470); // 07:27:50
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(7)));
         h.insert(
             RETRY_AFTER,
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
-        assert_eq!(retry_after(&h), None);
-        h.insert(RETRY_AFTER, HeaderValue::from_static("-1"));
-        assert_eq!(retry_after(&h), None);
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(10)));
+        // A date already past: no wait.
+        assert_eq!(
+            retry_after(&h, now + Duration::from_secs(60)),
+            Some(Duration::ZERO)
+        );
+        for bad in [
+            "-1",
+            "Wed, 21 Oct 2015 07:28:00 UTC",
+            "Wed, 32 Oct 2015 07:28:00 GMT",
+            "Xyz, 21 Oct 2015 07:28:00 GMT",
+            "Wed, 21 Foo 2015 07:28:00 GMT",
+            "Wed, 21 Oct 2015 25:28:00 GMT",
+            "1.5",
+            "Wed, 21 Oct 2015 07:28:00 GMT trailing",
+        ] {
+            h.insert(RETRY_AFTER, HeaderValue::from_static(bad));
+            assert_eq!(retry_after(&h, now), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn http_dates_known_answers() {
+        // RFC 9110 §5.6.7's example, and a leap-year date.
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777))
+        );
+        assert_eq!(
+            parse_http_date("Thu, 29 Feb 2024 00:00:00 GMT"),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_709_164_800))
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn retry_after_never_panics(text in "\\PC{0,40}") {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&text) {
+                h.insert(RETRY_AFTER, v);
+                let _ = retry_after(&h, SystemTime::UNIX_EPOCH);
+            }
+        }
     }
 
     #[test]

@@ -167,10 +167,13 @@ proptest! {
         hidden(format!("{e:?}"));
         hidden(e.to_string());
         // A token response and an error response that echo it.
-        let body = format!(r#"{{"access_token":"{secret}","refresh_token":"{secret}","id_token":"{secret}","x":"{secret}"}}"#);
+        // (An access token cannot hold a space: it must fit `Authorization: Bearer`.)
+        let token = secret.replace(' ', "-");
+        let body = format!(r#"{{"access_token":"{token}","refresh_token":"{secret}","id_token":"{secret}","x":"{secret}"}}"#);
         let r = Response::builder().status(200).body(body).unwrap();
         let parsed = oauth_core::parse_token_response(&r, std::time::SystemTime::UNIX_EPOCH).unwrap();
         hidden(format!("{parsed:?}"));
+        assert!(!format!("{parsed:?}").contains(&token));
         let r = Response::builder().status(200).body(format!("not json {secret}")).unwrap();
         let e = oauth_core::parse_token_response(&r, std::time::SystemTime::UNIX_EPOCH).unwrap_err();
         hidden(format!("{e:?}"));

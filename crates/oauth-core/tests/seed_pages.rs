@@ -157,8 +157,17 @@ fn page_000_001_client_credentials_form_post() {
     "token_type": "Bearer",
     "expires_in": 86399
 }"#;
-    let token = parse_token_response(&json_response(200, sample), received()).unwrap();
-    assert_eq!(token.access_token().expose_secret(), "{ACCESS TOKEN}");
+    // The page's placeholder holds a space, which no `Authorization: Bearer` header can carry:
+    // taken literally it is refused with a typed error; a real token is read.
+    let literal = parse_token_response(&json_response(200, sample), received()).unwrap_err();
+    assert!(matches!(
+        literal,
+        oauth_core::Error::UnexpectedResponse(ref u)
+            if u.reason() == &oauth_core::UnexpectedReason::InvalidField("access_token")
+    ));
+    let sample = sample.replace("{ACCESS TOKEN}", "{ACCESS_TOKEN}");
+    let token = parse_token_response(&json_response(200, &sample), received()).unwrap();
+    assert_eq!(token.access_token().expose_secret(), "{ACCESS_TOKEN}");
     assert_eq!(token.token_type(), &TokenType::Bearer);
     assert_eq!(token.expires_in(), Some(Duration::from_secs(86399)));
     assert_eq!(

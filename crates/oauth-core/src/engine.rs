@@ -1,0 +1,481 @@
+//! The flows an adapter drives: one token call with its retries ([`TokenCall`]), and one
+//! resource call with its one retry after a rejected token ([`ResourceCall`]).
+//!
+//! Both are sans-IO machines in the quinn-proto style: the adapter polls them with the time,
+//! does what they say (send these bytes, wait until then), and hands back what happened. Every
+//! decision (retry or not, how long to wait, when to give up, whether a 401 means "get a new
+//! token") is made here, once, for both adapters.
+//!
+//! ```text
+//!  loop {
+//!    match call.poll(now) {
+//!      CallStep::Send { request, timeout } ──► adapter sends, reads the body ──► call.handle_response(result, now)
+//!      CallStep::Wait(until)               ──► adapter sleeps until `until`
+//!      CallStep::Done(result)              ──► return result
+//!    }
+//!  }
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, Request, Response, StatusCode};
+
+use crate::bearer::{Rejection, TokenVerdict, authorize_request, classify_resource_response};
+use crate::client::Client;
+use crate::endpoint::Endpoint;
+use crate::error::Error;
+use crate::request::{RequestBody, TokenRequest};
+use crate::response::{TokenResponse, parse_token_response};
+use crate::secret::{AccessToken, Assertion};
+use crate::time::Now;
+use crate::transport::{RetryPolicy, TransportError, TransportErrorKind, retry_after};
+
+/// One token request, with its retries, within a deadline.
+///
+/// Each attempt is built afresh at the time it is sent, so client assertions and JWT bearer
+/// assertions signed per request carry a new `jti`, `iat` and `exp` every time. A failed
+/// attempt is retried as the [`RetryPolicy`] says, honouring `Retry-After` (seconds or
+/// HTTP-date), but never past the deadline: the call as a whole ends by then, whatever the
+/// server does. Whatever the server echoes of the secrets this call sent is scrubbed from the
+/// error.
+#[derive(Debug)]
+pub struct TokenCall<'a> {
+    endpoint: &'a Endpoint,
+    client: &'a Client,
+    request: &'a TokenRequest,
+    policy: &'a RetryPolicy,
+    deadline: Instant,
+    attempt_timeout: Duration,
+    attempt: u32,
+    state: CallState,
+    /// The assertions signed for the attempt in flight, to scrub them from its answer.
+    signed: Vec<Assertion>,
+    last_error: Option<Error>,
+}
+
+#[derive(Debug)]
+enum CallState {
+    Ready,
+    InFlight,
+    WaitUntil(Instant),
+    Done(Result<TokenResponse, Error>),
+}
+
+/// What a [`TokenCall`] (or a [`ResourceCall`]) needs done next.
+#[derive(Debug)]
+#[must_use]
+#[non_exhaustive]
+pub enum CallStep<R, T> {
+    /// Send this request, giving up after `timeout`, and report the answer (or the transport
+    /// error) with `handle_response`.
+    Send {
+        /// The request.
+        request: R,
+        /// How long this attempt may take, from connecting to the last byte of the body.
+        timeout: Duration,
+    },
+    /// Wait until this time, then poll again.
+    Wait(Instant),
+    /// The call is over.
+    Done(T),
+}
+
+impl<'a> TokenCall<'a> {
+    /// A call that starts at `now` and ends by `now + timeout` at the latest, each attempt
+    /// taking at most `attempt_timeout`.
+    pub fn new(
+        endpoint: &'a Endpoint,
+        client: &'a Client,
+        request: &'a TokenRequest,
+        policy: &'a RetryPolicy,
+        now: Now,
+        timeout: Duration,
+        attempt_timeout: Duration,
+    ) -> Self {
+        Self {
+            endpoint,
+            client,
+            request,
+            policy,
+            deadline: now.monotonic().checked_add(timeout).unwrap_or(now.monotonic()),
+            attempt_timeout,
+            attempt: 0,
+            state: CallState::Ready,
+            signed: Vec::new(),
+            last_error: None,
+        }
+    }
+
+    /// The number of attempts sent so far.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The grant being requested.
+    pub fn grant_type(&self) -> &str {
+        self.request.grant_type()
+    }
+
+    /// Why the last attempt failed, while a retry is pending (for a log line; scrubbed).
+    pub fn last_error(&self) -> Option<&Error> {
+        self.last_error.as_ref()
+    }
+
+    /// What to do at `now`.
+    pub fn poll(
+        &mut self,
+        now: Now,
+    ) -> CallStep<Request<RequestBody>, Result<TokenResponse, Error>> {
+        match &self.state {
+            CallState::Ready => {}
+            CallState::WaitUntil(until) if now.monotonic() >= *until => {}
+            CallState::WaitUntil(until) => return CallStep::Wait(*until),
+            CallState::InFlight => {
+                // Polled before the answer was handed in: nothing to do but wait for it.
+                return CallStep::Wait(self.deadline);
+            }
+            CallState::Done(result) => return CallStep::Done(result.clone()),
+        }
+        let remaining = self.deadline.saturating_duration_since(now.monotonic());
+        if remaining.is_zero() && self.attempt > 0 {
+            let error = self.last_error.take().unwrap_or_else(deadline_error);
+            return self.finish(Err(error));
+        }
+        let built = match self
+            .request
+            .build_parts(self.endpoint, self.client, Some(now.wall()))
+        {
+            Ok(built) => built,
+            Err(e) => return self.finish(Err(e)),
+        };
+        self.signed = built.signed;
+        self.attempt += 1;
+        self.state = CallState::InFlight;
+        CallStep::Send {
+            request: built.request,
+            timeout: self.attempt_timeout.min(remaining.max(Duration::from_millis(1))),
+        }
+    }
+
+    /// Reports the answer to the request from the last [`CallStep::Send`], or why there was
+    /// none.
+    pub fn handle_response<B: AsRef<[u8]>>(&mut self, answer: Result<Response<B>, Error>, now: Now) {
+        let (result, headers) = match answer {
+            Ok(response) => (
+                parse_token_response(&response, now.wall()),
+                Some(response.headers().clone()),
+            ),
+            Err(e) => (Err(e), None),
+        };
+        let mut error = match result {
+            Ok(token) => {
+                self.signed.clear();
+                self.state = CallState::Done(Ok(token));
+                return;
+            }
+            Err(e) => e,
+        };
+        self.scrub(&mut error);
+        let wait = headers
+            .as_ref()
+            .and_then(|h: &HeaderMap| retry_after(h, now.wall()));
+        let delay = self
+            .policy
+            .retry_delay(self.attempt, &error, wait, self.request.repeat());
+        match delay.and_then(|d| now.monotonic().checked_add(d)) {
+            // A retry that could not even start before the deadline is not worth waiting for.
+            Some(at) if at < self.deadline => {
+                self.last_error = Some(error);
+                self.state = CallState::WaitUntil(at);
+            }
+            _ => self.state = CallState::Done(Err(error)),
+        }
+    }
+
+    fn finish(
+        &mut self,
+        result: Result<TokenResponse, Error>,
+    ) -> CallStep<Request<RequestBody>, Result<TokenResponse, Error>> {
+        self.state = CallState::Done(result.clone());
+        CallStep::Done(result)
+    }
+
+    /// Removes the secrets this call sent from what the error keeps of the answer.
+    fn scrub(&self, error: &mut Error) {
+        let mut secrets = self.request.secrets();
+        secrets.extend(self.client.secret());
+        secrets.extend(self.signed.iter().map(Assertion::expose_secret));
+        let client_id = self.client.id().map(|id| id.as_str());
+        let basic = client_id.and_then(|id| self.client.secret().map(|s| basic_forms(id, s)));
+        let basic_refs: Vec<&str> = basic.iter().flatten().map(String::as_str).collect();
+        secrets.extend(basic_refs);
+        error.redact(&secrets);
+    }
+}
+
+/// The base64 forms of a Basic credential, as a server might echo the header.
+fn basic_forms(id: &str, secret: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    let mut encoded = String::new();
+    crate::encoding::form_encode_into(&mut encoded, id);
+    encoded.push(':');
+    crate::encoding::form_encode_into(&mut encoded, secret);
+    vec![b64(&format!("{id}:{secret}")), b64(&encoded)]
+}
+
+fn deadline_error() -> Error {
+    Error::Transport(TransportError::new(
+        TransportErrorKind::Timeout,
+        "the token call did not finish within its deadline",
+    ))
+}
+
+/// Decides whether a resource's answer means "the token was rejected: get a new one and retry
+/// once". The default recognises RFC 6750 challenges and the common "token expired" bodies
+/// ([`classify_resource_response`]); add your provider's own wording with
+/// [`phrase`](Self::phrase), or a rule of your own with [`rule`](Self::rule).
+///
+/// ```
+/// use oauth_core::{RejectionClassifier, TokenVerdict};
+///
+/// let classifier = RejectionClassifier::default().phrase("session has timed out");
+/// let answer = http::Response::builder().status(401).body("Your session has timed out").unwrap();
+/// assert!(matches!(classifier.classify(&answer), TokenVerdict::Rejected(_)));
+/// ```
+#[derive(Clone, Default)]
+pub struct RejectionClassifier {
+    phrases: Vec<String>,
+    rule: Option<Arc<ClassifierRule>>,
+}
+
+type ClassifierRule = dyn Fn(StatusCode, &HeaderMap, &[u8]) -> bool + Send + Sync;
+
+impl std::fmt::Debug for RejectionClassifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RejectionClassifier")
+            .field("phrases", &self.phrases)
+            .field("rule", &self.rule.is_some())
+            .finish()
+    }
+}
+
+impl RejectionClassifier {
+    /// Also treats a 401 whose body contains `phrase` (any case) as a rejected token.
+    pub fn phrase(mut self, phrase: impl Into<String>) -> Self {
+        self.phrases.push(phrase.into().to_ascii_lowercase());
+        self
+    }
+
+    /// Also treats any answer for which `rule(status, headers, body)` is true as a rejected
+    /// token.
+    pub fn rule(
+        mut self,
+        rule: impl Fn(StatusCode, &HeaderMap, &[u8]) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.rule = Some(Arc::new(rule));
+        self
+    }
+
+    /// Classifies an answer.
+    pub fn classify<B: AsRef<[u8]>>(&self, response: &Response<B>) -> TokenVerdict {
+        let verdict = classify_resource_response(response);
+        if !matches!(verdict, TokenVerdict::NotRejected | TokenVerdict::Unauthorized(_)) {
+            return verdict;
+        }
+        let body = response.body().as_ref();
+        if response.status() == StatusCode::UNAUTHORIZED && !self.phrases.is_empty() {
+            let head = String::from_utf8_lossy(body.get(..4096).unwrap_or(body)).to_ascii_lowercase();
+            if let Some(p) = self.phrases.iter().find(|p| head.contains(p.as_str())) {
+                return TokenVerdict::Rejected(Rejection::Body {
+                    message: crate::error::sanitize(p, 100),
+                });
+            }
+        }
+        if let Some(rule) = &self.rule {
+            if rule(response.status(), response.headers(), body) {
+                return TokenVerdict::Rejected(Rejection::Body {
+                    message: "rejected by the caller's rule".to_owned(),
+                });
+            }
+        }
+        verdict
+    }
+}
+
+/// One call to a protected resource with `Authorization: Bearer`, and the one retry when the
+/// resource rejects the token (RFC 6750 §3.1 `invalid_token`, or a "token expired" body).
+///
+/// ```text
+/// NeedToken ─token()─► Send ─answer─► rejected? ─► Invalidate(token) ─dropped─► NeedToken ─► Send ─► Done
+///                                        └── no ──► Done(answer)          └─ kept ─► Done(answer)
+/// ```
+#[derive(Debug)]
+pub struct ResourceCall<'a, B> {
+    request: &'a Request<B>,
+    classifier: &'a RejectionClassifier,
+    timeout: Duration,
+    state: ResourceState<B>,
+    token: Option<AccessToken>,
+    retried: bool,
+}
+
+#[derive(Debug)]
+enum ResourceState<B> {
+    NeedToken,
+    Send(Request<B>),
+    Sent,
+    Rejected(Response<Vec<u8>>),
+    Finished {
+        response: Response<Vec<u8>>,
+        accepted: Option<AccessToken>,
+    },
+    Over,
+}
+
+/// What a [`ResourceCall`] needs done next.
+#[derive(Debug)]
+#[must_use]
+#[non_exhaustive]
+pub enum ResourceStep<B> {
+    /// Get a token from the token source and hand it in with
+    /// [`handle_token`](ResourceCall::handle_token).
+    NeedToken,
+    /// Send this request and hand in the answer with
+    /// [`handle_response`](ResourceCall::handle_response).
+    Send {
+        /// The request, with its `Authorization` header.
+        request: Request<B>,
+        /// How long it may take.
+        timeout: Duration,
+    },
+    /// The resource rejected this token: drop it from the token source
+    /// (`TokenLifecycle::invalidate`) and report whether it was dropped with
+    /// [`handle_invalidated`](ResourceCall::handle_invalidated).
+    Invalidate(AccessToken),
+    /// Tell the token source that this token was accepted (`TokenLifecycle::note_accepted`),
+    /// then poll again.
+    Accepted(AccessToken),
+    /// Waiting for a `handle_*` call (polled out of turn).
+    Pending,
+    /// The call is over: the resource's answer.
+    Done(Response<Vec<u8>>),
+}
+
+impl<'a, B: Clone> ResourceCall<'a, B> {
+    /// A call sending `request` (whose `Authorization` header is set for each attempt).
+    pub fn new(
+        request: &'a Request<B>,
+        classifier: &'a RejectionClassifier,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            request,
+            classifier,
+            timeout,
+            state: ResourceState::NeedToken,
+            token: None,
+            retried: false,
+        }
+    }
+
+    /// What to do next.
+    pub fn poll(&mut self) -> ResourceStep<B> {
+        match std::mem::replace(&mut self.state, ResourceState::Sent) {
+            ResourceState::NeedToken => {
+                self.state = ResourceState::NeedToken;
+                ResourceStep::NeedToken
+            }
+            ResourceState::Send(request) => ResourceStep::Send {
+                request,
+                timeout: self.timeout,
+            },
+            ResourceState::Rejected(response) => {
+                let step = match &self.token {
+                    Some(token) => ResourceStep::Invalidate(token.clone()),
+                    None => ResourceStep::Pending,
+                };
+                self.state = ResourceState::Rejected(response);
+                step
+            }
+            ResourceState::Finished {
+                response,
+                accepted: Some(token),
+            } => {
+                self.state = ResourceState::Finished {
+                    response,
+                    accepted: None,
+                };
+                ResourceStep::Accepted(token)
+            }
+            ResourceState::Finished {
+                response,
+                accepted: None,
+            } => {
+                self.state = ResourceState::Over;
+                ResourceStep::Done(response)
+            }
+            state @ (ResourceState::Sent | ResourceState::Over) => {
+                self.state = state;
+                ResourceStep::Pending
+            }
+        }
+    }
+
+    /// Hands in the token to send: refuses a token whose type is not `Bearer`
+    /// ([`Error::UnsupportedTokenType`]) and one that cannot be a header value.
+    pub fn handle_token(&mut self, token: AccessToken) -> Result<(), Error> {
+        let mut request = clone_request(self.request);
+        authorize_request(&mut request, &token)?;
+        self.token = Some(token);
+        self.state = ResourceState::Send(request);
+        Ok(())
+    }
+
+    /// Hands in the resource's answer.
+    pub fn handle_response(&mut self, response: Response<Vec<u8>>) {
+        let verdict = self.classifier.classify(&response);
+        if matches!(verdict, TokenVerdict::Rejected(_)) && !self.retried {
+            self.state = ResourceState::Rejected(response);
+            return;
+        }
+        let accepted = matches!(verdict, TokenVerdict::NotRejected)
+            && response.status() != StatusCode::UNAUTHORIZED;
+        let token = self.token.take();
+        self.state = ResourceState::Finished {
+            response,
+            accepted: token.filter(|_| accepted),
+        };
+    }
+
+    /// Reports whether the token source dropped the rejected token: if it did, the call gets a
+    /// new token and sends the request once more; if not (tokens keep being rejected), the
+    /// rejection is the answer.
+    pub fn handle_invalidated(&mut self, dropped: bool) {
+        let ResourceState::Rejected(response) =
+            std::mem::replace(&mut self.state, ResourceState::Sent)
+        else {
+            return;
+        };
+        self.token = None;
+        self.retried = true;
+        self.state = if dropped {
+            ResourceState::NeedToken
+        } else {
+            ResourceState::Finished {
+                response,
+                accepted: None,
+            }
+        };
+    }
+}
+
+fn clone_request<B: Clone>(request: &Request<B>) -> Request<B> {
+    let mut copy = Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    copy
+}
