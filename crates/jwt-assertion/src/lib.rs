@@ -3,7 +3,11 @@
 //! - The JWT bearer grant (RFC 7523 §2.1): [`JwtClaims::jwt_bearer`], sent with
 //!   `oauth_core::TokenRequest::jwt_bearer`.
 //! - Client authentication with `private_key_jwt` and `client_secret_jwt` (RFC 7523 §2.2):
-//!   [`JwtClaims::client_assertion`], sent with `oauth_core::ClientAuthentication::Assertion`.
+//!   [`ClientAssertionSigner`], which signs a fresh assertion for every request, retry and
+//!   refresh (`oauth_core::ClientAuthentication::signed`); or one assertion with
+//!   [`JwtClaims::client_assertion`].
+//! - The JWT bearer grant signed per request: [`JwtBearerSigner`]
+//!   (`oauth_core::TokenRequest::jwt_bearer_signed`).
 //! - Any other JWS: [`sign_compact`] with a [`Header`] (a DPoP proof is a header with
 //!   `typ: dpop+jwt` and a `jwk`, and a few claims).
 //!
@@ -47,11 +51,13 @@
 mod der;
 mod jwt;
 mod key;
+mod signer;
 
 use std::fmt;
 
 pub use jwt::{DEFAULT_LIFETIME, Header, JwtClaims, sign_compact};
 pub use key::{Signature, SigningKey};
+pub use signer::{ClientAssertionSigner, JwtBearerSigner};
 
 /// A JWS algorithm (RFC 7518 §3, RFC 8037 §3.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

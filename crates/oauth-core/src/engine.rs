@@ -479,3 +479,250 @@ fn clone_request<B: Clone>(request: &Request<B>) -> Request<B> {
     *copy.headers_mut() = request.headers().clone();
     copy
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{AssertionSigner, ClientAuthentication, SigningContext};
+    use crate::secret::ClientSecret;
+    use crate::time::test_support::at;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn endpoint() -> Endpoint {
+        Endpoint::new("https://as.example/token").unwrap()
+    }
+
+    fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> Result<Response<Vec<u8>>, Error> {
+        let mut b = Response::builder().status(status).header("content-type", "application/json");
+        for (n, v) in headers {
+            b = b.header(*n, *v);
+        }
+        Ok(b.body(body.as_bytes().to_vec()).unwrap())
+    }
+
+    const TOKEN: &str = r#"{"access_token":"tok","token_type":"Bearer","expires_in":60}"#;
+
+    /// Drives a call on simulated time: each answer is handed in as it comes; waits advance the
+    /// clock. Returns the result, the times attempts were sent (seconds, as millis), and the
+    /// timeouts given.
+    fn drive(
+        call: &mut TokenCall<'_>,
+        mut answers: Vec<Result<Response<Vec<u8>>, Error>>,
+    ) -> (Result<TokenResponse, Error>, Vec<u128>, Vec<Duration>) {
+        let start = at(0);
+        let mut now = start;
+        let (mut sent, mut timeouts) = (Vec::new(), Vec::new());
+        answers.reverse();
+        loop {
+            match call.poll(now) {
+                CallStep::Send { timeout, .. } => {
+                    sent.push(now.monotonic().duration_since(start.monotonic()).as_millis());
+                    timeouts.push(timeout);
+                    let a = answers.pop().expect("an answer for every attempt");
+                    call.handle_response(a, now);
+                }
+                CallStep::Wait(until) => {
+                    now = now.after(until.duration_since(now.monotonic()));
+                }
+                CallStep::Done(r) => return (r, sent, timeouts),
+            }
+        }
+    }
+
+    fn client() -> Client {
+        Client::new("app", ClientAuthentication::SecretPost(ClientSecret::new("client-secret-1")))
+    }
+
+    #[test]
+    fn retries_with_backoff_and_retry_after_in_both_forms() {
+        let (e, c, r) = (endpoint(), client(), TokenRequest::client_credentials());
+        let policy = RetryPolicy::default().max_attempts(4);
+        let mut call = TokenCall::new(&e, &c, &r, &policy, at(0), Duration::from_secs(30), Duration::from_secs(10));
+        // 2023-11-14 22:13:20 + 5 s as an HTTP-date.
+        let (result, sent, _) = drive(&mut call, vec![
+            answer(503, &[], ""),
+            answer(429, &[("retry-after", "2")], ""),
+            answer(503, &[("retry-after", "Tue, 14 Nov 2023 22:13:25 GMT")], ""),
+            answer(200, &[], TOKEN),
+        ]);
+        assert!(result.is_ok());
+        // 200 ms backoff, then 2 s, then until the date (5 s after t0).
+        assert_eq!(sent, vec![0, 200, 2200, 5000]);
+    }
+
+    #[test]
+    fn the_deadline_bounds_the_whole_call() {
+        let (e, c, r) = (endpoint(), client(), TokenRequest::client_credentials());
+        let policy = RetryPolicy::default().max_attempts(10);
+        let mut call = TokenCall::new(&e, &c, &r, &policy, at(0), Duration::from_secs(3), Duration::from_secs(10));
+        // A Retry-After past the deadline is not waited for: the error comes at once.
+        let (result, sent, timeouts) = drive(&mut call, vec![answer(503, &[("retry-after", "5")], "")]);
+        assert!(matches!(result, Err(Error::UnexpectedResponse(_))));
+        assert_eq!(sent, vec![0]);
+        // The attempt may not outlast the call.
+        assert_eq!(timeouts, vec![Duration::from_secs(3)]);
+        // After the call is done, polling keeps returning its result.
+        assert!(matches!(call.poll(at(100)), CallStep::Done(Err(_))));
+    }
+
+    #[test]
+    fn a_refresh_token_is_retried_after_503_but_not_after_a_timeout() {
+        let (e, c) = (endpoint(), client());
+        let r = TokenRequest::refresh_token(crate::secret::RefreshToken::new("rt"));
+        let policy = RetryPolicy::default();
+        let mut call = TokenCall::new(&e, &c, &r, &policy, at(0), Duration::from_secs(30), Duration::from_secs(10));
+        let (result, sent, _) = drive(&mut call, vec![answer(503, &[], ""), answer(200, &[], TOKEN)]);
+        assert!(result.is_ok());
+        assert_eq!(sent.len(), 2);
+        let mut call = TokenCall::new(&e, &c, &r, &policy, at(0), Duration::from_secs(30), Duration::from_secs(10));
+        let timeout = Err(Error::Transport(TransportError::new(TransportErrorKind::Timeout, "")));
+        let (result, sent, _) = drive(&mut call, vec![timeout]);
+        assert!(result.is_err());
+        assert_eq!(sent.len(), 1);
+    }
+
+    #[derive(Debug, Default)]
+    struct CountingSigner(AtomicU32);
+
+    impl AssertionSigner for CountingSigner {
+        fn sign(&self, context: &SigningContext<'_>) -> Result<Assertion, Error> {
+            let n = self.0.fetch_add(1, Ordering::SeqCst);
+            let secs = context.now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+            Ok(Assertion::new(format!(
+                "signed-{n}-for-{}-at-{secs}",
+                context.endpoint
+            )))
+        }
+    }
+
+    #[test]
+    fn every_attempt_signs_a_new_assertion_and_an_echo_is_scrubbed() {
+        let signer = Arc::new(CountingSigner::default());
+        let e = endpoint();
+        let c = Client::new("app", ClientAuthentication::Signed(signer.clone()));
+        let r = TokenRequest::password("alice", crate::secret::Password::new("pa55word!"));
+        let policy = RetryPolicy::default().max_attempts(2);
+        let mut call = TokenCall::new(&e, &c, &r, &policy, at(0), Duration::from_secs(30), Duration::from_secs(10));
+        let mut bodies = Vec::new();
+        let mut now = at(0);
+        let mut answers = vec![
+            answer(500, &[], "echo: client_assertion=signed-1-for-https://as.example/token-at-1700000000&password=pa55word%21"),
+            answer(503, &[], ""),
+        ];
+        let result = loop {
+            match call.poll(now) {
+                CallStep::Send { request, .. } => {
+                    bodies.push(String::from_utf8(request.body().expose_secret().to_vec()).unwrap());
+                    call.handle_response(answers.pop().unwrap(), now);
+                }
+                CallStep::Wait(until) => now = now.after(until.duration_since(now.monotonic())),
+                CallStep::Done(r) => break r,
+            }
+        };
+        assert_eq!(signer.0.load(Ordering::SeqCst), 2);
+        assert!(bodies[0].contains("client_assertion=signed-0"), "{}", bodies[0]);
+        assert!(bodies[1].contains("client_assertion=signed-1"), "{}", bodies[1]);
+        let error = result.unwrap_err();
+        let text = format!("{error} {error:?}");
+        assert!(!text.contains("signed-1"), "{text}");
+        assert!(!text.contains("pa55word"), "{text}");
+        assert!(text.contains("<redacted>"), "{text}");
+    }
+
+    #[test]
+    fn an_error_description_echoing_the_client_secret_is_scrubbed() {
+        let (e, c, r) = (endpoint(), client(), TokenRequest::client_credentials());
+        let policy = RetryPolicy::none();
+        let mut call = TokenCall::new(&e, &c, &r, &policy, at(0), Duration::from_secs(30), Duration::from_secs(10));
+        let (result, _, _) = drive(&mut call, vec![answer(
+            401,
+            &[],
+            r#"{"error":"invalid_client","error_description":"bad secret client-secret-1"}"#,
+        )]);
+        let error = result.unwrap_err();
+        assert_eq!(error.error_response().map(|e| e.code().as_str()), Some("invalid_client"));
+        assert!(!format!("{error} {error:?}").contains("client-secret-1"));
+    }
+
+    fn resource() -> Request<Vec<u8>> {
+        Request::get("https://api.example/things").body(Vec::new()).unwrap()
+    }
+
+    fn status(code: u16, body: &str) -> Response<Vec<u8>> {
+        Response::builder().status(code).body(body.as_bytes().to_vec()).unwrap()
+    }
+
+    /// Runs a resource call against scripted answers; `drop_ok` is what invalidation reports.
+    fn run(answers: Vec<Response<Vec<u8>>>, drop_ok: bool, classifier: &RejectionClassifier) -> (u16, Vec<String>) {
+        let request = resource();
+        let mut call = ResourceCall::new(&request, classifier, Duration::from_secs(5));
+        let mut log = Vec::new();
+        let mut answers = answers.into_iter();
+        let mut n = 0;
+        loop {
+            match call.poll() {
+                ResourceStep::NeedToken => {
+                    n += 1;
+                    log.push(format!("token {n}"));
+                    call.handle_token(AccessToken::new(format!("t{n}"))).unwrap();
+                }
+                ResourceStep::Send { request, .. } => {
+                    log.push(format!("send {:?}", request.headers()["authorization"]));
+                    call.handle_response(answers.next().unwrap());
+                }
+                ResourceStep::Invalidate(t) => {
+                    log.push(format!("invalidate {}", t.expose_secret()));
+                    call.handle_invalidated(drop_ok);
+                }
+                ResourceStep::Accepted(t) => log.push(format!("accepted {}", t.expose_secret())),
+                ResourceStep::Done(r) => return (r.status().as_u16(), log),
+                ResourceStep::Pending => panic!("pending"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_rejected_token_is_replaced_once_never_twice() {
+        let c = RejectionClassifier::default();
+        let expired = || status(401, r#"{"message":"Token expired."}"#);
+        let (code, log) = run(vec![expired(), status(200, "ok")], true, &c);
+        assert_eq!(code, 200);
+        assert_eq!(log, ["token 1", "send Sensitive", "invalidate t1", "token 2", "send Sensitive", "accepted t2"]);
+        let (code, log) = run(vec![expired(), expired()], true, &c);
+        assert_eq!(code, 401);
+        assert_eq!(log.iter().filter(|l| l.starts_with("send")).count(), 2);
+        // The token source kept the token (rejections in a row): no second send.
+        let (code, log) = run(vec![expired()], false, &c);
+        assert_eq!(code, 401);
+        assert_eq!(log, ["token 1", "send Sensitive", "invalidate t1"]);
+        // Other answers are not about the token.
+        let (code, log) = run(vec![status(500, "")], true, &c);
+        assert_eq!((code, log.len()), (500, 3));
+    }
+
+    #[test]
+    fn a_providers_own_wording_is_pluggable() {
+        let wording = || status(401, "Your session has timed out, log in again");
+        let (_, log) = run(vec![wording()], true, &RejectionClassifier::default());
+        assert!(!log.iter().any(|l| l.starts_with("invalidate")));
+        let c = RejectionClassifier::default().phrase("Session has timed out");
+        let (code, log) = run(vec![wording(), status(200, "")], true, &c);
+        assert_eq!(code, 200);
+        assert!(log.contains(&"invalidate t1".to_owned()));
+        let c = RejectionClassifier::default().rule(|s, _, _| s.as_u16() == 419);
+        let (code, _) = run(vec![status(419, ""), status(204, "")], true, &c);
+        assert_eq!(code, 204);
+    }
+
+    #[test]
+    fn a_token_of_another_type_is_not_sent_as_bearer() {
+        let c = RejectionClassifier::default();
+        let request = resource();
+        for t in [crate::TokenType::DPoP, crate::TokenType::NotApplicable, crate::TokenType::parse("mac")] {
+            let mut call = ResourceCall::new(&request, &c, Duration::from_secs(5));
+            let err = call.handle_token(AccessToken::with_type("tok", t.clone())).unwrap_err();
+            assert_eq!(err, Error::UnsupportedTokenType(t));
+            assert!(err.to_string().contains("cannot be sent as a bearer token"));
+        }
+    }
+}
