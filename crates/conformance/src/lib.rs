@@ -31,8 +31,6 @@ pub struct Setup {
     pub retry: Option<RetryPolicy>,
 }
 
-/// Builds the grant request.
-pub type GrantFn = Arc<dyn Fn() -> Result<TokenRequest, Error> + Send + Sync>;
 /// Receives each token response.
 pub type PersistFn = Arc<dyn Fn(&TokenResponse) + Send + Sync>;
 
@@ -40,7 +38,7 @@ pub type PersistFn = Arc<dyn Fn(&TokenResponse) + Send + Sync>;
 #[derive(Clone, Default)]
 pub struct SourceSpec {
     /// The grant run when there is no refresh token.
-    pub grant: Option<GrantFn>,
+    pub grant: Option<TokenRequest>,
     /// The refresh policy.
     pub policy: Option<RefreshPolicy>,
     /// A token to start with.
@@ -116,7 +114,7 @@ macro_rules! source {
         let spec: SourceSpec = $spec;
         let mut builder = $krate::TokenSource::builder($http.clone(), $endpoint, $client);
         if let Some(grant) = spec.grant {
-            builder = builder.grant_with(move || grant());
+            builder = builder.grant(grant);
         }
         if let Some(policy) = spec.policy {
             builder = builder.policy(policy);
@@ -164,7 +162,7 @@ impl Harness for Reqwest {
     }
 
     fn execute(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, Error> {
-        self.runtime.block_on(self.http.execute(request, 1 << 20))
+        self.runtime.block_on(self.http.execute(request))
     }
 
     fn source(&self, endpoint: Endpoint, client: Client, spec: SourceSpec) -> Self::Source {
@@ -243,7 +241,7 @@ impl Harness for Ureq {
     }
 
     fn execute(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, Error> {
-        self.http.execute(request, 1 << 20)
+        self.http.execute(request)
     }
 
     fn source(&self, endpoint: Endpoint, client: Client, spec: SourceSpec) -> Self::Source {

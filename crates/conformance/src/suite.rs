@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
-use jwt_assertion::{Algorithm, JwtClaims, SigningKey};
+use jwt_assertion::{Algorithm, ClientAssertionSigner, JwtBearerSigner, JwtClaims, SigningKey};
 use oauth_core::http::{Request, StatusCode};
 use oauth_core::{
     AccessToken, AuthorizationRequest, BodyEncoding, Client, ClientAssertion, ClientAuthentication,
@@ -55,7 +55,7 @@ fn cc_source<H: Harness>(h: &H, server: &TestServer, client: Client) -> H::Sourc
         endpoint,
         client,
         SourceSpec {
-            grant: Some(Arc::new(|| Ok(TokenRequest::client_credentials()))),
+            grant: Some(TokenRequest::client_credentials()),
             ..SourceSpec::default()
         },
     )
@@ -181,9 +181,7 @@ pub fn dataloy_audience_and_token_expired_retry<H: Harness>() {
         endpoint,
         post(&b).with_body_encoding(BodyEncoding::Json),
         SourceSpec {
-            grant: Some(Arc::new(|| {
-                Ok(TokenRequest::client_credentials().audience("https://api.example.com"))
-            })),
+            grant: Some(TokenRequest::client_credentials().audience("https://api.example.com")),
             ..SourceSpec::default()
         },
     );
@@ -279,9 +277,7 @@ pub fn password_grant_then_refresh_token_with_persistence<H: Harness>() {
         endpoint,
         basic(&b),
         SourceSpec {
-            grant: Some(Arc::new(|| {
-                Ok(TokenRequest::password("alice", Password::new("wonderland")))
-            })),
+            grant: Some(TokenRequest::password("alice", Password::new("wonderland"))),
             policy: Some(RefreshPolicy::default().jitter(Duration::ZERO)),
             on_token: Some(Arc::new(move |t: &TokenResponse| {
                 let rt = t.refresh_token().map(|r| r.expose_secret().to_owned());
@@ -322,7 +318,7 @@ pub fn refused_refresh_token_falls_back_to_the_grant<H: Harness>() {
         endpoint,
         basic(&b),
         SourceSpec {
-            grant: Some(Arc::new(|| Ok(TokenRequest::client_credentials()))),
+            grant: Some(TokenRequest::client_credentials()),
             seed: Some(seed),
             ..SourceSpec::default()
         },
@@ -420,6 +416,8 @@ pub fn authorization_code_pkce_openid_and_refresh<H: Harness>() {
         h.invalidate(&source, &last);
         let next = h.token(&source).unwrap();
         assert_ne!(next.expose_secret(), last.expose_secret());
+        // The new token works: the source counts rejections in a row from zero again.
+        assert_eq!(h.send(&source, api(&server)).unwrap().status(), 200);
         last = next;
     }
     let grants: Vec<String> = server
@@ -521,7 +519,7 @@ pub fn client_assertions_private_key_jwt_and_client_secret_jwt<H: Harness>() {
 /// The JWT bearer grant (RFC 7523 §2.1) through a token source that signs a fresh assertion
 /// for each request.
 pub fn jwt_bearer_grant_signs_afresh<H: Harness>() {
-    let signing = Arc::new(key(P256, Algorithm::ES256));
+    let signing = key(P256, Algorithm::ES256);
     let b = Behaviour {
         client_jwk: signing.public_jwk(),
         ..Behaviour::default()
@@ -534,13 +532,9 @@ pub fn jwt_bearer_grant_signs_afresh<H: Harness>() {
         endpoint,
         Client::anonymous(),
         SourceSpec {
-            grant: Some(Arc::new(move || {
-                let assertion =
-                    JwtClaims::jwt_bearer("test-client", "alice@example.com", audience.as_str())
-                        .sign(&signing, SystemTime::now())
-                        .map_err(|_| Error::MissingParameter { name: "assertion" })?;
-                Ok(TokenRequest::jwt_bearer(assertion))
-            })),
+            grant: Some(
+                JwtBearerSigner::new(signing, "test-client", "alice@example.com").into_grant(),
+            ),
             ..SourceSpec::default()
         },
     );
@@ -604,7 +598,7 @@ fn herd<H: Harness>(seed: Option<TokenResponse>) {
         endpoint,
         basic(&b),
         SourceSpec {
-            grant: Some(Arc::new(|| Ok(TokenRequest::client_credentials()))),
+            grant: Some(TokenRequest::client_credentials()),
             seed,
             ..SourceSpec::default()
         },
@@ -670,7 +664,7 @@ pub fn refresh_ahead_does_not_block_callers<H: Harness>() {
         endpoint,
         basic(&b),
         SourceSpec {
-            grant: Some(Arc::new(|| Ok(TokenRequest::client_credentials()))),
+            grant: Some(TokenRequest::client_credentials()),
             policy: Some(
                 RefreshPolicy::default()
                     .jitter(Duration::ZERO)
@@ -888,7 +882,7 @@ pub fn unknown_expiry_policy_assume<H: Harness>() {
         endpoint,
         basic(&b),
         SourceSpec {
-            grant: Some(Arc::new(|| Ok(TokenRequest::client_credentials()))),
+            grant: Some(TokenRequest::client_credentials()),
             policy: Some(
                 RefreshPolicy::default()
                     .unknown_expiry(UnknownExpiry::Assume(Duration::from_secs(2)))

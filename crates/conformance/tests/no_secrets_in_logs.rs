@@ -54,9 +54,7 @@ fn exercise<H: Harness>(secrets: &mut Vec<String>, texts: &mut Vec<String>) {
         endpoint.clone(),
         basic.clone(),
         SourceSpec {
-            grant: Some(Arc::new(|| {
-                Ok(TokenRequest::password("alice", Password::new("wonderland")))
-            })),
+            grant: Some(TokenRequest::password("alice", Password::new("wonderland"))),
             policy: Some(RefreshPolicy::default().jitter(Duration::ZERO)),
             ..SourceSpec::default()
         },

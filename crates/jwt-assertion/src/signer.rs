@@ -146,11 +146,11 @@ impl JwtBearerSigner {
 impl AssertionSigner for JwtBearerSigner {
     fn sign(&self, context: &SigningContext<'_>) -> Result<Assertion, Error> {
         let audience = self.audience.as_deref().unwrap_or(context.endpoint);
-        Ok(self
-            .claims
-            .clone()
-            .audience(audience)
-            .sign_with_rng(&self.key, context.now, &self.rng)?)
+        Ok(self.claims.clone().audience(audience).sign_with_rng(
+            &self.key,
+            context.now,
+            &self.rng,
+        )?)
     }
 }
 
@@ -216,7 +216,10 @@ mod tests {
         let (a, b) = (body(SystemTime::now()), body(SystemTime::now()));
         assert_ne!(a, b);
         let c = claims_of(a.split("assertion=").nth(1).unwrap());
-        assert_eq!((c["iss"].as_str(), c["sub"].as_str()), (Some("client-id"), Some("jsmith")));
+        assert_eq!(
+            (c["iss"].as_str(), c["sub"].as_str()),
+            (Some("client-id"), Some("jsmith"))
+        );
         assert_eq!(c["aud"], "https://anypoint.example/token");
         assert_eq!(c["scope"], "read");
     }

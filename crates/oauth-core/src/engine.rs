@@ -98,7 +98,10 @@ impl<'a> TokenCall<'a> {
             client,
             request,
             policy,
-            deadline: now.monotonic().checked_add(timeout).unwrap_or(now.monotonic()),
+            deadline: now
+                .monotonic()
+                .checked_add(timeout)
+                .unwrap_or(now.monotonic()),
             attempt_timeout,
             attempt: 0,
             state: CallState::Ready,
@@ -154,13 +157,19 @@ impl<'a> TokenCall<'a> {
         self.state = CallState::InFlight;
         CallStep::Send {
             request: built.request,
-            timeout: self.attempt_timeout.min(remaining.max(Duration::from_millis(1))),
+            timeout: self
+                .attempt_timeout
+                .min(remaining.max(Duration::from_millis(1))),
         }
     }
 
     /// Reports the answer to the request from the last [`CallStep::Send`], or why there was
     /// none.
-    pub fn handle_response<B: AsRef<[u8]>>(&mut self, answer: Result<Response<B>, Error>, now: Now) {
+    pub fn handle_response<B: AsRef<[u8]>>(
+        &mut self,
+        answer: Result<Response<B>, Error>,
+        now: Now,
+    ) {
         let (result, headers) = match answer {
             Ok(response) => (
                 parse_token_response(&response, now.wall()),
@@ -281,12 +290,16 @@ impl RejectionClassifier {
     /// Classifies an answer.
     pub fn classify<B: AsRef<[u8]>>(&self, response: &Response<B>) -> TokenVerdict {
         let verdict = classify_resource_response(response);
-        if !matches!(verdict, TokenVerdict::NotRejected | TokenVerdict::Unauthorized(_)) {
+        if !matches!(
+            verdict,
+            TokenVerdict::NotRejected | TokenVerdict::Unauthorized(_)
+        ) {
             return verdict;
         }
         let body = response.body().as_ref();
         if response.status() == StatusCode::UNAUTHORIZED && !self.phrases.is_empty() {
-            let head = String::from_utf8_lossy(body.get(..4096).unwrap_or(body)).to_ascii_lowercase();
+            let head =
+                String::from_utf8_lossy(body.get(..4096).unwrap_or(body)).to_ascii_lowercase();
             if let Some(p) = self.phrases.iter().find(|p| head.contains(p.as_str())) {
                 return TokenVerdict::Rejected(Rejection::Body {
                     message: crate::error::sanitize(p, 100),
@@ -492,8 +505,14 @@ mod tests {
         Endpoint::new("https://as.example/token").unwrap()
     }
 
-    fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> Result<Response<Vec<u8>>, Error> {
-        let mut b = Response::builder().status(status).header("content-type", "application/json");
+    fn answer(
+        status: u16,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<Response<Vec<u8>>, Error> {
+        let mut b = Response::builder()
+            .status(status)
+            .header("content-type", "application/json");
         for (n, v) in headers {
             b = b.header(*n, *v);
         }
@@ -516,7 +535,11 @@ mod tests {
         loop {
             match call.poll(now) {
                 CallStep::Send { timeout, .. } => {
-                    sent.push(now.monotonic().duration_since(start.monotonic()).as_millis());
+                    sent.push(
+                        now.monotonic()
+                            .duration_since(start.monotonic())
+                            .as_millis(),
+                    );
                     timeouts.push(timeout);
                     let a = answers.pop().expect("an answer for every attempt");
                     call.handle_response(a, now);
@@ -530,21 +553,35 @@ mod tests {
     }
 
     fn client() -> Client {
-        Client::new("app", ClientAuthentication::SecretPost(ClientSecret::new("client-secret-1")))
+        Client::new(
+            "app",
+            ClientAuthentication::SecretPost(ClientSecret::new("client-secret-1")),
+        )
     }
 
     #[test]
     fn retries_with_backoff_and_retry_after_in_both_forms() {
         let (e, c, r) = (endpoint(), client(), TokenRequest::client_credentials());
         let policy = RetryPolicy::default().max_attempts(4);
-        let mut call = TokenCall::new(&e, &c, &r, &policy, at(0), Duration::from_secs(30), Duration::from_secs(10));
+        let mut call = TokenCall::new(
+            &e,
+            &c,
+            &r,
+            &policy,
+            at(0),
+            Duration::from_secs(30),
+            Duration::from_secs(10),
+        );
         // 2023-11-14 22:13:20 + 5 s as an HTTP-date.
-        let (result, sent, _) = drive(&mut call, vec![
-            answer(503, &[], ""),
-            answer(429, &[("retry-after", "2")], ""),
-            answer(503, &[("retry-after", "Tue, 14 Nov 2023 22:13:25 GMT")], ""),
-            answer(200, &[], TOKEN),
-        ]);
+        let (result, sent, _) = drive(
+            &mut call,
+            vec![
+                answer(503, &[], ""),
+                answer(429, &[("retry-after", "2")], ""),
+                answer(503, &[("retry-after", "Tue, 14 Nov 2023 22:13:25 GMT")], ""),
+                answer(200, &[], TOKEN),
+            ],
+        );
         assert!(result.is_ok());
         // 200 ms backoff, then 2 s, then until the date (5 s after t0).
         assert_eq!(sent, vec![0, 200, 2200, 5000]);
@@ -554,9 +591,18 @@ mod tests {
     fn the_deadline_bounds_the_whole_call() {
         let (e, c, r) = (endpoint(), client(), TokenRequest::client_credentials());
         let policy = RetryPolicy::default().max_attempts(10);
-        let mut call = TokenCall::new(&e, &c, &r, &policy, at(0), Duration::from_secs(3), Duration::from_secs(10));
+        let mut call = TokenCall::new(
+            &e,
+            &c,
+            &r,
+            &policy,
+            at(0),
+            Duration::from_secs(3),
+            Duration::from_secs(10),
+        );
         // A Retry-After past the deadline is not waited for: the error comes at once.
-        let (result, sent, timeouts) = drive(&mut call, vec![answer(503, &[("retry-after", "5")], "")]);
+        let (result, sent, timeouts) =
+            drive(&mut call, vec![answer(503, &[("retry-after", "5")], "")]);
         assert!(matches!(result, Err(Error::UnexpectedResponse(_))));
         assert_eq!(sent, vec![0]);
         // The attempt may not outlast the call.
@@ -570,12 +616,34 @@ mod tests {
         let (e, c) = (endpoint(), client());
         let r = TokenRequest::refresh_token(crate::secret::RefreshToken::new("rt"));
         let policy = RetryPolicy::default();
-        let mut call = TokenCall::new(&e, &c, &r, &policy, at(0), Duration::from_secs(30), Duration::from_secs(10));
-        let (result, sent, _) = drive(&mut call, vec![answer(503, &[], ""), answer(200, &[], TOKEN)]);
+        let mut call = TokenCall::new(
+            &e,
+            &c,
+            &r,
+            &policy,
+            at(0),
+            Duration::from_secs(30),
+            Duration::from_secs(10),
+        );
+        let (result, sent, _) = drive(
+            &mut call,
+            vec![answer(503, &[], ""), answer(200, &[], TOKEN)],
+        );
         assert!(result.is_ok());
         assert_eq!(sent.len(), 2);
-        let mut call = TokenCall::new(&e, &c, &r, &policy, at(0), Duration::from_secs(30), Duration::from_secs(10));
-        let timeout = Err(Error::Transport(TransportError::new(TransportErrorKind::Timeout, "")));
+        let mut call = TokenCall::new(
+            &e,
+            &c,
+            &r,
+            &policy,
+            at(0),
+            Duration::from_secs(30),
+            Duration::from_secs(10),
+        );
+        let timeout = Err(Error::Transport(TransportError::new(
+            TransportErrorKind::Timeout,
+            "",
+        )));
         let (result, sent, _) = drive(&mut call, vec![timeout]);
         assert!(result.is_err());
         assert_eq!(sent.len(), 1);
@@ -587,7 +655,11 @@ mod tests {
     impl AssertionSigner for CountingSigner {
         fn sign(&self, context: &SigningContext<'_>) -> Result<Assertion, Error> {
             let n = self.0.fetch_add(1, Ordering::SeqCst);
-            let secs = context.now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+            let secs = context
+                .now
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
             Ok(Assertion::new(format!(
                 "signed-{n}-for-{}-at-{secs}",
                 context.endpoint
@@ -602,17 +674,30 @@ mod tests {
         let c = Client::new("app", ClientAuthentication::Signed(signer.clone()));
         let r = TokenRequest::password("alice", crate::secret::Password::new("pa55word!"));
         let policy = RetryPolicy::default().max_attempts(2);
-        let mut call = TokenCall::new(&e, &c, &r, &policy, at(0), Duration::from_secs(30), Duration::from_secs(10));
+        let mut call = TokenCall::new(
+            &e,
+            &c,
+            &r,
+            &policy,
+            at(0),
+            Duration::from_secs(30),
+            Duration::from_secs(10),
+        );
         let mut bodies = Vec::new();
         let mut now = at(0);
         let mut answers = vec![
-            answer(500, &[], "echo: client_assertion=signed-1-for-https://as.example/token-at-1700000000&password=pa55word%21"),
+            answer(
+                500,
+                &[],
+                "echo: client_assertion=signed-1-for-https://as.example/token-at-1700000000&password=pa55word%21",
+            ),
             answer(503, &[], ""),
         ];
         let result = loop {
             match call.poll(now) {
                 CallStep::Send { request, .. } => {
-                    bodies.push(String::from_utf8(request.body().expose_secret().to_vec()).unwrap());
+                    bodies
+                        .push(String::from_utf8(request.body().expose_secret().to_vec()).unwrap());
                     call.handle_response(answers.pop().unwrap(), now);
                 }
                 CallStep::Wait(until) => now = now.after(until.duration_since(now.monotonic())),
@@ -620,8 +705,16 @@ mod tests {
             }
         };
         assert_eq!(signer.0.load(Ordering::SeqCst), 2);
-        assert!(bodies[0].contains("client_assertion=signed-0"), "{}", bodies[0]);
-        assert!(bodies[1].contains("client_assertion=signed-1"), "{}", bodies[1]);
+        assert!(
+            bodies[0].contains("client_assertion=signed-0"),
+            "{}",
+            bodies[0]
+        );
+        assert!(
+            bodies[1].contains("client_assertion=signed-1"),
+            "{}",
+            bodies[1]
+        );
         let error = result.unwrap_err();
         let text = format!("{error} {error:?}");
         assert!(!text.contains("signed-1"), "{text}");
@@ -633,27 +726,50 @@ mod tests {
     fn an_error_description_echoing_the_client_secret_is_scrubbed() {
         let (e, c, r) = (endpoint(), client(), TokenRequest::client_credentials());
         let policy = RetryPolicy::none();
-        let mut call = TokenCall::new(&e, &c, &r, &policy, at(0), Duration::from_secs(30), Duration::from_secs(10));
-        let (result, _, _) = drive(&mut call, vec![answer(
-            401,
-            &[],
-            r#"{"error":"invalid_client","error_description":"bad secret client-secret-1"}"#,
-        )]);
+        let mut call = TokenCall::new(
+            &e,
+            &c,
+            &r,
+            &policy,
+            at(0),
+            Duration::from_secs(30),
+            Duration::from_secs(10),
+        );
+        let (result, _, _) = drive(
+            &mut call,
+            vec![answer(
+                401,
+                &[],
+                r#"{"error":"invalid_client","error_description":"bad secret client-secret-1"}"#,
+            )],
+        );
         let error = result.unwrap_err();
-        assert_eq!(error.error_response().map(|e| e.code().as_str()), Some("invalid_client"));
+        assert_eq!(
+            error.error_response().map(|e| e.code().as_str()),
+            Some("invalid_client")
+        );
         assert!(!format!("{error} {error:?}").contains("client-secret-1"));
     }
 
     fn resource() -> Request<Vec<u8>> {
-        Request::get("https://api.example/things").body(Vec::new()).unwrap()
+        Request::get("https://api.example/things")
+            .body(Vec::new())
+            .unwrap()
     }
 
     fn status(code: u16, body: &str) -> Response<Vec<u8>> {
-        Response::builder().status(code).body(body.as_bytes().to_vec()).unwrap()
+        Response::builder()
+            .status(code)
+            .body(body.as_bytes().to_vec())
+            .unwrap()
     }
 
     /// Runs a resource call against scripted answers; `drop_ok` is what invalidation reports.
-    fn run(answers: Vec<Response<Vec<u8>>>, drop_ok: bool, classifier: &RejectionClassifier) -> (u16, Vec<String>) {
+    fn run(
+        answers: Vec<Response<Vec<u8>>>,
+        drop_ok: bool,
+        classifier: &RejectionClassifier,
+    ) -> (u16, Vec<String>) {
         let request = resource();
         let mut call = ResourceCall::new(&request, classifier, Duration::from_secs(5));
         let mut log = Vec::new();
@@ -664,7 +780,8 @@ mod tests {
                 ResourceStep::NeedToken => {
                     n += 1;
                     log.push(format!("token {n}"));
-                    call.handle_token(AccessToken::new(format!("t{n}"))).unwrap();
+                    call.handle_token(AccessToken::new(format!("t{n}")))
+                        .unwrap();
                 }
                 ResourceStep::Send { request, .. } => {
                     log.push(format!("send {:?}", request.headers()["authorization"]));
@@ -687,7 +804,17 @@ mod tests {
         let expired = || status(401, r#"{"message":"Token expired."}"#);
         let (code, log) = run(vec![expired(), status(200, "ok")], true, &c);
         assert_eq!(code, 200);
-        assert_eq!(log, ["token 1", "send Sensitive", "invalidate t1", "token 2", "send Sensitive", "accepted t2"]);
+        assert_eq!(
+            log,
+            [
+                "token 1",
+                "send Sensitive",
+                "invalidate t1",
+                "token 2",
+                "send Sensitive",
+                "accepted t2"
+            ]
+        );
         let (code, log) = run(vec![expired(), expired()], true, &c);
         assert_eq!(code, 401);
         assert_eq!(log.iter().filter(|l| l.starts_with("send")).count(), 2);
@@ -718,9 +845,15 @@ mod tests {
     fn a_token_of_another_type_is_not_sent_as_bearer() {
         let c = RejectionClassifier::default();
         let request = resource();
-        for t in [crate::TokenType::DPoP, crate::TokenType::NotApplicable, crate::TokenType::parse("mac")] {
+        for t in [
+            crate::TokenType::DPoP,
+            crate::TokenType::NotApplicable,
+            crate::TokenType::parse("mac"),
+        ] {
             let mut call = ResourceCall::new(&request, &c, Duration::from_secs(5));
-            let err = call.handle_token(AccessToken::with_type("tok", t.clone())).unwrap_err();
+            let err = call
+                .handle_token(AccessToken::with_type("tok", t.clone()))
+                .unwrap_err();
             assert_eq!(err, Error::UnsupportedTokenType(t));
             assert!(err.to_string().contains("cannot be sent as a bearer token"));
         }

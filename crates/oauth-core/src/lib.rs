@@ -112,9 +112,9 @@ pub use client::{
     AssertionSigner, BodyEncoding, Client, ClientAssertion, ClientAuthentication, ClientId,
     JWT_BEARER_CLIENT_ASSERTION_TYPE, SigningContext,
 };
-pub use engine::{CallStep, RejectionClassifier, ResourceCall, ResourceStep, TokenCall};
 pub use discovery::{ServerMetadata, WellKnown, discovery_request, parse_server_metadata};
 pub use endpoint::{Endpoint, EndpointError, SchemePolicy};
+pub use engine::{CallStep, RejectionClassifier, ResourceCall, ResourceStep, TokenCall};
 pub use error::{
     Error, ErrorCode, ErrorResponse, Fault, SigningError, UnexpectedReason, UnexpectedResponse,
 };
@@ -141,7 +141,7 @@ pub use secret::{
     PkceVerifier, RefreshToken, SecurityToken, State, constant_time_eq,
 };
 pub use time::Now;
-pub use transport::{RetryPolicy, TransportError, TransportErrorKind, retry_after};
+pub use transport::{RetryPolicy, TransportError, TransportErrorKind, is_transient, retry_after};
 
 /// Re-exported so that users name the same `http` version as this crate.
 pub use http;

@@ -29,11 +29,12 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorCode, ErrorResponse};
 use crate::random::RandomSource;
+use crate::request::Repeat;
 use crate::request::TokenRequest;
 use crate::response::TokenResponse;
 use crate::secret::{AccessToken, RefreshToken};
 use crate::time::Now;
-use crate::transport::{TransportError, TransportErrorKind};
+use crate::transport::{TransportError, TransportErrorKind, is_transient};
 
 /// What to assume about a token whose response had no `expires_in` (as on the Anypoint
 /// Exchange page).
@@ -113,7 +114,10 @@ impl RefreshPolicy {
 
     fn backoff_after(&self, failures: u32, lifetime: Option<Duration>) -> Duration {
         let initial = match lifetime {
-            Some(l) => self.backoff_initial.min(l / 10).max(MIN_BACKOFF.min(self.backoff_initial)),
+            Some(l) => self
+                .backoff_initial
+                .min(l / 10)
+                .max(MIN_BACKOFF.min(self.backoff_initial)),
             None => self.backoff_initial,
         };
         let factor = 1u32
@@ -339,9 +343,21 @@ impl TokenLifecycle {
             return self.wait_or_fail(mono, deadline, deadline);
         }
         if let Some(until) = self.retry_at.filter(|t| mono < *t) {
+            let transient = self
+                .last_error
+                .as_ref()
+                .is_some_and(|e| is_transient(e, Repeat::Always));
             return match servable {
                 Some(token) => Decision::Use(token),
-                None => self.wait_or_fail(mono, until, deadline),
+                // A failure that may pass: wait for the next attempt within the deadline.
+                None if transient => self.wait_or_fail(mono, until, deadline),
+                // One that will not (wrong credentials, a refused grant): say so at once; the
+                // backoff only keeps the server from being asked again and again.
+                None => Decision::Fail(
+                    self.last_error
+                        .clone()
+                        .unwrap_or(Error::ReauthorizationRequired),
+                ),
             };
         }
         let request = if let Some(rt) = &self.refresh_token {
@@ -452,7 +468,9 @@ impl TokenLifecycle {
                 (None, None)
             }
             Some(expires_at) => {
-                let lifetime = expires_at.duration_since(now.wall()).unwrap_or(Duration::ZERO);
+                let lifetime = expires_at
+                    .duration_since(now.wall())
+                    .unwrap_or(Duration::ZERO);
                 self.lifetime = Some(lifetime);
                 let expires = now.monotonic_at(expires_at);
                 let margin = self.policy.margin.min(lifetime / 4);
@@ -593,22 +611,40 @@ mod tests {
         ))
     }
 
+    fn unavailable() -> Error {
+        Error::Server(ErrorResponse::new(
+            Some(StatusCode::SERVICE_UNAVAILABLE),
+            ErrorCode::TemporarilyUnavailable,
+            None,
+            None,
+        ))
+    }
+
     #[test]
     fn an_already_expired_answer_is_served_briefly_not_refreshed_in_a_loop() {
         let rng = SeededRandom::new(1);
         let mut lc = TokenLifecycle::new(no_jitter(), Some(TokenRequest::client_credentials()));
-        assert_eq!(name(&lc.poll(t(0), far())), "refresh via client_credentials");
+        assert_eq!(
+            name(&lc.poll(t(0), far())),
+            "refresh via client_credentials"
+        );
         lc.handle_response(Ok(token("a", 0, Some(0), None)), t(0), &rng);
         assert_eq!(name(&lc.poll(t(0), far())), "use a");
         // Still bounded: it is refreshed within the minimum lifetime.
-        assert_eq!(name(&lc.poll(t(1), far())), "refresh via client_credentials");
+        assert_eq!(
+            name(&lc.poll(t(1), far())),
+            "refresh via client_credentials"
+        );
     }
 
     #[test]
     fn client_credentials_timeline() {
         let rng = SeededRandom::new(1);
         let mut lc = TokenLifecycle::new(no_jitter(), Some(TokenRequest::client_credentials()));
-        assert_eq!(name(&lc.poll(t(0), far())), "refresh via client_credentials");
+        assert_eq!(
+            name(&lc.poll(t(0), far())),
+            "refresh via client_credentials"
+        );
         // Only one refresh at a time.
         assert_eq!(name(&lc.poll(t(0), far())), "wait");
         lc.handle_response(Ok(token("a", 0, Some(3600), None)), t(0), &rng);
@@ -629,9 +665,13 @@ mod tests {
         );
         lc.handle_response(Err(invalid_grant()), t(3303), &rng);
         // Past expiry minus the 30 s margin: no longer served.
-        assert_eq!(name(&lc.poll(t(3570), far())), "refresh via client_credentials");
-        lc.handle_response(Err(invalid_grant()), t(3570), &rng);
-        // Nothing to serve: a caller that can wait waits for the backoff to end...
+        assert_eq!(
+            name(&lc.poll(t(3570), far())),
+            "refresh via client_credentials"
+        );
+        lc.handle_response(Err(unavailable()), t(3570), &rng);
+        // Nothing to serve after a failure that may pass: a caller that can wait waits for the
+        // backoff to end...
         let Decision::Wait { until } = lc.poll(t(3571), far()) else {
             panic!()
         };
@@ -640,10 +680,36 @@ mod tests {
         let Decision::Fail(error) = lc.poll(t(3571), t(3573).monotonic()) else {
             panic!()
         };
-        assert_eq!(error, invalid_grant());
-        assert_eq!(name(&lc.poll(t(3574), far())), "refresh via client_credentials");
+        assert_eq!(error, unavailable());
+        assert_eq!(
+            name(&lc.poll(t(3574), far())),
+            "refresh via client_credentials"
+        );
         lc.handle_response(Ok(token("b", 3574, Some(3600), None)), t(3574), &rng);
         assert_eq!(name(&lc.poll(t(3575), far())), "use b");
+    }
+
+    #[test]
+    fn a_failure_that_will_not_pass_is_reported_at_once() {
+        let rng = SeededRandom::new(10);
+        let mut lc = TokenLifecycle::new(no_jitter(), Some(TokenRequest::client_credentials()));
+        let _ = lc.poll(t(0), far());
+        let refused = Error::Server(ErrorResponse::new(
+            Some(StatusCode::UNAUTHORIZED),
+            ErrorCode::InvalidClient,
+            None,
+            None,
+        ));
+        lc.handle_response(Err(refused.clone()), t(0), &rng);
+        // No waiting out the backoff for wrong credentials, and no new request either.
+        let Decision::Fail(error) = lc.poll(t(0), far()) else {
+            panic!()
+        };
+        assert_eq!(error, refused);
+        assert_eq!(
+            name(&lc.poll(t(1), far())),
+            "refresh via client_credentials"
+        );
     }
 
     #[test]
@@ -656,7 +722,10 @@ mod tests {
         assert_eq!(name(&lc.poll(t(0), far())), "refresh via password");
         lc.handle_response(Ok(token("a", 0, Some(600), Some("r1"))), t(0), &rng);
         // 600 s token: refresh ahead clamps to 300 s.
-        assert_eq!(name(&lc.poll(t(300), far())), "use a + refresh via refresh_token");
+        assert_eq!(
+            name(&lc.poll(t(300), far())),
+            "use a + refresh via refresh_token"
+        );
         // The response carries no refresh token: the old one is kept.
         lc.handle_response(Ok(token("b", 300, Some(600), None)), t(300), &rng);
         assert_eq!(lc.refresh_token().unwrap().expose_secret(), "r1");
@@ -732,7 +801,10 @@ mod tests {
                 &SeededRandom::new(seed),
             );
             let at = lc.snapshot().unwrap().refresh_at().unwrap();
-            assert!(at >= t(3240).monotonic() && at <= t(3300).monotonic(), "{at:?}");
+            assert!(
+                at >= t(3240).monotonic() && at <= t(3300).monotonic(),
+                "{at:?}"
+            );
             seen.insert(at);
         }
         assert!(
@@ -749,7 +821,10 @@ mod tests {
         lc.handle_response(Ok(token("a", 0, Some(3600), None)), t(0), &rng);
         // An hour later by the monotonic clock, but the wall clock was stepped back an hour.
         let stepped = Now::new(t(0).wall(), t(3575).monotonic());
-        assert_eq!(name(&lc.poll(stepped, far())), "refresh via client_credentials");
+        assert_eq!(
+            name(&lc.poll(stepped, far())),
+            "refresh via client_credentials"
+        );
         // And a wall clock stepped forward does not cut a fresh token short.
         lc.handle_response(Ok(token("b", 3575, Some(3600), None)), t(3575), &rng);
         let jumped = Now::new(t(100_000).wall(), t(3576).monotonic());
@@ -770,7 +845,10 @@ mod tests {
         assert_eq!(name(&lc.poll(t(61), far())), "refresh via refresh_token");
         lc.handle_response(Err(invalid_grant()), t(61), &rng);
         // No wait, although a failure came before.
-        assert_eq!(name(&lc.poll(t(61), far())), "refresh via client_credentials");
+        assert_eq!(
+            name(&lc.poll(t(61), far())),
+            "refresh via client_credentials"
+        );
     }
 
     #[test]
@@ -794,8 +872,11 @@ mod tests {
         let mut lc = TokenLifecycle::new(no_jitter(), Some(TokenRequest::client_credentials()));
         let _ = lc.poll(t(0), far());
         lc.handle_response(Ok(token("a", 0, Some(3), None)), t(0), &rng);
-        assert_eq!(name(&lc.poll(t(3), far())), "refresh via client_credentials");
-        lc.handle_response(Err(invalid_grant()), t(3), &rng);
+        assert_eq!(
+            name(&lc.poll(t(3), far())),
+            "refresh via client_credentials"
+        );
+        lc.handle_response(Err(unavailable()), t(3), &rng);
         let Decision::Wait { until } = lc.poll(t(3), far()) else {
             panic!()
         };
@@ -872,14 +953,18 @@ mod tests {
             // Expiry and effective margin of each token handed to the lifecycle, by name.
             let mut issued: Vec<(String, Option<std::time::SystemTime>, Duration)> = Vec::new();
             let mut not_before: Option<std::time::SystemTime> = None;
+            let mut last_failure_permanent = false;
             for s in steps {
                 match s {
                     Step::Advance(secs) => now = now.after(Duration::from_secs(u64::from(secs))),
                     Step::Poll => {
                         let d = lc.poll(now, far());
                         // With a grant and a patient caller, there is always a token, a
-                        // request or a wait: never an error.
-                        proptest::prop_assert!(!matches!(d, Decision::Fail(_)), "failed a patient caller");
+                        // request or a wait, unless the last failure will not pass by waiting.
+                        proptest::prop_assert!(
+                            !matches!(d, Decision::Fail(_)) || last_failure_permanent,
+                            "failed a patient caller"
+                        );
                         let (served, requested) = match &d {
                             Decision::Use(t) => (Some(t), false),
                             Decision::UseAndRefresh(t, _) => (Some(t), true),
@@ -913,10 +998,12 @@ mod tests {
                         if with_refresh { r = r.with_refresh_token(RefreshToken::new("r")); }
                         lc.handle_response(Ok(r), now, &rng);
                         not_before = None;
+                        last_failure_permanent = false;
                     }
                     Step::Fail(grant_error) if in_flight => {
                         in_flight = false;
-                        let e = if grant_error { invalid_grant() } else { Error::MissingParameter { name: "x" } };
+                        let e = if grant_error { invalid_grant() } else { unavailable() };
+                        last_failure_permanent = grant_error;
                         let had_rt = lc.refresh_token().is_some();
                         lc.handle_response(Err(e), now, &rng);
                         // Falling back from a refused refresh token to the grant may skip the wait.

@@ -537,10 +537,18 @@ impl TokenRequest {
             _ => None,
         };
         let client_assertion = client.sign_assertion(endpoint, now)?;
-        let request = self.build_with(endpoint, client, grant_assertion.as_ref(), client_assertion.as_ref())?;
+        let request = self.build_with(
+            endpoint,
+            client,
+            grant_assertion.as_ref(),
+            client_assertion.as_ref(),
+        )?;
         Ok(Built {
             request,
-            signed: grant_assertion.into_iter().chain(client_assertion).collect(),
+            signed: grant_assertion
+                .into_iter()
+                .chain(client_assertion)
+                .collect(),
         })
     }
 
@@ -579,7 +587,8 @@ impl TokenRequest {
                 params.push_secret("assertion", assertion.expose_secret())
             }
             Grant::JwtBearerSigned(_) => {
-                let assertion = grant_assertion.ok_or(Error::MissingParameter { name: "assertion" })?;
+                let assertion =
+                    grant_assertion.ok_or(Error::MissingParameter { name: "assertion" })?;
                 params.push_secret("assertion", assertion.expose_secret())
             }
             Grant::TokenExchange(exchange) => {

@@ -436,7 +436,12 @@ fn read_members<B: AsRef<[u8]>>(response: &Response<B>) -> Result<Members, Error
         // An `error` that is not a string (an object, a number) is still an error, whatever
         // the status: never read the rest as a token.
         None | Some(Value::Null) => {}
-        Some(_) => return Err(unexpected(response, UnexpectedReason::InvalidField("error"))),
+        Some(_) => {
+            return Err(unexpected(
+                response,
+                UnexpectedReason::InvalidField("error"),
+            ));
+        }
     }
     // RFC 6749 §5.1: a token comes with 200 OK; a 201, 203 or 206 is not a token response.
     if response.status() != StatusCode::OK {

@@ -8,8 +8,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use zeroize::Zeroize;
 use crate::response::TokenType;
+use zeroize::Zeroize;
 
 macro_rules! secret_string {
     ($(#[$meta:meta])* $name:ident) => {

@@ -199,29 +199,7 @@ impl RetryPolicy {
         if attempt >= self.max_attempts {
             return None;
         }
-        let always = repeat == Repeat::Always;
-        let unprocessed_status = |s: http::StatusCode| s.as_u16() == 503 || s.as_u16() == 429;
-        let transient = match error {
-            Error::Transport(t) => {
-                t.kind() == TransportErrorKind::Connect || (always && t.is_transient())
-            }
-            Error::Server(e) => {
-                let code_says_unprocessed = matches!(
-                    e.code(),
-                    ErrorCode::TemporarilyUnavailable | ErrorCode::SlowDown
-                );
-                code_says_unprocessed
-                    || e.status().is_some_and(unprocessed_status)
-                    || (always
-                        && (e.code() == &ErrorCode::ServerError
-                            || e.status().is_some_and(|s| s.is_server_error())))
-            }
-            Error::UnexpectedResponse(u) => {
-                unprocessed_status(u.status()) || (always && u.status().is_server_error())
-            }
-            _ => false,
-        };
-        if !transient {
+        if !is_transient(error, repeat) {
             return None;
         }
         match retry_after {
@@ -239,6 +217,34 @@ impl RetryPolicy {
                 )
             }
         }
+    }
+}
+
+/// Whether trying `error`'s request again later may succeed: a connection that failed or
+/// broke, a 5xx, 429, `temporarily_unavailable` or `slow_down`; for a request that must not
+/// be repeated once processed, only the failures that show it was not.
+pub fn is_transient(error: &Error, repeat: Repeat) -> bool {
+    let always = repeat == Repeat::Always;
+    let unprocessed_status = |s: http::StatusCode| s.as_u16() == 503 || s.as_u16() == 429;
+    match error {
+        Error::Transport(t) => {
+            t.kind() == TransportErrorKind::Connect || (always && t.is_transient())
+        }
+        Error::Server(e) => {
+            let code_says_unprocessed = matches!(
+                e.code(),
+                ErrorCode::TemporarilyUnavailable | ErrorCode::SlowDown
+            );
+            code_says_unprocessed
+                || e.status().is_some_and(unprocessed_status)
+                || (always
+                    && (e.code() == &ErrorCode::ServerError
+                        || e.status().is_some_and(|s| s.is_server_error())))
+        }
+        Error::UnexpectedResponse(u) => {
+            unprocessed_status(u.status()) || (always && u.status().is_server_error())
+        }
+        _ => false,
     }
 }
 
@@ -357,22 +363,43 @@ mod tests {
         );
         // A refresh token or a code: 503 means the server did nothing, 500 may not.
         assert!(
-            p.retry_delay(1, &server(503, "server_error"), None, Repeat::IfNotProcessed)
-                .is_some()
+            p.retry_delay(
+                1,
+                &server(503, "server_error"),
+                None,
+                Repeat::IfNotProcessed
+            )
+            .is_some()
         );
         assert!(
-            p.retry_delay(1, &server(400, "temporarily_unavailable"), None, Repeat::IfNotProcessed)
-                .is_some()
+            p.retry_delay(
+                1,
+                &server(400, "temporarily_unavailable"),
+                None,
+                Repeat::IfNotProcessed
+            )
+            .is_some()
         );
         assert_eq!(
-            p.retry_delay(1, &server(500, "server_error"), None, Repeat::IfNotProcessed),
+            p.retry_delay(
+                1,
+                &server(500, "server_error"),
+                None,
+                Repeat::IfNotProcessed
+            ),
             None
         );
         let timeout = Error::Transport(TransportError::new(TransportErrorKind::Timeout, ""));
-        assert_eq!(p.retry_delay(1, &timeout, None, Repeat::IfNotProcessed), None);
+        assert_eq!(
+            p.retry_delay(1, &timeout, None, Repeat::IfNotProcessed),
+            None
+        );
         assert!(p.retry_delay(1, &timeout, None, Repeat::Always).is_some());
         let connect = Error::Transport(TransportError::new(TransportErrorKind::Connect, ""));
-        assert!(p.retry_delay(1, &connect, None, Repeat::IfNotProcessed).is_some());
+        assert!(
+            p.retry_delay(1, &connect, None, Repeat::IfNotProcessed)
+                .is_some()
+        );
         let tls = Error::Transport(TransportError::new(TransportErrorKind::Tls, ""));
         assert_eq!(p.retry_delay(1, &tls, None, Repeat::Always), None);
     }

@@ -93,7 +93,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 request = request.header(header::AUTHORIZATION, format!("Bearer {t}"));
             }
             let response = demo
-                .execute(request.body(Vec::new()).unwrap(), 1 << 16)
+                .execute_limited(request.body(Vec::new()).unwrap(), 1 << 16)
                 .await?;
             let challenge = response
                 .headers()

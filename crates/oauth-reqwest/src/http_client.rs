@@ -1,37 +1,41 @@
-//! [`HttpClient`]: executes oauth-core's requests with reqwest.
+//! [`HttpClient`]: sends oauth-core's requests with reqwest and drives its token calls.
 
 use std::error::Error as _;
-use std::time::{Instant, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use oauth_core::http::{HeaderMap, Request, Response};
 use oauth_core::{
-    Client, Endpoint, Error, RequestBody, TokenRequest, TokenResponse, TransportError,
-    TransportErrorKind, parse_token_response, retry_after,
+    CallStep, Client, Endpoint, Error, Introspection, IntrospectionRequest, RequestBody,
+    RevocationRequest, ServerMetadata, TokenRequest, TokenResponse, TransportError,
+    TransportErrorKind, WellKnown, discovery_request, parse_introspection_response,
+    parse_revocation_response, parse_server_metadata,
 };
-
-use crate::HttpConfig;
+use oauth_runtime::{CallEvent, HttpConfig, log_call, now};
+use zeroize::Zeroizing;
 
 /// An HTTP client for OAuth endpoints and protected resources: reqwest with the settings of
 /// an [`HttpConfig`]. Cheap to clone (the connection pool is shared).
 #[derive(Clone, Debug)]
 pub struct HttpClient {
     inner: reqwest::Client,
-    config: HttpConfig,
+    config: Arc<HttpConfig>,
 }
 
 impl HttpClient {
     /// A client with these settings.
     pub fn new(config: HttpConfig) -> Result<Self, Error> {
-        let tls = config.rustls()?;
         let inner = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
+            .tls_backend_preconfigured(rustls_config(&config)?)
             .redirect(reqwest::redirect::Policy::none())
             .https_only(config.scheme_policy == oauth_core::SchemePolicy::HttpsOnly)
             .connect_timeout(config.connect_timeout)
-            .timeout(config.timeout)
             .build()
             .map_err(|e| transport(TransportErrorKind::Config, e))?;
-        Ok(Self { inner, config })
+        Ok(Self {
+            inner,
+            config: Arc::new(config),
+        })
     }
 
     /// The settings.
@@ -45,77 +49,104 @@ impl HttpClient {
         self.config.endpoint(uri)
     }
 
-    /// Sends a token request and parses the answer, retrying transient failures as the
-    /// [`RetryPolicy`](oauth_core::RetryPolicy) of the configuration says.
+    /// Runs a token request to its end: each attempt built (and its assertions signed) afresh,
+    /// transient failures retried as oauth-core's `TokenCall` decides, all within
+    /// [`HttpConfig::timeout`].
     pub async fn request_token(
         &self,
         endpoint: &Endpoint,
         client: &Client,
         request: &TokenRequest,
     ) -> Result<TokenResponse, Error> {
-        let mut attempt = 1;
+        let mut call = self.config.token_call(endpoint, client, request, now());
         loop {
-            let built = request.build(endpoint, client)?;
-            let started = Instant::now();
-            tracing::debug!(
-                grant_type = request.grant_type(),
-                host = endpoint.host(),
-                path = endpoint.uri().path(),
-                attempt,
-                "token request"
-            );
-            let (result, retry_after) = match self.execute_oauth(built).await {
-                Ok(response) => {
-                    let retry_after = retry_after(response.headers());
-                    let status = response.status().as_u16();
-                    let parsed = parse_token_response(&response, SystemTime::now());
-                    tracing::debug!(
-                        status,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        ok = parsed.is_ok(),
-                        "token response"
-                    );
-                    (parsed, retry_after)
+            match call.poll(now()) {
+                CallStep::Send { request, timeout } => {
+                    log_call(&call, CallEvent::Sending);
+                    let answer = self.send_oauth(request, timeout).await;
+                    call.handle_response(answer, now());
                 }
-                Err(e) => (Err(e), None),
-            };
-            let error = match result {
-                Ok(token) => return Ok(token),
-                Err(e) => e,
-            };
-            let repeatable = request.is_repeatable();
-            match self
-                .config
-                .retry
-                .retry_delay(attempt, &error, retry_after, repeatable)
-            {
-                Some(delay) => {
-                    tracing::warn!(
-                        attempt,
-                        delay_ms = delay.as_millis() as u64,
-                        error = %error,
-                        "token request failed; retrying"
-                    );
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
+                CallStep::Wait(until) => {
+                    log_call(&call, CallEvent::Retrying);
+                    tokio::time::sleep_until(until.into()).await;
                 }
-                None => {
-                    tracing::warn!(attempt, error = %error, "token request failed");
-                    return Err(error);
+                CallStep::Done(result) => {
+                    log_call(&call, CallEvent::Done(&result));
+                    return result;
                 }
+                _ => return Err(internal()),
             }
         }
     }
 
-    /// Sends a request built by oauth-core (token, introspection, revocation) once: no
-    /// redirect is followed, and the body is read up to the OAuth response limit.
+    /// The server's metadata (OpenID Connect Discovery, then RFC 8414), its issuer checked.
+    pub async fn discover(&self, issuer: &str) -> Result<ServerMetadata, Error> {
+        let issuer_endpoint = self.endpoint(issuer)?;
+        let mut last = None;
+        for which in [
+            WellKnown::OpenIdConfiguration,
+            WellKnown::OAuthAuthorizationServer,
+        ] {
+            let (parts, ()) = discovery_request(&issuer_endpoint, which)?.into_parts();
+            let request = Request::from_parts(parts, RequestBody::default());
+            let response = self.execute_oauth(request).await?;
+            if response.status() == oauth_core::http::StatusCode::NOT_FOUND {
+                last = Some(response);
+                continue;
+            }
+            return parse_server_metadata(&response, issuer, self.config.scheme_policy);
+        }
+        let response = last.ok_or_else(internal)?;
+        parse_server_metadata(&response, issuer, self.config.scheme_policy)
+    }
+
+    /// Introspects a token (RFC 7662).
+    pub async fn introspect(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+        request: &IntrospectionRequest,
+    ) -> Result<Introspection, Error> {
+        let built = request.build_at(endpoint, client, now().wall())?;
+        parse_introspection_response(&self.execute_oauth(built).await?)
+    }
+
+    /// Revokes a token (RFC 7009).
+    pub async fn revoke(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+        request: &RevocationRequest,
+    ) -> Result<(), Error> {
+        let built = request.build_at(endpoint, client, now().wall())?;
+        parse_revocation_response(&self.execute_oauth(built).await?)
+    }
+
+    /// Sends a request built by oauth-core (token, introspection, revocation, discovery) once:
+    /// no redirect is followed, the body is read up to the OAuth response limit, within one
+    /// attempt's timeout (and never longer than the whole call's).
     pub async fn execute_oauth(
         &self,
         request: Request<RequestBody>,
     ) -> Result<Response<Vec<u8>>, Error> {
+        self.send_oauth(
+            request,
+            self.config.attempt_timeout.min(self.config.timeout),
+        )
+        .await
+    }
+
+    async fn send_oauth(
+        &self,
+        request: Request<RequestBody>,
+        timeout: Duration,
+    ) -> Result<Response<Vec<u8>>, Error> {
         let (parts, body) = request.into_parts();
-        let request = Request::from_parts(parts, body.into_bytes());
-        let response = self.execute(request, self.config.max_response_body).await?;
+        // The body holds secrets: reqwest gets a buffer that is wiped when it is done with it.
+        let body = bytes::Bytes::from_owner(Zeroizing::new(body.into_bytes()));
+        let response = self
+            .send(parts, body, self.config.max_response_body, timeout)
+            .await?;
         if response.status().is_redirection() {
             return Err(TransportError::new(
                 TransportErrorKind::Redirect,
@@ -126,25 +157,43 @@ impl HttpClient {
         Ok(response)
     }
 
-    /// Sends any request once, reading the body up to `limit` bytes. Redirects are returned,
-    /// not followed.
-    pub async fn execute(
+    /// Sends any request once, reading the body up to [`HttpConfig::max_resource_body`].
+    /// Redirects are returned, not followed.
+    pub async fn execute(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, Error> {
+        let limit = self.config.max_resource_body;
+        self.execute_limited(request, limit).await
+    }
+
+    /// Sends any request once, reading the body up to `limit` bytes.
+    pub async fn execute_limited(
         &self,
         request: Request<Vec<u8>>,
         limit: usize,
     ) -> Result<Response<Vec<u8>>, Error> {
         let (parts, body) = request.into_parts();
-        let url = parts.uri.to_string();
+        self.send(parts, body.into(), limit, self.config.timeout)
+            .await
+    }
+
+    async fn send(
+        &self,
+        parts: oauth_core::http::request::Parts,
+        body: bytes::Bytes,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<Response<Vec<u8>>, Error> {
         let mut builder = self
             .inner
-            .request(parts.method, url)
+            .request(parts.method, parts.uri.to_string())
             .headers(parts.headers)
-            .version(parts.version);
+            .version(parts.version)
+            .timeout(timeout);
         if !body.is_empty() {
             builder = builder.body(body);
         }
         let mut response = builder.send().await.map_err(map_error)?;
-        if response.content_length().is_some_and(|n| n > limit as u64) {
+        let declared = response.content_length();
+        if declared.is_some_and(|n| n > limit as u64) {
             return Err(too_large(limit));
         }
         let mut out = Response::builder()
@@ -153,21 +202,48 @@ impl HttpClient {
         if let Some(headers) = out.headers_mut() {
             *headers = std::mem::replace(response.headers_mut(), HeaderMap::new());
         }
-        let mut body = Vec::new();
+        // Sized from Content-Length, so the buffer is allocated once and never doubles.
+        let mut body = Vec::with_capacity(declared.map_or(0, |n| n as usize));
         while let Some(chunk) = response.chunk().await.map_err(map_error)? {
             if body.len() + chunk.len() > limit {
                 return Err(too_large(limit));
             }
             body.extend_from_slice(&chunk);
         }
+        if body.capacity() > body.len() + body.len() / 4 + 64 {
+            body.shrink_to_fit();
+        }
         out.body(body)
             .map_err(|e| transport(TransportErrorKind::Io, e))
     }
+}
 
-    /// The configured limit for resource responses.
-    pub(crate) fn resource_limit(&self) -> usize {
-        self.config.max_resource_body
+fn internal() -> Error {
+    TransportError::new(TransportErrorKind::Io, "unexpected state of the call").into()
+}
+
+/// The rustls configuration: ring, TLS 1.2 and 1.3, the configured roots.
+fn rustls_config(config: &HttpConfig) -> Result<rustls::ClientConfig, Error> {
+    let config_error = |e: rustls::Error| {
+        Error::from(
+            TransportError::new(TransportErrorKind::Config, "TLS configuration").with_source(e),
+        )
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    if config.roots.includes_mozilla() {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     }
+    for cert in config.roots.added() {
+        roots.add(cert.clone()).map_err(config_error)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(config_error)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tls)
 }
 
 fn too_large(limit: usize) -> Error {

@@ -1,36 +1,39 @@
-//! [`HttpClient`]: executes oauth-core's requests with ureq.
+//! [`HttpClient`]: sends oauth-core's requests with ureq and drives its token calls.
 
-use std::time::{Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use oauth_core::http::{Request, Response};
 use oauth_core::{
-    Client, Endpoint, Error, RequestBody, TokenRequest, TokenResponse, TransportError,
-    TransportErrorKind, parse_token_response, retry_after,
+    CallStep, Client, Endpoint, Error, Introspection, IntrospectionRequest, RequestBody,
+    RevocationRequest, ServerMetadata, TokenRequest, TokenResponse, TransportError,
+    TransportErrorKind, WellKnown, discovery_request, parse_introspection_response,
+    parse_revocation_response, parse_server_metadata,
 };
-
-use crate::HttpConfig;
+use oauth_runtime::{CallEvent, HttpConfig, log_call, now};
 
 /// An HTTP client for OAuth endpoints and protected resources: a ureq agent with the
 /// settings of an [`HttpConfig`]. Cheap to clone (the connection pool is shared).
 #[derive(Clone, Debug)]
 pub struct HttpClient {
     inner: ureq::Agent,
-    config: HttpConfig,
+    config: Arc<HttpConfig>,
 }
 
 impl HttpClient {
     /// A client with these settings.
     pub fn new(config: HttpConfig) -> Result<Self, Error> {
         let agent_config = ureq::Agent::config_builder()
-            .tls_config(config.tls())
+            .tls_config(tls_config(&config))
             .max_redirects(0)
             .http_status_as_error(false)
             .https_only(config.scheme_policy == oauth_core::SchemePolicy::HttpsOnly)
             .timeout_connect(Some(config.connect_timeout))
-            .timeout_global(Some(config.timeout))
             .build();
-        let inner = ureq::Agent::new_with_config(agent_config);
-        Ok(Self { inner, config })
+        Ok(Self {
+            inner: ureq::Agent::new_with_config(agent_config),
+            config: Arc::new(config),
+        })
     }
 
     /// The settings.
@@ -44,74 +47,98 @@ impl HttpClient {
         self.config.endpoint(uri)
     }
 
-    /// Sends a token request and parses the answer, retrying transient failures as the
-    /// [`RetryPolicy`](oauth_core::RetryPolicy) of the configuration says.
+    /// Runs a token request to its end: each attempt built (and its assertions signed) afresh,
+    /// transient failures retried as oauth-core's `TokenCall` decides, all within
+    /// [`HttpConfig::timeout`].
     pub fn request_token(
         &self,
         endpoint: &Endpoint,
         client: &Client,
         request: &TokenRequest,
     ) -> Result<TokenResponse, Error> {
-        let mut attempt = 1;
+        let mut call = self.config.token_call(endpoint, client, request, now());
         loop {
-            let built = request.build(endpoint, client)?;
-            let started = Instant::now();
-            tracing::debug!(
-                grant_type = request.grant_type(),
-                host = endpoint.host(),
-                path = endpoint.uri().path(),
-                attempt,
-                "token request"
-            );
-            let (result, retry_after) = match self.execute_oauth(built) {
-                Ok(response) => {
-                    let retry_after = retry_after(response.headers());
-                    let status = response.status().as_u16();
-                    let parsed = parse_token_response(&response, SystemTime::now());
-                    tracing::debug!(
-                        status,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        ok = parsed.is_ok(),
-                        "token response"
-                    );
-                    (parsed, retry_after)
+            match call.poll(now()) {
+                CallStep::Send { request, timeout } => {
+                    log_call(&call, CallEvent::Sending);
+                    let answer = self.send_oauth(request, timeout);
+                    call.handle_response(answer, now());
                 }
-                Err(e) => (Err(e), None),
-            };
-            let error = match result {
-                Ok(token) => return Ok(token),
-                Err(e) => e,
-            };
-            let repeatable = request.is_repeatable();
-            match self
-                .config
-                .retry
-                .retry_delay(attempt, &error, retry_after, repeatable)
-            {
-                Some(delay) => {
-                    tracing::warn!(
-                        attempt,
-                        delay_ms = delay.as_millis() as u64,
-                        error = %error,
-                        "token request failed; retrying"
-                    );
-                    std::thread::sleep(delay);
-                    attempt += 1;
+                CallStep::Wait(until) => {
+                    log_call(&call, CallEvent::Retrying);
+                    std::thread::sleep(until.saturating_duration_since(Instant::now()));
                 }
-                None => {
-                    tracing::warn!(attempt, error = %error, "token request failed");
-                    return Err(error);
+                CallStep::Done(result) => {
+                    log_call(&call, CallEvent::Done(&result));
+                    return result;
                 }
+                _ => return Err(internal()),
             }
         }
     }
 
-    /// Sends a request built by oauth-core (token, introspection, revocation) once: no
-    /// redirect is followed, and the body is read up to the OAuth response limit.
+    /// The server's metadata (OpenID Connect Discovery, then RFC 8414), its issuer checked.
+    pub fn discover(&self, issuer: &str) -> Result<ServerMetadata, Error> {
+        let issuer_endpoint = self.endpoint(issuer)?;
+        let mut last = None;
+        for which in [
+            WellKnown::OpenIdConfiguration,
+            WellKnown::OAuthAuthorizationServer,
+        ] {
+            let (parts, ()) = discovery_request(&issuer_endpoint, which)?.into_parts();
+            let response =
+                self.execute_oauth(Request::from_parts(parts, RequestBody::default()))?;
+            if response.status() == oauth_core::http::StatusCode::NOT_FOUND {
+                last = Some(response);
+                continue;
+            }
+            return parse_server_metadata(&response, issuer, self.config.scheme_policy);
+        }
+        let response = last.ok_or_else(internal)?;
+        parse_server_metadata(&response, issuer, self.config.scheme_policy)
+    }
+
+    /// Introspects a token (RFC 7662).
+    pub fn introspect(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+        request: &IntrospectionRequest,
+    ) -> Result<Introspection, Error> {
+        let built = request.build_at(endpoint, client, now().wall())?;
+        parse_introspection_response(&self.execute_oauth(built)?)
+    }
+
+    /// Revokes a token (RFC 7009).
+    pub fn revoke(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+        request: &RevocationRequest,
+    ) -> Result<(), Error> {
+        let built = request.build_at(endpoint, client, now().wall())?;
+        parse_revocation_response(&self.execute_oauth(built)?)
+    }
+
+    /// Sends a request built by oauth-core (token, introspection, revocation, discovery) once:
+    /// no redirect is followed, the body is read up to the OAuth response limit, within one
+    /// attempt's timeout (and never longer than the whole call's).
     pub fn execute_oauth(&self, request: Request<RequestBody>) -> Result<Response<Vec<u8>>, Error> {
+        self.send_oauth(
+            request,
+            self.config.attempt_timeout.min(self.config.timeout),
+        )
+    }
+
+    fn send_oauth(
+        &self,
+        request: Request<RequestBody>,
+        timeout: Duration,
+    ) -> Result<Response<Vec<u8>>, Error> {
+        // ureq borrows the body, so the wiped `RequestBody` stays ours and is wiped on drop.
         let (parts, body) = request.into_parts();
-        let request = Request::from_parts(parts, body.into_bytes());
-        let response = self.execute(request, self.config.max_response_body)?;
+        let request = Request::from_parts(parts, body.expose_secret());
+        let response = self.send(request, self.config.max_response_body, timeout)?;
         if response.status().is_redirection() {
             return Err(TransportError::new(
                 TransportErrorKind::Redirect,
@@ -122,37 +149,83 @@ impl HttpClient {
         Ok(response)
     }
 
-    /// Sends any request once, reading the body up to `limit` bytes. Redirects are returned,
-    /// not followed.
-    pub fn execute(
+    /// Sends any request once, reading the body up to [`HttpConfig::max_resource_body`].
+    /// Redirects are returned, not followed.
+    pub fn execute(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, Error> {
+        self.execute_limited(request, self.config.max_resource_body)
+    }
+
+    /// Sends any request once, reading the body up to `limit` bytes.
+    pub fn execute_limited(
         &self,
         request: Request<Vec<u8>>,
         limit: usize,
     ) -> Result<Response<Vec<u8>>, Error> {
+        self.send(request, limit, self.config.timeout)
+    }
+
+    fn send<B: ureq::AsSendBody>(
+        &self,
+        request: Request<B>,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<Response<Vec<u8>>, Error> {
+        let request = self
+            .inner
+            .configure_request(request)
+            .timeout_global(Some(timeout))
+            .build();
         let response = self.inner.run(request).map_err(map_error)?;
-        if response
-            .body()
-            .content_length()
-            .is_some_and(|n| n > limit as u64)
-        {
+        let declared = response.body().content_length();
+        if declared.is_some_and(|n| n > limit as u64) {
             return Err(too_large(limit));
         }
         let (parts, mut body) = response.into_parts();
-        let body = body
-            .with_config()
+        // Sized from Content-Length, so the buffer is allocated once and never doubles.
+        let mut out = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+        use std::io::Read as _;
+        body.with_config()
             .limit(limit as u64)
-            .read_to_vec()
-            .map_err(|e| match e {
-                ureq::Error::BodyExceedsLimit(_) => too_large(limit),
-                e => map_error(e),
+            .reader()
+            .read_to_end(&mut out)
+            .map_err(|e| match e.downcast::<ureq::Error>() {
+                Ok(ureq::Error::BodyExceedsLimit(_)) => too_large(limit),
+                Ok(e) => map_error(e),
+                Err(io) => map_error(ureq::Error::Io(io)),
             })?;
-        Ok(Response::from_parts(parts, body))
+        if out.capacity() > out.len() + out.len() / 4 + 64 {
+            out.shrink_to_fit();
+        }
+        Ok(Response::from_parts(parts, out))
     }
+}
 
-    /// The configured limit for resource responses.
-    pub(crate) fn resource_limit(&self) -> usize {
-        self.config.max_resource_body
-    }
+/// ureq's TLS settings: rustls with ring and the configured roots.
+fn tls_config(config: &HttpConfig) -> ureq::tls::TlsConfig {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+    let roots = if config.roots.includes_mozilla() && config.roots.added().is_empty() {
+        RootCerts::WebPki
+    } else {
+        let mozilla: &[_] = if config.roots.includes_mozilla() {
+            webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        } else {
+            &[]
+        };
+        let certs: Vec<Certificate<'static>> = mozilla
+            .iter()
+            .chain(config.roots.added())
+            .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+            .collect();
+        RootCerts::Specific(Arc::new(certs))
+    };
+    TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .root_certs(roots)
+        .build()
+}
+
+fn internal() -> Error {
+    TransportError::new(TransportErrorKind::Io, "unexpected state of the call").into()
 }
 
 fn too_large(limit: usize) -> Error {

@@ -1,16 +1,19 @@
 //! OAuth 2.0 for blocking Rust on [ureq](https://docs.rs/ureq).
 //!
-//! This crate executes what [`oauth_core`] builds and hands the answers back to its parsers:
+//! This crate carries out what [`oauth_core`]'s machines decide: it sends their requests,
+//! reads the answers, sleeps and starts threads. Every decision (retry or not and when, refresh with
+//! what, retry a 401 once, re-sign an assertion) is the core's.
 //!
-//! - [`HttpClient`]: token, introspection and revocation requests, HTTPS only (rustls with
-//!   ring, Mozilla's roots plus any CA you add), no redirects, a 1 MiB response cap, connect
-//!   and overall timeouts, bounded retries of transient failures.
+//! - [`HttpClient`]: token, introspection, revocation and discovery requests, HTTPS only
+//!   (rustls with ring, Mozilla's roots plus any CA you add, or only yours), no redirects, a
+//!   1 MiB response cap, per-attempt and per-call timeouts, bounded retries.
 //! - [`TokenSource`]: a shared access token that is reused until the [`RefreshPolicy`] says
 //!   otherwise, refreshed once for any number of concurrent callers, and sent as
 //!   `Authorization: Bearer` by [`TokenSource::send`], which recovers once from a 401 "token
 //!   expired".
 //!
-//! The async twin, `oauth-reqwest`, has the same types with the same names.
+//! The async twin, `oauth-reqwest`, has the same types with the same names; what both share
+//! beyond the core is in `oauth-runtime`.
 //!
 //! ```no_run
 //! use oauth_ureq::{Client, ClientAuthentication, ClientSecret, HttpClient, HttpConfig, TokenRequest, TokenSource};
@@ -29,36 +32,33 @@
 //! println!("{}", response.status());
 //! # Ok(()) }
 //! ```
+//!
+//! # Logging
+//!
+//! ureq's protocol crate writes every request and response it handles as hex dumps at the
+//! `log` crate's TRACE level: client secrets, passwords and tokens included. The default
+//! feature `hide-http-trace-dumps` compiles `log`'s TRACE records out of the program (its
+//! `max_level_debug` feature), so that no `log`-to-`tracing` bridge can ever see them; `tracing`'s
+//! own events are not affected. Turn the feature off only to debug HTTP on a machine whose logs
+//! may hold secrets.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
-mod config;
 mod http_client;
 mod source;
 
-pub use config::HttpConfig;
 pub use http_client::HttpClient;
+pub use oauth_runtime::{HttpConfig, Roots, SystemRandom};
 pub use source::{TokenSource, TokenSourceBuilder};
 
 pub use oauth_core::{self, http};
 pub use oauth_core::{
-    AccessToken, Assertion, BodyEncoding, Client, ClientAssertion, ClientAuthentication, ClientId,
-    ClientSecret, Endpoint, Error, ErrorCode, ErrorResponse, Fault, IdToken, Password,
-    RefreshPolicy, RefreshToken, RetryPolicy, Scope, SecurityToken, TokenExchange, TokenRequest,
-    TokenResponse, TokenType, TransportError, TransportErrorKind, UnknownExpiry,
+    AccessToken, Assertion, AssertionSigner, BodyEncoding, Client, ClientAssertion,
+    ClientAuthentication, ClientId, ClientSecret, Endpoint, Error, ErrorCode, ErrorResponse, Fault,
+    IdToken, Introspection, IntrospectionRequest, Password, RefreshPolicy, RefreshToken,
+    RejectionClassifier, RetryPolicy, RevocationRequest, Scope, SecurityToken, ServerMetadata,
+    TokenExchange, TokenRequest, TokenResponse, TokenType, TransportError, TransportErrorKind,
+    UnknownExpiry,
 };
 #[cfg(feature = "authorization-code")]
 pub use oauth_core::{AuthorizationRequest, PendingAuthorization, Pkce, PkceMethod};
-
-/// The operating system's random source (through ring), for the refresh jitter.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemRandom;
-
-impl oauth_core::RandomSource for SystemRandom {
-    fn fill(&self, dest: &mut [u8]) -> Result<(), oauth_core::RandomError> {
-        use ring::rand::SecureRandom;
-        ring::rand::SystemRandom::new()
-            .fill(dest)
-            .map_err(|_| oauth_core::RandomError::new())
-    }
-}

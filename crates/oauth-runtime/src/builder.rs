@@ -1,0 +1,134 @@
+//! [`TokenSourceBuilder`]: how both adapters' token sources are configured.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use oauth_core::{
+    Client, Endpoint, RefreshPolicy, RejectionClassifier, TokenRequest, TokenResponse,
+};
+
+use crate::shared::{PersistFn, SharedToken, WakeFn};
+
+/// A token source type an adapter builds from [`SourceParts`].
+pub trait SourceKind: Sized {
+    /// The adapter's HTTP client.
+    type Http;
+    /// Builds the source.
+    fn assemble(parts: SourceParts<Self::Http>) -> Self;
+}
+
+/// What a [`TokenSourceBuilder`] was given.
+#[non_exhaustive]
+pub struct SourceParts<H> {
+    /// The HTTP client.
+    pub http: H,
+    /// The token endpoint.
+    pub endpoint: Endpoint,
+    /// The client.
+    pub client: Client,
+    /// Which resource answers mean "the token was rejected".
+    pub classifier: RejectionClassifier,
+    policy: RefreshPolicy,
+    grant: Option<TokenRequest>,
+    seed: Option<TokenResponse>,
+    on_token: Option<Arc<PersistFn>>,
+}
+
+impl<H> std::fmt::Debug for SourceParts<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceParts")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H> SourceParts<H> {
+    /// The shared state, with `wake` run after every change (for async waiters).
+    pub fn shared(&mut self, wake: Option<Box<WakeFn>>) -> SharedToken {
+        SharedToken::new(
+            self.policy.clone(),
+            self.grant.take(),
+            self.seed.take(),
+            self.on_token.take(),
+            wake,
+        )
+    }
+}
+
+/// Builds a token source (`oauth_reqwest::TokenSource` or `oauth_ureq::TokenSource`).
+#[must_use]
+pub struct TokenSourceBuilder<S: SourceKind> {
+    parts: SourceParts<S::Http>,
+    kind: PhantomData<fn() -> S>,
+}
+
+impl<S: SourceKind> std::fmt::Debug for TokenSourceBuilder<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSourceBuilder")
+            .field("endpoint", &self.parts.endpoint.as_str())
+            .field("client", &self.parts.client)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: SourceKind> TokenSourceBuilder<S> {
+    /// Starts building a token source for `client` at the token `endpoint`.
+    pub fn new(http: S::Http, endpoint: Endpoint, client: Client) -> Self {
+        Self {
+            parts: SourceParts {
+                http,
+                endpoint,
+                client,
+                classifier: RejectionClassifier::default(),
+                policy: RefreshPolicy::default(),
+                grant: None,
+                seed: None,
+                on_token: None,
+            },
+            kind: PhantomData,
+        }
+    }
+
+    /// The request that obtains a token without the user (client credentials, password, JWT
+    /// bearer…), run whenever there is no refresh token to use. It is built afresh for every
+    /// request, so a JWT bearer grant made with `TokenRequest::jwt_bearer_signed` (and a client
+    /// that signs its assertions per request) sends a new assertion each time.
+    pub fn grant(mut self, request: TokenRequest) -> Self {
+        self.parts.grant = Some(request);
+        self
+    }
+
+    /// When to refresh, how much margin to keep, how to back off.
+    pub fn policy(mut self, policy: RefreshPolicy) -> Self {
+        self.parts.policy = policy;
+        self
+    }
+
+    /// Starts with this token (persisted by an earlier run, or obtained with the authorization
+    /// code flow). Its refresh token, if any, is used for the next refresh.
+    pub fn seed(mut self, token: TokenResponse) -> Self {
+        self.parts.seed = Some(token);
+        self
+    }
+
+    /// Called after every successful token response, before callers see the new token: the
+    /// place to persist a rotated refresh token. It runs on the refreshing task, so it should
+    /// be quick.
+    pub fn on_token(mut self, f: impl Fn(&TokenResponse) + Send + Sync + 'static) -> Self {
+        self.parts.on_token = Some(Arc::new(f));
+        self
+    }
+
+    /// Which answers of a resource mean "the token was rejected, get a new one and retry once"
+    /// in `send` (default: RFC 6750 challenges and common "token expired" bodies).
+    pub fn classifier(mut self, classifier: RejectionClassifier) -> Self {
+        self.parts.classifier = classifier;
+        self
+    }
+
+    /// The token source.
+    pub fn build(self) -> S {
+        S::assemble(self.parts)
+    }
+}

@@ -1,0 +1,89 @@
+//! The runtime-neutral half of the two adapters, `oauth-reqwest` (async) and `oauth-ureq`
+//! (blocking): everything both need that is not protocol (that is in [`oauth_core`]) and not
+//! tied to one HTTP client or one way of waiting.
+//!
+//! - [`HttpConfig`]: the security-relevant HTTP settings (TLS roots, timeouts, caps, retries).
+//! - [`SharedToken`]: the token source's state: the [`TokenLifecycle`](oauth_core::TokenLifecycle)
+//!   behind a mutex, and the current token published through `arc-swap` for lock-free reads on
+//!   the coarse monotonic clock.
+//! - [`TokenSourceBuilder`]: the builder both adapters' `TokenSource`s share.
+//! - [`now`]: one reading of both clocks; [`SystemRandom`]: the OS random source.
+//! - [`log_call`]: the log lines of a token call, identical in both adapters.
+//!
+//! It does no network I/O, spawns nothing and never sleeps: the adapters do, each in its own way.
+#![forbid(unsafe_code)]
+
+mod builder;
+mod config;
+mod shared;
+
+pub use builder::{SourceKind, SourceParts, TokenSourceBuilder};
+pub use config::{HttpConfig, Roots};
+pub use shared::{RefreshGuard, SharedToken};
+
+use std::time::{Instant, SystemTime};
+
+use oauth_core::{Error, Now, TokenCall, TokenResponse};
+
+/// Reads both clocks.
+pub fn now() -> Now {
+    Now::new(SystemTime::now(), Instant::now())
+}
+
+/// The operating system's random source (through ring), for the refresh jitter.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemRandom;
+
+impl oauth_core::RandomSource for SystemRandom {
+    fn fill(&self, dest: &mut [u8]) -> Result<(), oauth_core::RandomError> {
+        use ring::rand::SecureRandom;
+        ring::rand::SystemRandom::new()
+            .fill(dest)
+            .map_err(|_| oauth_core::RandomError::new())
+    }
+}
+
+/// What a token call's step is worth logging: a retry about to wait, or the end.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum CallEvent<'a> {
+    /// An attempt is being sent.
+    Sending,
+    /// The last attempt failed and the call waits before the next.
+    Retrying,
+    /// The call ended with this result.
+    Done(&'a Result<TokenResponse, Error>),
+}
+
+/// Logs a token call's progress. Errors are the core's, already scrubbed of every secret the
+/// call sent; no token, secret or body is ever logged.
+pub fn log_call(call: &TokenCall<'_>, event: CallEvent<'_>) {
+    match event {
+        CallEvent::Sending => tracing::debug!(
+            grant_type = call.grant_type(),
+            attempt = call.attempt(),
+            "token request"
+        ),
+        CallEvent::Retrying => {
+            if let Some(error) = call.last_error() {
+                tracing::warn!(
+                    grant_type = call.grant_type(),
+                    attempt = call.attempt(),
+                    error = %error,
+                    "token request failed; retrying"
+                );
+            }
+        }
+        CallEvent::Done(Ok(_)) => tracing::debug!(
+            grant_type = call.grant_type(),
+            attempt = call.attempt(),
+            "token response"
+        ),
+        CallEvent::Done(Err(error)) => tracing::warn!(
+            grant_type = call.grant_type(),
+            attempt = call.attempt(),
+            error = %error,
+            "token request failed"
+        ),
+    }
+}
