@@ -7,6 +7,7 @@
 //! certificate authority generated for the run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod engine;
 pub mod oidc_provider;
 pub mod suite;
 
@@ -15,7 +16,8 @@ use std::time::Duration;
 
 use oauth_core::http::{Request, Response};
 use oauth_core::{
-    AccessToken, Client, Endpoint, Error, RefreshPolicy, RetryPolicy, TokenRequest, TokenResponse,
+    AccessToken, Client, Endpoint, Error, Introspection, IntrospectionRequest, RefreshPolicy,
+    RetryPolicy, RevocationRequest, ServerMetadata, TokenRequest, TokenResponse,
 };
 
 /// How the adapter's HTTP client is configured for a check.
@@ -29,6 +31,8 @@ pub struct Setup {
     pub timeout: Option<Duration>,
     /// Retry policy.
     pub retry: Option<RetryPolicy>,
+    /// Trust only `ca_pem`, not Mozilla's roots.
+    pub trust_only: bool,
 }
 
 /// Receives each token response.
@@ -45,6 +49,8 @@ pub struct SourceSpec {
     pub seed: Option<TokenResponse>,
     /// Called after each token response.
     pub on_token: Option<PersistFn>,
+    /// Which resource answers mean a rejected token.
+    pub classifier: Option<oauth_core::RejectionClassifier>,
 }
 
 /// The operations the suite runs through an adapter, in blocking form.
@@ -66,6 +72,22 @@ pub trait Harness: Sized + Send + Sync + 'static {
     ) -> Result<TokenResponse, Error>;
     /// A raw request (no redirects followed), for the authorization endpoint.
     fn execute(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, Error>;
+    /// `http.introspect(..)`.
+    fn introspect(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+        request: &IntrospectionRequest,
+    ) -> Result<Introspection, Error>;
+    /// `http.revoke(..)`.
+    fn revoke(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+        request: &RevocationRequest,
+    ) -> Result<(), Error>;
+    /// `http.discover(issuer)`.
+    fn discover(&self, issuer: &str) -> Result<ServerMetadata, Error>;
     /// A token source.
     fn source(&self, endpoint: Endpoint, client: Client, spec: SourceSpec) -> Self::Source;
     /// `source.token()`.
@@ -93,8 +115,12 @@ macro_rules! config {
     ($krate:ident, $setup:expr) => {{
         let setup: &Setup = $setup;
         let mut config = $krate::HttpConfig::new();
-        if let Some(pem) = &setup.ca_pem {
-            config = config.add_root_certificates_pem(pem.as_bytes())?;
+        match (&setup.ca_pem, setup.trust_only) {
+            (Some(pem), false) => config = config.add_root_certificates_pem(pem.as_bytes())?,
+            (Some(pem), true) => {
+                config = config.trust_only_root_certificates_pem(pem.as_bytes())?
+            }
+            (None, _) => {}
         }
         if setup.allow_http_loopback {
             config = config.dangerous_allow_http_loopback();
@@ -124,6 +150,9 @@ macro_rules! source {
         }
         if let Some(f) = spec.on_token {
             builder = builder.on_token(move |t| f(t));
+        }
+        if let Some(c) = spec.classifier {
+            builder = builder.classifier(c);
         }
         builder.build()
     }};
@@ -163,6 +192,30 @@ impl Harness for Reqwest {
 
     fn execute(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, Error> {
         self.runtime.block_on(self.http.execute(request))
+    }
+
+    fn introspect(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+        request: &IntrospectionRequest,
+    ) -> Result<Introspection, Error> {
+        self.runtime
+            .block_on(self.http.introspect(endpoint, client, request))
+    }
+
+    fn revoke(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+        request: &RevocationRequest,
+    ) -> Result<(), Error> {
+        self.runtime
+            .block_on(self.http.revoke(endpoint, client, request))
+    }
+
+    fn discover(&self, issuer: &str) -> Result<ServerMetadata, Error> {
+        self.runtime.block_on(self.http.discover(issuer))
     }
 
     fn source(&self, endpoint: Endpoint, client: Client, spec: SourceSpec) -> Self::Source {
@@ -244,6 +297,28 @@ impl Harness for Ureq {
         self.http.execute(request)
     }
 
+    fn introspect(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+        request: &IntrospectionRequest,
+    ) -> Result<Introspection, Error> {
+        self.http.introspect(endpoint, client, request)
+    }
+
+    fn revoke(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+        request: &RevocationRequest,
+    ) -> Result<(), Error> {
+        self.http.revoke(endpoint, client, request)
+    }
+
+    fn discover(&self, issuer: &str) -> Result<ServerMetadata, Error> {
+        self.http.discover(issuer)
+    }
+
     fn source(&self, endpoint: Endpoint, client: Client, spec: SourceSpec) -> Self::Source {
         source!(oauth_ureq, self.http, endpoint, client, spec)
     }
@@ -299,6 +374,19 @@ macro_rules! conformance_tests {
             #[test]
             fn $check() {
                 $crate::suite::$check::<$harness>();
+            }
+        )*
+    };
+}
+
+/// Generates one `#[test]` per check in [`engine`] for a harness type.
+#[macro_export]
+macro_rules! engine_tests {
+    ($harness:ty; $($check:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $check() {
+                $crate::engine::$check::<$harness>();
             }
         )*
     };

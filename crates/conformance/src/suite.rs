@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
-use jwt_assertion::{Algorithm, ClientAssertionSigner, JwtBearerSigner, JwtClaims, SigningKey};
+use jwt_assertion::{Algorithm, JwtBearerSigner, JwtClaims, SigningKey};
 use oauth_core::http::{Request, StatusCode};
 use oauth_core::{
     AccessToken, AuthorizationRequest, BodyEncoding, Client, ClientAssertion, ClientAuthentication,

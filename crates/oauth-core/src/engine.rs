@@ -171,10 +171,17 @@ impl<'a> TokenCall<'a> {
         now: Now,
     ) {
         let (result, headers) = match answer {
-            Ok(response) => (
-                parse_token_response(&response, now.wall()),
-                Some(response.headers().clone()),
-            ),
+            Ok(response) => {
+                let parsed = parse_token_response(&response, now.wall());
+                // A failed answer is read again with every secret sent taken out of the body
+                // first, so that nothing the error keeps (cut to a few hundred characters)
+                // holds a secret, or a piece of one.
+                let parsed = match parsed {
+                    Err(_) => parse_token_response(&self.scrubbed(&response), now.wall()),
+                    ok => ok,
+                };
+                (parsed, Some(response.headers().clone()))
+            }
             Err(e) => (Err(e), None),
         };
         let mut error = match result {
@@ -212,14 +219,27 @@ impl<'a> TokenCall<'a> {
 
     /// Removes the secrets this call sent from what the error keeps of the answer.
     fn scrub(&self, error: &mut Error) {
+        self.with_secrets(|secrets| error.redact(secrets));
+    }
+
+    /// A copy of `response` whose body holds none of the secrets this call sent.
+    fn scrubbed<B: AsRef<[u8]>>(&self, response: &Response<B>) -> Response<Vec<u8>> {
+        let mut text = String::from_utf8_lossy(response.body().as_ref()).into_owned();
+        self.with_secrets(|secrets| crate::error::redact_text(&mut text, secrets));
+        let mut copy = Response::new(text.into_bytes());
+        *copy.status_mut() = response.status();
+        *copy.headers_mut() = response.headers().clone();
+        copy
+    }
+
+    fn with_secrets(&self, f: impl FnOnce(&[&str])) {
         let mut secrets = self.request.secrets();
         secrets.extend(self.client.secret());
         secrets.extend(self.signed.iter().map(Assertion::expose_secret));
         let client_id = self.client.id().map(|id| id.as_str());
         let basic = client_id.and_then(|id| self.client.secret().map(|s| basic_forms(id, s)));
-        let basic_refs: Vec<&str> = basic.iter().flatten().map(String::as_str).collect();
-        secrets.extend(basic_refs);
-        error.redact(&secrets);
+        secrets.extend(basic.iter().flatten().map(String::as_str));
+        f(&secrets);
     }
 }
 

@@ -437,7 +437,11 @@ impl TokenLifecycle {
                 self.failures = self.failures.saturating_add(1);
                 let wait = self.policy.backoff_after(self.failures, self.lifetime);
                 self.retry_at = now.monotonic().checked_add(wait);
-                self.last_error = Some(error);
+                self.last_error = Some(match (refused_refresh, &self.refused) {
+                    // Nothing can replace the refresh token: say so, with the server's answer.
+                    (true, Some(answer)) => Error::RefreshRefused(answer.clone()),
+                    _ => error,
+                });
             }
         }
     }

@@ -87,6 +87,10 @@ pub struct Behaviour {
     pub introspection_failure: Option<u16>,
     /// Delay before every introspection answer.
     pub introspection_delay: Duration,
+    /// A careless server: every error answer of the token endpoint echoes the request (its
+    /// `Authorization` header and its body, raw and form-decoded) in `error_description`, and
+    /// [`Scripted::Echo`] answers 500 with the whole request as plain text.
+    pub echo_requests: bool,
 }
 
 impl Default for Behaviour {
@@ -111,6 +115,7 @@ impl Default for Behaviour {
             reject_all_tokens: false,
             introspection_failure: None,
             introspection_delay: Duration::ZERO,
+            echo_requests: false,
         }
     }
 }
@@ -127,6 +132,8 @@ pub enum Scripted {
     },
     /// Any response.
     Raw(Response),
+    /// 500 with the request (headers and body) echoed as plain text.
+    Echo,
 }
 
 /// Counters of what the server saw.

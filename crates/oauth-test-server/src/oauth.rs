@@ -173,13 +173,50 @@ fn token_endpoint(state: &Mutex<State>, request: &Request) -> Response {
             )
             .header("retry-after", &retry_after.to_string()),
             Some(Scripted::Raw(r)) => r,
+            Some(Scripted::Echo) => Response::new(500, "text/plain", echo(request)),
             None => grant(&mut st, request),
         },
     };
+    if st.behaviour.echo_requests && response.status != 200 {
+        // Rewrite the OAuth error with the request in its description.
+        let code = serde_json::from_slice::<Value>(&response.body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned));
+        if let Some(code) = code {
+            let mut echoed = Response::json(
+                response.status,
+                &json!({"error": code, "error_description": format!("you sent: {}", echo(request))}),
+            );
+            echoed.headers.extend(
+                response
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| n != "content-type")
+                    .cloned(),
+            );
+            response = echoed;
+        }
+    }
     if response.delay.is_zero() {
         response.delay = delay;
     }
     response
+}
+
+/// The request as a careless server would echo it: the `Authorization` header, the raw body,
+/// and the body's parameters decoded.
+fn echo(request: &Request) -> String {
+    let body = String::from_utf8_lossy(&request.body);
+    let decoded: Vec<String> = form_pairs(&body)
+        .into_iter()
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect();
+    format!(
+        "authorization: {} | body: {} | decoded: {}",
+        request.header("authorization").unwrap_or_default(),
+        body,
+        decoded.join(" ")
+    )
 }
 
 /// Request parameters from a form or JSON body.
@@ -445,6 +482,13 @@ fn grant(st: &mut State, request: &Request) -> Response {
             };
             if check_claims(&claims, &format!("{}/token", st.base)).is_err() {
                 return oauth_error(400, "invalid_grant", "assertion claims");
+            }
+            // RFC 7523 §3: the server may refuse a replayed assertion; real ones do.
+            let Some(jti) = claims["jti"].as_str() else {
+                return oauth_error(400, "invalid_grant", "assertion without jti");
+            };
+            if !st.store.jtis.insert(jti.to_owned()) {
+                return oauth_error(400, "invalid_grant", "assertion replayed");
             }
             let sub = claims["sub"].as_str().map(str::to_owned);
             let iss = claims["iss"].as_str().unwrap_or_default().to_owned();
