@@ -101,21 +101,54 @@ fn exercise<H: Harness>(secrets: &mut Vec<String>, texts: &mut Vec<String>) {
     texts.push(format!("{token:?}"));
 }
 
+/// Bytes that ureq-proto-style hex dumps (rows of `xxxx xxxx ...`) would carry, decoded and
+/// joined, so a secret split over rows is still found.
+fn hex_dumped_bytes(log: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in log.lines() {
+        let digits: String = line
+            .split_whitespace()
+            .filter(|w| w.len() == 4 && w.bytes().all(|b| b.is_ascii_hexdigit()))
+            .collect();
+        for pair in digits.as_bytes().chunks(2) {
+            if let Ok(byte) = u8::from_str_radix(std::str::from_utf8(pair).unwrap_or(""), 16) {
+                out.push(byte);
+            }
+        }
+    }
+    out
+}
+
+/// Every form in which a secret can leave the process: raw, form-encoded, base64 (a Basic
+/// header), hex.
+fn forms(secret: &str, client_id: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let mut encoded = String::new();
+    for byte in secret.bytes() {
+        match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                encoded.push(byte as char)
+            }
+            b' ' => encoded.push('+'),
+            _ => encoded.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
+    vec![
+        secret.to_owned(),
+        encoded.clone(),
+        b64(&format!("{client_id}:{secret}")),
+        b64(&format!("{client_id}:{encoded}")),
+        hex,
+    ]
+}
+
 #[test]
 fn no_secret_in_logs_or_errors() {
+    // The usual set-up: `log` records bridged into `tracing`, everything at TRACE.
+    tracing_log::LogTracer::init().unwrap();
     let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let mut secrets = Vec::new();
-    let mut texts = Vec::new();
-    tracing::subscriber::with_default(subscriber, || {
-        exercise::<Ureq>(&mut secrets, &mut texts);
-    });
-    // The async adapter logs from runtime threads too, so it needs the global default.
     let writer = capture.clone();
     tracing::subscriber::set_global_default(
         tracing_subscriber::fmt()
@@ -125,22 +158,41 @@ fn no_secret_in_logs_or_errors() {
             .finish(),
     )
     .unwrap();
+    // The bridge works: a `log` record reaches the capture. (TRACE records of the `log` crate
+    // are compiled out by oauth-ureq's `hide-http-trace-dumps` feature, on by default.)
+    log::debug!(target: "bridge_check", "log bridge marker");
+    let mut secrets = Vec::new();
+    let mut texts = Vec::new();
+    exercise::<Ureq>(&mut secrets, &mut texts);
     exercise::<Reqwest>(&mut secrets, &mut texts);
 
     let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.contains("log bridge marker"),
+        "the log bridge is not installed"
+    );
+    // ureq's own DEBUG records came through the bridge.
+    assert!(log.contains("ureq"), "no ureq record bridged");
     // The log is not empty: the adapters did report what they did.
     assert!(log.contains("token request"), "{log}");
     assert!(log.contains("retrying"), "{log}");
     assert!(log.contains("rejected the token"), "{log}");
     assert!(secrets.len() > 8);
+    let dumped = hex_dumped_bytes(&log);
     for secret in &secrets {
         assert!(!secret.is_empty());
-        assert!(
-            !log.contains(secret.as_str()),
-            "a secret is in the log:\n{log}"
-        );
-        for text in &texts {
-            assert!(!text.contains(secret.as_str()), "a secret is in {text}");
+        for form in forms(secret, "test-client") {
+            assert!(
+                !log.contains(form.as_str()),
+                "a secret ({form}) is in the log:\n{log}"
+            );
+            for text in &texts {
+                assert!(!text.contains(form.as_str()), "a secret is in {text}");
+            }
         }
+        assert!(
+            !dumped.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "a secret is hex-dumped in the log"
+        );
     }
 }

@@ -131,8 +131,8 @@ pub use request::{
     TOKEN_TYPE_ID_TOKEN, TOKEN_TYPE_JWT, TokenExchange, TokenRequest,
 };
 pub use resource::{
-    ApiPolicy, BearerLocations, ContractStatus, Denial, InvalidTokenReason, Principal,
-    RequestToken, extract_bearer_token, extract_bearer_token_from_parts,
+    ApiPolicy, BearerLocations, ContractStatus, DEFAULT_MAX_TOKEN_LEN, Denial, InvalidTokenReason,
+    Principal, RequestToken, extract_bearer_token, extract_bearer_token_from_parts,
 };
 pub use response::{MAX_BODY_LEN, TokenResponse, TokenType, parse_token_response};
 pub use scope::Scope;

@@ -26,13 +26,43 @@ use crate::secret::AccessToken;
 /// The `Authorization: Bearer` header (RFC 6750 §2.1) is always read. The form-body (§2.2)
 /// and query (§2.3) methods are off unless enabled: RFC 9700 §4.3.2 advises against the query
 /// form, since URIs end up in logs and `Referer` headers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+///
+/// Tokens longer than [`max_token_len`](Self::max_token_len) (8 KiB by default) are refused
+/// before anything else is done with them: no validation endpoint is asked about a 200 KB
+/// "token".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BearerLocations {
     form_body: bool,
     query: bool,
+    max_len: usize,
+}
+
+/// The longest bearer token accepted by default: far above real JWTs (a few KB) and opaque
+/// tokens, far below what would let a client make the gateway forward megabytes.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
+
+impl Default for BearerLocations {
+    fn default() -> Self {
+        Self {
+            form_body: false,
+            query: false,
+            max_len: DEFAULT_MAX_TOKEN_LEN,
+        }
+    }
 }
 
 impl BearerLocations {
+    /// Refuses tokens longer than `bytes` with [`Denial::InvalidToken`].
+    pub fn max_token_len(mut self, bytes: usize) -> Self {
+        self.max_len = bytes;
+        self
+    }
+
+    /// The longest token accepted.
+    pub fn token_len_limit(&self) -> usize {
+        self.max_len
+    }
+
     /// The `Authorization` header only.
     pub fn header_only() -> Self {
         Self::default()
@@ -108,6 +138,11 @@ pub fn extract_bearer_token_from_parts<'a>(
         let malformed = Denial::InvalidRequest {
             reason: "the bearer token is malformed",
         };
+        if token.len() > locations.max_len {
+            return Err(Denial::InvalidToken {
+                reason: InvalidTokenReason::TooLong,
+            });
+        }
         if !is_b64token(&token) {
             return Err(malformed);
         }
@@ -455,6 +490,8 @@ pub enum InvalidTokenReason {
     NotAnAccessToken,
     /// `aud` does not name this API.
     WrongAudience,
+    /// The token is longer than the API accepts (see [`BearerLocations::max_token_len`]).
+    TooLong,
 }
 
 impl InvalidTokenReason {
@@ -465,6 +502,7 @@ impl InvalidTokenReason {
             Self::NotYetValid => "The access token is not valid yet.",
             Self::NotAnAccessToken => "The token is not a bearer access token.",
             Self::WrongAudience => "The access token is not meant for this API.",
+            Self::TooLong => "The access token is longer than this API accepts.",
         }
     }
 }

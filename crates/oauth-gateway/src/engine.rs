@@ -101,9 +101,16 @@ impl Engine {
         &self,
         token: &str,
     ) -> Result<oauth_core::http::Request<RequestBody>, Denial> {
+        if token.len() > self.locations.token_len_limit() {
+            return Err(Denial::InvalidToken {
+                reason: oauth_core::InvalidTokenReason::TooLong,
+            });
+        }
         IntrospectionRequest::new(SecurityToken::new(token))
             .token_type_hint(TokenTypeHint::AccessToken)
-            .build(&self.endpoint, &self.client)
+            // Built at the time it is sent, so a gateway client that signs its assertions per
+            // request (`private_key_jwt`) sends a fresh one with every introspection.
+            .build_at(&self.endpoint, &self.client, SystemTime::now())
             .map_err(|e| {
                 tracing::warn!(error = %e, "introspection request could not be built");
                 Denial::Unavailable {

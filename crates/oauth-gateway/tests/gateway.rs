@@ -153,6 +153,17 @@ fn decisions(check: Check<'_>, server: &TestServer, reads_query: bool) {
     ));
     assert_eq!(introspections(), before + 1);
 
+    // A 200 KB "token" is refused before the validation endpoint is asked about it.
+    let before = introspections();
+    let huge = "a".repeat(200 * 1024);
+    assert!(matches!(
+        check(&request(Some(&huge))),
+        Err(Denial::InvalidToken {
+            reason: oauth_core::InvalidTokenReason::TooLong
+        })
+    ));
+    assert_eq!(introspections(), before);
+
     // Two tokens in one request: 400.
     let mut two = request(Some(&good));
     *two.uri_mut() = format!("https://api.example/orders?access_token={good}")

@@ -25,8 +25,28 @@ impl Write for Capture {
     }
 }
 
+/// The bytes in hex-dump rows (`xxxx xxxx ...`, as ureq's protocol crate writes at TRACE),
+/// decoded and joined, so that a secret split over rows is still found.
+fn hex_dumped_bytes(log: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in log.lines() {
+        let digits: String = line
+            .split_whitespace()
+            .filter(|w| w.len() == 4 && w.bytes().all(|b| b.is_ascii_hexdigit()))
+            .collect();
+        for pair in digits.as_bytes().chunks(2) {
+            if let Ok(byte) = u8::from_str_radix(std::str::from_utf8(pair).unwrap_or(""), 16) {
+                out.push(byte);
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn no_secret_in_gateway_logs() {
+    // The usual set-up: `log` records bridged into `tracing`, everything at TRACE.
+    tracing_log::LogTracer::init().unwrap();
     let capture = Capture::default();
     let writer = capture.clone();
     tracing::subscriber::set_global_default(
@@ -137,10 +157,26 @@ fn no_secret_in_gateway_logs() {
     ] {
         assert!(log.contains(expected), "no {expected:?} in:\n{log}");
     }
+    log::debug!(target: "bridge_check", "log bridge marker");
+    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.contains("log bridge marker"),
+        "the log bridge is not installed"
+    );
+    let dumped = hex_dumped_bytes(&log);
     for secret in &secrets {
+        use base64::Engine as _;
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{secret}", b.client_id));
+        for form in [secret.clone(), basic] {
+            assert!(
+                !log.contains(form.as_str()),
+                "a secret is in the log:\n{log}"
+            );
+        }
         assert!(
-            !log.contains(secret.as_str()),
-            "a secret is in the log:\n{log}"
+            !dumped.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "a secret is hex-dumped in the log"
         );
         for text in &texts {
             assert!(!text.contains(secret.as_str()), "a secret is in {text}");
