@@ -23,7 +23,11 @@ const issuer = `https://127.0.0.1:${config.port}`;
 const RESOURCES = {
   'https://api.example/jwt': 'jwt',
   'https://api.example/opaque': 'opaque',
+  // Opaque tokens that live 2 s, for token sources driven through several refreshes.
+  'https://api.example/short': 'opaque',
 };
+const SHORT = 'https://api.example/short';
+const SHORT_TTL = 2;
 
 const provider = new Provider(issuer, {
   clients: config.clients,
@@ -50,15 +54,20 @@ const provider = new Provider(issuer, {
       getResourceServerInfo: (ctx, indicator) => {
         const format = RESOURCES[indicator];
         if (!format) throw new errors.InvalidTarget();
-        return { scope: 'api:read api:write', audience: indicator, accessTokenFormat: format };
+        return {
+          scope: 'api:read api:write',
+          audience: indicator,
+          accessTokenFormat: format,
+          ...(indicator === SHORT ? { accessTokenTTL: SHORT_TTL } : {}),
+        };
       },
     },
   },
 });
 
-async function issue(ctx, scope, extra = {}) {
+async function issue(ctx, scope, extra = {}, expiresIn = undefined) {
   const { ClientCredentials } = provider;
-  const token = new ClientCredentials({ client: ctx.oidc.client, scope: scope || undefined });
+  const token = new ClientCredentials({ client: ctx.oidc.client, scope: scope || undefined, expiresIn });
   const value = await token.save();
   ctx.body = {
     access_token: value,
@@ -70,22 +79,27 @@ async function issue(ctx, scope, extra = {}) {
 }
 
 // RFC 7523 §2.1: the assertion is signed by a key registered for the client; its issuer is
-// the client, its audience this server.
+// the client, its audience this server. As real servers do (§3, item 7), a `jti` is accepted
+// once.
+const seenAssertions = new Set();
 provider.registerGrantType('urn:ietf:params:oauth:grant-type:jwt-bearer', async (ctx) => {
   const { client, params } = ctx.oidc;
   const keys = config.assertion_keys?.[client.clientId];
   if (!keys) throw new errors.UnauthorizedClient('no assertion keys registered');
+  let payload;
   try {
-    await jwtVerify(params.assertion, createLocalJWKSet(keys), {
+    ({ payload } = await jwtVerify(params.assertion, createLocalJWKSet(keys), {
       issuer: client.clientId,
       audience: [issuer, `${issuer}/token`],
-      requiredClaims: ['sub', 'exp'],
-    });
+      requiredClaims: ['sub', 'exp', 'jti'],
+    }));
   } catch (e) {
     throw new errors.InvalidGrant(`assertion: ${e.code ?? 'invalid'}`);
   }
-  await issue(ctx, params.scope);
-}, ['assertion', 'scope']);
+  if (seenAssertions.has(payload.jti)) throw new errors.InvalidGrant('assertion replayed');
+  seenAssertions.add(payload.jti);
+  await issue(ctx, params.scope, {}, params.resource === SHORT ? SHORT_TTL : undefined);
+}, ['assertion', 'scope', 'resource']);
 
 // RFC 8693: exchange an access token this server issued for another one.
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';

@@ -9,22 +9,22 @@ use std::io::{BufRead, BufReader, Write as _};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
-use jwt_assertion::{Algorithm, JwtClaims, SigningKey};
+use jwt_assertion::{Algorithm, ClientAssertionSigner, JwtBearerSigner, JwtClaims, SigningKey};
 use oauth_core::http::{Method, Request, Response, header};
 use oauth_core::{
     AuthorizationRequest, Client, ClientAssertion, ClientAuthentication, ClientSecret, Error,
-    ErrorCode, IntrospectionRequest, PendingAuthorization, RandomError, RandomSource, RefreshToken,
-    RevocationRequest, SchemePolicy, SecurityToken, ServerMetadata, TOKEN_TYPE_ACCESS_TOKEN,
-    TokenExchange, TokenRequest, TokenResponse, TokenTypeHint, WellKnown, discovery_request,
-    parse_introspection_response, parse_revocation_response, parse_server_metadata,
+    ErrorCode, IntrospectionRequest, PendingAuthorization, RandomError, RandomSource,
+    RefreshPolicy, RefreshToken, RevocationRequest, SecurityToken, ServerMetadata,
+    TOKEN_TYPE_ACCESS_TOKEN, TokenExchange, TokenRequest, TokenResponse, TokenTypeHint,
+    parse_introspection_response, parse_revocation_response,
 };
 use oauth_test_server::LoopbackCertificates;
 use serde_json::{Value, json};
 
-use crate::{Harness, Setup};
+use crate::{Harness, Setup, SourceSpec};
 
 /// The Basic-auth secret: every character §2.3.1 encoding must get right.
 pub const SECRET: &str = "s3cr3t ~?:%+&= with spaces";
@@ -36,6 +36,8 @@ pub const REDIRECT_URI: &str = "https://client.example/cb";
 pub const JWT_RESOURCE: &str = "https://api.example/jwt";
 /// A resource indicator for which the server issues opaque access tokens.
 pub const OPAQUE_RESOURCE: &str = "https://api.example/opaque";
+/// The resource whose (opaque) access tokens live 2 seconds.
+pub const SHORT_RESOURCE: &str = "https://api.example/short";
 
 const RSA: &str = include_str!("../../jwt-assertion/tests/keys/rsa2048-pkcs8.pem");
 const P256: &str = include_str!("../../jwt-assertion/tests/keys/p256-pkcs8.pem");
@@ -207,15 +209,10 @@ impl OidcProvider {
         .expect("harness")
     }
 
-    /// The metadata from `/.well-known/openid-configuration`, through the harness.
+    /// The metadata from `/.well-known/openid-configuration`, through the adapter's
+    /// `discover`.
     pub fn discover<H: Harness>(&self, h: &H) -> ServerMetadata {
-        let issuer = h.endpoint(&self.issuer).expect("issuer endpoint");
-        let request = discovery_request(&issuer, WellKnown::OpenIdConfiguration).expect("request");
-        let (parts, ()) = request.into_parts();
-        let response = h
-            .execute(Request::from_parts(parts, Vec::new()))
-            .expect("discovery");
-        parse_server_metadata(&response, &self.issuer, SchemePolicy::HttpsOnly).expect("metadata")
+        h.discover(&self.issuer).expect("discovery")
     }
 }
 
@@ -572,6 +569,80 @@ pub fn jwt_bearer_and_token_exchange<H: Harness>() {
         exchanged.access_token().expose_secret(),
         subject.access_token().expose_secret()
     );
+}
+
+/// Token sources whose every request carries a newly signed assertion: `private_key_jwt`
+/// clients (RS256, PS256, ES256, EdDSA) and the JWT bearer grant, each through five tokens
+/// (first call, `invalidate`, expiry, expiry, `invalidate`). oidc-provider refuses a replayed
+/// client assertion `jti`, and the interop server a replayed grant assertion.
+pub fn token_sources_sign_every_request<H: Harness>() {
+    let p = OidcProvider::shared();
+    let h: H = p.harness();
+    let m = p.discover(&h);
+    let token_endpoint = m.token_endpoint().expect("token endpoint").clone();
+    let mut sources: Vec<(String, H::Source)> = Vec::new();
+    for (id, key) in private_key_clients() {
+        let client = Client::new(id, ClientAssertionSigner::new(key).into_authentication());
+        let grant = TokenRequest::client_credentials()
+            .scope(["api:read"])
+            .resource(SHORT_RESOURCE);
+        sources.push((
+            id.to_owned(),
+            h.source(token_endpoint.clone(), client, spec(grant)),
+        ));
+    }
+    let grant = JwtBearerSigner::new(assertion_key(), "jwt-bearer", "alice")
+        .into_grant()
+        .scope(["api:read"])
+        .resource(SHORT_RESOURCE);
+    sources.push((
+        "jwt-bearer".to_owned(),
+        h.source(
+            token_endpoint,
+            secret_client("jwt-bearer", false),
+            spec(grant),
+        ),
+    ));
+    std::thread::scope(|scope| {
+        for (id, source) in &sources {
+            let h = &h;
+            let m = &m;
+            scope.spawn(move || {
+                let mut seen: Vec<String> = Vec::new();
+                let mut next = |label: &str| {
+                    let token = h
+                        .token(source)
+                        .unwrap_or_else(|e| panic!("{id}, {label}: {e}"));
+                    let value = token.expose_secret().to_owned();
+                    assert!(
+                        !seen.contains(&value),
+                        "{id}, {label}: the same token again"
+                    );
+                    assert!(introspect(h, m, &value).active(), "{id}, {label}");
+                    seen.push(value);
+                    token
+                };
+                let first = next("first");
+                h.invalidate(source, &first);
+                next("after invalidate");
+                // 2 s tokens are no longer served past 1.5 s.
+                std::thread::sleep(Duration::from_millis(1600));
+                next("after expiry");
+                std::thread::sleep(Duration::from_millis(1600));
+                let fourth = next("after a second expiry");
+                h.invalidate(source, &fourth);
+                next("after a second invalidate");
+            });
+        }
+    });
+}
+
+fn spec(grant: TokenRequest) -> SourceSpec {
+    SourceSpec {
+        grant: Some(grant),
+        policy: Some(RefreshPolicy::default().jitter(Duration::ZERO)),
+        ..SourceSpec::default()
+    }
 }
 
 /// Discovery found every endpoint; introspection and revocation of the tokens obtained.

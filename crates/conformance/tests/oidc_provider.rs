@@ -28,6 +28,7 @@ interop_tests!(reqwest, Reqwest;
     jwt_bearer_and_token_exchange,
     discovery_introspection_and_revocation,
     failures_are_typed,
+    token_sources_sign_every_request,
 );
 
 interop_tests!(ureq, Ureq;
@@ -36,6 +37,7 @@ interop_tests!(ureq, Ureq;
     jwt_bearer_and_token_exchange,
     discovery_introspection_and_revocation,
     failures_are_typed,
+    token_sources_sign_every_request,
 );
 
 /// The gateway policy (issue #8) against oidc-provider's introspection endpoint: a client with
