@@ -159,7 +159,7 @@ fn decisions(check: Check<'_>, server: &TestServer, reads_query: bool) {
     assert!(matches!(
         check(&request(Some(&huge))),
         Err(Denial::InvalidToken {
-            reason: oauth_core::InvalidTokenReason::TooLong
+            reason: InvalidTokenReason::TooLong
         })
     ));
     assert_eq!(introspections(), before);

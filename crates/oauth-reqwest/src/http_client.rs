@@ -1,17 +1,16 @@
-//! [`HttpClient`]: sends oauth-core's requests with reqwest and drives its token calls.
+//! [`HttpClient`]: oauth-runtime's [`Io`] on reqwest: one exchange over HTTP, and tokio's
+//! timer. Everything else is oauth-runtime's drivers of oauth-core's machines.
 
 use std::error::Error as _;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use oauth_core::http::{HeaderMap, Request, Response};
 use oauth_core::{
-    CallStep, Client, Endpoint, Error, Introspection, IntrospectionRequest, RequestBody,
-    RevocationRequest, ServerMetadata, TokenRequest, TokenResponse, TransportError,
-    TransportErrorKind, WellKnown, discovery_request, parse_introspection_response,
-    parse_revocation_response, parse_server_metadata,
+    Client, Endpoint, Error, Introspection, IntrospectionRequest, RequestBody, RevocationRequest,
+    ServerMetadata, TokenRequest, TokenResponse, TransportError, TransportErrorKind,
 };
-use oauth_runtime::{CallEvent, HttpConfig, log_call, now};
+use oauth_runtime::{self as drive, Body, HttpConfig, Io};
 use zeroize::Zeroizing;
 
 /// An HTTP client for OAuth endpoints and protected resources: reqwest with the settings of
@@ -49,8 +48,8 @@ impl HttpClient {
         self.config.endpoint(uri)
     }
 
-    /// Runs a token request to its end: each attempt built (and its assertions signed) afresh,
-    /// transient failures retried as oauth-core's `TokenCall` decides, all within
+    /// Runs a token request to its end: each attempt built (and its assertions signed)
+    /// afresh, transient failures retried as oauth-core's `TokenCall` decides, all within
     /// [`HttpConfig::timeout`].
     pub async fn request_token(
         &self,
@@ -58,46 +57,12 @@ impl HttpClient {
         client: &Client,
         request: &TokenRequest,
     ) -> Result<TokenResponse, Error> {
-        let mut call = self.config.token_call(endpoint, client, request, now());
-        loop {
-            match call.poll(now()) {
-                CallStep::Send { request, timeout } => {
-                    log_call(&call, CallEvent::Sending);
-                    let answer = self.send_oauth(request, timeout).await;
-                    call.handle_response(answer, now());
-                }
-                CallStep::Wait(until) => {
-                    log_call(&call, CallEvent::Retrying);
-                    tokio::time::sleep_until(until.into()).await;
-                }
-                CallStep::Done(result) => {
-                    log_call(&call, CallEvent::Done(&result));
-                    return result;
-                }
-                _ => return Err(internal()),
-            }
-        }
+        drive::request_token(self, endpoint, client, request).await
     }
 
     /// The server's metadata (OpenID Connect Discovery, then RFC 8414), its issuer checked.
     pub async fn discover(&self, issuer: &str) -> Result<ServerMetadata, Error> {
-        let issuer_endpoint = self.endpoint(issuer)?;
-        let mut last = None;
-        for which in [
-            WellKnown::OpenIdConfiguration,
-            WellKnown::OAuthAuthorizationServer,
-        ] {
-            let (parts, ()) = discovery_request(&issuer_endpoint, which)?.into_parts();
-            let request = Request::from_parts(parts, RequestBody::default());
-            let response = self.execute_oauth(request).await?;
-            if response.status() == oauth_core::http::StatusCode::NOT_FOUND {
-                last = Some(response);
-                continue;
-            }
-            return parse_server_metadata(&response, issuer, self.config.scheme_policy);
-        }
-        let response = last.ok_or_else(internal)?;
-        parse_server_metadata(&response, issuer, self.config.scheme_policy)
+        drive::discover(self, issuer).await
     }
 
     /// Introspects a token (RFC 7662).
@@ -107,8 +72,7 @@ impl HttpClient {
         client: &Client,
         request: &IntrospectionRequest,
     ) -> Result<Introspection, Error> {
-        let built = request.build_at(endpoint, client, now().wall())?;
-        parse_introspection_response(&self.execute_oauth(built).await?)
+        drive::introspect(self, endpoint, client, request).await
     }
 
     /// Revokes a token (RFC 7009).
@@ -118,50 +82,22 @@ impl HttpClient {
         client: &Client,
         request: &RevocationRequest,
     ) -> Result<(), Error> {
-        let built = request.build_at(endpoint, client, now().wall())?;
-        parse_revocation_response(&self.execute_oauth(built).await?)
+        drive::revoke(self, endpoint, client, request).await
     }
 
-    /// Sends a request built by oauth-core (token, introspection, revocation, discovery) once:
-    /// no redirect is followed, the body is read up to the OAuth response limit, within one
-    /// attempt's timeout (and never longer than the whole call's).
+    /// Sends a request built by oauth-core once: no redirect followed, the body read up to the
+    /// OAuth response limit, within one attempt's timeout.
     pub async fn execute_oauth(
         &self,
         request: Request<RequestBody>,
     ) -> Result<Response<Vec<u8>>, Error> {
-        self.send_oauth(
-            request,
-            self.config.attempt_timeout.min(self.config.timeout),
-        )
-        .await
-    }
-
-    async fn send_oauth(
-        &self,
-        request: Request<RequestBody>,
-        timeout: Duration,
-    ) -> Result<Response<Vec<u8>>, Error> {
-        let (parts, body) = request.into_parts();
-        // The body holds secrets: reqwest gets a buffer that is wiped when it is done with it.
-        let body = bytes::Bytes::from_owner(Zeroizing::new(body.into_bytes()));
-        let response = self
-            .send(parts, body, self.config.max_response_body, timeout)
-            .await?;
-        if response.status().is_redirection() {
-            return Err(TransportError::new(
-                TransportErrorKind::Redirect,
-                &format!("HTTP {}", response.status().as_u16()),
-            )
-            .into());
-        }
-        Ok(response)
+        drive::execute_oauth(self, request).await
     }
 
     /// Sends any request once, reading the body up to [`HttpConfig::max_resource_body`].
     /// Redirects are returned, not followed.
     pub async fn execute(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, Error> {
-        let limit = self.config.max_resource_body;
-        self.execute_limited(request, limit).await
+        drive::execute(self, request, self.config.max_resource_body).await
     }
 
     /// Sends any request once, reading the body up to `limit` bytes.
@@ -170,18 +106,28 @@ impl HttpClient {
         request: Request<Vec<u8>>,
         limit: usize,
     ) -> Result<Response<Vec<u8>>, Error> {
-        let (parts, body) = request.into_parts();
-        self.send(parts, body.into(), limit, self.config.timeout)
-            .await
+        drive::execute(self, request, limit).await
+    }
+}
+
+impl Io for HttpClient {
+    fn config(&self) -> &HttpConfig {
+        &self.config
     }
 
     async fn send(
         &self,
-        parts: oauth_core::http::request::Parts,
-        body: bytes::Bytes,
+        request: Request<Body>,
         limit: usize,
         timeout: Duration,
     ) -> Result<Response<Vec<u8>>, Error> {
+        let (parts, body) = request.into_parts();
+        let body = match body {
+            // reqwest gets a buffer that is wiped when it is done with it.
+            Body::Secret(secret) => bytes::Bytes::from_owner(Zeroizing::new(secret.into_bytes())),
+            Body::Plain(plain) => plain.into(),
+            _ => bytes::Bytes::new(),
+        };
         let mut builder = self
             .inner
             .request(parts.method, parts.uri.to_string())
@@ -192,34 +138,26 @@ impl HttpClient {
             builder = builder.body(body);
         }
         let mut response = builder.send().await.map_err(map_error)?;
-        let declared = response.content_length();
-        if declared.is_some_and(|n| n > limit as u64) {
-            return Err(too_large(limit));
-        }
+        let mut body = drive::body_buffer(response.content_length(), limit)?;
         let mut out = Response::builder()
             .status(response.status())
             .version(response.version());
         if let Some(headers) = out.headers_mut() {
             *headers = std::mem::replace(response.headers_mut(), HeaderMap::new());
         }
-        // Sized from Content-Length, so the buffer is allocated once and never doubles.
-        let mut body = Vec::with_capacity(declared.map_or(0, |n| n as usize));
         while let Some(chunk) = response.chunk().await.map_err(map_error)? {
             if body.len() + chunk.len() > limit {
-                return Err(too_large(limit));
+                return Err(drive::too_large(limit));
             }
             body.extend_from_slice(&chunk);
         }
-        if body.capacity() > body.len() + body.len() / 4 + 64 {
-            body.shrink_to_fit();
-        }
-        out.body(body)
+        out.body(drive::trim(body))
             .map_err(|e| transport(TransportErrorKind::Io, e))
     }
-}
 
-fn internal() -> Error {
-    TransportError::new(TransportErrorKind::Io, "unexpected state of the call").into()
+    async fn sleep_until(&self, until: Instant) {
+        tokio::time::sleep_until(until.into()).await;
+    }
 }
 
 /// The rustls configuration: ring, TLS 1.2 and 1.3, the configured roots.
@@ -244,14 +182,6 @@ fn rustls_config(config: &HttpConfig) -> Result<rustls::ClientConfig, Error> {
         .with_no_client_auth();
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tls)
-}
-
-fn too_large(limit: usize) -> Error {
-    TransportError::new(
-        TransportErrorKind::BodyTooLarge,
-        &format!("more than {limit} bytes"),
-    )
-    .into()
 }
 
 fn transport(kind: TransportErrorKind, e: impl std::error::Error + Send + Sync + 'static) -> Error {

@@ -3,11 +3,8 @@
 use std::sync::Arc;
 
 use oauth_core::http::{Request, Response};
-use oauth_core::{
-    AccessToken, Client, Decision, Endpoint, Error, RejectionClassifier, ResourceCall,
-    ResourceStep, TokenRequest, TokenResponse,
-};
-use oauth_runtime::{SharedToken, SourceKind, SourceParts, now};
+use oauth_core::{AccessToken, Client, Decision, Endpoint, Error, TokenRequest, TokenResponse};
+use oauth_runtime::{SourceCore, SourceKind, SourceParts, now};
 use tokio::sync::Notify;
 
 use crate::HttpClient;
@@ -23,46 +20,23 @@ pub type TokenSourceBuilder = oauth_runtime::TokenSourceBuilder<TokenSource>;
 /// every caller waits for the same single request (within [`HttpConfig::timeout`](oauth_runtime::HttpConfig)),
 /// and after a failure they wait for the next attempt rather than get the error replayed. Clones
 /// share the cache.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct TokenSource {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    http: HttpClient,
-    endpoint: Endpoint,
-    client: Client,
-    classifier: RejectionClassifier,
-    shared: SharedToken,
+    inner: Arc<SourceCore<HttpClient>>,
     /// Woken after every change of the shared state.
     changed: Arc<Notify>,
-}
-
-impl std::fmt::Debug for TokenSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSource")
-            .field("endpoint", &self.inner.endpoint.as_str())
-            .field("client", &self.inner.client)
-            .finish_non_exhaustive()
-    }
 }
 
 impl SourceKind for TokenSource {
     type Http = HttpClient;
 
-    fn assemble(mut parts: SourceParts<HttpClient>) -> Self {
+    fn assemble(parts: SourceParts<HttpClient>) -> Self {
         let changed = Arc::new(Notify::new());
         let wake = changed.clone();
-        let shared = parts.shared(Some(Box::new(move || wake.notify_waiters())));
+        let inner = parts.into_core(Some(Box::new(move || wake.notify_waiters())));
         Self {
-            inner: Arc::new(Inner {
-                http: parts.http,
-                endpoint: parts.endpoint,
-                client: parts.client,
-                classifier: parts.classifier,
-                shared,
-                changed,
-            }),
+            inner: Arc::new(inner),
+            changed,
         }
     }
 }
@@ -90,7 +64,7 @@ impl TokenSource {
     async fn token_slow(&self) -> Result<AccessToken, Error> {
         let deadline = self.inner.http.config().deadline(now());
         loop {
-            let changed = self.inner.changed.notified();
+            let changed = self.changed.notified();
             tokio::pin!(changed);
             // Registered before polling, so a refresh that ends in between still wakes us.
             changed.as_mut().enable();
@@ -145,26 +119,14 @@ impl TokenSource {
     /// the request again, once. A token issued with another `token_type` (such as `DPoP`) is
     /// refused with `Error::UnsupportedTokenType`. Redirects are returned, not followed.
     pub async fn send(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, Error> {
-        self.inner.http.endpoint(&request.uri().to_string())?;
-        let config = self.inner.http.config();
-        let mut call = ResourceCall::new(&request, &self.inner.classifier, config.timeout);
-        loop {
-            match call.poll() {
-                ResourceStep::NeedToken => call.handle_token(self.token().await?)?,
-                ResourceStep::Send { request, .. } => {
-                    let answer = self.inner.http.execute(request).await?;
-                    call.handle_response(answer);
-                }
-                ResourceStep::Invalidate(token) => {
-                    tracing::info!(
-                        "the resource rejected the token; getting a new one and retrying once"
-                    );
-                    call.handle_invalidated(self.invalidate(&token));
-                }
-                ResourceStep::Accepted(_) => self.inner.shared.accepted(),
-                ResourceStep::Done(response) => return Ok(response),
-                _ => return Err(Error::ReauthorizationRequired),
-            }
-        }
+        let inner = &self.inner;
+        oauth_runtime::send(
+            &inner.http,
+            &inner.shared,
+            &inner.classifier,
+            request,
+            || self.token(),
+        )
+        .await
     }
 }

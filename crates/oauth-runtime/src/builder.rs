@@ -44,15 +44,40 @@ impl<H> std::fmt::Debug for SourceParts<H> {
 }
 
 impl<H> SourceParts<H> {
-    /// The shared state, with `wake` run after every change (for async waiters).
-    pub fn shared(&mut self, wake: Option<Box<WakeFn>>) -> SharedToken {
-        SharedToken::new(
-            self.policy.clone(),
-            self.grant.take(),
-            self.seed.take(),
-            self.on_token.take(),
-            wake,
-        )
+    /// The token source's state, with `wake` run after every change (for async waiters).
+    pub fn into_core(self, wake: Option<Box<WakeFn>>) -> SourceCore<H> {
+        SourceCore {
+            shared: SharedToken::new(self.policy, self.grant, self.seed, self.on_token, wake),
+            http: self.http,
+            endpoint: self.endpoint,
+            client: self.client,
+            classifier: self.classifier,
+        }
+    }
+}
+
+/// What a token source holds, whichever the adapter: where and how to ask for tokens, and
+/// the shared state.
+#[non_exhaustive]
+pub struct SourceCore<H> {
+    /// The HTTP client.
+    pub http: H,
+    /// The token endpoint.
+    pub endpoint: Endpoint,
+    /// The client.
+    pub client: Client,
+    /// Which resource answers mean "the token was rejected".
+    pub classifier: RejectionClassifier,
+    /// The lifecycle and the published token.
+    pub shared: SharedToken,
+}
+
+impl<H> std::fmt::Debug for SourceCore<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSource")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("client", &self.client)
+            .finish_non_exhaustive()
     }
 }
 

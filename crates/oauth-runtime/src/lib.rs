@@ -9,16 +9,24 @@
 //! - [`TokenSourceBuilder`]: the builder both adapters' `TokenSource`s share.
 //! - [`now`]: one reading of both clocks; [`SystemRandom`]: the OS random source.
 //! - [`log_call`]: the log lines of a token call, identical in both adapters.
+//! - The drivers ([`request_token`], [`send`], [`discover`], ...): the loops that carry out
+//!   the core's machines, written once as `async fn`s over [`Io`] (an adapter's "send one
+//!   request, wait"); the blocking adapter runs them with [`block_on`].
 //!
 //! It does no network I/O, spawns nothing and never sleeps: the adapters do, each in its own way.
 #![forbid(unsafe_code)]
 
 mod builder;
 mod config;
+mod drive;
 mod shared;
 
-pub use builder::{SourceKind, SourceParts, TokenSourceBuilder};
+pub use builder::{SourceCore, SourceKind, SourceParts, TokenSourceBuilder};
 pub use config::{HttpConfig, Roots};
+pub use drive::{
+    Body, Io, block_on, body_buffer, discover, execute, execute_oauth, introspect, request_token,
+    revoke, send, too_large, trim,
+};
 pub use shared::{RefreshGuard, SharedToken};
 
 use std::time::{Instant, SystemTime};
@@ -86,4 +94,21 @@ pub fn log_call(call: &TokenCall<'_>, event: CallEvent<'_>) {
             "token request failed"
         ),
     }
+}
+
+/// The types a user of either adapter needs, re-exported by both so that a user depends on one
+/// crate.
+pub mod reexports {
+    pub use oauth_core::{
+        AccessToken, Assertion, AssertionSigner, BodyEncoding, Client, ClientAssertion,
+        ClientAuthentication, ClientId, ClientSecret, Endpoint, Error, ErrorCode, ErrorResponse,
+        Fault, IdToken, Introspection, IntrospectionRequest, Password, RefreshPolicy, RefreshToken,
+        RejectionClassifier, RetryPolicy, RevocationRequest, Scope, SecurityToken, ServerMetadata,
+        TokenExchange, TokenRequest, TokenResponse, TokenType, TransportError, TransportErrorKind,
+        UnknownExpiry,
+    };
+    #[cfg(feature = "authorization-code")]
+    pub use oauth_core::{AuthorizationRequest, PendingAuthorization, Pkce, PkceMethod};
+
+    pub use crate::{HttpConfig, Roots, SystemRandom};
 }

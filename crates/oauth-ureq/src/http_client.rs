@@ -1,16 +1,15 @@
-//! [`HttpClient`]: sends oauth-core's requests with ureq and drives its token calls.
+//! [`HttpClient`]: oauth-runtime's [`Io`] on ureq, blocking inside futures that finish in their
+//! first poll. Everything else is oauth-runtime's drivers of oauth-core's machines.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use oauth_core::http::{Request, Response};
 use oauth_core::{
-    CallStep, Client, Endpoint, Error, Introspection, IntrospectionRequest, RequestBody,
-    RevocationRequest, ServerMetadata, TokenRequest, TokenResponse, TransportError,
-    TransportErrorKind, WellKnown, discovery_request, parse_introspection_response,
-    parse_revocation_response, parse_server_metadata,
+    Client, Endpoint, Error, Introspection, IntrospectionRequest, RequestBody, RevocationRequest,
+    ServerMetadata, TokenRequest, TokenResponse, TransportError, TransportErrorKind,
 };
-use oauth_runtime::{CallEvent, HttpConfig, log_call, now};
+use oauth_runtime::{self as drive, Body, HttpConfig, Io, block_on};
 
 /// An HTTP client for OAuth endpoints and protected resources: a ureq agent with the
 /// settings of an [`HttpConfig`]. Cheap to clone (the connection pool is shared).
@@ -47,8 +46,8 @@ impl HttpClient {
         self.config.endpoint(uri)
     }
 
-    /// Runs a token request to its end: each attempt built (and its assertions signed) afresh,
-    /// transient failures retried as oauth-core's `TokenCall` decides, all within
+    /// Runs a token request to its end: each attempt built (and its assertions signed)
+    /// afresh, transient failures retried as oauth-core's `TokenCall` decides, all within
     /// [`HttpConfig::timeout`].
     pub fn request_token(
         &self,
@@ -56,46 +55,12 @@ impl HttpClient {
         client: &Client,
         request: &TokenRequest,
     ) -> Result<TokenResponse, Error> {
-        let mut call = self.config.token_call(endpoint, client, request, now());
-        loop {
-            match call.poll(now()) {
-                CallStep::Send { request, timeout } => {
-                    log_call(&call, CallEvent::Sending);
-                    let answer = self.send_oauth(request, timeout);
-                    call.handle_response(answer, now());
-                }
-                CallStep::Wait(until) => {
-                    log_call(&call, CallEvent::Retrying);
-                    std::thread::sleep(until.saturating_duration_since(Instant::now()));
-                }
-                CallStep::Done(result) => {
-                    log_call(&call, CallEvent::Done(&result));
-                    return result;
-                }
-                _ => return Err(internal()),
-            }
-        }
+        block_on(drive::request_token(self, endpoint, client, request))
     }
 
     /// The server's metadata (OpenID Connect Discovery, then RFC 8414), its issuer checked.
     pub fn discover(&self, issuer: &str) -> Result<ServerMetadata, Error> {
-        let issuer_endpoint = self.endpoint(issuer)?;
-        let mut last = None;
-        for which in [
-            WellKnown::OpenIdConfiguration,
-            WellKnown::OAuthAuthorizationServer,
-        ] {
-            let (parts, ()) = discovery_request(&issuer_endpoint, which)?.into_parts();
-            let response =
-                self.execute_oauth(Request::from_parts(parts, RequestBody::default()))?;
-            if response.status() == oauth_core::http::StatusCode::NOT_FOUND {
-                last = Some(response);
-                continue;
-            }
-            return parse_server_metadata(&response, issuer, self.config.scheme_policy);
-        }
-        let response = last.ok_or_else(internal)?;
-        parse_server_metadata(&response, issuer, self.config.scheme_policy)
+        block_on(drive::discover(self, issuer))
     }
 
     /// Introspects a token (RFC 7662).
@@ -105,8 +70,7 @@ impl HttpClient {
         client: &Client,
         request: &IntrospectionRequest,
     ) -> Result<Introspection, Error> {
-        let built = request.build_at(endpoint, client, now().wall())?;
-        parse_introspection_response(&self.execute_oauth(built)?)
+        block_on(drive::introspect(self, endpoint, client, request))
     }
 
     /// Revokes a token (RFC 7009).
@@ -116,43 +80,19 @@ impl HttpClient {
         client: &Client,
         request: &RevocationRequest,
     ) -> Result<(), Error> {
-        let built = request.build_at(endpoint, client, now().wall())?;
-        parse_revocation_response(&self.execute_oauth(built)?)
+        block_on(drive::revoke(self, endpoint, client, request))
     }
 
-    /// Sends a request built by oauth-core (token, introspection, revocation, discovery) once:
-    /// no redirect is followed, the body is read up to the OAuth response limit, within one
-    /// attempt's timeout (and never longer than the whole call's).
+    /// Sends a request built by oauth-core once: no redirect followed, the body read up to the
+    /// OAuth response limit, within one attempt's timeout.
     pub fn execute_oauth(&self, request: Request<RequestBody>) -> Result<Response<Vec<u8>>, Error> {
-        self.send_oauth(
-            request,
-            self.config.attempt_timeout.min(self.config.timeout),
-        )
-    }
-
-    fn send_oauth(
-        &self,
-        request: Request<RequestBody>,
-        timeout: Duration,
-    ) -> Result<Response<Vec<u8>>, Error> {
-        // ureq borrows the body, so the wiped `RequestBody` stays ours and is wiped on drop.
-        let (parts, body) = request.into_parts();
-        let request = Request::from_parts(parts, body.expose_secret());
-        let response = self.send(request, self.config.max_response_body, timeout)?;
-        if response.status().is_redirection() {
-            return Err(TransportError::new(
-                TransportErrorKind::Redirect,
-                &format!("HTTP {}", response.status().as_u16()),
-            )
-            .into());
-        }
-        Ok(response)
+        block_on(drive::execute_oauth(self, request))
     }
 
     /// Sends any request once, reading the body up to [`HttpConfig::max_resource_body`].
     /// Redirects are returned, not followed.
     pub fn execute(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, Error> {
-        self.execute_limited(request, self.config.max_resource_body)
+        block_on(drive::execute(self, request, self.config.max_resource_body))
     }
 
     /// Sends any request once, reading the body up to `limit` bytes.
@@ -161,10 +101,10 @@ impl HttpClient {
         request: Request<Vec<u8>>,
         limit: usize,
     ) -> Result<Response<Vec<u8>>, Error> {
-        self.send(request, limit, self.config.timeout)
+        block_on(drive::execute(self, request, limit))
     }
 
-    fn send<B: ureq::AsSendBody>(
+    fn run<B: ureq::AsSendBody>(
         &self,
         request: Request<B>,
         limit: usize,
@@ -176,27 +116,49 @@ impl HttpClient {
             .timeout_global(Some(timeout))
             .build();
         let response = self.inner.run(request).map_err(map_error)?;
-        let declared = response.body().content_length();
-        if declared.is_some_and(|n| n > limit as u64) {
-            return Err(too_large(limit));
-        }
+        let mut out = drive::body_buffer(response.body().content_length(), limit)?;
         let (parts, mut body) = response.into_parts();
-        // Sized from Content-Length, so the buffer is allocated once and never doubles.
-        let mut out = Vec::with_capacity(declared.map_or(0, |n| n as usize));
         use std::io::Read as _;
         body.with_config()
             .limit(limit as u64)
             .reader()
             .read_to_end(&mut out)
             .map_err(|e| match e.downcast::<ureq::Error>() {
-                Ok(ureq::Error::BodyExceedsLimit(_)) => too_large(limit),
+                Ok(ureq::Error::BodyExceedsLimit(_)) => drive::too_large(limit),
                 Ok(e) => map_error(e),
                 Err(io) => map_error(ureq::Error::Io(io)),
             })?;
-        if out.capacity() > out.len() + out.len() / 4 + 64 {
-            out.shrink_to_fit();
+        Ok(Response::from_parts(parts, drive::trim(out)))
+    }
+}
+
+/// Blocking I/O: each future finishes in its first poll.
+impl Io for HttpClient {
+    fn config(&self) -> &HttpConfig {
+        &self.config
+    }
+
+    async fn send(
+        &self,
+        request: Request<Body>,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<Response<Vec<u8>>, Error> {
+        let (parts, body) = request.into_parts();
+        match body {
+            // ureq borrows the body, so the wiped `RequestBody` stays ours and is wiped on drop.
+            Body::Secret(secret) => self.run(
+                Request::from_parts(parts, secret.expose_secret()),
+                limit,
+                timeout,
+            ),
+            Body::Plain(plain) => self.run(Request::from_parts(parts, plain), limit, timeout),
+            _ => self.run(Request::from_parts(parts, ()), limit, timeout),
         }
-        Ok(Response::from_parts(parts, out))
+    }
+
+    async fn sleep_until(&self, until: Instant) {
+        std::thread::sleep(until.saturating_duration_since(Instant::now()));
     }
 }
 
@@ -222,18 +184,6 @@ fn tls_config(config: &HttpConfig) -> ureq::tls::TlsConfig {
         .provider(TlsProvider::Rustls)
         .root_certs(roots)
         .build()
-}
-
-fn internal() -> Error {
-    TransportError::new(TransportErrorKind::Io, "unexpected state of the call").into()
-}
-
-fn too_large(limit: usize) -> Error {
-    TransportError::new(
-        TransportErrorKind::BodyTooLarge,
-        &format!("more than {limit} bytes"),
-    )
-    .into()
 }
 
 /// Maps a ureq error to a transport error.

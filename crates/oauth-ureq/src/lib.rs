@@ -48,17 +48,7 @@ mod http_client;
 mod source;
 
 pub use http_client::HttpClient;
-pub use oauth_runtime::{HttpConfig, Roots, SystemRandom};
 pub use source::{TokenSource, TokenSourceBuilder};
 
 pub use oauth_core::{self, http};
-pub use oauth_core::{
-    AccessToken, Assertion, AssertionSigner, BodyEncoding, Client, ClientAssertion,
-    ClientAuthentication, ClientId, ClientSecret, Endpoint, Error, ErrorCode, ErrorResponse, Fault,
-    IdToken, Introspection, IntrospectionRequest, Password, RefreshPolicy, RefreshToken,
-    RejectionClassifier, RetryPolicy, RevocationRequest, Scope, SecurityToken, ServerMetadata,
-    TokenExchange, TokenRequest, TokenResponse, TokenType, TransportError, TransportErrorKind,
-    UnknownExpiry,
-};
-#[cfg(feature = "authorization-code")]
-pub use oauth_core::{AuthorizationRequest, PendingAuthorization, Pkce, PkceMethod};
+pub use oauth_runtime::reexports::*;

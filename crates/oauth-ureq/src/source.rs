@@ -3,11 +3,8 @@
 use std::sync::Arc;
 
 use oauth_core::http::{Request, Response};
-use oauth_core::{
-    AccessToken, Client, Decision, Endpoint, Error, RejectionClassifier, ResourceCall,
-    ResourceStep, TokenRequest, TokenResponse,
-};
-use oauth_runtime::{SharedToken, SourceKind, SourceParts, now};
+use oauth_core::{AccessToken, Client, Decision, Endpoint, Error, TokenRequest, TokenResponse};
+use oauth_runtime::{SourceCore, SourceKind, SourceParts, block_on, now};
 
 use crate::HttpClient;
 
@@ -22,41 +19,17 @@ pub type TokenSourceBuilder = oauth_runtime::TokenSourceBuilder<TokenSource>;
 /// token to serve, the first caller sends the request and every other caller waits for it
 /// (within [`HttpConfig::timeout`](oauth_runtime::HttpConfig)); after a failure they wait for
 /// the next attempt rather than get the error replayed. Clones share the cache.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct TokenSource {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    http: HttpClient,
-    endpoint: Endpoint,
-    client: Client,
-    classifier: RejectionClassifier,
-    shared: SharedToken,
-}
-
-impl std::fmt::Debug for TokenSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSource")
-            .field("endpoint", &self.inner.endpoint.as_str())
-            .field("client", &self.inner.client)
-            .finish_non_exhaustive()
-    }
+    inner: Arc<SourceCore<HttpClient>>,
 }
 
 impl SourceKind for TokenSource {
     type Http = HttpClient;
 
-    fn assemble(mut parts: SourceParts<HttpClient>) -> Self {
-        let shared = parts.shared(None);
+    fn assemble(parts: SourceParts<HttpClient>) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                http: parts.http,
-                endpoint: parts.endpoint,
-                client: parts.client,
-                classifier: parts.classifier,
-                shared,
-            }),
+            inner: Arc::new(parts.into_core(None)),
         }
     }
 }
@@ -129,32 +102,19 @@ impl TokenSource {
     /// the request again, once. A token issued with another `token_type` (such as `DPoP`) is
     /// refused with `Error::UnsupportedTokenType`. Redirects are returned, not followed.
     pub fn send(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, Error> {
-        self.inner.http.endpoint(&request.uri().to_string())?;
-        let config = self.inner.http.config();
-        let mut call = ResourceCall::new(&request, &self.inner.classifier, config.timeout);
-        loop {
-            match call.poll() {
-                ResourceStep::NeedToken => call.handle_token(self.token()?)?,
-                ResourceStep::Send { request, .. } => {
-                    let answer = self.inner.http.execute(request)?;
-                    call.handle_response(answer);
-                }
-                ResourceStep::Invalidate(token) => {
-                    tracing::info!(
-                        "the resource rejected the token; getting a new one and retrying once"
-                    );
-                    call.handle_invalidated(self.invalidate(&token));
-                }
-                ResourceStep::Accepted(_) => self.inner.shared.accepted(),
-                ResourceStep::Done(response) => return Ok(response),
-                _ => return Err(Error::ReauthorizationRequired),
-            }
-        }
+        let inner = &self.inner;
+        block_on(oauth_runtime::send(
+            &inner.http,
+            &inner.shared,
+            &inner.classifier,
+            request,
+            || std::future::ready(self.token()),
+        ))
     }
 }
 
 /// Sends the refresh handed out by the lifecycle and reports its result.
-fn refresh(inner: &Inner, request: &TokenRequest) {
+fn refresh(inner: &SourceCore<HttpClient>, request: &TokenRequest) {
     let guard = inner.shared.guard();
     let result = inner
         .http
