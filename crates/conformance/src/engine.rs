@@ -551,7 +551,7 @@ pub fn echoed_secrets_are_scrubbed_from_errors<H: Harness>() {
         ..Behaviour::default()
     };
     let secret = b.client_secret.clone();
-    let server = start(b.clone());
+    let server = start(b);
     let h: H = harness_with(
         &server,
         Setup {

@@ -13,7 +13,7 @@ use crate::{JwtClaims, RingRandom, SignError, SigningKey};
 
 impl From<SignError> for Error {
     fn from(e: SignError) -> Self {
-        Error::Signing(SigningError::new(&e.to_string(), e))
+        Self::Signing(SigningError::new(&e.to_string(), e))
     }
 }
 

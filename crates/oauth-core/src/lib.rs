@@ -78,29 +78,23 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
-#[cfg(feature = "anypoint")]
-pub mod anypoint;
-#[cfg(feature = "authorization-code")]
-mod authorization;
-mod bearer;
+// The tree shows the three parts: `common` (the vocabulary both sides share), `client` (the
+// client's requests, parsers and machines) and `resource_server` (an API's side: taking the
+// token from a request, deciding from its introspection and the client's contract). The
+// aliases below keep one short path per module inside the crate.
 mod client;
-mod discovery;
-mod encoding;
-mod endpoint;
-mod engine;
-mod error;
-mod introspection;
-mod lifecycle;
-mod random;
-mod request;
-mod resource;
-mod response;
-mod scope;
-mod secret;
+mod common;
+mod resource_server;
+
+#[cfg(feature = "anypoint")]
+pub use client::anypoint;
 #[cfg(feature = "authorization-code")]
-mod sha256;
-mod time;
-mod transport;
+use client::authorization;
+use client::{bearer, discovery, engine, introspection, lifecycle, request, response};
+#[cfg(feature = "authorization-code")]
+use common::sha256;
+use common::{encoding, endpoint, error, random, scope, secret, time, transport};
+use resource_server as resource;
 
 #[cfg(feature = "authorization-code")]
 pub use authorization::{AuthorizationRequest, PendingAuthorization, Pkce, PkceMethod};

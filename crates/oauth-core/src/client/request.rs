@@ -496,7 +496,7 @@ impl TokenRequest {
 
     /// Builds the `POST` to the token endpoint.
     ///
-    /// A request that signs an assertion per request (a [`ClientAuthentication::Signed`]
+    /// A request that signs an assertion per request (a [`ClientAuthentication::Signed`](crate::ClientAuthentication::Signed)
     /// client, or [`jwt_bearer_signed`](Self::jwt_bearer_signed)) needs the time: use
     /// [`build_at`](Self::build_at).
     pub fn build(

@@ -1,0 +1,26 @@
+//! The client's side: building requests and parsing answers for every grant, the
+//! authorization code flow's front channel, using tokens, and the machines that drive the
+//! flows (the token lifecycle, a token call with its retries, a resource call with its one
+//! retry). The introspection, revocation and discovery requests are here too: a gateway that
+//! introspects is the introspection endpoint's client.
+
+#[cfg(feature = "anypoint")]
+pub mod anypoint;
+mod auth;
+#[cfg(feature = "authorization-code")]
+pub(crate) mod authorization;
+pub(crate) mod bearer;
+pub(crate) mod discovery;
+pub(crate) mod engine;
+pub(crate) mod introspection;
+pub(crate) mod lifecycle;
+pub(crate) mod request;
+pub(crate) mod response;
+
+#[cfg(feature = "anypoint")]
+pub(crate) use auth::basic_header;
+pub(crate) use auth::sign_now;
+pub use auth::{
+    AssertionSigner, BodyEncoding, Client, ClientAssertion, ClientAuthentication, ClientId,
+    JWT_BEARER_CLIENT_ASSERTION_TYPE, SigningContext,
+};
