@@ -44,10 +44,10 @@ pub struct ClientAssertionSigner {
 }
 
 impl ClientAssertionSigner {
-    /// Signs with `key`.
-    pub fn new(key: SigningKey) -> Self {
+    /// Signs with `key` (a `SigningKey`, or an `Arc` of one shared with other signers).
+    pub fn new(key: impl Into<Arc<SigningKey>>) -> Self {
         Self {
-            key: Arc::new(key),
+            key: key.into(),
             audience: None,
             lifetime: crate::DEFAULT_LIFETIME,
             rng: RingRandom::new(),
@@ -109,10 +109,15 @@ pub struct JwtBearerSigner {
 }
 
 impl JwtBearerSigner {
-    /// Signs assertions with `key` for `subject`, issued by `issuer`.
-    pub fn new(key: SigningKey, issuer: impl Into<String>, subject: impl Into<String>) -> Self {
+    /// Signs assertions with `key` (a `SigningKey`, or an `Arc` of one) for `subject`, issued
+    /// by `issuer`.
+    pub fn new(
+        key: impl Into<Arc<SigningKey>>,
+        issuer: impl Into<String>,
+        subject: impl Into<String>,
+    ) -> Self {
         Self {
-            key: Arc::new(key),
+            key: key.into(),
             claims: JwtClaims::new().issuer(issuer).subject(subject),
             audience: None,
             rng: RingRandom::new(),
