@@ -80,6 +80,8 @@ pub async fn request_token<I: Io>(
             CallStep::Send { request, timeout } => {
                 log_call(&call, CallEvent::Sending);
                 let answer = execute_oauth_within(io, request, timeout).await;
+                // The answer holds the tokens: its buffer is wiped once it is parsed.
+                let answer = answer.map(|r| r.map(zeroize::Zeroizing::new));
                 call.handle_response(answer, now());
             }
             CallStep::Wait(until) => {
