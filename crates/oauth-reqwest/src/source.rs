@@ -64,10 +64,21 @@ impl TokenSource {
     async fn token_slow(&self) -> Result<AccessToken, Error> {
         let deadline = self.inner.http.config().deadline(now());
         loop {
+            // A waiter woken by a finished refresh takes the published token without a lock:
+            // a herd of waiters does not queue on the lifecycle's mutex or the `Notify`.
+            if let Some(token) = self.inner.shared.cached() {
+                return Ok(token);
+            }
             let changed = self.changed.notified();
             tokio::pin!(changed);
             // Registered before polling, so a refresh that ends in between still wakes us.
             changed.as_mut().enable();
+            // A refresh is in flight: wait for its end without taking the lifecycle's lock (a
+            // herd of callers would queue on it). It ends within its own deadline.
+            if self.inner.shared.refreshing() {
+                changed.await;
+                continue;
+            }
             match self.inner.shared.poll(deadline).0 {
                 Decision::Use(token) => return Ok(token),
                 Decision::UseAndRefresh(token, request) => {
@@ -78,7 +89,9 @@ impl TokenSource {
                     self.spawn_refresh(request);
                     changed.await;
                 }
-                Decision::Wait { until } => {
+                // A refresh in flight: its end wakes us (no timer per waiter).
+                Decision::Wait { until: None } => changed.await,
+                Decision::Wait { until: Some(until) } => {
                     let _ = tokio::time::timeout_at(until.into(), changed).await;
                 }
                 Decision::Fail(error) => return Err(error),

@@ -91,6 +91,13 @@ impl SharedToken {
         None
     }
 
+    /// Whether a refresh is in flight (read without a lock): a caller with no token to serve
+    /// can wait for its end without asking the lifecycle.
+    #[inline]
+    pub fn refreshing(&self) -> bool {
+        self.refreshing.load(Ordering::Acquire)
+    }
+
     /// Asks the lifecycle what to do for a caller that waits until `deadline`; returns the
     /// decision and the generation it was made at (for [`wait`](Self::wait)).
     pub fn poll(&self, deadline: Instant) -> (Decision, u64) {
@@ -151,16 +158,24 @@ impl SharedToken {
     }
 
     /// Blocks until the state changes from generation `seen`, or until `until`.
-    pub fn wait(&self, seen: u64, until: Instant) {
+    pub fn wait(&self, seen: u64, until: Option<Instant>) {
         let mut state = self.lock();
         while state.generation == seen {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            state = match self.changed.wait_timeout(state, left) {
-                Ok((s, _)) => s,
-                Err(poisoned) => poisoned.into_inner().0,
+            state = match until {
+                None => self
+                    .changed
+                    .wait(state)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+                Some(until) => {
+                    let left = until.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return;
+                    }
+                    match self.changed.wait_timeout(state, left) {
+                        Ok((s, _)) => s,
+                        Err(poisoned) => poisoned.into_inner().0,
+                    }
+                }
             };
         }
     }

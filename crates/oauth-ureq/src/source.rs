@@ -57,6 +57,10 @@ impl TokenSource {
     fn token_slow(&self) -> Result<AccessToken, Error> {
         let deadline = self.inner.http.config().deadline(now());
         loop {
+            // A waiter woken by a finished refresh takes the published token without a lock.
+            if let Some(token) = self.inner.shared.cached() {
+                return Ok(token);
+            }
             let (decision, generation) = self.inner.shared.poll(deadline);
             match decision {
                 Decision::Use(token) => return Ok(token),

@@ -64,6 +64,14 @@ impl Pkce {
     /// Uses a caller-supplied verifier, which must be 43 to 128 characters of
     /// `A-Z a-z 0-9 - . _ ~`.
     pub fn from_verifier(verifier: PkceVerifier, method: PkceMethod) -> Result<Self, Error> {
+        Self::with_hash(verifier, method, &sha256)
+    }
+
+    fn with_hash(
+        verifier: PkceVerifier,
+        method: PkceMethod,
+        hash: &dyn Fn(&[u8]) -> [u8; 32],
+    ) -> Result<Self, Error> {
         let v = verifier.expose_secret();
         let valid_chars = v
             .bytes()
@@ -75,7 +83,7 @@ impl Pkce {
             });
         }
         let challenge = match method {
-            PkceMethod::S256 => b64url(&sha256(v.as_bytes())),
+            PkceMethod::S256 => b64url(&hash(v.as_bytes())),
             PkceMethod::Plain => v.to_owned(),
         };
         Ok(Self {
@@ -255,7 +263,8 @@ impl AuthorizationRequest {
         };
         let pkce = match self.pkce {
             PkceChoice::Generate(method) => {
-                Some(Pkce::from_verifier(PkceVerifier::new(next()), method)?)
+                let hash = |data: &[u8]| rng.sha256(data);
+                Some(Pkce::with_hash(PkceVerifier::new(next()), method, &hash)?)
             }
             PkceChoice::Given(pkce) => Some(pkce),
             PkceChoice::Disabled => None,
@@ -288,7 +297,10 @@ impl AuthorizationRequest {
             pairs.push((name, value));
         }
 
-        let mut url = self.endpoint.as_str().to_owned();
+        // Sized for the encoded pairs up front, so the URL is allocated once.
+        let estimate: usize = pairs.iter().map(|(n, v)| n.len() + v.len() * 3 + 2).sum();
+        let mut url = String::with_capacity(self.endpoint.as_str().len() + 1 + estimate);
+        url.push_str(self.endpoint.as_str());
         url.push(if self.endpoint.uri().query().is_some() {
             '&'
         } else {

@@ -195,12 +195,12 @@ pub enum Decision {
     /// There is no token to serve: run this request (the refresh token, or the grant),
     /// report its result, and poll again.
     Refresh(TokenRequest),
-    /// There is no token to serve yet: wait until the lifecycle changes (a refresh in flight
-    /// ends), or until `until` (a backoff ends, or the caller's deadline comes), then poll
-    /// again.
+    /// There is no token to serve yet: wait until the lifecycle changes (the request in
+    /// flight ends; it does within its own deadline), or until `until` (a backoff ends), then
+    /// poll again.
     Wait {
-        /// When to poll again even if nothing changed.
-        until: Instant,
+        /// When to poll again even if nothing changed; `None` while a request is in flight.
+        until: Option<Instant>,
     },
     /// There is no token to serve and none can be had within the caller's deadline, or
     /// without the user.
@@ -340,7 +340,12 @@ impl TokenLifecycle {
             }
         }
         if self.in_flight != InFlight::None {
-            return self.wait_or_fail(mono, deadline, deadline);
+            // The request in flight ends within its own deadline, which is no later than this
+            // caller's (it started first, under the same timeout): wait for it, no timer needed.
+            return match self.wait_or_fail(mono, deadline, deadline) {
+                Decision::Wait { .. } => Decision::Wait { until: None },
+                other => other,
+            };
         }
         if let Some(until) = self.retry_at.filter(|t| mono < *t) {
             let transient = self
@@ -385,7 +390,7 @@ impl TokenLifecycle {
     /// last error.
     fn wait_or_fail(&self, now: Instant, until: Instant, deadline: Instant) -> Decision {
         if now < deadline && until <= deadline {
-            return Decision::Wait { until };
+            return Decision::Wait { until: Some(until) };
         }
         Decision::Fail(self.last_error.clone().unwrap_or_else(|| {
             Error::Transport(TransportError::new(
@@ -679,7 +684,7 @@ mod tests {
         let Decision::Wait { until } = lc.poll(t(3571), far()) else {
             panic!()
         };
-        assert_eq!(until, t(3574).monotonic()); // third failure: 1 s, 2 s, 4 s
+        assert_eq!(until, Some(t(3574).monotonic())); // third failure: 1 s, 2 s, 4 s
         // ...and one whose deadline comes first gets the last error, not a wait.
         let Decision::Fail(error) = lc.poll(t(3571), t(3573).monotonic()) else {
             panic!()
@@ -881,7 +886,7 @@ mod tests {
             "refresh via client_credentials"
         );
         lc.handle_response(Err(unavailable()), t(3), &rng);
-        let Decision::Wait { until } = lc.poll(t(3), far()) else {
+        let Decision::Wait { until: Some(until) } = lc.poll(t(3), far()) else {
             panic!()
         };
         assert_eq!(until - t(3).monotonic(), Duration::from_millis(300));

@@ -6,6 +6,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 /// Appends `value` form-urlencoded (the WHATWG `application/x-www-form-urlencoded` serializer:
 /// `*-._` and alphanumerics kept, space as `+`, every other byte as `%XX`).
 pub(crate) fn form_encode_into(out: &mut String, value: &str) {
+    encode_into(out, value, "+");
+}
+
+/// Appends `value` percent-encoded with `space` for a space; every byte but alphanumerics and
+/// `*-._` as `%XX`.
+fn encode_into(out: &mut String, value: &str, space: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     const KEEP: [bool; 256] = {
         let mut table = [false; 256];
@@ -30,7 +36,7 @@ pub(crate) fn form_encode_into(out: &mut String, value: &str) {
             out.push_str(&value[start..i]);
         }
         if b == b' ' {
-            out.push('+');
+            out.push_str(space);
         } else {
             out.push('%');
             out.push(char::from(HEX[usize::from(b >> 4)]));
@@ -55,18 +61,7 @@ pub(crate) fn form_encode(value: &str) -> String {
 /// Appends `value` percent-encoded for a URI query component: like [`form_encode_into`] but with
 /// space as `%20`, which every server reads the same way.
 pub(crate) fn query_encode_into(out: &mut String, value: &str) {
-    let start = out.len();
-    form_encode_into(out, value);
-    // Only a space becomes '+' (a literal '+' is %2B), so swapping them in place is exact.
-    if out.as_bytes()[start..].contains(&b'+') {
-        let encoded = out.split_off(start);
-        for part in encoded.split('+').enumerate() {
-            if part.0 > 0 {
-                out.push_str("%20");
-            }
-            out.push_str(part.1);
-        }
-    }
+    encode_into(out, value, "%20");
 }
 
 /// Serializes `pairs` as an `application/x-www-form-urlencoded` string.

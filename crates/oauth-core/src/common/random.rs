@@ -10,14 +10,29 @@ use std::fmt;
 ///
 /// Implementations must be suitable for secrets: a PKCE verifier or a `state` value is only as
 /// strong as the bytes that made it.
+///
+/// The platform's primitives come together here: besides entropy, a source may supply a faster
+/// SHA-256 (the PKCE `S256` challenge) than the core's portable one, such as a hardware-backed
+/// implementation; the adapters' source uses ring's.
 pub trait RandomSource {
     /// Fills `dest` entirely with random bytes, or fails.
     fn fill(&self, dest: &mut [u8]) -> Result<(), RandomError>;
+
+    /// The SHA-256 digest of `data`. The default is the core's portable implementation.
+    #[cfg(feature = "authorization-code")]
+    fn sha256(&self, data: &[u8]) -> [u8; 32] {
+        crate::sha256::sha256(data)
+    }
 }
 
 impl<R: RandomSource + ?Sized> RandomSource for &R {
     fn fill(&self, dest: &mut [u8]) -> Result<(), RandomError> {
         (**self).fill(dest)
+    }
+
+    #[cfg(feature = "authorization-code")]
+    fn sha256(&self, data: &[u8]) -> [u8; 32] {
+        (**self).sha256(data)
     }
 }
 
