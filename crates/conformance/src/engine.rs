@@ -673,6 +673,30 @@ pub fn trust_only_the_given_authority<H: Harness>() {
     );
 }
 
+/// A body with a declared length comes back in a buffer of exactly its size: allocated once
+/// from `Content-Length` (no doubling growth while reading), no spare capacity kept.
+pub fn bodies_are_read_into_one_exact_buffer<H: Harness>() {
+    let server = start(Behaviour::default());
+    let h: H = harness(&server);
+    // The resource echoes the token's scope: a 200 KB answer.
+    let scope = "s".repeat(200 * 1024);
+    let token = server.issue_access_token("test-client", &scope, Duration::from_secs(600));
+    let request = Request::get(server.url("/api"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(Vec::new())
+        .unwrap();
+    let response = h.execute(request).unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let declared: usize = response.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(declared > 200 * 1024);
+    assert_eq!(response.body().len(), declared);
+    assert_eq!(response.body().capacity(), declared);
+}
+
 /// `introspect` and `revoke` on the HTTP client, with a client that signs per request.
 pub fn introspect_and_revoke<H: Harness>() {
     let key = SigningKey::from_pem(ED25519, Algorithm::EdDSA).unwrap();
