@@ -101,7 +101,7 @@ fn main() {
     println!(
         "cached token read, ns per call (median of {ROUNDS} rounds of {ITERS} calls per thread); \
          oauth-reqwest's token() future: {} bytes",
-        std::mem::size_of_val(&reqwest.token())
+        size_of_val(&reqwest.token())
     );
     println!("{:<28} {:>8} {:>8}", "", "1 thread", "2 threads");
     let mut table: Vec<(&str, [f64; 2])> = Vec::new();
