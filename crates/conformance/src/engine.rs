@@ -697,6 +697,44 @@ pub fn bodies_are_read_into_one_exact_buffer<H: Harness>() {
     assert_eq!(response.body().capacity(), declared);
 }
 
+/// An `on_token` hook that panics does not leave the source stuck: the refresh is given back
+/// and the next call gets a token (on the async adapter the caller never sees the panic; on
+/// the blocking one it unwinds through the call that ran the hook).
+pub fn a_panicking_persist_hook_does_not_stall_the_source<H: Harness>() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let b = Behaviour::default();
+    let server = start(b.clone());
+    let h: H = harness(&server);
+    let fired = std::sync::Arc::new(AtomicBool::new(false));
+    let hook = std::sync::Arc::clone(&fired);
+    let source = h.source(
+        h.endpoint(&server.url("/token")).unwrap(),
+        Client::new(
+            "test-client",
+            ClientAuthentication::SecretBasic(ClientSecret::new(b.client_secret.as_str())),
+        ),
+        SourceSpec {
+            grant: Some(TokenRequest::client_credentials()),
+            on_token: Some(std::sync::Arc::new(move |_: &TokenResponse| {
+                if !hook.swap(true, Ordering::SeqCst) {
+                    panic!("the persist hook failed (on purpose)");
+                }
+            })),
+            ..SourceSpec::default()
+        },
+    );
+    let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.token(&source)));
+    assert!(fired.load(Ordering::SeqCst));
+    let started = Instant::now();
+    let token = h.token(&source).expect("a token after the hook's panic");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    if let Ok(Ok(first)) = first {
+        // The async adapter retried after the panicked refresh was given back.
+        assert_eq!(first.expose_secret(), token.expose_secret());
+    }
+    assert_eq!(server.counters().token_requests, 2);
+}
+
 /// `introspect` and `revoke` on the HTTP client, with a client that signs per request.
 pub fn introspect_and_revoke<H: Harness>() {
     let key = SigningKey::from_pem(ED25519, Algorithm::EdDSA).unwrap();

@@ -108,7 +108,9 @@ pub use client::{
 };
 pub use discovery::{ServerMetadata, WellKnown, discovery_request, parse_server_metadata};
 pub use endpoint::{Endpoint, EndpointError, SchemePolicy};
-pub use engine::{CallStep, RejectionClassifier, ResourceCall, ResourceStep, TokenCall};
+pub use engine::{
+    CallStep, RejectionClassifier, ResourceCall, ResourceStep, TokenCall, deadline_after,
+};
 pub use error::{
     Error, ErrorCode, ErrorResponse, Fault, SigningError, UnexpectedReason, UnexpectedResponse,
 };

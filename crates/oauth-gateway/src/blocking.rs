@@ -93,7 +93,7 @@ impl BlockingGateway {
                 let started = Instant::now();
                 let request = engine.request(token)?;
                 let answer = self.inner.http.execute_oauth(request);
-                engine.outcome(key, answer, started)
+                engine.outcome(key, token, answer, started)
             })
             .clone();
         drop(call);

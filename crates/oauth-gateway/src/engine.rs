@@ -8,7 +8,6 @@ use oauth_core::http::{Response, StatusCode};
 use oauth_core::{
     ApiPolicy, BearerLocations, Client, Denial, Endpoint, Error, Introspection,
     IntrospectionRequest, Principal, RequestBody, SecurityToken, TokenTypeHint,
-    parse_introspection_response,
 };
 
 use crate::cache::{CacheConfig, IntrospectionCache, Key};
@@ -125,10 +124,17 @@ impl Engine {
     pub(crate) fn outcome(
         &self,
         key: Key,
+        token: &str,
         answer: Result<Response<Vec<u8>>, Error>,
         started: Instant,
     ) -> Outcome {
-        let parsed = answer.and_then(|r| parse_introspection_response(&r).map(Arc::new));
+        // Parsed through the request, so that an error (and the warning that prints it) keeps
+        // nothing of the caller's token or the gateway's credentials if the server echoes them.
+        let parsed = answer.and_then(|r| {
+            IntrospectionRequest::new(SecurityToken::new(token))
+                .parse_response(&self.client, &r)
+                .map(Arc::new)
+        });
         match parsed {
             Ok(result) => {
                 tracing::debug!(

@@ -114,7 +114,7 @@ impl Gateway {
                 let started = Instant::now();
                 let request = engine.request(token)?;
                 let answer = self.inner.http.execute_oauth(request).await;
-                engine.outcome(key, answer, started)
+                engine.outcome(key, token, answer, started)
             })
             .await
             .clone();

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use oauth_core::http::{Request, Response};
 use oauth_core::{AccessToken, Client, Decision, Endpoint, Error, TokenRequest, TokenResponse};
-use oauth_runtime::{SourceCore, SourceKind, SourceParts, now};
+use oauth_runtime::{OwnedRefresh, SourceCore, SourceKind, SourceParts, now};
 use tokio::sync::Notify;
 
 use crate::HttpClient;
@@ -101,16 +101,17 @@ impl TokenSource {
     }
 
     /// Sends the refresh on its own task, so that a caller that stops waiting does not cancel
-    /// it for the others.
+    /// it for the others. The refresh is taken in charge before the spawn: if the task never
+    /// runs, it is given back.
     fn spawn_refresh(&self, request: TokenRequest) {
-        let inner = self.inner.clone();
+        let refresh = OwnedRefresh::new(Arc::clone(&self.inner));
         tokio::spawn(async move {
-            let guard = inner.shared.guard();
-            let result = inner
+            let core = refresh.core();
+            let result = core
                 .http
-                .request_token(&inner.endpoint, &inner.client, &request)
+                .request_token(&core.endpoint, &core.client, &request)
                 .await;
-            guard.finish(result);
+            refresh.finish(result);
         });
     }
 

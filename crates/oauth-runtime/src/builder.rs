@@ -157,3 +157,38 @@ impl<S: SourceKind> TokenSourceBuilder<S> {
         S::assemble(self.parts)
     }
 }
+
+/// A refresh handed to a task of its own: given back to the lifecycle (cancelled, so that the
+/// next caller starts another) unless [`finish`](Self::finish) records its result, even if the
+/// task is dropped before it first runs (a runtime shutting down) or its spawn panics.
+/// Create it before spawning and move it into the task.
+pub struct OwnedRefresh<H> {
+    core: Arc<SourceCore<H>>,
+    done: bool,
+}
+
+impl<H> OwnedRefresh<H> {
+    /// Takes charge of the refresh the lifecycle just handed out.
+    pub fn new(core: Arc<SourceCore<H>>) -> Self {
+        Self { core, done: false }
+    }
+
+    /// The token source's state.
+    pub fn core(&self) -> &SourceCore<H> {
+        &self.core
+    }
+
+    /// Records the refresh's result.
+    pub fn finish(mut self, result: Result<TokenResponse, oauth_core::Error>) {
+        self.core.shared.finish(result);
+        self.done = true;
+    }
+}
+
+impl<H> Drop for OwnedRefresh<H> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.core.shared.cancel();
+        }
+    }
+}

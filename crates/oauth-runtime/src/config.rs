@@ -171,9 +171,7 @@ impl HttpConfig {
 
     /// The deadline of a caller that starts waiting `now`.
     pub fn deadline(&self, now: Now) -> Instant {
-        now.monotonic()
-            .checked_add(self.timeout)
-            .unwrap_or(now.monotonic())
+        oauth_core::deadline_after(now, self.timeout)
     }
 }
 

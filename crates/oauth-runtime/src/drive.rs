@@ -16,8 +16,7 @@ use oauth_core::{
     AccessToken, CallStep, Client, Endpoint, Error, Introspection, IntrospectionRequest,
     RejectionClassifier, RequestBody, ResourceCall, ResourceStep, RevocationRequest,
     ServerMetadata, TokenRequest, TokenResponse, TransportError, TransportErrorKind, WellKnown,
-    discovery_request, parse_introspection_response, parse_revocation_response,
-    parse_server_metadata,
+    discovery_request, parse_server_metadata,
 };
 
 use crate::{CallEvent, HttpConfig, SharedToken, log_call, now};
@@ -169,7 +168,7 @@ pub async fn introspect<I: Io>(
     request: &IntrospectionRequest,
 ) -> Result<Introspection, Error> {
     let built = request.build_at(endpoint, client, now().wall())?;
-    parse_introspection_response(&execute_oauth(io, built).await?)
+    request.parse_response(client, &execute_oauth(io, built).await?)
 }
 
 /// Revokes a token (RFC 7009).
@@ -180,7 +179,7 @@ pub async fn revoke<I: Io>(
     request: &RevocationRequest,
 ) -> Result<(), Error> {
     let built = request.build_at(endpoint, client, now().wall())?;
-    parse_revocation_response(&execute_oauth(io, built).await?)
+    request.parse_response(client, &execute_oauth(io, built).await?)
 }
 
 /// Sends `request` to a protected resource with the token source's token, and once more with
@@ -215,7 +214,7 @@ where
                 );
                 call.handle_invalidated(shared.invalidate(&rejected));
             }
-            ResourceStep::Accepted(_) => shared.accepted(),
+            ResourceStep::Accepted(token) => shared.accepted(&token),
             ResourceStep::Done(response) => return Ok(response),
             _ => return Err(unexpected_step()),
         }

@@ -21,7 +21,7 @@ mod config;
 mod drive;
 mod shared;
 
-pub use builder::{SourceCore, SourceKind, SourceParts, TokenSourceBuilder};
+pub use builder::{OwnedRefresh, SourceCore, SourceKind, SourceParts, TokenSourceBuilder};
 pub use config::{HttpConfig, Roots};
 pub use drive::{
     Body, Io, block_on, body_buffer, discover, execute, execute_oauth, introspect, request_token,

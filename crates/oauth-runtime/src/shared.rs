@@ -141,12 +141,13 @@ impl SharedToken {
         dropped
     }
 
-    /// Reports that a resource accepted a token (takes the lock only after rejections).
-    pub fn accepted(&self) {
+    /// Reports that a resource accepted `token` (takes the lock only after rejections).
+    pub fn accepted(&self, token: &AccessToken) {
         if self.rejections.load(Ordering::Acquire) {
             let mut state = self.lock();
-            state.lifecycle.note_accepted();
-            self.rejections.store(false, Ordering::Release);
+            state.lifecycle.note_accepted(token);
+            self.rejections
+                .store(state.lifecycle.has_rejections(), Ordering::Release);
         }
     }
 
@@ -216,10 +217,11 @@ pub struct RefreshGuard<'a> {
 }
 
 impl RefreshGuard<'_> {
-    /// Records the refresh's result.
+    /// Records the refresh's result. If recording panics (an `on_token` hook that panics),
+    /// the guard still gives the refresh back.
     pub fn finish(mut self, result: Result<TokenResponse, Error>) {
-        self.done = true;
         self.shared.finish(result);
+        self.done = true;
     }
 }
 
@@ -246,15 +248,23 @@ struct Published {
 /// More than the coarse clock's resolution (one jiffy, 1 to 10 ms).
 const SLACK: Duration = Duration::from_millis(20);
 
+/// The furthest deadline the hot path keeps (ten years).
+const FAR: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 impl Published {
     fn new(snapshot: &TokenSnapshot) -> Self {
         let precise = Instant::now();
         let coarse = coarsetime::Instant::now();
-        let on_coarse_clock =
-            |t: Instant| match t.saturating_duration_since(precise).checked_sub(SLACK) {
-                Some(d) => coarse + coarsetime::Duration::from(d),
-                None => coarse, // already due
-            };
+        // Capped so that the coarse clock's addition cannot overflow for a far-off expiry; past
+        // the cap the slow path decides, on the precise clock.
+        let on_coarse_clock = |t: Instant| match t
+            .saturating_duration_since(precise)
+            .min(FAR)
+            .checked_sub(SLACK)
+        {
+            Some(d) => coarse + coarsetime::Duration::from(d),
+            None => coarse, // already due
+        };
         Self {
             token: snapshot.access_token().clone(),
             fresh_until: snapshot.refresh_at().map(on_coarse_clock),

@@ -255,7 +255,27 @@ impl Client {
         }
     }
 
-    /// The secrets this client sends (to scrub them from what a server echoes).
+    /// Every form in which this client's secret travels: the secret itself and its Basic
+    /// header's base64 (both encodings), to scrub them from what a server echoes.
+    pub(crate) fn sent_secrets(&self) -> Vec<String> {
+        use base64::Engine as _;
+        let Some(secret) = self.secret() else {
+            return Vec::new();
+        };
+        let mut out = vec![secret.to_owned()];
+        if let Some(id) = &self.id {
+            let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+            let mut encoded = String::new();
+            crate::encoding::form_encode_into(&mut encoded, id.as_str());
+            encoded.push(':');
+            crate::encoding::form_encode_into(&mut encoded, secret);
+            out.push(b64(&format!("{}:{secret}", id.as_str())));
+            out.push(b64(&encoded));
+        }
+        out
+    }
+
+    /// The secret this client sends, if any.
     pub(crate) fn secret(&self) -> Option<&str> {
         match &self.auth {
             ClientAuthentication::SecretBasic(s)

@@ -98,10 +98,7 @@ impl<'a> TokenCall<'a> {
             client,
             request,
             policy,
-            deadline: now
-                .monotonic()
-                .checked_add(timeout)
-                .unwrap_or(now.monotonic()),
+            deadline: deadline_after(now, timeout),
             attempt_timeout,
             attempt: 0,
             state: CallState::Ready,
@@ -199,9 +196,16 @@ impl<'a> TokenCall<'a> {
         let delay = self
             .policy
             .retry_delay(self.attempt, &error, wait, self.request.repeat());
+        // A retry needs time to be worth sending: at least a second (or the attempt timeout,
+        // if shorter) before the deadline. A refresh token sent with no time left could be
+        // rotated by the server and lost to a timeout here.
+        let budget = self.attempt_timeout.min(MIN_RETRY_BUDGET);
         match delay.and_then(|d| now.monotonic().checked_add(d)) {
-            // A retry that could not even start before the deadline is not worth waiting for.
-            Some(at) if at < self.deadline => {
+            Some(at)
+                if at
+                    .checked_add(budget)
+                    .is_some_and(|end| end <= self.deadline) =>
+            {
                 self.last_error = Some(error);
                 self.state = CallState::WaitUntil(at);
             }
@@ -222,36 +226,37 @@ impl<'a> TokenCall<'a> {
         self.with_secrets(|secrets| error.redact(secrets));
     }
 
-    /// A copy of `response` whose body holds none of the secrets this call sent.
-    fn scrubbed<B: AsRef<[u8]>>(&self, response: &Response<B>) -> Response<Vec<u8>> {
-        let mut text = String::from_utf8_lossy(response.body().as_ref()).into_owned();
-        self.with_secrets(|secrets| crate::error::redact_text(&mut text, secrets));
-        let mut copy = Response::new(text.into_bytes());
-        *copy.status_mut() = response.status();
-        *copy.headers_mut() = response.headers().clone();
-        copy
-    }
-
     fn with_secrets(&self, f: impl FnOnce(&[&str])) {
         let mut secrets = self.request.secrets();
-        secrets.extend(self.client.secret());
+        let client_secrets = self.client.sent_secrets();
+        secrets.extend(client_secrets.iter().map(String::as_str));
         secrets.extend(self.signed.iter().map(Assertion::expose_secret));
-        let client_id = self.client.id().map(|id| id.as_str());
-        let basic = client_id.and_then(|id| self.client.secret().map(|s| basic_forms(id, s)));
-        secrets.extend(basic.iter().flatten().map(String::as_str));
         f(&secrets);
+    }
+
+    /// A copy of `response` whose body holds none of the secrets this call sent.
+    fn scrubbed<B: AsRef<[u8]>>(&self, response: &Response<B>) -> Response<Vec<u8>> {
+        let mut copy = None;
+        self.with_secrets(|secrets| {
+            copy = Some(crate::error::scrubbed_response(response, secrets))
+        });
+        copy.unwrap_or_else(|| crate::error::scrubbed_response(response, &[]))
     }
 }
 
-/// The base64 forms of a Basic credential, as a server might echo the header.
-fn basic_forms(id: &str, secret: &str) -> Vec<String> {
-    use base64::Engine as _;
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
-    let mut encoded = String::new();
-    crate::encoding::form_encode_into(&mut encoded, id);
-    encoded.push(':');
-    crate::encoding::form_encode_into(&mut encoded, secret);
-    vec![b64(&format!("{id}:{secret}")), b64(&encoded)]
+/// The least time left before the deadline for which a retry is still sent.
+const MIN_RETRY_BUDGET: Duration = Duration::from_secs(1);
+
+/// The longest timeout taken as given; longer ones ("no limit") are a year.
+const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `now + timeout` on the monotonic clock, for any timeout: one over a year (`Duration::MAX`
+/// for "no limit") counts as a year, instead of overflowing into "no time at all".
+pub fn deadline_after(now: Now, timeout: Duration) -> Instant {
+    let t = now.monotonic();
+    t.checked_add(timeout.min(MAX_TIMEOUT))
+        .or_else(|| t.checked_add(Duration::from_secs(24 * 3600)))
+        .unwrap_or(t)
 }
 
 fn deadline_error() -> Error {
@@ -629,6 +634,30 @@ mod tests {
         assert_eq!(timeouts, vec![Duration::from_secs(3)]);
         // After the call is done, polling keeps returning its result.
         assert!(matches!(call.poll(at(100)), CallStep::Done(Err(_))));
+    }
+
+    #[test]
+    fn no_retry_without_time_left_and_no_overflow_for_an_endless_timeout() {
+        let (e, c, r) = (endpoint(), client(), TokenRequest::client_credentials());
+        let policy = RetryPolicy::default();
+        // 1.1 s call: a 503 at once, a 200 ms backoff, but the retry would have < 1 s left.
+        let mut call = TokenCall::new(
+            &e,
+            &c,
+            &r,
+            &policy,
+            at(0),
+            Duration::from_millis(1100),
+            Duration::from_secs(10),
+        );
+        let (result, sent, _) = drive(&mut call, vec![answer(503, &[], "")]);
+        assert!(result.is_err());
+        assert_eq!(sent, vec![0]);
+        // `Duration::MAX` means "no limit", not "no time".
+        let mut call = TokenCall::new(&e, &c, &r, &policy, at(0), Duration::MAX, Duration::MAX);
+        let (result, _, timeouts) = drive(&mut call, vec![answer(200, &[], TOKEN)]);
+        assert!(result.is_ok());
+        assert!(timeouts[0] > Duration::from_secs(3600));
     }
 
     #[test]

@@ -69,6 +69,19 @@ impl IntrospectionRequest {
         self
     }
 
+    /// Parses the answer to this request ([`parse_introspection_response`]); an error keeps
+    /// nothing of the token or the client's secret, however the server echoed them.
+    pub fn parse_response<B: AsRef<[u8]>>(
+        &self,
+        client: &Client,
+        response: &Response<B>,
+    ) -> Result<Introspection, Error> {
+        match parse_introspection_response(response) {
+            Ok(result) => Ok(result),
+            Err(_) => scrub_parse(&self.token, client, response, parse_introspection_response),
+        }
+    }
+
     /// Builds the `POST` to the introspection endpoint. A client that signs an assertion per
     /// request needs the time: use [`build_at`](Self::build_at).
     pub fn build(
@@ -140,6 +153,19 @@ impl RevocationRequest {
         self
     }
 
+    /// Parses the answer to this request ([`parse_revocation_response`]); an error keeps
+    /// nothing of the token or the client's secret, however the server echoed them.
+    pub fn parse_response<B: AsRef<[u8]>>(
+        &self,
+        client: &Client,
+        response: &Response<B>,
+    ) -> Result<(), Error> {
+        match parse_revocation_response(response) {
+            Ok(()) => Ok(()),
+            Err(_) => scrub_parse(&self.token, client, response, parse_revocation_response),
+        }
+    }
+
     /// Builds the `POST` to the revocation endpoint. A client that signs an assertion per
     /// request needs the time: use [`build_at`](Self::build_at).
     pub fn build(
@@ -175,6 +201,19 @@ impl RevocationRequest {
             assertion.as_ref(),
         )
     }
+}
+
+/// Parses a scrubbed copy of `response`, without the token and the client's secrets.
+fn scrub_parse<B: AsRef<[u8]>, T>(
+    token: &SecurityToken,
+    client: &Client,
+    response: &Response<B>,
+    parse: impl Fn(&Response<Vec<u8>>) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let client_secrets = client.sent_secrets();
+    let mut secrets: Vec<&str> = client_secrets.iter().map(String::as_str).collect();
+    secrets.push(token.expose_secret());
+    crate::error::parse_scrubbed(response, &secrets, parse)
 }
 
 fn token_params(token: &SecurityToken, hint: Option<TokenTypeHint>) -> Params<'_> {
@@ -448,6 +487,57 @@ fn number(integer: Option<u64>, float: Option<f64>) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn errors_keep_nothing_of_an_echoed_token_or_credentials() {
+        use crate::client::ClientAuthentication;
+        use crate::secret::ClientSecret;
+        let client = Client::new(
+            "gateway",
+            ClientAuthentication::SecretBasic(ClientSecret::new("gw-secret/with+chars")),
+        );
+        let token = "caller-token-0123456789/abcdef";
+        let request = IntrospectionRequest::new(SecurityToken::new(token));
+        let basic = "Z2F0ZXdheTpndy1zZWNyZXQlMkZ3aXRoJTJCY2hhcnM="; // gateway:gw-secret%2Fwith%2Bchars
+        // An echo in an OAuth error, a long echo cut in an excerpt, JSON `\/` escapes.
+        let long = format!("{}{token} {basic}", "x".repeat(240));
+        for (status, body) in [
+            (
+                401,
+                format!(
+                    r#"{{"error":"invalid_client","error_description":"got {basic} for {token}"}}"#
+                ),
+            ),
+            (500, long),
+            (
+                400,
+                format!(
+                    r#"{{"error":"invalid_request","error_description":"{}"}}"#,
+                    token.replace('/', "\\/")
+                ),
+            ),
+        ] {
+            let response = Response::builder()
+                .status(status)
+                .body(body.into_bytes())
+                .unwrap();
+            let e = request.parse_response(&client, &response).unwrap_err();
+            let text = format!("{e} {e:?}");
+            for secret in [token, "caller-token-0123", basic, "gw-secret"] {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+        }
+        let e = RevocationRequest::new(SecurityToken::new(token))
+            .parse_response(
+                &client,
+                &Response::builder()
+                    .status(503)
+                    .body(token.as_bytes().to_vec())
+                    .unwrap(),
+            )
+            .unwrap_err();
+        assert!(!format!("{e} {e:?}").contains(token));
+    }
+
     use super::*;
     use crate::client::{BodyEncoding, ClientAuthentication};
     use crate::error::ErrorCode;

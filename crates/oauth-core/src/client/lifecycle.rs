@@ -342,9 +342,10 @@ impl TokenLifecycle {
         if self.in_flight != InFlight::None {
             // The request in flight ends within its own deadline, which is no later than this
             // caller's (it started first, under the same timeout): wait for it, no timer needed.
-            return match self.wait_or_fail(mono, deadline, deadline) {
-                Decision::Wait { .. } => Decision::Wait { until: None },
-                other => other,
+            return if mono < deadline {
+                Decision::Wait { until: None }
+            } else {
+                self.fail_late()
             };
         }
         if let Some(until) = self.retry_at.filter(|t| mono < *t) {
@@ -364,6 +365,10 @@ impl TokenLifecycle {
                         .unwrap_or(Error::ReauthorizationRequired),
                 ),
             };
+        }
+        if servable.is_none() && mono >= deadline {
+            // Past the caller's deadline: no new request on its behalf.
+            return self.fail_late();
         }
         let request = if let Some(rt) = &self.refresh_token {
             self.in_flight = InFlight::RefreshToken;
@@ -389,9 +394,14 @@ impl TokenLifecycle {
     /// Wait until `until` if that is within the caller's `deadline`; otherwise fail with the
     /// last error.
     fn wait_or_fail(&self, now: Instant, until: Instant, deadline: Instant) -> Decision {
-        if now < deadline && until <= deadline {
+        if now < deadline && until < deadline {
             return Decision::Wait { until: Some(until) };
         }
+        self.fail_late()
+    }
+
+    /// The caller's deadline has come (or would come first): the last error, or a timeout.
+    fn fail_late(&self) -> Decision {
         Decision::Fail(self.last_error.clone().unwrap_or_else(|| {
             Error::Transport(TransportError::new(
                 TransportErrorKind::Timeout,
@@ -519,8 +529,12 @@ impl TokenLifecycle {
             .as_ref()
             .is_some_and(|t| t.access_token.ct_eq(rejected.expose_secret()));
         if !current {
-            // Already replaced: the caller may retry with the newer token.
-            return self.token.is_some() || self.in_flight != InFlight::None;
+            // Already dropped or replaced by another caller: a new token can be had (or is
+            // there), so the caller may retry.
+            return self.token.is_some()
+                || self.in_flight != InFlight::None
+                || self.refresh_token.is_some()
+                || self.grant.is_some();
         }
         let mono = now.monotonic();
         if self.rejections > 0 {
@@ -539,11 +553,18 @@ impl TokenLifecycle {
         true
     }
 
-    /// Reports that a resource accepted the current token: the count of rejections in a row
-    /// starts again.
-    pub fn note_accepted(&mut self) {
-        self.rejections = 0;
-        self.last_rejection = None;
+    /// Reports that a resource accepted `token`: if it is the current token, the count of
+    /// rejections in a row starts again (an older token accepted by another resource says
+    /// nothing about the current one).
+    pub fn note_accepted(&mut self, token: &AccessToken) {
+        let current = self
+            .token
+            .as_ref()
+            .is_some_and(|t| t.access_token.ct_eq(token.expose_secret()));
+        if current {
+            self.rejections = 0;
+            self.last_rejection = None;
+        }
     }
 
     /// Whether tokens were rejected in a row without one being accepted since (so an adapter
@@ -893,6 +914,38 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_rejections_of_one_token_all_retry() {
+        let rng = SeededRandom::new(11);
+        let mut lc = TokenLifecycle::new(no_jitter(), Some(TokenRequest::client_credentials()));
+        let _ = lc.poll(t(0), far());
+        lc.handle_response(Ok(token("a", 0, Some(3600), None)), t(0), &rng);
+        let a = AccessToken::new("a");
+        // Two calls got a 401 for `a`: the first drops it, the second finds it gone before any
+        // new token was asked for; both may retry.
+        assert!(lc.invalidate(&a, t(1)));
+        assert!(lc.invalidate(&a, t(1)));
+        // Without a grant or a refresh token there is nothing to retry with.
+        let mut lc = TokenLifecycle::new(no_jitter(), None);
+        lc.store(token("a", 0, Some(3600), None), t(0), &rng);
+        assert!(lc.invalidate(&a, t(1)));
+        assert!(!lc.invalidate(&a, t(1)));
+    }
+
+    #[test]
+    fn a_caller_past_its_deadline_starts_no_request() {
+        let mut lc = TokenLifecycle::new(no_jitter(), Some(TokenRequest::client_credentials()));
+        assert!(matches!(
+            lc.poll(t(10), t(10).monotonic()),
+            Decision::Fail(_)
+        ));
+        assert!(!lc.is_refreshing());
+        assert_eq!(
+            name(&lc.poll(t(10), far())),
+            "refresh via client_credentials"
+        );
+    }
+
+    #[test]
     fn a_resource_that_rejects_every_token_does_not_get_a_new_one_per_call() {
         let rng = SeededRandom::new(9);
         let mut lc = TokenLifecycle::new(no_jitter(), Some(TokenRequest::client_credentials()));
@@ -919,8 +972,11 @@ mod tests {
         }
         // 20 calls within 200 ms: the first drop, its replacement, and no more.
         assert_eq!(fetched, 2);
-        // An accepted token resets the count.
-        lc.note_accepted();
+        // An older token accepted elsewhere does not reset the count; the current one does.
+        lc.note_accepted(&AccessToken::new("t1"));
+        assert!(lc.has_rejections());
+        let current = lc.snapshot().unwrap().access_token().clone();
+        lc.note_accepted(&current);
         assert!(!lc.has_rejections());
     }
 

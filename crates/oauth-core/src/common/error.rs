@@ -186,6 +186,9 @@ impl Error {
                 for text in [&mut e.description, &mut e.uri].into_iter().flatten() {
                     redact_text(text, secrets);
                 }
+                if let ErrorCode::Other(code) = &mut e.code {
+                    redact_text(code, secrets);
+                }
             }
             Self::UnexpectedResponse(u) => {
                 if let Some(text) = &mut u.body_excerpt {
@@ -195,6 +198,35 @@ impl Error {
             _ => {}
         }
     }
+}
+
+/// A copy of `response` whose body holds none of `secrets` (in any form [`redact_text`]
+/// knows), so that an error parsed from it keeps no secret, nor a piece of one cut at an
+/// excerpt's end.
+pub(crate) fn scrubbed_response<B: AsRef<[u8]>>(
+    response: &http::Response<B>,
+    secrets: &[&str],
+) -> http::Response<Vec<u8>> {
+    let mut text = String::from_utf8_lossy(response.body().as_ref()).into_owned();
+    redact_text(&mut text, secrets);
+    let mut copy = http::Response::new(text.into_bytes());
+    *copy.status_mut() = response.status();
+    *copy.headers_mut() = response.headers().clone();
+    copy
+}
+
+/// Parses `response` with `parse`; on failure, parses a copy scrubbed of `secrets` instead and
+/// redacts the error too, so that the error keeps none of them.
+pub(crate) fn parse_scrubbed<B: AsRef<[u8]>, T>(
+    response: &http::Response<B>,
+    secrets: &[&str],
+    parse: impl Fn(&http::Response<Vec<u8>>) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let scrubbed = scrubbed_response(response, secrets);
+    parse(&scrubbed).map_err(|mut e| {
+        e.redact(secrets);
+        e
+    })
 }
 
 /// Replaces each secret, in each form a server may echo it, with `<redacted>`.
@@ -214,12 +246,34 @@ pub(crate) fn redact_text(text: &mut String, secrets: &[&str]) {
             forms.push(json.trim_matches('"').to_owned());
         }
         forms.push(sanitize(secret, usize::MAX));
+        // JSON writers that escape '/' (PHP's default), and lowercase percent-encoding.
+        forms.push(secret.replace('/', "\\/"));
+        forms.push(lower_percent(&form));
+        forms.push(lower_percent(&form.replace('+', "%20")));
         for form in forms {
             if !form.is_empty() && text.contains(&form) {
                 *text = text.replace(&form, "<redacted>");
             }
         }
     }
+}
+
+/// `text` with the hex digits of its `%XX` escapes in lowercase.
+fn lower_percent(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut escape = 0;
+    for c in text.chars() {
+        if c == '%' {
+            escape = 2;
+            out.push(c);
+        } else if escape > 0 {
+            escape -= 1;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Why signing an assertion failed (the key's type does not allow the algorithm, the random
