@@ -11,8 +11,12 @@
 //! - Any other JWS: [`sign_compact`] with a [`Header`] (a DPoP proof is a header with
 //!   `typ: dpop+jwt` and a `jwk`, and a few claims).
 //!
-//! It does **not** verify JWTs, encrypt them (JWE), or fetch keys. Keys are parsed once into a
-//! [`SigningKey`]; signing reuses the parsed key.
+//! - Verifying compact JWS (RFC 7515) against a JWK set (RFC 7517) or an HMAC secret:
+//!   [`verify::verify`], with the caller's allowed algorithms; `none`, algorithm/key-type
+//!   confusion, embedded keys and unknown `crit` are refused with typed errors.
+//!
+//! It does **not** check claims (`exp`, `iss`, `aud`: the caller's), encrypt (JWE), or fetch
+//! keys. Keys are parsed once into a [`SigningKey`]; signing reuses the parsed key.
 //!
 //! ```text
 //! PEM / DER / HMAC secret ──SigningKey::from_pem──► SigningKey ──public_jwk()──► register it
@@ -52,6 +56,7 @@ mod der;
 mod jwt;
 mod key;
 mod signer;
+pub mod verify;
 
 use std::fmt;
 
