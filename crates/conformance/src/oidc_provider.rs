@@ -486,6 +486,46 @@ pub fn authorization_code_pkce_openid_and_refresh<H: Harness>() {
         claims["nonce"].as_str(),
         pending.nonce().map(|n| n.expose_secret())
     );
+    // Verified: the signature against the server's JWKS (fetched from the discovered
+    // jwks_uri), then the claims per OpenID Connect Core 3.1.3.7, with the nonce sent.
+    let jwks_uri = m.jwks_uri().expect("jwks_uri").as_str().to_owned();
+    let jwks = h
+        .execute(Request::get(jwks_uri).body(Vec::new()).expect("request"))
+        .expect("JWKS");
+    let keys = jwt_assertion::verify::KeySet::from_jwks(jwks.body()).expect("a JWK set");
+    let allowed = [
+        Algorithm::RS256,
+        Algorithm::PS256,
+        Algorithm::ES256,
+        Algorithm::EdDSA,
+    ];
+    let verified = jwt_assertion::verify::verify(id_token.expose_secret(), &keys, &allowed)
+        .expect("the id_token verifies with the server's keys");
+    if let Some(at_hash) = verified.claims().get("at_hash").and_then(Value::as_str) {
+        assert!(jwt_assertion::verify::token_hash_matches(
+            verified.alg(),
+            at_hash,
+            token.access_token().expose_secret()
+        ));
+    }
+    let nonce = pending.nonce().expect("a nonce for openid").expose_secret();
+    let checked = oauth_core::validate_id_token_claims(
+        verified.into_claims(),
+        &oauth_core::IdTokenChecks::new(&p.issuer, "web", SystemTime::now()).nonce(nonce),
+    )
+    .expect("the id_token's claims check out");
+    assert_eq!(checked.subject(), "alice");
+    // Another nonce (a replayed id_token) is refused.
+    let again =
+        jwt_assertion::verify::verify(id_token.expose_secret(), &keys, &allowed).expect("verifies");
+    let replayed = oauth_core::validate_id_token_claims(
+        again.into_claims(),
+        &oauth_core::IdTokenChecks::new(&p.issuer, "web", SystemTime::now()).nonce("another"),
+    );
+    assert!(matches!(
+        replayed,
+        Err(Error::InvalidIdToken(oauth_core::IdTokenError::Nonce))
+    ));
     let mut refresh = token.refresh_token().expect("a refresh token").clone();
     let mut access = token.access_token().expose_secret().to_owned();
     for round in 1..=2 {

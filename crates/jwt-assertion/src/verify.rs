@@ -526,3 +526,24 @@ pub fn verify(token: &str, keys: &KeySet, allowed: &[Algorithm]) -> Result<Verif
         claims,
     })
 }
+
+/// Whether an id_token's `at_hash` (or `c_hash`) matches `value`, the access token (or the
+/// code) it came with (OpenID Connect Core §3.1.3.8, §3.3.2.11): the base64url of the left half
+/// of the hash of `value` with the hash of the token's algorithm (SHA-512 for EdDSA with
+/// Ed25519). Compared in constant time.
+pub fn token_hash_matches(alg: Algorithm, hash_claim: &str, value: &str) -> bool {
+    use ring::digest;
+    let algorithm = match alg {
+        Algorithm::RS256 | Algorithm::PS256 | Algorithm::ES256 | Algorithm::HS256 => {
+            &digest::SHA256
+        }
+        Algorithm::RS384 | Algorithm::PS384 | Algorithm::ES384 | Algorithm::HS384 => {
+            &digest::SHA384
+        }
+        _ => &digest::SHA512,
+    };
+    let hash = digest::digest(algorithm, value.as_bytes());
+    let half = &hash.as_ref()[..hash.as_ref().len() / 2];
+    let expected = URL_SAFE_NO_PAD.encode(half);
+    oauth_core::constant_time_eq(expected.as_bytes(), hash_claim.as_bytes())
+}

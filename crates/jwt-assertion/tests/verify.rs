@@ -367,6 +367,27 @@ fn jwk_sets_keep_only_signature_keys_they_understand() {
     assert!(!key.fits(Algorithm::ES384));
 }
 
+#[test]
+fn at_hash_known_answer() {
+    // OpenID Connect Core appendix A.3 (id_token + token, RS256).
+    let access_token = "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y";
+    assert!(jwt_assertion::verify::token_hash_matches(
+        Algorithm::RS256,
+        "77QmUPtjPfzWtF2AnpK9RQ",
+        access_token
+    ));
+    assert!(!jwt_assertion::verify::token_hash_matches(
+        Algorithm::RS256,
+        "77QmUPtjPfzWtF2AnpK9RQ",
+        "another-token"
+    ));
+    assert!(!jwt_assertion::verify::token_hash_matches(
+        Algorithm::RS384,
+        "77QmUPtjPfzWtF2AnpK9RQ",
+        access_token
+    ));
+}
+
 proptest::proptest! {
     #[test]
     fn verification_never_panics(token in "\\PC{0,300}", dots in 0usize..4) {

@@ -90,7 +90,7 @@ mod resource_server;
 pub use client::anypoint;
 #[cfg(feature = "authorization-code")]
 use client::authorization;
-use client::{bearer, discovery, engine, introspection, lifecycle, request, response};
+use client::{bearer, discovery, engine, id_token, introspection, lifecycle, request, response};
 #[cfg(feature = "authorization-code")]
 use common::sha256;
 use common::{encoding, endpoint, error, random, scope, secret, time, transport};
@@ -114,6 +114,7 @@ pub use engine::{
 pub use error::{
     Error, ErrorCode, ErrorResponse, Fault, SigningError, UnexpectedReason, UnexpectedResponse,
 };
+pub use id_token::{IdTokenChecks, IdTokenClaims, IdTokenError, validate_id_token_claims};
 pub use introspection::{
     Introspection, IntrospectionRequest, RevocationRequest, TokenTypeHint,
     parse_introspection_response, parse_revocation_response,

@@ -74,6 +74,8 @@ pub enum Error {
     UnsupportedTokenType(crate::response::TokenType),
     /// Signing a client assertion or a JWT bearer grant's assertion failed.
     Signing(SigningError),
+    /// An id_token's claims were refused (OpenID Connect Core §3.1.3.7).
+    InvalidIdToken(crate::id_token::IdTokenError),
     /// The request got no usable HTTP answer (reported by an adapter: connect failure, timeout,
     /// TLS, a redirect, an oversize body).
     Transport(TransportError),
@@ -91,7 +93,9 @@ impl Error {
             | Self::UnsupportedTokenType(_)
             | Self::Signing(_) => Fault::Caller,
             Self::Random(_) => Fault::Environment,
-            Self::Server(_) | Self::UnexpectedResponse(_) => Fault::Server,
+            Self::Server(_) | Self::UnexpectedResponse(_) | Self::InvalidIdToken(_) => {
+                Fault::Server
+            }
             Self::Authorization(_)
             | Self::StateMismatch
             | Self::InvalidCallback { .. }
@@ -170,6 +174,7 @@ impl fmt::Display for Error {
                 write!(f, "a token of type {t:?} cannot be sent as a bearer token")
             }
             Self::Signing(e) => fmt::Display::fmt(e, f),
+            Self::InvalidIdToken(e) => fmt::Display::fmt(e, f),
             Self::Transport(e) => fmt::Display::fmt(e, f),
         }
     }
@@ -345,6 +350,7 @@ impl std::error::Error for Error {
             Self::Random(e) => Some(e),
             Self::Transport(e) => Some(e),
             Self::Signing(e) => Some(e),
+            Self::InvalidIdToken(e) => Some(e),
             _ => None,
         }
     }
