@@ -97,7 +97,9 @@ use common::{encoding, endpoint, error, random, scope, secret, time, transport};
 use resource_server as resource;
 
 #[cfg(feature = "authorization-code")]
-pub use authorization::{AuthorizationRequest, PendingAuthorization, Pkce, PkceMethod};
+pub use authorization::{
+    AuthorizationRequest, PendingAuthorization, PendingParts, Pkce, PkceMethod,
+};
 pub use bearer::{
     BearerChallenge, Rejection, TokenVerdict, authorize_request, bearer_challenge, bearer_header,
     classify_resource_response,

@@ -159,7 +159,9 @@ pub mod reexports {
         UnknownExpiry,
     };
     #[cfg(feature = "authorization-code")]
-    pub use oauth_core::{AuthorizationRequest, PendingAuthorization, Pkce, PkceMethod};
+    pub use oauth_core::{
+        AuthorizationRequest, PendingAuthorization, PendingParts, Pkce, PkceMethod,
+    };
 
     pub use crate::{HttpConfig, Roots, SystemRandom};
 }

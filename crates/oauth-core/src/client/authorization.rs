@@ -355,7 +355,112 @@ impl std::fmt::Debug for PendingAuthorization {
     }
 }
 
+/// Everything a [`PendingAuthorization`] holds, to persist it between the redirect to the
+/// authorization server and the callback, which may reach another instance of a web app:
+/// store these (the `state`, `nonce` and `code_verifier` are secrets: keep them server-side or
+/// encrypted), then rebuild with [`PendingAuthorization::from_parts`]. `Debug` redacts the
+/// secrets and the URL's query.
+///
+/// ```
+/// # use oauth_core::{AuthorizationRequest, Endpoint, PendingAuthorization, PendingParts, State, PkceVerifier};
+/// # struct Rng;
+/// # impl oauth_core::RandomSource for Rng {
+/// #     fn fill(&self, d: &mut [u8]) -> Result<(), oauth_core::RandomError> { d.fill(7); Ok(()) }
+/// # }
+/// let pending = AuthorizationRequest::new(Endpoint::new("https://as.example/authorize")?, "app")
+///     .redirect_uri("https://app.example/cb")
+///     .build(&Rng)?;
+/// // Instance A stores the parts...
+/// let parts = pending.into_parts();
+/// let (state, verifier) = (parts.state.expose_secret().to_owned(),
+///                          parts.code_verifier.as_ref().map(|v| v.expose_secret().to_owned()));
+/// // ... instance B rebuilds it when the redirect arrives.
+/// let mut restored = PendingParts::new(parts.url.clone(), State::new(state));
+/// restored.code_verifier = verifier.map(PkceVerifier::new);
+/// restored.redirect_uri = parts.redirect_uri.clone();
+/// let pending = PendingAuthorization::from_parts(restored);
+/// # let _ = pending;
+/// # Ok::<(), oauth_core::Error>(())
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct PendingParts {
+    /// The authorization URL (holds the `state` and `nonce` in clear).
+    pub url: String,
+    /// The `state` sent.
+    pub state: State,
+    /// The `nonce` sent, if any.
+    pub nonce: Option<Nonce>,
+    /// The PKCE `code_verifier`, if PKCE was used.
+    pub code_verifier: Option<PkceVerifier>,
+    /// The `redirect_uri` sent, if any (the token request repeats it).
+    pub redirect_uri: Option<String>,
+    /// The issuer the redirect's `iss` must name (RFC 9207), if set.
+    pub issuer: Option<String>,
+    /// Whether a redirect without `iss` is refused.
+    pub issuer_required: bool,
+}
+
+impl PendingParts {
+    /// Parts with the URL and the `state`; set the other fields as stored.
+    pub fn new(url: String, state: State) -> Self {
+        Self {
+            url,
+            state,
+            nonce: None,
+            code_verifier: None,
+            redirect_uri: None,
+            issuer: None,
+            issuer_required: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for PendingParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let endpoint = self.url.split('?').next().unwrap_or_default();
+        f.debug_struct("PendingParts")
+            .field("url", &format_args!("{endpoint}?<redacted>"))
+            .field("state", &self.state)
+            .field("nonce", &self.nonce)
+            .field("code_verifier", &self.code_verifier)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("issuer", &self.issuer)
+            .field("issuer_required", &self.issuer_required)
+            .finish()
+    }
+}
+
 impl PendingAuthorization {
+    /// Its parts, to persist them (see [`PendingParts`]).
+    pub fn into_parts(self) -> PendingParts {
+        let (issuer, issuer_required) = match self.issuer {
+            Some((issuer, required)) => (Some(issuer), required),
+            None => (None, false),
+        };
+        PendingParts {
+            url: self.url,
+            state: self.state,
+            nonce: self.nonce,
+            code_verifier: self.code_verifier,
+            redirect_uri: self.redirect_uri,
+            issuer,
+            issuer_required,
+        }
+    }
+
+    /// Rebuilds a pending authorization from persisted parts.
+    pub fn from_parts(parts: PendingParts) -> Self {
+        Self {
+            url: parts.url,
+            state: parts.state,
+            nonce: parts.nonce,
+            code_verifier: parts.code_verifier,
+            redirect_uri: parts.redirect_uri,
+            issuer: parts.issuer.map(|i| (i, parts.issuer_required)),
+        }
+    }
+
     /// The authorization URL. It contains the `state` and `nonce`, so treat it as sensitive.
     pub fn url(&self) -> &str {
         &self.url
@@ -445,6 +550,56 @@ mod tests {
 
     fn endpoint() -> Endpoint {
         Endpoint::new("https://anypoint.mulesoft.com/accounts/api/v2/oauth2/authorize").unwrap()
+    }
+
+    #[test]
+    fn a_pending_authorization_survives_persistence() {
+        let rng = SeededRandom::new(42);
+        let pending = AuthorizationRequest::new(endpoint(), "app")
+            .redirect_uri("https://app.example/cb")
+            .scope(["openid"])
+            .expect_issuer("https://anypoint.mulesoft.com", true)
+            .build(&rng)
+            .unwrap();
+        let state = pending.state().expose_secret().to_owned();
+        let verifier = pending.code_verifier().unwrap().expose_secret().to_owned();
+        let nonce = pending.nonce().unwrap().expose_secret().to_owned();
+        let parts = pending.clone().into_parts();
+        let shown = format!("{parts:?}");
+        for secret in [&state, &verifier, &nonce] {
+            assert!(!shown.contains(secret.as_str()), "{shown}");
+        }
+        // Stored as strings, rebuilt elsewhere.
+        let mut stored = PendingParts::new(parts.url.clone(), State::new(state.clone()));
+        stored.nonce = Some(Nonce::new(nonce));
+        stored.code_verifier = Some(PkceVerifier::new(verifier.clone()));
+        stored.redirect_uri = parts.redirect_uri.clone();
+        stored.issuer = parts.issuer.clone();
+        stored.issuer_required = parts.issuer_required;
+        let restored = PendingAuthorization::from_parts(stored);
+        assert_eq!(restored.url(), pending.url());
+        let callback = format!(
+            "https://app.example/cb?code=c1&state={state}&iss=https%3A%2F%2Fanypoint.mulesoft.com"
+        );
+        let code = restored.handle_callback(&callback).unwrap();
+        let request = restored.token_request(code);
+        let built = request
+            .build(
+                &Endpoint::new("https://as.example/token").unwrap(),
+                &crate::client::Client::new("app", crate::client::ClientAuthentication::None),
+            )
+            .unwrap();
+        let body = String::from_utf8(built.body().expose_secret().to_vec()).unwrap();
+        assert!(
+            body.contains(&format!("code_verifier={verifier}")),
+            "{body}"
+        );
+        // The issuer requirement came along: a redirect without iss is refused.
+        assert!(
+            restored
+                .handle_callback(&format!("https://app.example/cb?code=c1&state={state}"))
+                .is_err()
+        );
     }
 
     #[test]
