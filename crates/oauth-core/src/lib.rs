@@ -90,7 +90,9 @@ mod resource_server;
 pub use client::anypoint;
 #[cfg(feature = "authorization-code")]
 use client::authorization;
-use client::{bearer, discovery, engine, id_token, introspection, lifecycle, request, response};
+use client::{
+    bearer, discovery, engine, id_token, introspection, jwks, lifecycle, request, response,
+};
 #[cfg(feature = "authorization-code")]
 use common::sha256;
 use common::{encoding, endpoint, error, random, scope, secret, time, transport};
@@ -121,6 +123,7 @@ pub use introspection::{
     Introspection, IntrospectionRequest, RevocationRequest, TokenTypeHint,
     parse_introspection_response, parse_revocation_response,
 };
+pub use jwks::{JwksCache, JwksDecision};
 pub use lifecycle::{
     Decision, Freshness, RefreshPolicy, TokenLifecycle, TokenSnapshot, UnknownExpiry,
 };

@@ -14,6 +14,7 @@ pub(crate) mod discovery;
 pub(crate) mod engine;
 pub(crate) mod id_token;
 pub(crate) mod introspection;
+pub(crate) mod jwks;
 pub(crate) mod lifecycle;
 pub(crate) mod request;
 pub(crate) mod response;
