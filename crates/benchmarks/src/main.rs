@@ -3,7 +3,7 @@
 //! machine. Prints Markdown; `cargo xtask bench` writes it to BENCHMARKS.md.
 //!
 //! `cargo run --release -p benchmarks [-- SECTION...]` with SECTION one of
-//! `exchange`, `jwt`, `herd`, `loopback`.
+//! `exchange`, `jwt`, `verify`, `herd`, `loopback`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -398,6 +398,130 @@ fn credentials() -> oauth_core::Client {
     )
 }
 
+/// 2b. JWS verification: jwt-assertion's `verify` against jsonwebtoken 10's `decode` and raw ring.
+fn verification() {
+    use jsonwebtoken::{DecodingKey, EncodingKey, Validation, decode};
+    use jwt_assertion::verify::{KeySet, verify};
+    use jwt_assertion::{Algorithm, SigningKey};
+
+    const RSA: &str = include_str!("../../jwt-assertion/tests/keys/rsa2048-pkcs8.pem");
+    const RSA_PUBLIC: &str = include_str!("../../jwt-assertion/tests/keys/rsa2048-public.pem");
+    const P256: &str = include_str!("../../jwt-assertion/tests/keys/p256-pkcs8.pem");
+    const P256_PUBLIC: &str = include_str!("../../jwt-assertion/tests/keys/p256-public.pem");
+
+    println!("\n## 2b. JWS verification\n");
+    println!(
+        "One id_token-sized JWT (iss, sub, aud, exp, iat, nonce), signed once; each contender \
+         verifies it and reads `sub`: jwt-assertion's `verify` (key from a JWK set, the \
+         algorithm allowed list checked) against jsonwebtoken 10's `decode` (RustCrypto backend, \
+         signature only: its claim validation switched off) and raw ring on the same signing \
+         input (the floor: no parsing at all)."
+    );
+    let claims = serde_json::json!({
+        "iss": "https://as.example", "sub": "alice", "aud": "my-client",
+        "exp": 4_000_000_000u64, "iat": 1_700_000_000u64, "nonce": "n-0S6_WzA2Mj",
+    });
+    for (alg, pem, public, theirs_alg) in [
+        (
+            Algorithm::RS256,
+            RSA,
+            RSA_PUBLIC,
+            jsonwebtoken::Algorithm::RS256,
+        ),
+        (
+            Algorithm::ES256,
+            P256,
+            P256_PUBLIC,
+            jsonwebtoken::Algorithm::ES256,
+        ),
+    ] {
+        let key = SigningKey::from_pem(pem, alg).unwrap();
+        let encoding = match alg {
+            Algorithm::RS256 => EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+            _ => EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(),
+        };
+        let token =
+            jsonwebtoken::encode(&jsonwebtoken::Header::new(theirs_alg), &claims, &encoding)
+                .unwrap();
+        let keys = KeySet::from_jwks(
+            serde_json::json!({"keys": [key.public_jwk().unwrap()]})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+        let decoding = match alg {
+            Algorithm::RS256 => DecodingKey::from_rsa_pem(public.as_bytes()).unwrap(),
+            _ => DecodingKey::from_ec_pem(public.as_bytes()).unwrap(),
+        };
+        let mut validation = Validation::new(theirs_alg);
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        let mut ours = || {
+            let v = verify(black_box(&token), &keys, &[alg]).unwrap();
+            black_box(v.claims()["sub"].as_str());
+        };
+        let mut theirs = || {
+            let v = decode::<serde_json::Value>(black_box(&token), &decoding, &validation).unwrap();
+            black_box(v.claims["sub"].as_str());
+        };
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sig)
+            .unwrap();
+        let jwk = key.public_jwk().unwrap();
+        let b64 = |name: &str| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(jwk[name].as_str().unwrap())
+                .unwrap()
+        };
+        let (n, e) = if alg == Algorithm::RS256 {
+            (b64("n"), b64("e"))
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let point = if alg == Algorithm::ES256 {
+            [vec![4u8], b64("x"), b64("y")].concat()
+        } else {
+            Vec::new()
+        };
+        let mut floor = || {
+            let ok = if alg == Algorithm::RS256 {
+                ring::signature::RsaPublicKeyComponents { n: &n, e: &e }
+                    .verify(
+                        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+                        input.as_bytes(),
+                        &sig,
+                    )
+                    .is_ok()
+            } else {
+                ring::signature::UnparsedPublicKey::new(
+                    &ring::signature::ECDSA_P256_SHA256_FIXED,
+                    &point,
+                )
+                .verify(input.as_bytes(), &sig)
+                .is_ok()
+            };
+            assert!(ok);
+        };
+        let names = ["jwt-assertion verify", "jsonwebtoken 10 decode", "raw ring"];
+        let medians = compare(
+            2_000,
+            &mut [
+                ("ours", &mut ours),
+                ("theirs", &mut theirs),
+                ("floor", &mut floor),
+            ],
+        );
+        table(&format!("{alg}: verify a JWT"), &names, &medians, 0);
+        println!(
+            "\njsonwebtoken / jwt-assertion = {:.2}×; jwt-assertion / raw ring = {:.2}×",
+            medians[1] / medians[0],
+            medians[0] / medians[2]
+        );
+    }
+}
+
 /// huskarl's in-memory cache over its client-credentials grant, trusting the test server's CA.
 type HuskarlCache = huskarl::cache::InMemoryTokenCache<
     huskarl::cache::GrantTokenSource<
@@ -686,6 +810,9 @@ fn main() {
     }
     if run("jwt") {
         jwt();
+    }
+    if run("verify") {
+        verification();
     }
     if run("herd") {
         herd();
