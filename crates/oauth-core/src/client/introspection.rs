@@ -76,10 +76,14 @@ impl IntrospectionRequest {
         client: &Client,
         response: &Response<B>,
     ) -> Result<Introspection, Error> {
-        match parse_introspection_response(response) {
-            Ok(result) => Ok(result),
-            Err(_) => scrub_parse(&self.token, client, response, parse_introspection_response),
-        }
+        let first = parse_introspection_response(response);
+        scrub_parse(
+            first,
+            &self.token,
+            client,
+            response,
+            parse_introspection_response,
+        )
     }
 
     /// Builds the `POST` to the introspection endpoint. A client that signs an assertion per
@@ -89,7 +93,7 @@ impl IntrospectionRequest {
         endpoint: &Endpoint,
         client: &Client,
     ) -> Result<Request<RequestBody>, Error> {
-        self.build_inner(endpoint, client, None)
+        build_token_post(&self.token, self.hint, endpoint, client, None)
     }
 
     /// Builds the `POST` to the introspection endpoint at `now` (the time a per-request client
@@ -100,22 +104,7 @@ impl IntrospectionRequest {
         client: &Client,
         now: SystemTime,
     ) -> Result<Request<RequestBody>, Error> {
-        self.build_inner(endpoint, client, Some(now))
-    }
-
-    fn build_inner(
-        &self,
-        endpoint: &Endpoint,
-        client: &Client,
-        now: Option<SystemTime>,
-    ) -> Result<Request<RequestBody>, Error> {
-        let assertion = client.sign_assertion(endpoint, now)?;
-        build_post(
-            endpoint,
-            client,
-            token_params(&self.token, self.hint),
-            assertion.as_ref(),
-        )
+        build_token_post(&self.token, self.hint, endpoint, client, Some(now))
     }
 }
 
@@ -160,10 +149,14 @@ impl RevocationRequest {
         client: &Client,
         response: &Response<B>,
     ) -> Result<(), Error> {
-        match parse_revocation_response(response) {
-            Ok(()) => Ok(()),
-            Err(_) => scrub_parse(&self.token, client, response, parse_revocation_response),
-        }
+        let first = parse_revocation_response(response);
+        scrub_parse(
+            first,
+            &self.token,
+            client,
+            response,
+            parse_revocation_response,
+        )
     }
 
     /// Builds the `POST` to the revocation endpoint. A client that signs an assertion per
@@ -173,7 +166,7 @@ impl RevocationRequest {
         endpoint: &Endpoint,
         client: &Client,
     ) -> Result<Request<RequestBody>, Error> {
-        self.build_inner(endpoint, client, None)
+        build_token_post(&self.token, self.hint, endpoint, client, None)
     }
 
     /// Builds the `POST` to the revocation endpoint at `now` (the time a per-request client
@@ -184,32 +177,40 @@ impl RevocationRequest {
         client: &Client,
         now: SystemTime,
     ) -> Result<Request<RequestBody>, Error> {
-        self.build_inner(endpoint, client, Some(now))
-    }
-
-    fn build_inner(
-        &self,
-        endpoint: &Endpoint,
-        client: &Client,
-        now: Option<SystemTime>,
-    ) -> Result<Request<RequestBody>, Error> {
-        let assertion = client.sign_assertion(endpoint, now)?;
-        build_post(
-            endpoint,
-            client,
-            token_params(&self.token, self.hint),
-            assertion.as_ref(),
-        )
+        build_token_post(&self.token, self.hint, endpoint, client, Some(now))
     }
 }
 
-/// Parses a scrubbed copy of `response`, without the token and the client's secrets.
+/// The `POST` of an introspection or revocation request: `token` (+ hint) with the client's
+/// authentication, its assertion signed at `now` when it signs per request.
+fn build_token_post(
+    token: &SecurityToken,
+    hint: Option<TokenTypeHint>,
+    endpoint: &Endpoint,
+    client: &Client,
+    now: Option<SystemTime>,
+) -> Result<Request<RequestBody>, Error> {
+    let assertion = client.sign_assertion(endpoint, now)?;
+    build_post(
+        endpoint,
+        client,
+        token_params(token, hint),
+        assertion.as_ref(),
+    )
+}
+
+/// `first`, the parse of `response`, if it succeeded; otherwise the parse of a copy scrubbed
+/// of the token and the client's secrets, so that the error keeps none of them.
 fn scrub_parse<B: AsRef<[u8]>, T>(
+    first: Result<T, Error>,
     token: &SecurityToken,
     client: &Client,
     response: &Response<B>,
     parse: impl Fn(&Response<Vec<u8>>) -> Result<T, Error>,
 ) -> Result<T, Error> {
+    if first.is_ok() {
+        return first;
+    }
     let client_secrets = client.sent_secrets();
     let mut secrets: Vec<&str> = client_secrets.iter().map(String::as_str).collect();
     secrets.push(token.expose_secret());
