@@ -547,3 +547,49 @@ pub fn token_hash_matches(alg: Algorithm, hash_claim: &str, value: &str) -> bool
     let expected = URL_SAFE_NO_PAD.encode(half);
     oauth_core::constant_time_eq(expected.as_bytes(), hash_claim.as_bytes())
 }
+
+/// Verifies an id_token end to end: the signature with `keys` and one of the `allowed`
+/// algorithms, then `at_hash` against the `access_token` and `c_hash` against the `code` it
+/// came with (when the token carries them and the value is given), then the claims
+/// (oauth-core's [`validate_id_token_claims`](oauth_core::validate_id_token_claims): issuer,
+/// audience, expiry, nonce, `auth_time`).
+pub fn verify_id_token(
+    token: &str,
+    keys: &KeySet,
+    allowed: &[Algorithm],
+    checks: &oauth_core::IdTokenChecks<'_>,
+    access_token: Option<&str>,
+    code: Option<&str>,
+) -> Result<oauth_core::IdTokenClaims, oauth_core::Error> {
+    use oauth_core::{Error, IdTokenError};
+    let verified = verify(token, keys, allowed)
+        .map_err(|e| Error::InvalidIdToken(IdTokenError::Signature(e.to_string())))?;
+    let hash_checks = [
+        ("at_hash", access_token, IdTokenError::AccessTokenHash),
+        ("c_hash", code, IdTokenError::CodeHash),
+    ];
+    for (claim, value, error) in hash_checks {
+        if let (Some(Value::String(hash)), Some(value)) = (verified.claims.get(claim), value) {
+            if !token_hash_matches(verified.alg, hash, value) {
+                return Err(Error::InvalidIdToken(error));
+            }
+        }
+    }
+    oauth_core::validate_id_token_claims(verified.claims, checks)
+}
+
+/// Verifies a JWT access token (RFC 9068) end to end: the signature with the issuer's `keys`
+/// and one of the `allowed` algorithms, then the claims (oauth-core's
+/// [`validate_jwt_access_token`](oauth_core::validate_jwt_access_token)). The result is an
+/// active introspection result for `ApiPolicy::decide`.
+pub fn verify_access_token(
+    token: &str,
+    keys: &KeySet,
+    allowed: &[Algorithm],
+    checks: &oauth_core::JwtAccessTokenChecks,
+    now: std::time::SystemTime,
+) -> Result<oauth_core::Introspection, oauth_core::InvalidTokenReason> {
+    let verified = verify(token, keys, allowed)
+        .map_err(|_| oauth_core::InvalidTokenReason::BadSignature)?;
+    oauth_core::validate_jwt_access_token(&verified.header, verified.claims, checks, now)
+}

@@ -92,6 +92,7 @@ pub use client::anypoint;
 use client::authorization;
 use client::{
     bearer, discovery, engine, id_token, introspection, jwks, lifecycle, request, response,
+    userinfo,
 };
 #[cfg(feature = "authorization-code")]
 use common::sha256;
@@ -134,7 +135,8 @@ pub use request::{
 };
 pub use resource::{
     ApiPolicy, BearerLocations, ContractStatus, DEFAULT_MAX_TOKEN_LEN, Denial, InvalidTokenReason,
-    Principal, RequestToken, extract_bearer_token, extract_bearer_token_from_parts,
+    JwtAccessTokenChecks, Principal, RequestToken, extract_bearer_token,
+    extract_bearer_token_from_parts, jwt_issuer_hint, validate_jwt_access_token,
 };
 pub use response::{MAX_BODY_LEN, TokenResponse, TokenType, parse_token_response};
 pub use scope::Scope;
@@ -144,6 +146,9 @@ pub use secret::{
 };
 pub use time::Now;
 pub use transport::{RetryPolicy, TransportError, TransportErrorKind, is_transient, retry_after};
+pub use userinfo::{
+    UserInfo, UserInfoResponse, parse_userinfo_response, userinfo_request, validate_userinfo,
+};
 
 /// Re-exported so that users name the same `http` version as this crate.
 pub use http;

@@ -481,6 +481,30 @@ impl PendingAuthorization {
         self.code_verifier.as_ref()
     }
 
+    /// Whether the request asked for the `openid` scope: the token response must then carry an
+    /// id_token, and the id_token must be validated (OpenID Connect Core §3.1.3.3).
+    pub fn requests_openid(&self) -> bool {
+        self.query_param("scope")
+            .is_some_and(|scope| scope.split(' ').any(|s| s == "openid"))
+    }
+
+    /// The `max_age` sent (OpenID Connect Core §3.1.2.1), which the id_token's `auth_time`
+    /// must then honour.
+    pub fn max_age(&self) -> Option<std::time::Duration> {
+        self.query_param("max_age")
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(std::time::Duration::from_secs)
+    }
+
+    fn query_param(&self, name: &str) -> Option<String> {
+        let query = self.url.split_once('?')?.1;
+        let query = query.split('#').next().unwrap_or(query);
+        form_parse(query)
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+    }
+
     /// Checks the redirect back (RFC 6749 §4.1.2) and returns the code.
     ///
     /// `redirect` is the full redirect URI or just its query string. The `state` is compared in
@@ -550,6 +574,26 @@ mod tests {
 
     fn endpoint() -> Endpoint {
         Endpoint::new("https://anypoint.mulesoft.com/accounts/api/v2/oauth2/authorize").unwrap()
+    }
+
+    #[test]
+    fn openid_and_max_age_are_read_back_from_the_url() {
+        let rng = SeededRandom::new(1);
+        let plain = AuthorizationRequest::new(endpoint(), "app")
+            .scope(["profile", "openid-ish"])
+            .build(&rng)
+            .unwrap();
+        assert!(!plain.requests_openid());
+        assert_eq!(plain.max_age(), None);
+        let oidc = AuthorizationRequest::new(endpoint(), "app")
+            .scope(["email", "openid"])
+            .param("max_age", "300")
+            .build(&rng)
+            .unwrap();
+        assert!(oidc.requests_openid());
+        assert_eq!(oidc.max_age(), Some(std::time::Duration::from_secs(300)));
+        // Rebuilt from its parts, it still knows.
+        assert!(PendingAuthorization::from_parts(oidc.into_parts()).requests_openid());
     }
 
     #[test]

@@ -103,6 +103,17 @@ pub enum IdTokenError {
     Nonce,
     /// `auth_time` missing or older than `max_age`.
     AuthTime,
+    /// `openid` was asked for and the token response holds no id_token.
+    Missing,
+    /// The signature does not verify with the issuer's keys, or uses an algorithm the client
+    /// does not accept (the verifier's reason).
+    Signature(String),
+    /// `at_hash` does not match the access token it came with (§3.1.3.8, §3.2.2.9).
+    AccessTokenHash,
+    /// `c_hash` does not match the code it came with (§3.3.2.11).
+    CodeHash,
+    /// An id_token from a refresh names another subject than the first one (§12.2).
+    Subject,
 }
 
 impl fmt::Display for IdTokenError {
@@ -119,6 +130,11 @@ impl fmt::Display for IdTokenError {
             Self::NotYetValid => f.write_str("the id_token is not valid yet (nbf)"),
             Self::Nonce => f.write_str("the id_token's nonce is not the one sent"),
             Self::AuthTime => f.write_str("the authentication is older than max_age"),
+            Self::Missing => f.write_str("openid was asked for and no id_token came back"),
+            Self::Signature(why) => write!(f, "the id_token's signature was refused: {why}"),
+            Self::AccessTokenHash => f.write_str("the id_token's at_hash does not match"),
+            Self::CodeHash => f.write_str("the id_token's c_hash does not match"),
+            Self::Subject => f.write_str("the id_token's subject changed"),
         }
     }
 }

@@ -400,37 +400,45 @@ pub fn parse_introspection_response<B: AsRef<[u8]>>(
         }
         Some(_) => return Err(invalid("active")),
     };
-    let mut result = Introspection::inactive();
     if !active {
         // RFC 7662 §2.2: an inactive token's other members are meaningless; drop them so that
         // nobody reads a client id or a scope off a dead token.
-        return Ok(result);
+        return Ok(Introspection::inactive());
     }
-    result.active = true;
-    result.client_id = text(&mut map, "client_id").map_err(invalid)?;
-    result.scope = match map.remove("scope") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(Scope::parse(&s)),
-        Some(Value::Array(items)) => Some(Scope::new(strings(items).ok_or(invalid("scope"))?)),
-        Some(_) => return Err(invalid("scope")),
-    };
-    result.expires_at = instant(&mut map, "exp").map_err(invalid)?;
-    result.issued_at = instant(&mut map, "iat").map_err(invalid)?;
-    result.not_before = instant(&mut map, "nbf").map_err(invalid)?;
-    result.subject = text(&mut map, "sub").map_err(invalid)?;
-    result.audience = match map.remove("aud") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(s)) => vec![s],
-        Some(Value::Array(items)) => strings(items).ok_or(invalid("aud"))?,
-        Some(_) => return Err(invalid("aud")),
-    };
-    result.issuer = text(&mut map, "iss").map_err(invalid)?;
-    result.token_type = text(&mut map, "token_type")
-        .map_err(invalid)?
-        .map(|t| TokenType::parse(&t));
-    result.username = text(&mut map, "username").map_err(invalid)?;
-    result.extra = map;
-    Ok(result)
+    Introspection::from_active_claims(map).map_err(invalid)
+}
+
+impl Introspection {
+    /// An active result from a claim set (the members of an introspection answer, or the
+    /// claims of a verified JWT access token, RFC 9068 §2.2), read as leniently as
+    /// [`parse_introspection_response`] reads them. The error names the member with an
+    /// invalid value.
+    pub(crate) fn from_active_claims(mut map: Map<String, Value>) -> Result<Self, &'static str> {
+        let mut result = Introspection::inactive();
+        result.active = true;
+        result.client_id = text(&mut map, "client_id")?;
+        result.scope = match map.remove("scope") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(Scope::parse(&s)),
+            Some(Value::Array(items)) => Some(Scope::new(strings(items).ok_or("scope")?)),
+            Some(_) => return Err("scope"),
+        };
+        result.expires_at = instant(&mut map, "exp")?;
+        result.issued_at = instant(&mut map, "iat")?;
+        result.not_before = instant(&mut map, "nbf")?;
+        result.subject = text(&mut map, "sub")?;
+        result.audience = match map.remove("aud") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(s)) => vec![s],
+            Some(Value::Array(items)) => strings(items).ok_or("aud")?,
+            Some(_) => return Err("aud"),
+        };
+        result.issuer = text(&mut map, "iss")?;
+        result.token_type = text(&mut map, "token_type")?.map(|t| TokenType::parse(&t));
+        result.username = text(&mut map, "username")?;
+        result.extra = map;
+        Ok(result)
+    }
 }
 
 fn text(map: &mut Map<String, Value>, name: &'static str) -> Result<Option<String>, &'static str> {

@@ -18,6 +18,7 @@ pub(crate) mod jwks;
 pub(crate) mod lifecycle;
 pub(crate) mod request;
 pub(crate) mod response;
+pub(crate) mod userinfo;
 
 #[cfg(feature = "anypoint")]
 pub(crate) use auth::basic_header;

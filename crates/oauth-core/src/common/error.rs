@@ -76,6 +76,10 @@ pub enum Error {
     Signing(SigningError),
     /// An id_token's claims were refused (OpenID Connect Core §3.1.3.7).
     InvalidIdToken(crate::id_token::IdTokenError),
+    /// A UserInfo answer was refused (OpenID Connect Core §5.3.2, §5.3.4: no `sub`, another
+    /// subject than the id_token's, or a signed answer from another issuer or for another
+    /// client).
+    InvalidUserInfo(crate::id_token::IdTokenError),
     /// The request got no usable HTTP answer (reported by an adapter: connect failure, timeout,
     /// TLS, a redirect, an oversize body).
     Transport(TransportError),
@@ -93,9 +97,10 @@ impl Error {
             | Self::UnsupportedTokenType(_)
             | Self::Signing(_) => Fault::Caller,
             Self::Random(_) => Fault::Environment,
-            Self::Server(_) | Self::UnexpectedResponse(_) | Self::InvalidIdToken(_) => {
-                Fault::Server
-            }
+            Self::Server(_)
+            | Self::UnexpectedResponse(_)
+            | Self::InvalidIdToken(_)
+            | Self::InvalidUserInfo(_) => Fault::Server,
             Self::Authorization(_)
             | Self::StateMismatch
             | Self::InvalidCallback { .. }
@@ -175,6 +180,7 @@ impl fmt::Display for Error {
             }
             Self::Signing(e) => fmt::Display::fmt(e, f),
             Self::InvalidIdToken(e) => fmt::Display::fmt(e, f),
+            Self::InvalidUserInfo(e) => write!(f, "userinfo refused: {e}"),
             Self::Transport(e) => fmt::Display::fmt(e, f),
         }
     }
@@ -350,7 +356,7 @@ impl std::error::Error for Error {
             Self::Random(e) => Some(e),
             Self::Transport(e) => Some(e),
             Self::Signing(e) => Some(e),
-            Self::InvalidIdToken(e) => Some(e),
+            Self::InvalidIdToken(e) | Self::InvalidUserInfo(e) => Some(e),
             _ => None,
         }
     }

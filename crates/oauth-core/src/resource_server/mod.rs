@@ -21,6 +21,9 @@ use crate::response::TokenType;
 use crate::scope::Scope;
 use crate::secret::AccessToken;
 
+mod jwt;
+pub use jwt::{JwtAccessTokenChecks, jwt_issuer_hint, validate_jwt_access_token};
+
 /// Where a resource server looks for the bearer token.
 ///
 /// The `Authorization: Bearer` header (RFC 6750 §2.1) is always read. The form-body (§2.2)
@@ -492,6 +495,14 @@ pub enum InvalidTokenReason {
     WrongAudience,
     /// The token is longer than the API accepts (see [`BearerLocations::max_token_len`]).
     TooLong,
+    /// A JWT access token whose signature does not verify with its issuer's keys (or whose
+    /// algorithm or key the API does not accept).
+    BadSignature,
+    /// A JWT access token from an issuer this API does not trust.
+    WrongIssuer,
+    /// A JWT access token without a claim RFC 9068 requires (`exp`, a client), or with one of
+    /// the wrong type.
+    Malformed,
 }
 
 impl InvalidTokenReason {
@@ -503,6 +514,9 @@ impl InvalidTokenReason {
             Self::NotAnAccessToken => "The token is not a bearer access token.",
             Self::WrongAudience => "The access token is not meant for this API.",
             Self::TooLong => "The access token is longer than this API accepts.",
+            Self::BadSignature => "The access token's signature is not valid.",
+            Self::WrongIssuer => "The access token's issuer is not trusted by this API.",
+            Self::Malformed => "The access token lacks a required claim.",
         }
     }
 }
