@@ -10,7 +10,11 @@
 // registers the JWT bearer grant (RFC 7523) and token exchange (RFC 8693) with
 // registerGrantType. Resource indicators (RFC 8707): https://api.example/jwt issues JWT access
 // tokens, https://api.example/opaque opaque ones, anything else is invalid_target.
+//
+// Its signing keys (RSA, P-256, Ed25519) are made at start; `POST /__interop/rotate`
+// replaces them all (a new Provider over the same storage), as a key rotation does.
 
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
 
@@ -29,96 +33,134 @@ const RESOURCES = {
 const SHORT = 'https://api.example/short';
 const SHORT_TTL = 2;
 
-const provider = new Provider(issuer, {
-  clients: config.clients,
-  cookies: { keys: ['interop-only-cookie-signing-key'] },
-  pkce: { required: () => true },
-  scopes: ['openid', 'offline_access', 'profile', 'api:read', 'api:write'],
-  claims: { openid: ['sub'], profile: ['name'] },
-  findAccount: (ctx, id) => ({
-    accountId: id,
-    claims: () => ({ sub: id, name: `User ${id}` }),
-  }),
-  // Every client allowed the refresh_token grant gets one (the default also wants
-  // offline_access, which then forces a consent prompt).
-  issueRefreshToken: (ctx, client) => client.grantTypeAllowed('refresh_token'),
-  features: {
-    devInteractions: { enabled: true },
-    clientCredentials: { enabled: true },
-    introspection: { enabled: true },
-    revocation: { enabled: true },
-    resourceIndicators: {
-      enabled: true,
-      defaultResource: () => undefined,
-      useGrantedResource: () => false,
-      getResourceServerInfo: (ctx, indicator) => {
-        const format = RESOURCES[indicator];
-        if (!format) throw new errors.InvalidTarget();
-        return {
-          scope: 'api:read api:write',
-          audience: indicator,
-          accessTokenFormat: format,
-          ...(indicator === SHORT ? { accessTokenTTL: SHORT_TTL } : {}),
-        };
-      },
-    },
-  },
-});
+// Assertion jtis seen, across rotations.
+const seenAssertions = new Set();
 
-async function issue(ctx, scope, extra = {}, expiresIn = undefined) {
-  const { ClientCredentials } = provider;
-  const token = new ClientCredentials({ client: ctx.oidc.client, scope: scope || undefined, expiresIn });
-  const value = await token.save();
-  ctx.body = {
-    access_token: value,
-    token_type: 'Bearer',
-    expires_in: token.expiration,
-    ...(token.scope ? { scope: token.scope } : {}),
-    ...extra,
+function signingKeys() {
+  const jwk = (type, options, alg) => {
+    const { privateKey } = crypto.generateKeyPairSync(type, options);
+    return { ...privateKey.export({ format: 'jwk' }), alg, use: 'sig', kid: crypto.randomUUID() };
+  };
+  return {
+    keys: [
+      jwk('rsa', { modulusLength: 2048 }, 'RS256'),
+      jwk('ec', { namedCurve: 'P-256' }, 'ES256'),
+      jwk('ed25519', {}, 'EdDSA'),
+    ],
   };
 }
 
-// RFC 7523 §2.1: the assertion is signed by a key registered for the client; its issuer is
-// the client, its audience this server. As real servers do (§3, item 7), a `jti` is accepted
-// once.
-const seenAssertions = new Set();
-provider.registerGrantType('urn:ietf:params:oauth:grant-type:jwt-bearer', async (ctx) => {
-  const { client, params } = ctx.oidc;
-  const keys = config.assertion_keys?.[client.clientId];
-  if (!keys) throw new errors.UnauthorizedClient('no assertion keys registered');
-  let payload;
-  try {
-    ({ payload } = await jwtVerify(params.assertion, createLocalJWKSet(keys), {
-      issuer: client.clientId,
-      audience: [issuer, `${issuer}/token`],
-      requiredClaims: ['sub', 'exp', 'jti'],
-    }));
-  } catch (e) {
-    throw new errors.InvalidGrant(`assertion: ${e.code ?? 'invalid'}`);
-  }
-  if (seenAssertions.has(payload.jti)) throw new errors.InvalidGrant('assertion replayed');
-  seenAssertions.add(payload.jti);
-  await issue(ctx, params.scope, {}, params.resource === SHORT ? SHORT_TTL : undefined);
-}, ['assertion', 'scope', 'resource']);
+function makeProvider(jwks) {
+  const provider = new Provider(issuer, {
+    clients: config.clients,
+    jwks,
+    enabledJWA: {
+      idTokenSigningAlgValues: ['RS256', 'ES256', 'EdDSA'],
+      userinfoSigningAlgValues: ['RS256', 'ES256', 'EdDSA'],
+    },
+    cookies: { keys: ['interop-only-cookie-signing-key'] },
+    pkce: { required: () => true },
+    scopes: ['openid', 'offline_access', 'profile', 'api:read', 'api:write'],
+    claims: { openid: ['sub'], profile: ['name'] },
+    findAccount: (ctx, id) => ({
+      accountId: id,
+      claims: () => ({ sub: id, name: `User ${id}` }),
+    }),
+    // Every client allowed the refresh_token grant gets one (the default also wants
+    // offline_access, which then forces a consent prompt).
+    issueRefreshToken: (ctx, client) => client.grantTypeAllowed('refresh_token'),
+    features: {
+      devInteractions: { enabled: true },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      jwtUserinfo: { enabled: true },
+      revocation: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => undefined,
+        useGrantedResource: () => false,
+        getResourceServerInfo: (ctx, indicator) => {
+          const format = RESOURCES[indicator];
+          if (!format) throw new errors.InvalidTarget();
+          return {
+            scope: 'api:read api:write',
+            audience: indicator,
+            accessTokenFormat: format,
+            ...(format === 'jwt' ? { jwt: { sign: { alg: 'ES256' } } } : {}),
+            ...(indicator === SHORT ? { accessTokenTTL: SHORT_TTL } : {}),
+          };
+        },
+      },
+    },
+  });
 
-// RFC 8693: exchange an access token this server issued for another one.
-const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
-provider.registerGrantType('urn:ietf:params:oauth:grant-type:token-exchange', async (ctx) => {
-  const { params } = ctx.oidc;
-  if (params.subject_token_type !== ACCESS_TOKEN_TYPE) {
-    throw new errors.InvalidRequest('unsupported subject_token_type');
+  async function issue(ctx, scope, extra = {}, expiresIn = undefined) {
+    const { ClientCredentials } = provider;
+    const token = new ClientCredentials({ client: ctx.oidc.client, scope: scope || undefined, expiresIn });
+    const value = await token.save();
+    ctx.body = {
+      access_token: value,
+      token_type: 'Bearer',
+      expires_in: token.expiration,
+      ...(token.scope ? { scope: token.scope } : {}),
+      ...extra,
+    };
   }
-  const subject = await provider.ClientCredentials.find(params.subject_token)
-    ?? await provider.AccessToken.find(params.subject_token);
-  if (!subject || subject.isExpired) throw new errors.InvalidGrant('subject_token is not active');
-  await issue(ctx, params.scope, { issued_token_type: ACCESS_TOKEN_TYPE });
-}, ['subject_token', 'subject_token_type', 'requested_token_type', 'actor_token',
-  'actor_token_type', 'audience', 'resource', 'scope'], ['audience', 'resource']);
+
+  // RFC 7523 §2.1: the assertion is signed by a key registered for the client; its issuer is
+  // the client, its audience this server. As real servers do (§3, item 7), a `jti` is accepted
+  // once.
+  provider.registerGrantType('urn:ietf:params:oauth:grant-type:jwt-bearer', async (ctx) => {
+    const { client, params } = ctx.oidc;
+    const keys = config.assertion_keys?.[client.clientId];
+    if (!keys) throw new errors.UnauthorizedClient('no assertion keys registered');
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(params.assertion, createLocalJWKSet(keys), {
+        issuer: client.clientId,
+        audience: [issuer, `${issuer}/token`],
+        requiredClaims: ['sub', 'exp', 'jti'],
+      }));
+    } catch (e) {
+      throw new errors.InvalidGrant(`assertion: ${e.code ?? 'invalid'}`);
+    }
+    if (seenAssertions.has(payload.jti)) throw new errors.InvalidGrant('assertion replayed');
+    seenAssertions.add(payload.jti);
+    await issue(ctx, params.scope, {}, params.resource === SHORT ? SHORT_TTL : undefined);
+  }, ['assertion', 'scope', 'resource']);
+
+  // RFC 8693: exchange an access token this server issued for another one.
+  const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+  provider.registerGrantType('urn:ietf:params:oauth:grant-type:token-exchange', async (ctx) => {
+    const { params } = ctx.oidc;
+    if (params.subject_token_type !== ACCESS_TOKEN_TYPE) {
+      throw new errors.InvalidRequest('unsupported subject_token_type');
+    }
+    const subject = await provider.ClientCredentials.find(params.subject_token)
+      ?? await provider.AccessToken.find(params.subject_token);
+    if (!subject || subject.isExpired) throw new errors.InvalidGrant('subject_token is not active');
+    await issue(ctx, params.scope, { issued_token_type: ACCESS_TOKEN_TYPE });
+  }, ['subject_token', 'subject_token_type', 'requested_token_type', 'actor_token',
+    'actor_token_type', 'audience', 'resource', 'scope'], ['audience', 'resource']);
+
+  return provider;
+}
+
+let current = makeProvider(signingKeys()).callback();
 
 const server = https.createServer({
   cert: fs.readFileSync(config.cert),
   key: fs.readFileSync(config.key),
-}, provider.callback());
+}, (req, res) => {
+  if (req.method === 'POST' && req.url === '/__interop/rotate') {
+    const jwks = signingKeys();
+    current = makeProvider(jwks).callback();
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ kids: jwks.keys.map((k) => k.kid) }));
+    return;
+  }
+  current(req, res);
+});
 server.listen(config.port, '127.0.0.1', () => {
   process.stdout.write(`${JSON.stringify({ ready: issuer })}\n`);
 });

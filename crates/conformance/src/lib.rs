@@ -57,6 +57,8 @@ pub struct SourceSpec {
 pub trait Harness: Sized + Send + Sync + 'static {
     /// The adapter's token source.
     type Source: Clone + std::fmt::Debug + Send + Sync + 'static;
+    /// The adapter's OpenID Connect relying party.
+    type OpenId: Send + Sync + 'static;
     /// Which adapter.
     const NAME: &'static str;
     /// An HTTP client with these settings.
@@ -103,6 +105,31 @@ pub trait Harness: Sized + Send + Sync + 'static {
     /// `n` concurrent `source.token()` calls, started together.
     fn concurrent_tokens(&self, source: &Self::Source, n: usize)
     -> Vec<Result<AccessToken, Error>>;
+    /// `OpenIdClient::new(http, core)`.
+    fn openid(&self, core: oauth_reqwest::OpenIdCore) -> Self::OpenId;
+    /// `oidc.exchange_code(pending, redirect)`.
+    fn exchange_code(
+        &self,
+        oidc: &Self::OpenId,
+        pending: &oauth_core::PendingAuthorization,
+        redirect: &str,
+    ) -> Result<oauth_reqwest::Login, Error>;
+    /// `oidc.refresh(refresh_token, previous)`.
+    fn openid_refresh(
+        &self,
+        oidc: &Self::OpenId,
+        refresh_token: &oauth_core::RefreshToken,
+        previous: Option<&oauth_core::IdTokenClaims>,
+    ) -> Result<oauth_reqwest::Login, Error>;
+    /// `oidc.userinfo(token, subject)`.
+    fn userinfo(
+        &self,
+        oidc: &Self::OpenId,
+        token: &AccessToken,
+        subject: Option<&str>,
+    ) -> Result<oauth_core::UserInfo, Error>;
+    /// `oidc.core()`.
+    fn openid_core(oidc: &Self::OpenId) -> &oauth_reqwest::OpenIdCore;
 }
 
 /// The async adapter, driven on a two-thread tokio runtime.
@@ -160,6 +187,7 @@ macro_rules! source {
 
 impl Harness for Reqwest {
     type Source = oauth_reqwest::TokenSource;
+    type OpenId = oauth_reqwest::OpenIdClient;
     const NAME: &'static str = "oauth-reqwest";
 
     fn new(setup: &Setup) -> Result<Self, Error> {
@@ -238,6 +266,41 @@ impl Harness for Reqwest {
         self.runtime.block_on(source.send(request))
     }
 
+    fn openid(&self, core: oauth_reqwest::OpenIdCore) -> Self::OpenId {
+        oauth_reqwest::OpenIdClient::new(self.http.clone(), core)
+    }
+
+    fn exchange_code(
+        &self,
+        oidc: &Self::OpenId,
+        pending: &oauth_core::PendingAuthorization,
+        redirect: &str,
+    ) -> Result<oauth_reqwest::Login, Error> {
+        self.runtime.block_on(oidc.exchange_code(pending, redirect))
+    }
+
+    fn openid_refresh(
+        &self,
+        oidc: &Self::OpenId,
+        refresh_token: &oauth_core::RefreshToken,
+        previous: Option<&oauth_core::IdTokenClaims>,
+    ) -> Result<oauth_reqwest::Login, Error> {
+        self.runtime.block_on(oidc.refresh(refresh_token, previous))
+    }
+
+    fn userinfo(
+        &self,
+        oidc: &Self::OpenId,
+        token: &AccessToken,
+        subject: Option<&str>,
+    ) -> Result<oauth_core::UserInfo, Error> {
+        self.runtime.block_on(oidc.userinfo(token, subject))
+    }
+
+    fn openid_core(oidc: &Self::OpenId) -> &oauth_reqwest::OpenIdCore {
+        oidc.core()
+    }
+
     fn concurrent_tokens(
         &self,
         source: &Self::Source,
@@ -271,6 +334,7 @@ pub struct Ureq {
 
 impl Harness for Ureq {
     type Source = oauth_ureq::TokenSource;
+    type OpenId = oauth_ureq::OpenIdClient;
     const NAME: &'static str = "oauth-ureq";
 
     fn new(setup: &Setup) -> Result<Self, Error> {
@@ -337,6 +401,41 @@ impl Harness for Ureq {
         request: Request<Vec<u8>>,
     ) -> Result<Response<Vec<u8>>, Error> {
         source.send(request)
+    }
+
+    fn openid(&self, core: oauth_reqwest::OpenIdCore) -> Self::OpenId {
+        oauth_ureq::OpenIdClient::new(self.http.clone(), core)
+    }
+
+    fn exchange_code(
+        &self,
+        oidc: &Self::OpenId,
+        pending: &oauth_core::PendingAuthorization,
+        redirect: &str,
+    ) -> Result<oauth_reqwest::Login, Error> {
+        oidc.exchange_code(pending, redirect)
+    }
+
+    fn openid_refresh(
+        &self,
+        oidc: &Self::OpenId,
+        refresh_token: &oauth_core::RefreshToken,
+        previous: Option<&oauth_core::IdTokenClaims>,
+    ) -> Result<oauth_reqwest::Login, Error> {
+        oidc.refresh(refresh_token, previous)
+    }
+
+    fn userinfo(
+        &self,
+        oidc: &Self::OpenId,
+        token: &AccessToken,
+        subject: Option<&str>,
+    ) -> Result<oauth_core::UserInfo, Error> {
+        oidc.userinfo(token, subject)
+    }
+
+    fn openid_core(oidc: &Self::OpenId) -> &oauth_reqwest::OpenIdCore {
+        oidc.core()
     }
 
     fn concurrent_tokens(

@@ -84,6 +84,22 @@ fn client_metadata() -> (Vec<Value>, Value) {
             "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
             "redirect_uris": [REDIRECT_URI], "scope": "openid profile offline_access api:read",
         }),
+        // The same web client, with id_tokens (and UserInfo answers) signed with ES256, and
+        // with EdDSA.
+        json!({
+            "client_id": "web-es256", "client_secret": SECRET,
+            "token_endpoint_auth_method": "client_secret_basic",
+            "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
+            "redirect_uris": [REDIRECT_URI], "scope": "openid profile offline_access api:read",
+            "id_token_signed_response_alg": "ES256", "userinfo_signed_response_alg": "ES256",
+        }),
+        json!({
+            "client_id": "web-eddsa", "client_secret": SECRET,
+            "token_endpoint_auth_method": "client_secret_basic",
+            "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
+            "redirect_uris": [REDIRECT_URI], "scope": "openid profile offline_access api:read",
+            "id_token_signed_response_alg": "EdDSA",
+        }),
         json!({
             "client_id": "jwt-bearer", "client_secret": SECRET,
             "token_endpoint_auth_method": "client_secret_basic",
@@ -141,7 +157,8 @@ impl OidcProvider {
         PROVIDER.get_or_init(Self::start)
     }
 
-    fn start() -> Self {
+    /// A provider of its own (for a check that changes the server, such as rotating its keys).
+    pub fn start() -> Self {
         let dir = server_dir();
         assert!(
             dir.join("node_modules/oidc-provider").is_dir(),
@@ -149,7 +166,12 @@ impl OidcProvider {
             dir.display()
         );
         let certs = LoopbackCertificates::generate().expect("certificates");
-        let work = std::env::temp_dir().join(format!("oidc-provider-{}", std::process::id()));
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let work = std::env::temp_dir().join(format!(
+            "oidc-provider-{}-{n}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&work).expect("temp dir");
         let (chain, key) = (work.join("chain.pem"), work.join("key.pem"));
         std::fs::write(&chain, &certs.chain_pem).expect("write cert");
@@ -312,11 +334,22 @@ pub fn authorize<H: Harness>(
     scopes: &[&str],
     user: &str,
 ) -> (PendingAuthorization, String) {
+    authorize_as(h, metadata, "web", scopes, user)
+}
+
+/// [`authorize`] for another client.
+pub fn authorize_as<H: Harness>(
+    h: &H,
+    metadata: &ServerMetadata,
+    client_id: &str,
+    scopes: &[&str],
+    user: &str,
+) -> (PendingAuthorization, String) {
     let endpoint = metadata
         .authorization_endpoint()
         .expect("authorization endpoint")
         .clone();
-    let pending = AuthorizationRequest::new(endpoint, "web")
+    let pending = AuthorizationRequest::new(endpoint, client_id)
         .redirect_uri(REDIRECT_URI)
         .scope(scopes.iter().copied())
         .expect_issuer(
@@ -465,89 +498,149 @@ pub fn client_credentials_every_auth_method<H: Harness>() {
     }
 }
 
-/// authorization_code + PKCE, `openid` → an id_token, then two refreshes.
+/// authorization_code + PKCE + `openid` through the adapter's `OpenIdClient`, which validates
+/// the id_token by itself (signature with the JWK set fetched from the discovered `jwks_uri`,
+/// then issuer, audience, expiry, nonce, `at_hash`) for clients whose id_tokens are signed
+/// with RS256, ES256 and EdDSA; UserInfo (JSON, and a signed JWT for the ES256 client); a
+/// tampered nonce refused; two refreshes. One JWKS fetch per relying party.
 pub fn authorization_code_pkce_openid_and_refresh<H: Harness>() {
     let p = OidcProvider::shared();
     let h: H = p.harness();
     let m = p.discover(&h);
-    let token_endpoint = m.token_endpoint().expect("token endpoint");
-    let web = secret_client("web", false);
-    let (pending, redirect) = authorize(&h, &m, &["openid", "profile"], "alice");
-    let code = pending.handle_callback(&redirect).expect("callback");
-    let token = h
-        .request_token(token_endpoint, &web, &pending.token_request(code))
-        .expect("code exchange");
-    let id_token = token.id_token().expect("an id_token for openid");
-    let claims = jwt_claims(id_token.expose_secret()).expect("id_token is a JWT");
-    assert_eq!(claims["iss"], p.issuer);
-    assert_eq!(claims["aud"], "web");
-    assert_eq!(claims["sub"], "alice");
-    assert_eq!(
-        claims["nonce"].as_str(),
-        pending.nonce().map(|n| n.expose_secret())
-    );
-    // Verified: the signature against the server's JWKS (fetched from the discovered
-    // jwks_uri), then the claims per OpenID Connect Core 3.1.3.7, with the nonce sent.
-    let jwks_uri = m.jwks_uri().expect("jwks_uri").as_str().to_owned();
-    let jwks = h
-        .execute(Request::get(jwks_uri).body(Vec::new()).expect("request"))
-        .expect("JWKS");
-    let keys = jwt_assertion::verify::KeySet::from_jwks(jwks.body()).expect("a JWK set");
-    let allowed = [
-        Algorithm::RS256,
-        Algorithm::PS256,
-        Algorithm::ES256,
-        Algorithm::EdDSA,
-    ];
-    let verified = jwt_assertion::verify::verify(id_token.expose_secret(), &keys, &allowed)
-        .expect("the id_token verifies with the server's keys");
-    if let Some(at_hash) = verified.claims().get("at_hash").and_then(Value::as_str) {
-        assert!(jwt_assertion::verify::token_hash_matches(
-            verified.alg(),
-            at_hash,
-            token.access_token().expose_secret()
+    for (client_id, alg) in [("web", "RS256"), ("web-es256", "ES256"), ("web-eddsa", "EdDSA")] {
+        let core = oauth_reqwest::OpenIdCore::new(m.clone(), secret_client(client_id, false))
+            .expect("an OpenID Connect provider");
+        let oidc = h.openid(core);
+        let (pending, redirect) = authorize_as(&h, &m, client_id, &["openid", "profile"], "alice");
+        assert!(pending.requests_openid());
+        let login = h
+            .exchange_code(&oidc, &pending, &redirect)
+            .unwrap_or_else(|e| panic!("{client_id}: code exchange: {e}"));
+        let claims = login
+            .id_token
+            .clone()
+            .unwrap_or_else(|| panic!("{client_id}: no validated id_token"));
+        assert_eq!(claims.subject(), "alice", "{client_id}");
+        assert_eq!(claims.issuer(), p.issuer, "{client_id}");
+        assert_eq!(claims.audience(), [client_id], "{client_id}");
+        let id_token = login.token.id_token().expect("id_token").expose_secret();
+        assert_eq!(jwt_header(id_token)["alg"], alg, "{client_id}");
+        assert_eq!(H::openid_core(&oidc).keys().fetches(), 1, "{client_id}");
+
+        // UserInfo, about alice, refused when it must be about someone else.
+        let token = login.token.access_token();
+        let info = h
+            .userinfo(&oidc, token, Some(claims.subject()))
+            .unwrap_or_else(|e| panic!("{client_id}: userinfo: {e}"));
+        assert_eq!(info.subject(), "alice");
+        assert_eq!(info.string("name"), Some("User alice"), "{client_id}");
+        assert!(matches!(
+            h.userinfo(&oidc, token, Some("mallory")),
+            Err(Error::InvalidUserInfo(oauth_core::IdTokenError::Subject))
         ));
+        let raw = h
+            .execute(
+                Request::get(m.userinfo_endpoint().expect("userinfo").as_str())
+                    .header(header::AUTHORIZATION, format!("Bearer {}", token.expose_secret()))
+                    .body(Vec::new())
+                    .expect("request"),
+            )
+            .expect("raw userinfo");
+        let content_type = raw.headers()[header::CONTENT_TYPE].to_str().unwrap_or_default();
+        assert_eq!(
+            content_type.starts_with("application/jwt"),
+            client_id == "web-es256",
+            "{client_id}: {content_type}"
+        );
+
+        // Two refreshes, each id_token validated against the first one's subject.
+        let mut refresh = login.token.refresh_token().expect("a refresh token").clone();
+        let mut access = token.expose_secret().to_owned();
+        for round in 1..=2 {
+            let next = h
+                .openid_refresh(&oidc, &refresh, Some(&claims))
+                .unwrap_or_else(|e| panic!("{client_id}: refresh {round}: {e}"));
+            assert_ne!(next.token.access_token().expose_secret(), access);
+            if let Some(refreshed) = &next.id_token {
+                assert_eq!(refreshed.subject(), "alice");
+            }
+            access = next.token.access_token().expose_secret().to_owned();
+            if let Some(r) = next.token.refresh_token() {
+                refresh = r.clone();
+            }
+        }
+        assert!(introspect(&h, &m, &access).active());
     }
-    let nonce = pending.nonce().expect("a nonce for openid").expose_secret();
-    let checked = oauth_core::validate_id_token_claims(
-        verified.into_claims(),
-        &oauth_core::IdTokenChecks::new(&p.issuer, "web", SystemTime::now()).nonce(nonce),
-    )
-    .expect("the id_token's claims check out");
-    assert_eq!(checked.subject(), "alice");
-    // Another nonce (a replayed id_token) is refused.
-    let again =
-        jwt_assertion::verify::verify(id_token.expose_secret(), &keys, &allowed).expect("verifies");
-    let replayed = oauth_core::validate_id_token_claims(
-        again.into_claims(),
-        &oauth_core::IdTokenChecks::new(&p.issuer, "web", SystemTime::now()).nonce("another"),
+
+    // The nonce the id_token carries is checked: a flow whose stored nonce was changed (a
+    // replayed id_token) is refused after the exchange.
+    let oidc = h.openid(
+        oauth_reqwest::OpenIdCore::new(m.clone(), secret_client("web", false)).expect("core"),
     );
+    let (pending, redirect) = authorize(&h, &m, &["openid"], "alice");
+    let mut parts = pending.into_parts();
+    parts.nonce = Some(oauth_core::Nonce::new("another-nonce"));
+    let tampered = PendingAuthorization::from_parts(parts);
     assert!(matches!(
-        replayed,
+        h.exchange_code(&oidc, &tampered, &redirect),
         Err(Error::InvalidIdToken(oauth_core::IdTokenError::Nonce))
     ));
-    let mut refresh = token.refresh_token().expect("a refresh token").clone();
-    let mut access = token.access_token().expose_secret().to_owned();
-    for round in 1..=2 {
-        let next = h
-            .request_token(
-                token_endpoint,
-                &web,
-                &TokenRequest::refresh_token(refresh.clone()),
-            )
-            .unwrap_or_else(|e| panic!("refresh {round}: {e}"));
-        assert_ne!(
-            next.access_token().expose_secret(),
-            access,
-            "refresh {round}"
-        );
-        access = next.access_token().expose_secret().to_owned();
-        if let Some(r) = next.refresh_token() {
-            refresh = r.clone();
-        }
-    }
-    // The access token from the refresh is active.
-    assert!(introspect(&h, &m, &access).active());
+    // Only the algorithms the client accepts: an RS256 id_token for a client that takes
+    // ES256 only is refused before its claims are read.
+    let strict = h.openid(
+        oauth_reqwest::OpenIdCore::new(m.clone(), secret_client("web", false))
+            .expect("core")
+            .algorithms(&[Algorithm::ES256]),
+    );
+    let (pending, redirect) = authorize(&h, &m, &["openid"], "alice");
+    assert!(matches!(
+        h.exchange_code(&strict, &pending, &redirect),
+        Err(Error::InvalidIdToken(oauth_core::IdTokenError::Signature(_)))
+    ));
+}
+
+/// The provider replaces all its signing keys mid-run: the relying party follows with one
+/// JWKS fetch (the first id_token naming an unknown `kid`), and no more after that.
+pub fn key_rotation_is_followed_with_one_fetch<H: Harness>() {
+    let p = OidcProvider::start();
+    let h: H = p.harness();
+    let m = p.discover(&h);
+    let oidc = h.openid(
+        oauth_reqwest::OpenIdCore::new(m.clone(), secret_client("web-es256", false))
+            .expect("core"),
+    );
+    let login = |user: &str| {
+        let (pending, redirect) = authorize_as(&h, &m, "web-es256", &["openid"], user);
+        let login = h
+            .exchange_code(&oidc, &pending, &redirect)
+            .unwrap_or_else(|e| panic!("{user}: {e}"));
+        let id_token = login.token.id_token().expect("id_token").expose_secret().to_owned();
+        jwt_header(&id_token)["kid"].as_str().expect("kid").to_owned()
+    };
+    let before = login("alice");
+    assert_eq!(H::openid_core(&oidc).keys().fetches(), 1);
+    let rotated = h
+        .execute(
+            Request::post(format!("{}/__interop/rotate", p.issuer))
+                .body(Vec::new())
+                .expect("request"),
+        )
+        .expect("rotate");
+    assert_eq!(rotated.status(), 200);
+    let after = login("bob");
+    assert_ne!(before, after, "the keys were replaced");
+    assert_eq!(H::openid_core(&oidc).keys().fetches(), 2, "one fetch for the new kid");
+    login("carol");
+    assert_eq!(H::openid_core(&oidc).keys().fetches(), 2);
+}
+
+/// The protected header of a JWT, unverified.
+pub fn jwt_header(token: &str) -> Value {
+    let header = token.split('.').next().unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .unwrap_or_default();
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
 }
 
 /// The JWT bearer grant (RFC 7523) and token exchange (RFC 8693), both registered on the

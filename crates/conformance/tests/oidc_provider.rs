@@ -25,6 +25,7 @@ macro_rules! interop_tests {
 interop_tests!(reqwest, Reqwest;
     client_credentials_every_auth_method,
     authorization_code_pkce_openid_and_refresh,
+    key_rotation_is_followed_with_one_fetch,
     jwt_bearer_and_token_exchange,
     discovery_introspection_and_revocation,
     failures_are_typed,
@@ -34,6 +35,7 @@ interop_tests!(reqwest, Reqwest;
 interop_tests!(ureq, Ureq;
     client_credentials_every_auth_method,
     authorization_code_pkce_openid_and_refresh,
+    key_rotation_is_followed_with_one_fetch,
     jwt_bearer_and_token_exchange,
     discovery_introspection_and_revocation,
     failures_are_typed,

@@ -95,6 +95,16 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    /// The algorithm an `alg` value names (exactly, as RFC 7518 spells it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        verify::parse_alg(name)
+    }
+
+    /// Whether it signs with a public key (everything but HS*).
+    pub fn is_asymmetric(self) -> bool {
+        !matches!(self, Self::HS256 | Self::HS384 | Self::HS512)
+    }
+
     /// The `alg` value.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -232,7 +232,7 @@ impl VerifyingKey {
     }
 }
 
-fn parse_alg(text: &str) -> Option<Algorithm> {
+pub(crate) fn parse_alg(text: &str) -> Option<Algorithm> {
     use Algorithm::*;
     Some(match text {
         "RS256" => RS256,

@@ -36,9 +36,15 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod http_client;
+#[cfg(feature = "openid")]
+mod openid;
 mod source;
 
 pub use http_client::HttpClient;
+#[cfg(feature = "openid")]
+pub use openid::OpenIdClient;
+#[cfg(feature = "openid")]
+pub use oauth_runtime::{IdTokenExpectations, KeysError, Login, OpenIdCore, RemoteKeys};
 pub use source::{TokenSource, TokenSourceBuilder};
 
 pub use oauth_core::{self, http};

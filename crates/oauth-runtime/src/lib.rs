@@ -19,6 +19,8 @@
 mod builder;
 mod config;
 mod drive;
+#[cfg(feature = "openid")]
+mod openid;
 mod shared;
 
 pub use builder::{OwnedRefresh, SourceCore, SourceKind, SourceParts, TokenSourceBuilder};
@@ -27,6 +29,8 @@ pub use drive::{
     Body, Io, block_on, body_buffer, discover, execute, execute_oauth, introspect, request_token,
     revoke, send, too_large, trim,
 };
+#[cfg(feature = "openid")]
+pub use openid::{IdTokenExpectations, KeysError, Login, OpenIdCore, RemoteKeys};
 pub use shared::{RefreshGuard, SharedToken};
 
 use std::time::{Instant, SystemTime};

@@ -2,10 +2,10 @@
 //! set type (jwt-assertion's `KeySet`, or another library's).
 //!
 //! A set is fetched when there is none, when it is older than its max age, and when a token
-//! names a `kid` the set does not hold (the server may have rotated its keys) — but that last
-//! reason at most once per `min_refetch_interval`, so that a flood of tokens with made-up
-//! `kid`s cannot make the verifier fetch per request: over a span `T` it fetches at most
-//! `1 + T / min_refetch_interval + T / max_age` times.
+//! names a `kid` the set does not hold (the server may have rotated its keys: the first such
+//! token is followed at once) — but that last reason at most once per `min_refetch_interval`,
+//! so that a flood of tokens with made-up `kid`s cannot make the verifier fetch per request:
+//! over a span `T` it fetches at most `2 + T / min_refetch_interval + T / max_age` times.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +34,7 @@ pub struct JwksCache<K> {
     keys: Option<Arc<K>>,
     fetched_at: Option<Instant>,
     last_fetch: Option<Instant>,
+    last_kid_fetch: Option<Instant>,
     in_flight: bool,
     last_error: Option<Error>,
     max_age: Duration,
@@ -46,6 +47,7 @@ impl<K> Default for JwksCache<K> {
             keys: None,
             fetched_at: None,
             last_fetch: None,
+            last_kid_fetch: None,
             in_flight: false,
             last_error: None,
             max_age: Duration::from_secs(600),
@@ -67,7 +69,8 @@ impl<K> JwksCache<K> {
         self
     }
 
-    /// The shortest time between two fetches caused by unknown `kid`s or failures.
+    /// The shortest time between two fetches caused by unknown `kid`s, and between a failed
+    /// fetch and the next one.
     pub fn min_refetch_interval(mut self, d: Duration) -> Self {
         self.min_interval = d;
         self
@@ -81,10 +84,14 @@ impl<K> JwksCache<K> {
     /// Decides at `now` for a token whose `kid` the cached set does not hold
     /// (`unknown_kid`; false when the token names none or the set holds it).
     pub fn poll(&mut self, now: Instant, unknown_kid: bool) -> JwksDecision<K> {
-        let rate_limited = self
-            .last_fetch
-            .and_then(|t| t.checked_add(self.min_interval))
-            .is_some_and(|until| now < until);
+        let within = |last: Option<Instant>| {
+            last.and_then(|t| t.checked_add(self.min_interval))
+                .is_some_and(|until| now < until)
+        };
+        // After a failure, wait before trying again; for unknown kids, wait between fetches
+        // made for that reason (a rotation right after a scheduled fetch is still followed).
+        let retry_limited = within(self.last_fetch);
+        let kid_limited = within(self.last_kid_fetch);
         let stale = self
             .fetched_at
             .and_then(|t| t.checked_add(self.max_age))
@@ -96,13 +103,16 @@ impl<K> JwksCache<K> {
             };
         }
         let wanted = match &self.keys {
-            None => !rate_limited,
+            None => !retry_limited,
             Some(_) if stale => true,
-            Some(_) => unknown_kid && !rate_limited,
+            Some(_) => unknown_kid && !kid_limited,
         };
         if wanted {
             self.in_flight = true;
             self.last_fetch = Some(now);
+            if self.keys.is_some() && !stale {
+                self.last_kid_fetch = Some(now);
+            }
             return JwksDecision::Fetch;
         }
         match (&self.keys, &self.last_error) {
@@ -159,17 +169,20 @@ mod tests {
         assert!(matches!(cache.poll(t(1), false), JwksDecision::Wait));
         cache.handle_response(Ok(vec!["k1".into()]), t(5));
         assert!(matches!(cache.poll(t(6), false), JwksDecision::Use(_)));
-        // A token names k2, unknown: within 30 s of the last fetch, use what we have (the
-        // caller then gets "no key"); afterwards, fetch once (the server rotated).
-        assert!(matches!(cache.poll(t(10_000), true), JwksDecision::Use(_)));
-        assert!(matches!(cache.poll(t(30_000), true), JwksDecision::Fetch));
-        cache.handle_response(Ok(vec!["k1".into(), "k2".into()]), t(30_010));
-        let JwksDecision::Use(keys) = cache.poll(t(30_020), false) else {
+        // A token names k2, unknown: the server rotated; fetched at once.
+        assert!(matches!(cache.poll(t(10_000), true), JwksDecision::Fetch));
+        cache.handle_response(Ok(vec!["k1".into(), "k2".into()]), t(10_010));
+        let JwksDecision::Use(keys) = cache.poll(t(10_020), false) else {
             panic!()
         };
         assert!(keys.contains(&"k2".to_owned()));
+        // Another unknown kid within 30 s of that fetch: use what we have (the caller then
+        // gets "no key"); afterwards, fetch once more.
+        assert!(matches!(cache.poll(t(20_000), true), JwksDecision::Use(_)));
+        assert!(matches!(cache.poll(t(40_010), true), JwksDecision::Fetch));
+        cache.handle_response(Ok(vec!["k1".into(), "k2".into()]), t(40_020));
         // After the max age: fetched again.
-        assert!(matches!(cache.poll(t(630_010), false), JwksDecision::Fetch));
+        assert!(matches!(cache.poll(t(640_020), false), JwksDecision::Fetch));
     }
 
     #[test]
@@ -191,8 +204,8 @@ mod tests {
                 JwksDecision::Fail(e) => panic!("{e}"),
             }
         }
-        // The first fetch, then one per 30 s: 1 + 60 / 30.
-        assert!(fetches <= 3, "{fetches} fetches");
+        // The first fetch, the first unknown kid, then one per 30 s: 2 + 60 / 30.
+        assert!(fetches <= 4, "{fetches} fetches");
     }
 
     #[test]

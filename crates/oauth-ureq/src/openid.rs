@@ -1,0 +1,129 @@
+//! [`OpenIdClient`]: an OpenID Connect relying party on this adapter's [`HttpClient`]: the
+//! code exchange validates the id_token by itself, UserInfo, refreshes. The logic is
+//! oauth-runtime's `OpenIdCore` (ring verification from jwt-assertion, claim rules from
+//! oauth-core); this is only its blocking face.
+
+use std::sync::Arc;
+
+use oauth_core::{
+    AccessToken, AuthorizationRequest, Client, Error, IdToken, IdTokenClaims,
+    PendingAuthorization, RefreshToken, UserInfo,
+};
+use oauth_runtime::{IdTokenExpectations, Login, OpenIdCore, block_on};
+
+use crate::HttpClient;
+
+/// An OpenID Connect relying party: the provider's metadata and keys, this client, and the
+/// blocking calls that use them. Cheap to clone.
+///
+/// ```no_run
+/// use oauth_ureq::{Client, ClientAuthentication, ClientSecret, HttpClient, HttpConfig, OpenIdClient, SystemRandom};
+///
+/// # fn run() -> Result<(), oauth_ureq::Error> {
+/// let http = HttpClient::new(HttpConfig::new())?;
+/// let client = Client::new("my-app", ClientAuthentication::SecretBasic(ClientSecret::new("s3cret")));
+/// let oidc = OpenIdClient::discover(http, "https://login.example.com", client)?;
+/// let pending = oidc
+///     .authorization_request("https://app.example.com/callback")?
+///     .scope(["openid", "email"])
+///     .build(&SystemRandom)?;
+/// // Send the user to pending.url(); when the redirect comes back:
+/// # let redirect_url = "";
+/// let login = oidc.exchange_code(&pending, redirect_url)?;
+/// let claims = login.id_token.expect("openid was asked for");
+/// println!("signed in: {} {:?}", claims.subject(), claims.email());
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct OpenIdClient {
+    http: HttpClient,
+    core: Arc<OpenIdCore>,
+}
+
+impl OpenIdClient {
+    /// Discovers the provider at `issuer` (OpenID Connect Discovery; the issuer checked) and
+    /// sets up `client` as its relying party.
+    pub fn discover(http: HttpClient, issuer: &str, client: Client) -> Result<Self, Error> {
+        let metadata = http.discover(issuer)?;
+        Ok(Self::new(http, OpenIdCore::new(metadata, client)?))
+    }
+
+    /// A relying party from a configured core (other algorithms, client-secret signatures,
+    /// leeway, key cache timing).
+    pub fn new(http: HttpClient, core: OpenIdCore) -> Self {
+        Self {
+            http,
+            core: Arc::new(core),
+        }
+    }
+
+    /// The shared core: metadata, client, keys.
+    pub fn core(&self) -> &OpenIdCore {
+        &self.core
+    }
+
+    /// An authorization request to the provider for this client, redirecting to
+    /// `redirect_uri`, expecting the provider's `iss` on the redirect (RFC 9207; required
+    /// when the provider says it sends it). Add the scopes (`openid`, ...) and build it.
+    pub fn authorization_request(&self, redirect_uri: &str) -> Result<AuthorizationRequest, Error> {
+        let metadata = self.core.metadata();
+        let endpoint = metadata
+            .authorization_endpoint()
+            .cloned()
+            .ok_or(Error::MissingParameter {
+                name: "authorization_endpoint",
+            })?;
+        let client_id = self
+            .core
+            .client()
+            .id()
+            .cloned()
+            .ok_or(Error::MissingParameter { name: "client_id" })?;
+        Ok(AuthorizationRequest::new(endpoint, client_id)
+            .redirect_uri(redirect_uri)
+            .expect_issuer(
+                metadata.issuer(),
+                metadata.authorization_response_iss_parameter_supported(),
+            ))
+    }
+
+    /// Checks the redirect back against `pending`, redeems the code, and validates the
+    /// id_token (required when `openid` was asked for): signature with the provider's keys,
+    /// issuer, audience, expiry, nonce, `max_age`, `at_hash`.
+    pub fn exchange_code(
+        &self,
+        pending: &PendingAuthorization,
+        redirect: &str,
+    ) -> Result<Login, Error> {
+        block_on(self.core.exchange_code(&self.http, pending, redirect))
+    }
+
+    /// Refreshes; a new id_token is validated and must name the `previous` subject.
+    pub fn refresh(
+        &self,
+        refresh_token: &RefreshToken,
+        previous: Option<&IdTokenClaims>,
+    ) -> Result<Login, Error> {
+        block_on(self.core.refresh(&self.http, refresh_token, previous))
+    }
+
+    /// Verifies an id_token obtained some other way.
+    pub fn verify_id_token(
+        &self,
+        id_token: &IdToken,
+        expect: IdTokenExpectations<'_>,
+    ) -> Result<IdTokenClaims, Error> {
+        block_on(self.core.verify_id_token(&self.http, id_token, expect))
+    }
+
+    /// The UserInfo endpoint's claims about the user `token` belongs to (JSON, or a signed JWT
+    /// verified with the provider's keys); `expected_subject` (the id_token's `sub`) must
+    /// match.
+    pub fn userinfo(
+        &self,
+        token: &AccessToken,
+        expected_subject: Option<&str>,
+    ) -> Result<UserInfo, Error> {
+        block_on(self.core.userinfo(&self.http, token, expected_subject))
+    }
+}
