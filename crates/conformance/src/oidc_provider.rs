@@ -168,10 +168,7 @@ impl OidcProvider {
         let certs = LoopbackCertificates::generate().expect("certificates");
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let work = std::env::temp_dir().join(format!(
-            "oidc-provider-{}-{n}",
-            std::process::id()
-        ));
+        let work = std::env::temp_dir().join(format!("oidc-provider-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&work).expect("temp dir");
         let (chain, key) = (work.join("chain.pem"), work.join("key.pem"));
         std::fs::write(&chain, &certs.chain_pem).expect("write cert");
@@ -507,7 +504,11 @@ pub fn authorization_code_pkce_openid_and_refresh<H: Harness>() {
     let p = OidcProvider::shared();
     let h: H = p.harness();
     let m = p.discover(&h);
-    for (client_id, alg) in [("web", "RS256"), ("web-es256", "ES256"), ("web-eddsa", "EdDSA")] {
+    for (client_id, alg) in [
+        ("web", "RS256"),
+        ("web-es256", "ES256"),
+        ("web-eddsa", "EdDSA"),
+    ] {
         let core = oauth_reqwest::OpenIdCore::new(m.clone(), secret_client(client_id, false))
             .expect("an OpenID Connect provider");
         let oidc = h.openid(core);
@@ -541,12 +542,17 @@ pub fn authorization_code_pkce_openid_and_refresh<H: Harness>() {
         let raw = h
             .execute(
                 Request::get(m.userinfo_endpoint().expect("userinfo").as_str())
-                    .header(header::AUTHORIZATION, format!("Bearer {}", token.expose_secret()))
+                    .header(
+                        header::AUTHORIZATION,
+                        format!("Bearer {}", token.expose_secret()),
+                    )
                     .body(Vec::new())
                     .expect("request"),
             )
             .expect("raw userinfo");
-        let content_type = raw.headers()[header::CONTENT_TYPE].to_str().unwrap_or_default();
+        let content_type = raw.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap_or_default();
         assert_eq!(
             content_type.starts_with("application/jwt"),
             client_id == "web-es256",
@@ -554,7 +560,11 @@ pub fn authorization_code_pkce_openid_and_refresh<H: Harness>() {
         );
 
         // Two refreshes, each id_token validated against the first one's subject.
-        let mut refresh = login.token.refresh_token().expect("a refresh token").clone();
+        let mut refresh = login
+            .token
+            .refresh_token()
+            .expect("a refresh token")
+            .clone();
         let mut access = token.expose_secret().to_owned();
         for round in 1..=2 {
             let next = h
@@ -595,7 +605,9 @@ pub fn authorization_code_pkce_openid_and_refresh<H: Harness>() {
     let (pending, redirect) = authorize(&h, &m, &["openid"], "alice");
     assert!(matches!(
         h.exchange_code(&strict, &pending, &redirect),
-        Err(Error::InvalidIdToken(oauth_core::IdTokenError::Signature(_)))
+        Err(Error::InvalidIdToken(oauth_core::IdTokenError::Signature(
+            _
+        )))
     ));
 }
 
@@ -606,16 +618,23 @@ pub fn key_rotation_is_followed_with_one_fetch<H: Harness>() {
     let h: H = p.harness();
     let m = p.discover(&h);
     let oidc = h.openid(
-        oauth_reqwest::OpenIdCore::new(m.clone(), secret_client("web-es256", false))
-            .expect("core"),
+        oauth_reqwest::OpenIdCore::new(m.clone(), secret_client("web-es256", false)).expect("core"),
     );
     let login = |user: &str| {
         let (pending, redirect) = authorize_as(&h, &m, "web-es256", &["openid"], user);
         let login = h
             .exchange_code(&oidc, &pending, &redirect)
             .unwrap_or_else(|e| panic!("{user}: {e}"));
-        let id_token = login.token.id_token().expect("id_token").expose_secret().to_owned();
-        jwt_header(&id_token)["kid"].as_str().expect("kid").to_owned()
+        let id_token = login
+            .token
+            .id_token()
+            .expect("id_token")
+            .expose_secret()
+            .to_owned();
+        jwt_header(&id_token)["kid"]
+            .as_str()
+            .expect("kid")
+            .to_owned()
     };
     let before = login("alice");
     assert_eq!(H::openid_core(&oidc).keys().fetches(), 1);
@@ -629,7 +648,11 @@ pub fn key_rotation_is_followed_with_one_fetch<H: Harness>() {
     assert_eq!(rotated.status(), 200);
     let after = login("bob");
     assert_ne!(before, after, "the keys were replaced");
-    assert_eq!(H::openid_core(&oidc).keys().fetches(), 2, "one fetch for the new kid");
+    assert_eq!(
+        H::openid_core(&oidc).keys().fetches(),
+        2,
+        "one fetch for the new kid"
+    );
     login("carol");
     assert_eq!(H::openid_core(&oidc).keys().fetches(), 2);
 }

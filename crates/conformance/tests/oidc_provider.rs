@@ -153,3 +153,93 @@ fn gateway_against_oidc_provider_introspection() {
         Err(Denial::InvalidToken { .. })
     ));
 }
+
+/// The gateway validating oidc-provider's JWT access tokens (RFC 9068, issued for a resource
+/// indicator) by itself, with the keys at the discovered `jwks_uri`: a client with a contract
+/// is allowed, one without is refused, and the introspection endpoint is never asked. Both
+/// gateways.
+#[test]
+#[ignore = "needs Node and oidc-provider: cargo xtask interop"]
+fn gateway_validates_oidc_provider_jwt_access_tokens() {
+    use oauth_core::http::{Request, header};
+    use oauth_core::{Denial, TokenRequest};
+    use oauth_gateway::{
+        ApiPolicy, BlockingGateway, Contract, Gateway, JwtIssuer, MemoryContracts,
+    };
+
+    let p = OidcProvider::shared();
+    let h: Ureq = p.harness();
+    let m = p.discover(&h);
+    let contracts = std::sync::Arc::new(MemoryContracts::new());
+    contracts.grant(Contract::new("cc-basic", "orders").scopes(["api:read"]));
+    let policy = || ApiPolicy::new("orders").require_scope(["api:read"]);
+    let jwks_uri = m.jwks_uri().unwrap().clone();
+    let issuer = || JwtIssuer::new(&p.issuer, interop::JWT_RESOURCE, jwks_uri.clone());
+
+    let blocking = {
+        let http = oauth_ureq::HttpClient::new(
+            oauth_ureq::HttpConfig::new()
+                .add_root_certificates_pem(p.ca_pem.as_bytes())
+                .unwrap(),
+        )
+        .unwrap();
+        BlockingGateway::local_builder(http)
+            .jwt_issuer(issuer())
+            .build(policy(), std::sync::Arc::clone(&contracts))
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let asynchronous = {
+        let _guard = rt.enter();
+        let http = oauth_reqwest::HttpClient::new(
+            oauth_reqwest::HttpConfig::new()
+                .add_root_certificates_pem(p.ca_pem.as_bytes())
+                .unwrap(),
+        )
+        .unwrap();
+        Gateway::local_builder(http)
+            .jwt_issuer(issuer())
+            .build(policy(), std::sync::Arc::clone(&contracts))
+    };
+    let check = |token: &str| {
+        let request = Request::get("https://api.example/orders")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Vec::<u8>::new())
+            .unwrap();
+        let a = blocking.check(&request).map(|p| p.client_id().to_owned());
+        let b = rt
+            .block_on(asynchronous.check(&request))
+            .map(|p| p.client_id().to_owned());
+        assert_eq!(a, b, "the two gateways disagree");
+        a
+    };
+    let endpoint = m.token_endpoint().unwrap();
+    let token = |id: &str, post: bool, resource: &str| {
+        h.request_token(
+            endpoint,
+            &interop::secret_client(id, post),
+            &TokenRequest::client_credentials()
+                .scope(["api:read"])
+                .resource(resource),
+        )
+        .unwrap()
+        .access_token()
+        .expose_secret()
+        .to_owned()
+    };
+    let with_contract = token("cc-basic", false, interop::JWT_RESOURCE);
+    assert!(
+        interop::jwt_claims(&with_contract).is_some(),
+        "a JWT access token"
+    );
+    assert_eq!(interop::jwt_header(&with_contract)["typ"], "at+jwt");
+    assert_eq!(check(&with_contract), Ok("cc-basic".to_owned()));
+    let without = token("cc-post", true, interop::JWT_RESOURCE);
+    assert_eq!(check(&without), Err(Denial::NoContract));
+    // A token for another resource is not for this API.
+    let other = token("cc-basic", false, interop::OPAQUE_RESOURCE);
+    assert!(matches!(check(&other), Err(Denial::InvalidToken { .. })));
+}

@@ -589,7 +589,7 @@ pub fn verify_access_token(
     checks: &oauth_core::JwtAccessTokenChecks,
     now: std::time::SystemTime,
 ) -> Result<oauth_core::Introspection, oauth_core::InvalidTokenReason> {
-    let verified = verify(token, keys, allowed)
-        .map_err(|_| oauth_core::InvalidTokenReason::BadSignature)?;
+    let verified =
+        verify(token, keys, allowed).map_err(|_| oauth_core::InvalidTokenReason::BadSignature)?;
     oauth_core::validate_jwt_access_token(&verified.header, verified.claims, checks, now)
 }

@@ -9,7 +9,7 @@ use oauth_ureq::HttpClient;
 
 use crate::cache::key;
 use crate::contracts::ContractStore;
-use crate::engine::{Engine, GatewayBuilder, InFlight, Outcome};
+use crate::engine::{Engine, GatewayBuilder, InFlight, Outcome, Route};
 
 /// The gateway policy for blocking servers: the same decisions as [`Gateway`](crate::Gateway),
 /// as plain functions. Cheap to clone and share between threads.
@@ -57,7 +57,13 @@ impl BlockingGateway {
         endpoint: oauth_core::Endpoint,
         client: oauth_core::Client,
     ) -> GatewayBuilder<HttpClient> {
-        GatewayBuilder::new(http, endpoint, client)
+        GatewayBuilder::new(http, Some((endpoint, client)))
+    }
+
+    /// Starts building a gateway without an introspection endpoint: only JWT access tokens
+    /// from the issuers added with [`GatewayBuilder::jwt_issuer`] are accepted.
+    pub fn local_builder(http: HttpClient) -> GatewayBuilder<HttpClient> {
+        GatewayBuilder::new(http, None)
     }
 
     /// The policy enforced.
@@ -90,10 +96,22 @@ impl BlockingGateway {
                 if let Some(result) = engine.cached(&key) {
                     return Ok(result);
                 }
-                let started = Instant::now();
-                let request = engine.request(token)?;
-                let answer = self.inner.http.execute_oauth(request);
-                engine.outcome(key, token, answer, started)
+                match engine.route(token)? {
+                    Route::Local(issuer) => {
+                        let verified = oauth_runtime::block_on(issuer.keys.verify(
+                            &self.inner.http,
+                            token,
+                            &issuer.algorithms,
+                        ));
+                        engine.local_outcome(key, issuer, verified)
+                    }
+                    Route::Introspect => {
+                        let started = Instant::now();
+                        let request = engine.request(token)?;
+                        let answer = self.inner.http.execute_oauth(request);
+                        engine.outcome(key, token, answer, started)
+                    }
+                }
             })
             .clone();
         drop(call);

@@ -16,7 +16,7 @@ use tokio::sync::OnceCell;
 
 use crate::cache::key;
 use crate::contracts::ContractStore;
-use crate::engine::{Engine, GatewayBuilder, InFlight, Outcome};
+use crate::engine::{Engine, GatewayBuilder, InFlight, Outcome, Route};
 
 /// The gateway policy for async servers: takes the bearer token from a request, validates it
 /// at the introspection endpoint (cached, one call per token at a time), checks the client's
@@ -59,7 +59,13 @@ impl Gateway {
         endpoint: oauth_core::Endpoint,
         client: oauth_core::Client,
     ) -> GatewayBuilder<HttpClient> {
-        GatewayBuilder::new(http, endpoint, client)
+        GatewayBuilder::new(http, Some((endpoint, client)))
+    }
+
+    /// Starts building a gateway without an introspection endpoint: only JWT access tokens
+    /// from the issuers added with [`GatewayBuilder::jwt_issuer`] are accepted.
+    pub fn local_builder(http: HttpClient) -> GatewayBuilder<HttpClient> {
+        GatewayBuilder::new(http, None)
     }
 
     /// The policy enforced.
@@ -111,10 +117,21 @@ impl Gateway {
                 if let Some(result) = engine.cached(&key) {
                     return Ok(result);
                 }
-                let started = Instant::now();
-                let request = engine.request(token)?;
-                let answer = self.inner.http.execute_oauth(request).await;
-                engine.outcome(key, token, answer, started)
+                match engine.route(token)? {
+                    Route::Local(issuer) => {
+                        let verified = issuer
+                            .keys
+                            .verify(&self.inner.http, token, &issuer.algorithms)
+                            .await;
+                        engine.local_outcome(key, issuer, verified)
+                    }
+                    Route::Introspect => {
+                        let started = Instant::now();
+                        let request = engine.request(token)?;
+                        let answer = self.inner.http.execute_oauth(request).await;
+                        engine.outcome(key, token, answer, started)
+                    }
+                }
             })
             .await
             .clone();

@@ -42,9 +42,9 @@ mod source;
 
 pub use http_client::HttpClient;
 #[cfg(feature = "openid")]
-pub use openid::OpenIdClient;
-#[cfg(feature = "openid")]
 pub use oauth_runtime::{IdTokenExpectations, KeysError, Login, OpenIdCore, RemoteKeys};
+#[cfg(feature = "openid")]
+pub use openid::OpenIdClient;
 pub use source::{TokenSource, TokenSourceBuilder};
 
 pub use oauth_core::{self, http};

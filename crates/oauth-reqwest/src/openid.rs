@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use oauth_core::{
-    AccessToken, AuthorizationRequest, Client, Error, IdToken, IdTokenClaims,
-    PendingAuthorization, RefreshToken, UserInfo,
+    AccessToken, AuthorizationRequest, Client, Error, IdToken, IdTokenClaims, PendingAuthorization,
+    RefreshToken, UserInfo,
 };
 use oauth_runtime::{IdTokenExpectations, Login, OpenIdCore};
 
@@ -67,12 +67,13 @@ impl OpenIdClient {
     /// when the provider says it sends it). Add the scopes (`openid`, ...) and build it.
     pub fn authorization_request(&self, redirect_uri: &str) -> Result<AuthorizationRequest, Error> {
         let metadata = self.core.metadata();
-        let endpoint = metadata
-            .authorization_endpoint()
-            .cloned()
-            .ok_or(Error::MissingParameter {
-                name: "authorization_endpoint",
-            })?;
+        let endpoint =
+            metadata
+                .authorization_endpoint()
+                .cloned()
+                .ok_or(Error::MissingParameter {
+                    name: "authorization_endpoint",
+                })?;
         let client_id = self
             .core
             .client()
@@ -113,7 +114,9 @@ impl OpenIdClient {
         id_token: &IdToken,
         expect: IdTokenExpectations<'_>,
     ) -> Result<IdTokenClaims, Error> {
-        self.core.verify_id_token(&self.http, id_token, expect).await
+        self.core
+            .verify_id_token(&self.http, id_token, expect)
+            .await
     }
 
     /// The UserInfo endpoint's claims about the user `token` belongs to (JSON, or a signed JWT
@@ -124,6 +127,8 @@ impl OpenIdClient {
         token: &AccessToken,
         expected_subject: Option<&str>,
     ) -> Result<UserInfo, Error> {
-        self.core.userinfo(&self.http, token, expected_subject).await
+        self.core
+            .userinfo(&self.http, token, expected_subject)
+            .await
     }
 }

@@ -154,7 +154,13 @@ impl RemoteKeys {
                     }
                     io.sleep_until((now + FETCH_POLL).min(deadline)).await;
                 }
-                _ => return Err(TransportError::new(TransportErrorKind::Io, "unexpected state of the JWK set cache").into()),
+                _ => {
+                    return Err(TransportError::new(
+                        TransportErrorKind::Io,
+                        "unexpected state of the JWK set cache",
+                    )
+                    .into());
+                }
             }
         }
     }
@@ -475,16 +481,16 @@ impl OpenIdCore {
         match parse_userinfo_response(&response)? {
             UserInfoResponse::Claims(claims) => validate_userinfo(claims, expected_subject, None),
             UserInfoResponse::Signed(jwt) => {
-                let verified = self
-                    .keys
-                    .verify(io, &jwt, &self.allowed)
-                    .await
-                    .map_err(|e| match e {
-                        KeysError::Unavailable(e) => e,
-                        KeysError::Refused(e) => {
-                            Error::InvalidUserInfo(IdTokenError::Signature(e.to_string()))
-                        }
-                    })?;
+                let verified =
+                    self.keys
+                        .verify(io, &jwt, &self.allowed)
+                        .await
+                        .map_err(|e| match e {
+                            KeysError::Unavailable(e) => e,
+                            KeysError::Refused(e) => {
+                                Error::InvalidUserInfo(IdTokenError::Signature(e.to_string()))
+                            }
+                        })?;
                 let client_id = self.client.id().map(|id| id.as_str()).unwrap_or_default();
                 validate_userinfo(
                     verified.into_claims(),

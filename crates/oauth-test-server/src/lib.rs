@@ -147,6 +147,42 @@ pub struct Counters {
     pub introspection_requests: usize,
     /// Requests to `/revoke`.
     pub revocation_requests: usize,
+    /// Requests to `/jwks`.
+    pub jwks_requests: usize,
+}
+
+/// The server's signing key for JWT access tokens (ES256), published at `/jwks`.
+pub(crate) struct JwtKey {
+    pub(crate) pair: ring::signature::EcdsaKeyPair,
+    pub(crate) kid: String,
+}
+
+impl JwtKey {
+    fn generate(n: usize) -> io::Result<Self> {
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|_| io::Error::other("key generation"))?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .map_err(|_| io::Error::other("key parsing"))?;
+        Ok(Self {
+            pair,
+            kid: format!("test-key-{n}"),
+        })
+    }
+
+    pub(crate) fn public_jwk(&self) -> serde_json::Value {
+        use base64::Engine as _;
+        use ring::signature::KeyPair as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        // Uncompressed point: 0x04 || x || y.
+        let point = self.pair.public_key().as_ref();
+        let (x, y) = point.get(1..).unwrap_or_default().split_at(32);
+        serde_json::json!({
+            "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": self.kid,
+            "x": b64.encode(x), "y": b64.encode(y),
+        })
+    }
 }
 
 pub(crate) struct State {
@@ -156,6 +192,8 @@ pub(crate) struct State {
     pub(crate) counters: Counters,
     pub(crate) token_log: Vec<Request>,
     pub(crate) store: oauth::Store,
+    pub(crate) jwt_keys: Vec<JwtKey>,
+    pub(crate) keys_made: usize,
 }
 
 /// A running server. Stops when dropped.
@@ -195,6 +233,8 @@ impl TestServer {
             counters: Counters::default(),
             token_log: Vec::new(),
             store: oauth::Store::default(),
+            jwt_keys: vec![JwtKey::generate(0)?],
+            keys_made: 1,
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let handler_state = state.clone();
@@ -254,6 +294,71 @@ impl TestServer {
         let mut state = self.lock();
         let len = state.behaviour.token_len;
         state.store.issue_access(client_id, scope, lifetime, len)
+    }
+
+    /// Signs a JWT with the server's current key (ES256, its `kid`), with this header (its
+    /// `alg` and `kid` are set unless given) and these claims: a JWT access token when the
+    /// header says `typ: at+jwt`, or anything a test wants the gateway to refuse.
+    pub fn sign_jwt(&self, header: serde_json::Value, claims: serde_json::Value) -> String {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let state = self.lock();
+        let Some(key) = state.jwt_keys.last() else {
+            return String::new();
+        };
+        let mut header = header;
+        if let Some(h) = header.as_object_mut() {
+            h.entry("alg").or_insert_with(|| "ES256".into());
+            h.entry("kid").or_insert_with(|| key.kid.clone().into());
+        }
+        let input = format!(
+            "{}.{}",
+            b64.encode(header.to_string()),
+            b64.encode(claims.to_string())
+        );
+        let rng = ring::rand::SystemRandom::new();
+        let signature = key
+            .pair
+            .sign(&rng, input.as_bytes())
+            .map(|s| b64.encode(s.as_ref()))
+            .unwrap_or_default();
+        format!("{input}.{signature}")
+    }
+
+    /// A JWT access token (RFC 9068) from this server (`iss` = [`url("")`](Self::url)) for
+    /// `audience`, issued to `client_id` with `scope`, valid for `lifetime`.
+    pub fn issue_jwt_access_token(
+        &self,
+        client_id: &str,
+        scope: &str,
+        audience: &str,
+        lifetime: Duration,
+    ) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        self.sign_jwt(
+            serde_json::json!({"typ": "at+jwt"}),
+            serde_json::json!({
+                "iss": self.url(""), "aud": audience, "sub": "user-1", "client_id": client_id,
+                "scope": scope, "iat": now, "exp": now + lifetime.as_secs(),
+                "jti": format!("jti-{now}-{}", self.counters().token_requests),
+            }),
+        )
+    }
+
+    /// Replaces the signing key: `/jwks` publishes only the new one (`keep_old`: both).
+    pub fn rotate_jwt_key(&self, keep_old: bool) {
+        let mut state = self.lock();
+        let n = state.keys_made;
+        if let Ok(key) = JwtKey::generate(n) {
+            if !keep_old {
+                state.jwt_keys.clear();
+            }
+            state.jwt_keys.push(key);
+            state.keys_made += 1;
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

@@ -122,6 +122,12 @@ pub(crate) fn handle(state: &Mutex<State>, request: &Request) -> Response {
         ("GET", "/api") => resource(state, request),
         ("POST", "/introspect") => introspect(state, request),
         ("POST", "/revoke") => revoke(state, request),
+        ("GET", "/jwks") => {
+            let mut st = lock(state);
+            st.counters.jwks_requests += 1;
+            let keys: Vec<_> = st.jwt_keys.iter().map(crate::JwtKey::public_jwk).collect();
+            Response::json(200, &json!({ "keys": keys }))
+        }
         _ => Response::json(404, &json!({"error": "not_found"})),
     }
 }

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use oauth_core::{
-    AccessToken, AuthorizationRequest, Client, Error, IdToken, IdTokenClaims,
-    PendingAuthorization, RefreshToken, UserInfo,
+    AccessToken, AuthorizationRequest, Client, Error, IdToken, IdTokenClaims, PendingAuthorization,
+    RefreshToken, UserInfo,
 };
 use oauth_runtime::{IdTokenExpectations, Login, OpenIdCore, block_on};
 
@@ -67,12 +67,13 @@ impl OpenIdClient {
     /// when the provider says it sends it). Add the scopes (`openid`, ...) and build it.
     pub fn authorization_request(&self, redirect_uri: &str) -> Result<AuthorizationRequest, Error> {
         let metadata = self.core.metadata();
-        let endpoint = metadata
-            .authorization_endpoint()
-            .cloned()
-            .ok_or(Error::MissingParameter {
-                name: "authorization_endpoint",
-            })?;
+        let endpoint =
+            metadata
+                .authorization_endpoint()
+                .cloned()
+                .ok_or(Error::MissingParameter {
+                    name: "authorization_endpoint",
+                })?;
         let client_id = self
             .core
             .client()
