@@ -16,14 +16,37 @@ use std::time::{Duration, Instant};
 use oauth_core::http::{Request, header};
 use oauth_core::{AccessToken, Client, ClientAuthentication, ClientSecret};
 use oauth_gateway::{
-    ApiPolicy, BlockingGateway, CacheConfig, Contract, ContractStore, Gateway, MemoryContracts,
-    RedbContracts,
+    ApiPolicy, BlockingGateway, CacheConfig, Contract, ContractStore, Gateway, JwtIssuer,
+    MemoryContracts, RedbContracts,
 };
 use oauth_test_server::{Behaviour, TestServer};
 
 const ITERS: u32 = 1_000_000;
 const ROUNDS: usize = 7;
 const HOUR: Duration = Duration::from_secs(3600);
+const AUDIENCE: &str = "https://api.example/orders";
+
+/// A JWT access token of `len` characters (a padding claim makes up the length).
+fn jwt_of_len(server: &TestServer, len: usize) -> String {
+    let base = server.issue_jwt_access_token("app-7", "orders:read", AUDIENCE, HOUR);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = |pad: usize| {
+        serde_json::json!({
+            "iss": server.url(""), "aud": AUDIENCE, "sub": "user-1", "client_id": "app-7",
+            "scope": "orders:read", "iat": now, "exp": now + 3600, "jti": "bench",
+            "pad": "x".repeat(pad),
+        })
+    };
+    let header = serde_json::json!({"typ": "at+jwt"});
+    let unpadded = server.sign_jwt(header.clone(), claims(0)).len();
+    let pad = (len.saturating_sub(unpadded) * 3).div_ceil(4);
+    let token = server.sign_jwt(header, claims(pad));
+    assert!(base.len() < token.len() + 200);
+    token
+}
 
 fn credentials() -> Client {
     let b = Behaviour::default();
@@ -43,7 +66,14 @@ fn blocking(server: &TestServer, store: impl ContractStore) -> BlockingGateway {
         .unwrap();
     let http = oauth_ureq::HttpClient::new(config).unwrap();
     let endpoint = http.endpoint(&server.url("/introspect")).unwrap();
-    BlockingGateway::builder(http, endpoint, credentials()).build(policy(), store)
+    let issuer = JwtIssuer::new(
+        server.url(""),
+        AUDIENCE,
+        http.endpoint(&server.url("/jwks")).unwrap(),
+    );
+    BlockingGateway::builder(http, endpoint, credentials())
+        .jwt_issuer(issuer)
+        .build(policy(), store)
 }
 
 fn asynchronous(server: &TestServer, store: impl ContractStore) -> Gateway {
@@ -52,7 +82,13 @@ fn asynchronous(server: &TestServer, store: impl ContractStore) -> Gateway {
         .unwrap();
     let http = oauth_reqwest::HttpClient::new(config).unwrap();
     let endpoint = http.endpoint(&server.url("/introspect")).unwrap();
+    let issuer = JwtIssuer::new(
+        server.url(""),
+        AUDIENCE,
+        http.endpoint(&server.url("/jwks")).unwrap(),
+    );
     Gateway::builder(http, endpoint, credentials())
+        .jwt_issuer(issuer)
         .cache(CacheConfig::default())
         .build(policy(), store)
 }
@@ -90,9 +126,18 @@ fn main() {
     );
     println!("| token | contenders | decisions/s |");
     println!("|---|---|---|");
-    for (label, len) in [("43 chars", 43usize), ("900 chars", 900)] {
+    for (label, len, jwt) in [
+        ("43 chars, introspected", 43usize, false),
+        ("900 chars, introspected", 900, false),
+        ("JWT, validated locally", 900, true),
+    ] {
         server.configure(|b| b.token_len = len);
-        let token = server.issue_access_token("app-7", "orders:read", HOUR);
+        let token = if jwt {
+            jwt_of_len(&server, len)
+        } else {
+            server.issue_access_token("app-7", "orders:read", HOUR)
+        };
+        let label = format!("{label} ({} chars)", token.len());
         let request = Request::get("https://api.example/orders")
             .header(header::AUTHORIZATION, format!("Bearer {token}"))
             .body(Vec::<u8>::new())
@@ -105,10 +150,16 @@ fn main() {
             .enable_all()
             .build()
             .unwrap();
-        // Warm the caches (one introspection each).
+        // Warm the caches (one introspection or verification each).
+        let introspections = server.counters().introspection_requests;
         b_mem.check(&request).unwrap();
         b_redb.check(&request).unwrap();
         rt.block_on(a_mem.check(&request)).unwrap();
+        assert_eq!(
+            server.counters().introspection_requests - introspections,
+            if jwt { 0 } else { 3 },
+            "{label}"
+        );
 
         let mut results: Vec<(&str, Vec<f64>)> = vec![
             ("blocking check(request), memory contracts", vec![]),

@@ -248,21 +248,30 @@ impl Drop for RequestToken<'_> {
 }
 
 /// `b64token` (RFC 6750 §2.1): `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+///
+/// Checked with comparisons rather than a table, folded without an early exit over blocks of
+/// 32 bytes, so that the compiler vectorises it: a gateway checks every request's token, and
+/// a table lookup per byte cost a third of a 900-character JWT's cache-hit decision.
 fn is_b64token(token: &[u8]) -> bool {
-    const ALLOWED: [bool; 256] = {
-        let mut table = [false; 256];
-        let mut b = 0;
-        while b < 256 {
-            let c = b as u8;
-            table[b] =
-                c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
-            b += 1;
-        }
-        table
-    };
+    #[inline(always)]
+    fn allowed(c: u8) -> bool {
+        let letter = (c | 0x20).wrapping_sub(b'a') < 26;
+        let digit = c.wrapping_sub(b'0') < 10;
+        letter
+            | digit
+            | (c == b'-')
+            | (c == b'.')
+            | (c == b'_')
+            | (c == b'~')
+            | (c == b'+')
+            | (c == b'/')
+    }
     let end = token.len() - token.iter().rev().take_while(|&&b| b == b'=').count();
     let body = &token[..end];
-    !body.is_empty() && body.iter().all(|&b| ALLOWED[usize::from(b)])
+    !body.is_empty()
+        && body
+            .chunks(32)
+            .all(|block| block.iter().fold(true, |ok, &c| ok & allowed(c)))
 }
 
 /// What the contract store says about a client and the API it calls.
@@ -686,6 +695,29 @@ mod tests {
 
     fn extract(r: &Request<Vec<u8>>, l: BearerLocations) -> Result<String, Denial> {
         extract_bearer_token(r, l).map(|t| t.expose_secret().to_owned())
+    }
+
+    #[test]
+    fn b64token_is_exactly_the_rfc_6750_alphabet() {
+        let reference = |c: u8| {
+            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        };
+        for c in 0..=255u8 {
+            assert_eq!(is_b64token(&[c]), reference(c), "byte {c:#04x}");
+            // Anywhere in a long token (every block position), and before padding.
+            for at in [0usize, 31, 32, 63, 899] {
+                let mut token = vec![b'a'; 900];
+                token[at] = c;
+                assert_eq!(
+                    is_b64token(&token),
+                    reference(c) || (c == b'=' && at == 899)
+                );
+            }
+            let padded = [b'a', c, b'=', b'='];
+            assert_eq!(is_b64token(&padded), reference(c) || c == b'=');
+        }
+        assert!(!is_b64token(b""));
+        assert!(!is_b64token(b"=="));
     }
 
     #[test]
