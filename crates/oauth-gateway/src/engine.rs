@@ -194,12 +194,14 @@ impl Engine {
                 reason: InvalidTokenReason::TooLong,
             });
         }
-        if !self.issuers.is_empty() {
-            if let Some(iss) = jwt_issuer_hint(token) {
-                if let Some(issuer) = self.issuers.iter().find(|i| i.checks.issuer() == iss) {
-                    return Ok(Route::Local(issuer));
-                }
-            }
+        let issuer = if self.issuers.is_empty() {
+            None
+        } else {
+            jwt_issuer_hint(token)
+                .and_then(|iss| self.issuers.iter().find(|i| i.checks.issuer() == iss))
+        };
+        if let Some(issuer) = issuer {
+            return Ok(Route::Local(issuer));
         }
         if self.introspection.is_some() {
             return Ok(Route::Introspect);

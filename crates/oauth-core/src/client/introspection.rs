@@ -414,7 +414,7 @@ impl Introspection {
     /// [`parse_introspection_response`] reads them. The error names the member with an
     /// invalid value.
     pub(crate) fn from_active_claims(mut map: Map<String, Value>) -> Result<Self, &'static str> {
-        let mut result = Introspection::inactive();
+        let mut result = Self::inactive();
         result.active = true;
         result.client_id = text(&mut map, "client_id")?;
         result.scope = match map.remove("scope") {

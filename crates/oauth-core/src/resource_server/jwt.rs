@@ -119,7 +119,7 @@ pub fn validate_jwt_access_token(
     {
         return Err(InvalidTokenReason::NotYetValid);
     }
-    if !result.audience().iter().any(|a| *a == checks.audience) {
+    if !result.audience().contains(&checks.audience) {
         return Err(InvalidTokenReason::WrongAudience);
     }
     Ok(result)
@@ -205,7 +205,8 @@ mod tests {
     #[test]
     fn each_rule_has_its_reason() {
         use InvalidTokenReason as R;
-        let cases: Vec<(&str, Map<String, Value>, Map<String, Value>, R)> = vec![
+        type Case = (&'static str, Map<String, Value>, Map<String, Value>, R);
+        let cases: Vec<Case> = vec![
             (
                 "id_token typ",
                 header("JWT"),
