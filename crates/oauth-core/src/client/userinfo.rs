@@ -225,6 +225,19 @@ mod tests {
     }
 
     #[test]
+    fn debug_shows_no_claim_values_and_no_token() {
+        let signed = UserInfoResponse::Signed("eyJhbGciOi.secret-payload.sig".into());
+        assert_eq!(format!("{signed:?}"), "Signed(<redacted>)");
+        let info = validate_userinfo(claims(json!({"sub": "u-777", "email": "a@x"})), None, None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let shown = format!("{info:?}");
+        assert!(
+            !shown.contains("u-777") && !shown.contains("a@x"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn subject_issuer_and_audience() {
         let ok = validate_userinfo(
             claims(json!({"sub": "u1", "email": "a@x"})),
