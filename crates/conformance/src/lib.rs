@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod engine;
+pub mod flows;
 pub mod oidc_provider;
 pub mod suite;
 
@@ -130,6 +131,47 @@ pub trait Harness: Sized + Send + Sync + 'static {
     ) -> Result<oauth_core::UserInfo, Error>;
     /// `oidc.core()`.
     fn openid_core(oidc: &Self::OpenId) -> &oauth_reqwest::OpenIdCore;
+    /// `http.device_flow(..)`, given up at `deadline` (the async adapter's future is dropped
+    /// then: cancellation).
+    #[allow(clippy::too_many_arguments)]
+    fn device_flow(
+        &self,
+        device_endpoint: &Endpoint,
+        token_endpoint: &Endpoint,
+        client: &Client,
+        request: &oauth_core::DeviceAuthorizationRequest,
+        prompt: Box<dyn FnOnce(&oauth_core::DeviceAuthorization) + Send>,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<TokenResponse, Error>;
+    /// `http.push_authorization(..)`.
+    fn push_authorization(
+        &self,
+        par_endpoint: &Endpoint,
+        client: &Client,
+        pending: &oauth_core::PendingAuthorization,
+    ) -> Result<oauth_core::PendingAuthorization, Error>;
+    /// `http.register_client(..)`.
+    fn register_client(
+        &self,
+        endpoint: &Endpoint,
+        request: &oauth_core::RegistrationRequest,
+    ) -> Result<oauth_core::RegisteredClient, Error>;
+    /// `http.read_client_registration(..)`.
+    fn read_client_registration(
+        &self,
+        client: &oauth_core::RegisteredClient,
+    ) -> Result<oauth_core::RegisteredClient, Error>;
+    /// `http.update_client_registration(..)`.
+    fn update_client_registration(
+        &self,
+        client: &oauth_core::RegisteredClient,
+        metadata: &oauth_core::ClientMetadata,
+    ) -> Result<oauth_core::RegisteredClient, Error>;
+    /// `http.delete_client_registration(..)`.
+    fn delete_client_registration(
+        &self,
+        client: &oauth_core::RegisteredClient,
+    ) -> Result<(), Error>;
 }
 
 /// The async adapter, driven on a two-thread tokio runtime.
@@ -264,6 +306,78 @@ impl Harness for Reqwest {
         request: Request<Vec<u8>>,
     ) -> Result<Response<Vec<u8>>, Error> {
         self.runtime.block_on(source.send(request))
+    }
+
+    fn device_flow(
+        &self,
+        device_endpoint: &Endpoint,
+        token_endpoint: &Endpoint,
+        client: &Client,
+        request: &oauth_core::DeviceAuthorizationRequest,
+        prompt: Box<dyn FnOnce(&oauth_core::DeviceAuthorization) + Send>,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<TokenResponse, Error> {
+        let flow = self
+            .http
+            .device_flow(device_endpoint, token_endpoint, client, request, prompt);
+        self.runtime.block_on(async move {
+            match deadline {
+                Some(d) => tokio::time::timeout_at(d.into(), flow)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(oauth_core::TransportError::new(
+                            oauth_core::TransportErrorKind::Timeout,
+                            "the device flow's deadline passed before the user approved",
+                        )
+                        .into())
+                    }),
+                None => flow.await,
+            }
+        })
+    }
+
+    fn push_authorization(
+        &self,
+        par_endpoint: &Endpoint,
+        client: &Client,
+        pending: &oauth_core::PendingAuthorization,
+    ) -> Result<oauth_core::PendingAuthorization, Error> {
+        self.runtime
+            .block_on(self.http.push_authorization(par_endpoint, client, pending))
+    }
+
+    fn register_client(
+        &self,
+        endpoint: &Endpoint,
+        request: &oauth_core::RegistrationRequest,
+    ) -> Result<oauth_core::RegisteredClient, Error> {
+        self.runtime
+            .block_on(self.http.register_client(endpoint, request))
+    }
+
+    fn read_client_registration(
+        &self,
+        client: &oauth_core::RegisteredClient,
+    ) -> Result<oauth_core::RegisteredClient, Error> {
+        self.runtime
+            .block_on(self.http.read_client_registration(client))
+    }
+
+    fn update_client_registration(
+        &self,
+        client: &oauth_core::RegisteredClient,
+        metadata: &oauth_core::ClientMetadata,
+    ) -> Result<oauth_core::RegisteredClient, Error> {
+        self.runtime
+            .block_on(self.http.update_client_registration(client, metadata))
+    }
+
+    fn delete_client_registration(
+        &self,
+        client: &oauth_core::RegisteredClient,
+    ) -> Result<(), Error> {
+        self.runtime
+            .block_on(self.http.delete_client_registration(client))
     }
 
     fn openid(&self, core: oauth_reqwest::OpenIdCore) -> Self::OpenId {
@@ -403,6 +517,64 @@ impl Harness for Ureq {
         source.send(request)
     }
 
+    fn device_flow(
+        &self,
+        device_endpoint: &Endpoint,
+        token_endpoint: &Endpoint,
+        client: &Client,
+        request: &oauth_core::DeviceAuthorizationRequest,
+        prompt: Box<dyn FnOnce(&oauth_core::DeviceAuthorization) + Send>,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<TokenResponse, Error> {
+        self.http.device_flow(
+            device_endpoint,
+            token_endpoint,
+            client,
+            request,
+            prompt,
+            deadline,
+        )
+    }
+
+    fn push_authorization(
+        &self,
+        par_endpoint: &Endpoint,
+        client: &Client,
+        pending: &oauth_core::PendingAuthorization,
+    ) -> Result<oauth_core::PendingAuthorization, Error> {
+        self.http.push_authorization(par_endpoint, client, pending)
+    }
+
+    fn register_client(
+        &self,
+        endpoint: &Endpoint,
+        request: &oauth_core::RegistrationRequest,
+    ) -> Result<oauth_core::RegisteredClient, Error> {
+        self.http.register_client(endpoint, request)
+    }
+
+    fn read_client_registration(
+        &self,
+        client: &oauth_core::RegisteredClient,
+    ) -> Result<oauth_core::RegisteredClient, Error> {
+        self.http.read_client_registration(client)
+    }
+
+    fn update_client_registration(
+        &self,
+        client: &oauth_core::RegisteredClient,
+        metadata: &oauth_core::ClientMetadata,
+    ) -> Result<oauth_core::RegisteredClient, Error> {
+        self.http.update_client_registration(client, metadata)
+    }
+
+    fn delete_client_registration(
+        &self,
+        client: &oauth_core::RegisteredClient,
+    ) -> Result<(), Error> {
+        self.http.delete_client_registration(client)
+    }
+
     fn openid(&self, core: oauth_reqwest::OpenIdCore) -> Self::OpenId {
         oauth_ureq::OpenIdClient::new(self.http.clone(), core)
     }
@@ -473,6 +645,19 @@ macro_rules! conformance_tests {
             #[test]
             fn $check() {
                 $crate::suite::$check::<$harness>();
+            }
+        )*
+    };
+}
+
+/// Generates one `#[test]` per check in [`flows`] for a harness type.
+#[macro_export]
+macro_rules! flows_tests {
+    ($harness:ty; $($check:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $check() {
+                $crate::flows::$check::<$harness>();
             }
         )*
     };

@@ -91,8 +91,8 @@ pub use client::anypoint;
 #[cfg(feature = "authorization-code")]
 use client::authorization;
 use client::{
-    bearer, discovery, engine, id_token, introspection, jwks, lifecycle, request, response,
-    userinfo,
+    bearer, device, discovery, engine, id_token, introspection, jwks, lifecycle, registration,
+    request, response, userinfo,
 };
 #[cfg(feature = "authorization-code")]
 use common::sha256;
@@ -110,6 +110,11 @@ pub use bearer::{
 pub use client::{
     AssertionSigner, BodyEncoding, Client, ClientAssertion, ClientAuthentication, ClientId,
     JWT_BEARER_CLIENT_ASSERTION_TYPE, SigningContext,
+};
+pub use device::{
+    DEFAULT_INTERVAL, DEVICE_CODE_GRANT_TYPE, DeviceAuthorization, DeviceAuthorizationRequest,
+    DevicePoll, DeviceStep, MAX_EXPIRES_IN, MAX_INTERVAL, SLOW_DOWN_STEP,
+    parse_device_authorization_response,
 };
 pub use discovery::{ServerMetadata, WellKnown, discovery_request, parse_server_metadata};
 pub use endpoint::{Endpoint, EndpointError, SchemePolicy};
@@ -129,6 +134,10 @@ pub use lifecycle::{
     Decision, Freshness, RefreshPolicy, TokenLifecycle, TokenSnapshot, UnknownExpiry,
 };
 pub use random::{RandomError, RandomSource};
+pub use registration::{
+    ClientMetadata, RegisteredClient, RegistrationRequest, parse_registration_delete_response,
+    parse_registration_response, parse_registration_update,
+};
 pub use request::{
     JWT_BEARER_GRANT_TYPE, Repeat, RequestBody, TOKEN_EXCHANGE_GRANT_TYPE, TOKEN_TYPE_ACCESS_TOKEN,
     TOKEN_TYPE_ID_TOKEN, TOKEN_TYPE_JWT, TokenExchange, TokenRequest,

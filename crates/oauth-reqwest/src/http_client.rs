@@ -85,6 +85,88 @@ impl HttpClient {
         drive::revoke(self, endpoint, client, request).await
     }
 
+    /// Asks the device authorization endpoint for a device code and a user code
+    /// (RFC 8628 §3.1), authenticating as `client` like a token request.
+    pub async fn device_authorization(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+        request: &oauth_core::DeviceAuthorizationRequest,
+    ) -> Result<oauth_core::DeviceAuthorization, Error> {
+        drive::device_authorization(self, endpoint, client, request).await
+    }
+
+    /// The whole device flow (RFC 8628): the device authorization request, `prompt` called
+    /// once with the user code and verification URI to show, then the token endpoint polled
+    /// (never sooner than the interval; 5 s slower after each `slow_down`) until the user
+    /// approves (the token), declines (`access_denied`) or the code expires (`expired_token`,
+    /// both [`Error::Authorization`]). Cancel it by dropping the future.
+    pub async fn device_flow(
+        &self,
+        device_endpoint: &Endpoint,
+        token_endpoint: &Endpoint,
+        client: &Client,
+        request: &oauth_core::DeviceAuthorizationRequest,
+        prompt: impl FnOnce(&oauth_core::DeviceAuthorization) + Send,
+    ) -> Result<TokenResponse, Error> {
+        drive::device_flow(
+            self,
+            device_endpoint,
+            token_endpoint,
+            client,
+            request,
+            prompt,
+            None,
+        )
+        .await
+    }
+
+    /// Pushes an authorization request (RFC 9126) and returns the authorization whose URL
+    /// carries only `client_id` and the `request_uri`; the callback is handled as usual.
+    #[cfg(feature = "authorization-code")]
+    pub async fn push_authorization(
+        &self,
+        par_endpoint: &Endpoint,
+        client: &Client,
+        pending: &oauth_core::PendingAuthorization,
+    ) -> Result<oauth_core::PendingAuthorization, Error> {
+        drive::push_authorization(self, par_endpoint, client, pending).await
+    }
+
+    /// Registers a client (RFC 7591).
+    pub async fn register_client(
+        &self,
+        endpoint: &Endpoint,
+        request: &oauth_core::RegistrationRequest,
+    ) -> Result<oauth_core::RegisteredClient, Error> {
+        drive::register_client(self, endpoint, request).await
+    }
+
+    /// Reads a client's registration (RFC 7592 §2.1).
+    pub async fn read_client_registration(
+        &self,
+        client: &oauth_core::RegisteredClient,
+    ) -> Result<oauth_core::RegisteredClient, Error> {
+        drive::read_client_registration(self, client).await
+    }
+
+    /// Replaces a client's registered metadata (RFC 7592 §2.2).
+    pub async fn update_client_registration(
+        &self,
+        client: &oauth_core::RegisteredClient,
+        metadata: &oauth_core::ClientMetadata,
+    ) -> Result<oauth_core::RegisteredClient, Error> {
+        drive::update_client_registration(self, client, metadata).await
+    }
+
+    /// Deletes a client's registration (RFC 7592 §2.3).
+    pub async fn delete_client_registration(
+        &self,
+        client: &oauth_core::RegisteredClient,
+    ) -> Result<(), Error> {
+        drive::delete_client_registration(self, client).await
+    }
+
     /// Sends a request built by oauth-core once: no redirect followed, the body read up to the
     /// OAuth response limit, within one attempt's timeout.
     pub async fn execute_oauth(

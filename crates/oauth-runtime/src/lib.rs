@@ -19,6 +19,7 @@
 mod builder;
 mod config;
 mod drive;
+mod flows;
 #[cfg(feature = "openid")]
 mod openid;
 mod shared;
@@ -28,6 +29,12 @@ pub use config::{HttpConfig, Roots};
 pub use drive::{
     Body, Io, block_on, body_buffer, discover, execute, execute_oauth, introspect, request_token,
     revoke, send, too_large, trim,
+};
+#[cfg(feature = "authorization-code")]
+pub use flows::push_authorization;
+pub use flows::{
+    delete_client_registration, device_authorization, device_flow, read_client_registration,
+    register_client, update_client_registration,
 };
 #[cfg(feature = "openid")]
 pub use openid::{IdTokenExpectations, KeysError, Login, OpenIdCore, RemoteKeys};
@@ -156,11 +163,12 @@ pub fn log_call(call: &TokenCall<'_>, event: CallEvent<'_>) {
 pub mod reexports {
     pub use oauth_core::{
         AccessToken, Assertion, AssertionSigner, BodyEncoding, Client, ClientAssertion,
-        ClientAuthentication, ClientId, ClientSecret, Endpoint, Error, ErrorCode, ErrorResponse,
-        Fault, IdToken, Introspection, IntrospectionRequest, Password, RefreshPolicy, RefreshToken,
-        RejectionClassifier, RetryPolicy, RevocationRequest, Scope, SecurityToken, ServerMetadata,
-        TokenExchange, TokenRequest, TokenResponse, TokenType, TransportError, TransportErrorKind,
-        UnknownExpiry,
+        ClientAuthentication, ClientId, ClientMetadata, ClientSecret, DeviceAuthorization,
+        DeviceAuthorizationRequest, Endpoint, Error, ErrorCode, ErrorResponse, Fault, IdToken,
+        IdTokenClaims, Introspection, IntrospectionRequest, Password, RefreshPolicy, RefreshToken,
+        RegisteredClient, RegistrationRequest, RejectionClassifier, RetryPolicy, RevocationRequest,
+        Scope, SecurityToken, ServerMetadata, TokenExchange, TokenRequest, TokenResponse,
+        TokenType, TransportError, TransportErrorKind, UnknownExpiry, UserInfo,
     };
     #[cfg(feature = "authorization-code")]
     pub use oauth_core::{

@@ -91,6 +91,14 @@ pub struct Behaviour {
     /// `Authorization` header and its body, raw and form-decoded) in `error_description`, and
     /// [`Scripted::Echo`] answers 500 with the whole request as plain text.
     pub echo_requests: bool,
+    /// The device flow's polling interval, in seconds (sent as `interval`).
+    pub device_interval: u64,
+    /// The device code's lifetime, in seconds.
+    pub device_expires_in: u64,
+    /// How many device polls are answered `slow_down` before the code's real status.
+    pub device_slow_downs: u32,
+    /// The initial access token client registration requires, if any.
+    pub registration_token: Option<String>,
 }
 
 impl Default for Behaviour {
@@ -116,6 +124,10 @@ impl Default for Behaviour {
             introspection_failure: None,
             introspection_delay: Duration::ZERO,
             echo_requests: false,
+            device_interval: 1,
+            device_expires_in: 600,
+            device_slow_downs: 0,
+            registration_token: None,
         }
     }
 }
@@ -149,6 +161,10 @@ pub struct Counters {
     pub revocation_requests: usize,
     /// Requests to `/jwks`.
     pub jwks_requests: usize,
+    /// Device polls (token requests with the device code grant).
+    pub device_polls: usize,
+    /// Requests to `/par`.
+    pub par_requests: usize,
 }
 
 /// The server's signing key for JWT access tokens (ES256), published at `/jwks`.
@@ -346,6 +362,12 @@ impl TestServer {
                 "jti": format!("jti-{now}-{}", self.counters().token_requests),
             }),
         )
+    }
+
+    /// Approves (or declines) the device authorization with this user code, as the user would
+    /// at the verification page. False if no such code is pending.
+    pub fn decide_device(&self, user_code: &str, approve: bool) -> bool {
+        self.lock().store.decide_device(user_code, approve)
     }
 
     /// Replaces the signing key: `/jwks` publishes only the new one (`keep_old`: both).

@@ -14,6 +14,30 @@ use crate::{RejectionStyle, Scripted, State};
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DeviceStatus {
+    Pending,
+    Approved,
+    Denied,
+}
+
+struct DeviceGrant {
+    client_id: String,
+    scope: String,
+    user_code: String,
+    status: DeviceStatus,
+    expires: Instant,
+    interval: Duration,
+    last_poll: Option<Instant>,
+}
+
+struct Registration {
+    metadata: Map<String, Value>,
+    secret: Option<String>,
+    access_token: String,
+}
 
 pub(crate) struct AccessGrant {
     client_id: String,
@@ -44,6 +68,9 @@ pub(crate) struct Store {
     refresh: HashMap<String, RefreshGrant>,
     codes: HashMap<String, CodeGrant>,
     jtis: HashSet<String>,
+    devices: HashMap<String, DeviceGrant>,
+    pushed: HashMap<String, HashMap<String, String>>,
+    registrations: HashMap<String, Registration>,
     counter: u64,
 }
 
@@ -98,6 +125,24 @@ impl Store {
         token
     }
 
+    pub(crate) fn decide_device(&mut self, user_code: &str, approve: bool) -> bool {
+        match self
+            .devices
+            .values_mut()
+            .find(|d| d.user_code == user_code && d.status == DeviceStatus::Pending)
+        {
+            Some(d) => {
+                d.status = if approve {
+                    DeviceStatus::Approved
+                } else {
+                    DeviceStatus::Denied
+                };
+                true
+            }
+            None => false,
+        }
+    }
+
     pub(crate) fn expire_all(&mut self) {
         let now = Instant::now();
         for grant in self.access.values_mut() {
@@ -122,6 +167,25 @@ pub(crate) fn handle(state: &Mutex<State>, request: &Request) -> Response {
         ("GET", "/api") => resource(state, request),
         ("POST", "/introspect") => introspect(state, request),
         ("POST", "/revoke") => revoke(state, request),
+        ("POST", "/device_authorization") => device_authorization(state, request),
+        ("POST", "/device") => {
+            let p: HashMap<String, String> =
+                form_pairs(std::str::from_utf8(&request.body).unwrap_or_default())
+                    .into_iter()
+                    .collect();
+            let code = p.get("user_code").map(String::as_str).unwrap_or_default();
+            let approve = p.get("action").map(String::as_str) == Some("approve");
+            if lock(state).store.decide_device(code, approve) {
+                Response::new(200, "text/plain", "done")
+            } else {
+                Response::new(404, "text/plain", "no such user code")
+            }
+        }
+        ("POST", "/par") => pushed_authorization(state, request),
+        ("POST", "/register") => register(state, request),
+        (method, path) if path.starts_with("/register/") => {
+            manage_registration(state, request, method, &path["/register/".len()..])
+        }
         ("GET", "/jwks") => {
             let mut st = lock(state);
             st.counters.jwks_requests += 1;
@@ -328,6 +392,14 @@ fn authenticate(
         if id == b.client_id && secret == b.client_secret {
             return Ok(id);
         }
+        if st
+            .store
+            .registrations
+            .get(&id)
+            .is_some_and(|r| r.secret.as_deref() == Some(secret.as_str()))
+        {
+            return Ok(id);
+        }
         return Err(bad());
     }
     if let Some(assertion) = assertion {
@@ -477,6 +549,59 @@ fn grant(st: &mut State, request: &Request) -> Response {
                 None,
             );
         }
+        DEVICE_CODE => {
+            st.counters.device_polls += 1;
+            let Some(code) = p.get("device_code").cloned() else {
+                return oauth_error(400, "invalid_request", "device_code missing");
+            };
+            let slow_downs = st.behaviour.device_slow_downs;
+            let Some(device) = st.store.devices.get_mut(&code) else {
+                return oauth_error(400, "invalid_grant", "unknown device code");
+            };
+            if device.client_id != client {
+                return oauth_error(400, "invalid_grant", "device code of another client");
+            }
+            let now = Instant::now();
+            if now >= device.expires {
+                return oauth_error(400, "expired_token", "the device code expired");
+            }
+            // RFC 8628 §3.5: polling faster than the interval is answered slow_down, and the
+            // interval grows by 5 s for this code.
+            let too_soon = device
+                .last_poll
+                .is_some_and(|last| now.duration_since(last) < device.interval);
+            device.last_poll = Some(now);
+            if too_soon {
+                device.interval += Duration::from_secs(5);
+                return oauth_error(400, "slow_down", "polling too fast");
+            }
+            if slow_downs > 0 {
+                st.behaviour.device_slow_downs -= 1;
+                if let Some(device) = st.store.devices.get_mut(&code) {
+                    device.interval += Duration::from_secs(5);
+                }
+                return oauth_error(400, "slow_down", "slow down");
+            }
+            match device.status {
+                DeviceStatus::Pending => {
+                    return oauth_error(400, "authorization_pending", "not approved yet");
+                }
+                DeviceStatus::Denied => {
+                    st.store.devices.remove(&code);
+                    return oauth_error(400, "access_denied", "the user declined");
+                }
+                DeviceStatus::Approved => {}
+            }
+            let Some(device) = st.store.devices.remove(&code) else {
+                return oauth_error(400, "invalid_grant", "unknown device code");
+            };
+            (
+                device.scope,
+                Some(st.behaviour.username.clone()),
+                true,
+                None,
+            )
+        }
         JWT_BEARER => {
             let Some(assertion) = p.get("assertion") else {
                 return oauth_error(400, "invalid_request", "assertion missing");
@@ -618,9 +743,19 @@ fn id_token(st: &State, client: &str, subject: Option<&str>, nonce: Option<Strin
 
 fn authorize(state: &Mutex<State>, request: &Request) -> Response {
     let mut st = lock(state);
-    let q: HashMap<String, String> = form_pairs(request.query.as_deref().unwrap_or_default())
+    let mut q: HashMap<String, String> = form_pairs(request.query.as_deref().unwrap_or_default())
         .into_iter()
         .collect();
+    // RFC 9126 §4: a pushed request, used once, by the client that pushed it.
+    if let Some(uri) = q.get("request_uri").cloned() {
+        let Some(pushed) = st.store.pushed.remove(&uri) else {
+            return Response::new(400, "text/plain", "unknown or used request_uri");
+        };
+        if pushed.get("client_id") != q.get("client_id") {
+            return Response::new(400, "text/plain", "request_uri of another client");
+        }
+        q = pushed;
+    }
     if q.get("client_id") != Some(&st.behaviour.client_id) {
         return Response::new(400, "text/plain", "unknown client");
     }
@@ -771,4 +906,180 @@ fn revoke(state: &Mutex<State>, request: &Request) -> Response {
         st.store.refresh.remove(token);
     }
     Response::new(200, "text/plain", "")
+}
+
+fn device_authorization(state: &Mutex<State>, request: &Request) -> Response {
+    let mut st = lock(state);
+    let p = match params(request) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let client_id = match authenticate(&mut st, request, &p) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let device_code = st.store.fresh("device", 40);
+    let user_code = format!("USER-{:04}", st.store.counter % 10_000);
+    let (interval, expires_in) = (st.behaviour.device_interval, st.behaviour.device_expires_in);
+    st.store.devices.insert(
+        device_code.clone(),
+        DeviceGrant {
+            client_id,
+            scope: p.get("scope").cloned().unwrap_or_default(),
+            user_code: user_code.clone(),
+            status: DeviceStatus::Pending,
+            expires: Instant::now() + Duration::from_secs(expires_in),
+            interval: Duration::from_secs(interval),
+            last_poll: None,
+        },
+    );
+    let uri = format!("{}/device", st.base);
+    Response::json(
+        200,
+        &json!({
+            "device_code": device_code, "user_code": user_code, "verification_uri": uri,
+            "verification_uri_complete": format!("{uri}?user_code={user_code}"),
+            "expires_in": expires_in, "interval": interval,
+        }),
+    )
+}
+
+fn pushed_authorization(state: &Mutex<State>, request: &Request) -> Response {
+    let mut st = lock(state);
+    st.counters.par_requests += 1;
+    let mut p = match params(request) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let client_id = match authenticate(&mut st, request, &p) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    if p.contains_key("request_uri") {
+        return oauth_error(400, "invalid_request", "request_uri cannot be pushed");
+    }
+    for auth in ["client_secret", "client_assertion", "client_assertion_type"] {
+        p.remove(auth);
+    }
+    if p.get("client_id").is_some_and(|id| *id != client_id) {
+        return oauth_error(400, "invalid_request", "client_id differs from the client");
+    }
+    p.insert("client_id".into(), client_id);
+    let uri = format!(
+        "urn:ietf:params:oauth:request_uri:{}",
+        st.store.fresh("par", 24)
+    );
+    st.store.pushed.insert(uri.clone(), p);
+    Response::json(201, &json!({"request_uri": uri, "expires_in": 60}))
+}
+
+fn register(state: &Mutex<State>, request: &Request) -> Response {
+    let mut st = lock(state);
+    if let Some(required) = &st.behaviour.registration_token {
+        if bearer(request) != Some(required.as_str()) {
+            return Response::json(401, &json!({"error": "invalid_token"}))
+                .header("www-authenticate", "Bearer error=\"invalid_token\"");
+        }
+    }
+    let Ok(Value::Object(mut metadata)) = serde_json::from_slice::<Value>(&request.body) else {
+        return oauth_error(400, "invalid_client_metadata", "not a JSON object");
+    };
+    let redirect_ok = match metadata.get("redirect_uris") {
+        None => true,
+        Some(Value::Array(uris)) => uris
+            .iter()
+            .all(|u| u.as_str().is_some_and(|u| u.starts_with("https://"))),
+        Some(_) => false,
+    };
+    if !redirect_ok {
+        return oauth_error(400, "invalid_redirect_uri", "redirect URIs must be https");
+    }
+    let client_id = st.store.fresh("client", 20);
+    let method = metadata
+        .entry("token_endpoint_auth_method")
+        .or_insert_with(|| "client_secret_basic".into())
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let secret = method
+        .starts_with("client_secret")
+        .then(|| st.store.fresh("secret", 32));
+    let access_token = st.store.fresh("rat", 32);
+    st.store.registrations.insert(
+        client_id.clone(),
+        Registration {
+            metadata: metadata.clone(),
+            secret: secret.clone(),
+            access_token: access_token.clone(),
+        },
+    );
+    let mut body = metadata;
+    body.insert("client_id".into(), client_id.clone().into());
+    if let Some(secret) = secret {
+        body.insert("client_secret".into(), secret.into());
+        body.insert("client_secret_expires_at".into(), 0.into());
+    }
+    body.insert("registration_access_token".into(), access_token.into());
+    body.insert(
+        "registration_client_uri".into(),
+        format!("{}/register/{client_id}", st.base).into(),
+    );
+    Response::json(201, &Value::Object(body))
+}
+
+fn manage_registration(
+    state: &Mutex<State>,
+    request: &Request,
+    method: &str,
+    client_id: &str,
+) -> Response {
+    let mut st = lock(state);
+    let authorized = st
+        .store
+        .registrations
+        .get(client_id)
+        .is_some_and(|r| bearer(request) == Some(r.access_token.as_str()));
+    if !authorized {
+        return Response::json(401, &json!({"error": "invalid_token"}))
+            .header("www-authenticate", "Bearer error=\"invalid_token\"");
+    }
+    match method {
+        "DELETE" => {
+            st.store.registrations.remove(client_id);
+            Response::new(204, "text/plain", "")
+        }
+        "PUT" => {
+            let Ok(Value::Object(mut metadata)) = serde_json::from_slice::<Value>(&request.body)
+            else {
+                return oauth_error(400, "invalid_client_metadata", "not a JSON object");
+            };
+            if metadata
+                .remove("client_id")
+                .as_ref()
+                .and_then(Value::as_str)
+                != Some(client_id)
+            {
+                return oauth_error(400, "invalid_request", "client_id does not match");
+            }
+            metadata.remove("client_secret");
+            if let Some(r) = st.store.registrations.get_mut(client_id) {
+                r.metadata = metadata;
+            }
+            registration_answer(&st, client_id)
+        }
+        "GET" => registration_answer(&st, client_id),
+        _ => Response::new(405, "text/plain", ""),
+    }
+}
+
+fn registration_answer(st: &State, client_id: &str) -> Response {
+    let Some(r) = st.store.registrations.get(client_id) else {
+        return Response::new(404, "text/plain", "");
+    };
+    let mut body = r.metadata.clone();
+    body.insert("client_id".into(), client_id.into());
+    if let Some(secret) = &r.secret {
+        body.insert("client_secret".into(), secret.clone().into());
+    }
+    Response::json(200, &Value::Object(body))
 }

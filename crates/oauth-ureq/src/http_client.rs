@@ -83,6 +83,93 @@ impl HttpClient {
         block_on(drive::revoke(self, endpoint, client, request))
     }
 
+    /// Asks the device authorization endpoint for a device code and a user code
+    /// (RFC 8628 §3.1), authenticating as `client` like a token request.
+    pub fn device_authorization(
+        &self,
+        endpoint: &Endpoint,
+        client: &Client,
+        request: &oauth_core::DeviceAuthorizationRequest,
+    ) -> Result<oauth_core::DeviceAuthorization, Error> {
+        block_on(drive::device_authorization(self, endpoint, client, request))
+    }
+
+    /// The whole device flow (RFC 8628): the device authorization request, `prompt` called
+    /// once with the user code and verification URI to show, then the token endpoint polled
+    /// (never sooner than the interval; 5 s slower after each `slow_down`) until the user
+    /// approves (the token), declines (`access_denied`) or the code expires (`expired_token`,
+    /// both [`Error::Authorization`]). Gives up with a timeout error at `deadline` (the code's own expiry ends it anyway).
+    pub fn device_flow(
+        &self,
+        device_endpoint: &Endpoint,
+        token_endpoint: &Endpoint,
+        client: &Client,
+        request: &oauth_core::DeviceAuthorizationRequest,
+        prompt: impl FnOnce(&oauth_core::DeviceAuthorization) + Send,
+        deadline: Option<Instant>,
+    ) -> Result<TokenResponse, Error> {
+        block_on(drive::device_flow(
+            self,
+            device_endpoint,
+            token_endpoint,
+            client,
+            request,
+            prompt,
+            deadline,
+        ))
+    }
+
+    /// Pushes an authorization request (RFC 9126) and returns the authorization whose URL
+    /// carries only `client_id` and the `request_uri`; the callback is handled as usual.
+    #[cfg(feature = "authorization-code")]
+    pub fn push_authorization(
+        &self,
+        par_endpoint: &Endpoint,
+        client: &Client,
+        pending: &oauth_core::PendingAuthorization,
+    ) -> Result<oauth_core::PendingAuthorization, Error> {
+        block_on(drive::push_authorization(
+            self,
+            par_endpoint,
+            client,
+            pending,
+        ))
+    }
+
+    /// Registers a client (RFC 7591).
+    pub fn register_client(
+        &self,
+        endpoint: &Endpoint,
+        request: &oauth_core::RegistrationRequest,
+    ) -> Result<oauth_core::RegisteredClient, Error> {
+        block_on(drive::register_client(self, endpoint, request))
+    }
+
+    /// Reads a client's registration (RFC 7592 §2.1).
+    pub fn read_client_registration(
+        &self,
+        client: &oauth_core::RegisteredClient,
+    ) -> Result<oauth_core::RegisteredClient, Error> {
+        block_on(drive::read_client_registration(self, client))
+    }
+
+    /// Replaces a client's registered metadata (RFC 7592 §2.2).
+    pub fn update_client_registration(
+        &self,
+        client: &oauth_core::RegisteredClient,
+        metadata: &oauth_core::ClientMetadata,
+    ) -> Result<oauth_core::RegisteredClient, Error> {
+        block_on(drive::update_client_registration(self, client, metadata))
+    }
+
+    /// Deletes a client's registration (RFC 7592 §2.3).
+    pub fn delete_client_registration(
+        &self,
+        client: &oauth_core::RegisteredClient,
+    ) -> Result<(), Error> {
+        block_on(drive::delete_client_registration(self, client))
+    }
+
     /// Sends a request built by oauth-core once: no redirect followed, the body read up to the
     /// OAuth response limit, within one attempt's timeout.
     pub fn execute_oauth(&self, request: Request<RequestBody>) -> Result<Response<Vec<u8>>, Error> {

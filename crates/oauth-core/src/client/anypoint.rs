@@ -1,4 +1,5 @@
-//! Anypoint Platform quirks: the Exchange Maven facade's Basic shortcut.
+//! Anypoint Platform quirks: creating a connected app, and the Exchange Maven facade's Basic
+//! shortcut.
 //!
 //! The Exchange Maven Facade API and Graph API accept a connected app's credentials directly as
 //! HTTP Basic, with the user name `~~~Client~~~` and the password `clientID~?~clientSecret`.
@@ -144,5 +145,114 @@ mod tests {
             xml.expose_secret()
                 .contains("<password>a&amp;b~?~&lt;s&gt;&quot;&apos;</password>")
         );
+    }
+}
+
+/// Where connected apps are created (the connected-apps page, step 1).
+pub const CONNECTED_APPS_URL: &str =
+    "https://anypoint.mulesoft.com/accounts/api/connectedApplications";
+
+/// A connected app to create: the connected-apps page's
+/// `POST /accounts/api/connectedApplications`, a client registration in Anypoint's own shape
+/// (`scopes` as an array, `public_keys`, `audience`) sent with the user's token as Bearer.
+///
+/// ```
+/// use oauth_core::{AccessToken, Endpoint, anypoint::{CONNECTED_APPS_URL, ConnectedApp}};
+///
+/// let request = ConnectedApp::authorization_code("GitProxy", ["https://example.com/"], ["profile", "offline_access"])
+///     .registration(AccessToken::new("user-token"))
+///     .build(&Endpoint::new(CONNECTED_APPS_URL)?)?;
+/// assert_eq!(request.headers()["authorization"], "Bearer user-token");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct ConnectedApp {
+    metadata: crate::registration::ClientMetadata,
+}
+
+impl ConnectedApp {
+    fn new<R, S, T, U>(name: &str, grant_types: &[&str], redirect_uris: R, scopes: S) -> Self
+    where
+        R: IntoIterator<Item = T>,
+        T: Into<String>,
+        S: IntoIterator<Item = U>,
+        U: Into<String>,
+    {
+        let scopes: Vec<serde_json::Value> = scopes
+            .into_iter()
+            .map(|s| serde_json::Value::String(s.into()))
+            .collect();
+        Self {
+            metadata: crate::registration::ClientMetadata::new()
+                .client_name(name)
+                .grant_types(grant_types.iter().copied())
+                .redirect_uris(redirect_uris)
+                .set("scopes", serde_json::Value::Array(scopes))
+                .set("public_keys", serde_json::Value::Array(Vec::new()))
+                .set("audience", serde_json::Value::String("internal".to_owned())),
+        }
+    }
+
+    /// An app for the authorization code and refresh token grants (the page's first example).
+    pub fn authorization_code<R, S, T, U>(name: &str, redirect_uris: R, scopes: S) -> Self
+    where
+        R: IntoIterator<Item = T>,
+        T: Into<String>,
+        S: IntoIterator<Item = U>,
+        U: Into<String>,
+    {
+        Self::new(
+            name,
+            &["refresh_token", "authorization_code"],
+            redirect_uris,
+            scopes,
+        )
+    }
+
+    /// An app for the JWT bearer grant (the page's second example), with the public key whose
+    /// private half signs its assertions.
+    pub fn jwt_bearer<R, S, T, U>(
+        name: &str,
+        public_key: impl Into<String>,
+        redirect_uris: R,
+        scopes: S,
+    ) -> Self
+    where
+        R: IntoIterator<Item = T>,
+        T: Into<String>,
+        S: IntoIterator<Item = U>,
+        U: Into<String>,
+    {
+        let app = Self::new(
+            name,
+            &[crate::request::JWT_BEARER_GRANT_TYPE],
+            redirect_uris,
+            scopes,
+        );
+        Self {
+            metadata: app.metadata.set(
+                "public_keys",
+                serde_json::Value::Array(vec![serde_json::Value::String(public_key.into())]),
+            ),
+        }
+    }
+
+    /// The `audience` (`internal` by default, as on the page).
+    pub fn audience(self, audience: impl Into<String>) -> Self {
+        Self {
+            metadata: self
+                .metadata
+                .set("audience", serde_json::Value::String(audience.into())),
+        }
+    }
+
+    /// The metadata sent.
+    pub fn metadata(&self) -> &crate::registration::ClientMetadata {
+        &self.metadata
+    }
+
+    /// The registration request, authorized by the user's access token.
+    pub fn registration(self, user_token: crate::AccessToken) -> crate::RegistrationRequest {
+        crate::RegistrationRequest::new(self.metadata).initial_access_token(user_token)
     }
 }

@@ -1,12 +1,15 @@
 //! The authorization code flow's front channel: the authorization URL (RFC 6749 §4.1.1) with
 //! PKCE (RFC 7636) and the redirect back (§4.1.2), with the RFC 9207 `iss` check.
 
-use crate::client::ClientId;
+use http::{Request, Response};
+
+use crate::client::{Client, ClientAuthentication, ClientId};
 use crate::encoding::{b64url, form_parse, query_encode_into};
 use crate::endpoint::Endpoint;
-use crate::error::{Error, ErrorCode, ErrorResponse};
+use crate::error::{Error, ErrorCode, ErrorResponse, UnexpectedReason};
 use crate::random::{RandomSource, random_token};
-use crate::request::TokenRequest;
+use crate::request::{Params, RequestBody, TokenRequest, build_post};
+use crate::response::{parse_object, unexpected};
 use crate::scope::Scope;
 use crate::secret::{AuthorizationCode, Nonce, PkceVerifier, State};
 use crate::sha256::sha256;
@@ -505,6 +508,83 @@ impl PendingAuthorization {
             .map(|(_, v)| v)
     }
 
+    /// The pushed authorization request (RFC 9126 §2.1) for this authorization: every
+    /// parameter of its URL, `POST`ed to the `pushed_authorization_request_endpoint` with the
+    /// client's authentication (a per-request assertion signed at `now`). Hand the answer to
+    /// [`pushed`](Self::pushed).
+    pub fn push_request(
+        &self,
+        par_endpoint: &Endpoint,
+        client: &Client,
+        now: std::time::SystemTime,
+    ) -> Result<Request<RequestBody>, Error> {
+        let query = self.url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+        let mut pairs = form_parse(query);
+        // Client authentication other than Basic sends `client_id` itself.
+        let auth_sends_id = !matches!(
+            client.authentication(),
+            ClientAuthentication::SecretBasic(_) | ClientAuthentication::SecretBasicVerbatim(_)
+        );
+        let mut params = Params::default();
+        for (name, value) in pairs.iter() {
+            if name == "client_id" && auth_sends_id {
+                continue;
+            }
+            params.push_plain(name, value);
+        }
+        let assertion = client.sign_assertion(par_endpoint, Some(now))?;
+        let request = build_post(par_endpoint, client, params, assertion.as_ref());
+        // The state and nonce were copied into the body; wipe the decoded copies.
+        for (_, value) in &mut pairs {
+            zeroize::Zeroize::zeroize(value);
+        }
+        request
+    }
+
+    /// Reads the pushed authorization response (RFC 9126 §2.2: `request_uri`, `expires_in`)
+    /// and returns this authorization with its URL reduced to `client_id` and `request_uri`
+    /// (§4); the state, nonce, verifier and issuer for the callback are unchanged.
+    pub fn pushed<B: AsRef<[u8]>>(&self, response: &Response<B>) -> Result<Self, Error> {
+        let mut map = parse_object(response)?;
+        let invalid = |name| unexpected(response, UnexpectedReason::InvalidField(name));
+        let request_uri = match map.remove("request_uri") {
+            Some(serde_json::Value::String(uri)) if !uri.is_empty() => uri,
+            None | Some(serde_json::Value::Null) => {
+                return Err(unexpected(
+                    response,
+                    UnexpectedReason::MissingField("request_uri"),
+                ));
+            }
+            Some(_) => return Err(invalid("request_uri")),
+        };
+        match map.get("expires_in") {
+            Some(v) if v.as_u64().is_some_and(|s| s > 0) => {}
+            None => {
+                return Err(unexpected(
+                    response,
+                    UnexpectedReason::MissingField("expires_in"),
+                ));
+            }
+            Some(_) => return Err(invalid("expires_in")),
+        }
+        let (endpoint, query) = self.url.split_once('?').unwrap_or((self.url.as_str(), ""));
+        let client_id = form_parse(query)
+            .into_iter()
+            .find(|(n, _)| n == "client_id")
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        let mut url = String::with_capacity(endpoint.len() + request_uri.len() * 3 + 64);
+        url.push_str(endpoint);
+        url.push_str("?client_id=");
+        query_encode_into(&mut url, &client_id);
+        url.push_str("&request_uri=");
+        query_encode_into(&mut url, &request_uri);
+        Ok(Self {
+            url,
+            ..self.clone()
+        })
+    }
+
     /// Checks the redirect back (RFC 6749 §4.1.2) and returns the code.
     ///
     /// `redirect` is the full redirect URI or just its query string. The `state` is compared in
@@ -630,7 +710,7 @@ mod tests {
         let built = request
             .build(
                 &Endpoint::new("https://as.example/token").unwrap(),
-                &crate::client::Client::new("app", crate::client::ClientAuthentication::None),
+                &Client::new("app", ClientAuthentication::None),
             )
             .unwrap();
         let body = String::from_utf8(built.body().expose_secret().to_vec()).unwrap();
@@ -837,7 +917,7 @@ mod tests {
         let verifier = pending.code_verifier().unwrap().expose_secret().to_owned();
         let token_endpoint =
             Endpoint::new("https://anypoint.mulesoft.com/accounts/api/v2/oauth2/token").unwrap();
-        let client = crate::Client::new("c", crate::ClientAuthentication::None);
+        let client = Client::new("c", ClientAuthentication::None);
         let request = pending
             .token_request(AuthorizationCode::new("the-code"))
             .build(&token_endpoint, &client)

@@ -10,12 +10,14 @@ mod auth;
 #[cfg(feature = "authorization-code")]
 pub(crate) mod authorization;
 pub(crate) mod bearer;
+pub(crate) mod device;
 pub(crate) mod discovery;
 pub(crate) mod engine;
 pub(crate) mod id_token;
 pub(crate) mod introspection;
 pub(crate) mod jwks;
 pub(crate) mod lifecycle;
+pub(crate) mod registration;
 pub(crate) mod request;
 pub(crate) mod response;
 pub(crate) mod userinfo;

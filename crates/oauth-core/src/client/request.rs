@@ -41,6 +41,11 @@ impl RequestBody {
         &self.0
     }
 
+    /// A body of these bytes (wiped on drop).
+    pub(crate) fn from_vec(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
     /// Takes the bytes out, leaving the body empty. The caller becomes responsible for them.
     pub fn into_bytes(mut self) -> Vec<u8> {
         std::mem::take(&mut self.0)

@@ -1,0 +1,302 @@
+//! The flows beyond one token request, through both adapters against the test server: the
+//! device authorization grant (RFC 8628), pushed authorization requests (RFC 9126), client
+//! registration (RFC 7591/7592), and Anypoint's connected-app creation.
+
+use std::time::{Duration, Instant};
+
+use oauth_core::http::Request;
+use oauth_core::{
+    AccessToken, AuthorizationRequest, ClientMetadata, DeviceAuthorizationRequest, Error,
+    ErrorCode, RegistrationRequest, TokenRequest, anypoint::ConnectedApp,
+};
+use oauth_test_server::{Behaviour, TestServer};
+
+use crate::{Harness, Setup};
+
+fn start(behaviour: Behaviour) -> TestServer {
+    TestServer::start(behaviour).expect("test server")
+}
+
+fn harness<H: Harness>(server: &TestServer) -> H {
+    H::new(&Setup {
+        ca_pem: Some(server.ca_pem().to_owned()),
+        ..Setup::default()
+    })
+    .expect("http client")
+}
+
+fn basic(b: &Behaviour) -> oauth_core::Client {
+    oauth_core::Client::new(
+        b.client_id.as_str(),
+        oauth_core::ClientAuthentication::SecretBasic(oauth_core::ClientSecret::new(
+            b.client_secret.as_str(),
+        )),
+    )
+}
+
+fn error_code(result: &Result<oauth_core::TokenResponse, Error>) -> Option<ErrorCode> {
+    result
+        .as_ref()
+        .err()
+        .and_then(|e| e.error_response().map(|r| r.code().clone()))
+}
+
+/// The user approves on another device while the client polls: one token, polls spaced by the
+/// interval (the server answers `slow_down` to a client polling faster: none here).
+pub fn device_flow_approved<H: Harness>() {
+    let server = std::sync::Arc::new(start(Behaviour::default()));
+    let h: H = harness(&server);
+    let b = Behaviour::default();
+    let (device, token) = (
+        h.endpoint(&server.url("/device_authorization")).unwrap(),
+        h.endpoint(&server.url("/token")).unwrap(),
+    );
+    let approver = std::sync::Arc::clone(&server);
+    let shown = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = std::sync::Arc::clone(&shown);
+    let started = Instant::now();
+    let result = h.device_flow(
+        &device,
+        &token,
+        &basic(&b),
+        &DeviceAuthorizationRequest::new().scope(["read"]),
+        Box::new(move |auth| {
+            *seen.lock().unwrap() = Some((
+                auth.user_code().to_owned(),
+                auth.verification_uri().to_owned(),
+            ));
+            let code = auth.user_code().to_owned();
+            // The user approves 1.5 s later, on their phone.
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(1500));
+                assert!(approver.decide_device(&code, true));
+            });
+        }),
+        Some(Instant::now() + Duration::from_secs(20)),
+    );
+    let token = result.unwrap_or_else(|e| panic!("device flow: {e}"));
+    assert!(!token.access_token().expose_secret().is_empty());
+    let (user_code, uri) = shown
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the prompt was called");
+    assert!(user_code.starts_with("USER-"));
+    assert_eq!(uri, server.url("/device"));
+    // Approved after 1.5 s with a 1 s interval: polls at about 1 s (pending) and 2 s (token).
+    let polls = server.counters().device_polls;
+    assert!((2..=3).contains(&polls), "{polls} polls");
+    assert!(started.elapsed() >= Duration::from_secs(2));
+}
+
+/// The user declines: `access_denied`, as an authorization error, after one poll.
+pub fn device_flow_declined<H: Harness>() {
+    let server = std::sync::Arc::new(start(Behaviour::default()));
+    let h: H = harness(&server);
+    let b = Behaviour::default();
+    let decider = std::sync::Arc::clone(&server);
+    let result = h.device_flow(
+        &h.endpoint(&server.url("/device_authorization")).unwrap(),
+        &h.endpoint(&server.url("/token")).unwrap(),
+        &basic(&b),
+        &DeviceAuthorizationRequest::new(),
+        Box::new(move |auth| assert!(decider.decide_device(auth.user_code(), false))),
+        None,
+    );
+    assert_eq!(error_code(&result), Some(ErrorCode::AccessDenied));
+    assert!(matches!(result, Err(Error::Authorization(_))));
+    assert_eq!(server.counters().device_polls, 1);
+}
+
+/// Nobody approves: the flow ends when the code expires (2 s), without polling past it; and a
+/// deadline shorter than that ends it sooner.
+pub fn device_flow_code_expires<H: Harness>() {
+    let server = start(Behaviour {
+        device_expires_in: 2,
+        ..Behaviour::default()
+    });
+    let h: H = harness(&server);
+    let b = Behaviour::default();
+    let (device, token) = (
+        h.endpoint(&server.url("/device_authorization")).unwrap(),
+        h.endpoint(&server.url("/token")).unwrap(),
+    );
+    let started = Instant::now();
+    let result = h.device_flow(
+        &device,
+        &token,
+        &basic(&b),
+        &DeviceAuthorizationRequest::new(),
+        Box::new(|_| {}),
+        None,
+    );
+    assert_eq!(error_code(&result), Some(ErrorCode::ExpiredToken));
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert_eq!(
+        server.counters().device_polls,
+        1,
+        "one poll at 1 s; none at 2 s"
+    );
+
+    let server = start(Behaviour::default());
+    let h: H = harness(&server);
+    let started = Instant::now();
+    let result = h.device_flow(
+        &h.endpoint(&server.url("/device_authorization")).unwrap(),
+        &h.endpoint(&server.url("/token")).unwrap(),
+        &basic(&b),
+        &DeviceAuthorizationRequest::new(),
+        Box::new(|_| {}),
+        Some(Instant::now() + Duration::from_millis(2500)),
+    );
+    assert!(
+        matches!(&result, Err(Error::Transport(t)) if t.kind() == oauth_core::TransportErrorKind::Timeout),
+        "{result:?}"
+    );
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(2400) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+}
+
+/// PAR: the parameters pushed with client authentication, the browser sent with `client_id`
+/// and `request_uri` only, the callback and the code exchange as usual.
+pub fn pushed_authorization_request_then_code<H: Harness>() {
+    let server = start(Behaviour::default());
+    let h: H = harness(&server);
+    let b = Behaviour::default();
+    let pending = AuthorizationRequest::new(
+        h.endpoint(&server.url("/authorize")).unwrap(),
+        b.client_id.as_str(),
+    )
+    .redirect_uri("https://app.example/cb")
+    .scope(["openid", "read"])
+    .build(&oauth_ureq::SystemRandom)
+    .unwrap();
+    let par = h.endpoint(&server.url("/par")).unwrap();
+    let pushed = h.push_authorization(&par, &basic(&b), &pending).unwrap();
+    assert_eq!(server.counters().par_requests, 1);
+    let url = pushed.url().to_owned();
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    let names: Vec<&str> = query
+        .split('&')
+        .filter_map(|p| p.split('=').next())
+        .collect();
+    assert_eq!(names, ["client_id", "request_uri"], "{url}");
+    assert!(!url.contains("state=") && !url.contains("code_challenge"));
+    // The user's browser follows the short URL.
+    let answer = h
+        .execute(Request::get(&url).body(Vec::new()).unwrap())
+        .unwrap();
+    assert_eq!(answer.status(), 302);
+    let location = answer.headers()["location"].to_str().unwrap().to_owned();
+    let code = pushed.handle_callback(&location).unwrap();
+    let token = h
+        .request_token(
+            &h.endpoint(&server.url("/token")).unwrap(),
+            &basic(&b),
+            &pushed.token_request(code),
+        )
+        .unwrap();
+    assert!(token.refresh_token().is_some());
+    // A request_uri is used once.
+    let again = h
+        .execute(Request::get(&url).body(Vec::new()).unwrap())
+        .unwrap();
+    assert_eq!(again.status(), 400);
+}
+
+/// RFC 7591/7592: registered with the initial access token (refused without), used for
+/// client_credentials, read, updated, deleted (then unusable for management).
+pub fn client_registration_lifecycle<H: Harness>() {
+    let server = start(Behaviour {
+        registration_token: Some("initial-access-token".into()),
+        ..Behaviour::default()
+    });
+    let h: H = harness(&server);
+    let endpoint = h.endpoint(&server.url("/register")).unwrap();
+    let metadata = ClientMetadata::new()
+        .client_name("Inventory sync")
+        .grant_types(["client_credentials"])
+        .redirect_uris(["https://app.example/cb"])
+        .set("software_version", serde_json::json!("1.4.2"));
+    let refused = h.register_client(&endpoint, &RegistrationRequest::new(metadata.clone()));
+    assert!(refused.is_err());
+    let registered = h
+        .register_client(
+            &endpoint,
+            &RegistrationRequest::new(metadata)
+                .initial_access_token(AccessToken::new("initial-access-token")),
+        )
+        .unwrap();
+    assert!(registered.client_secret().is_some());
+    assert!(registered.registration_access_token().is_some());
+    assert_eq!(
+        registered.metadata().string("software_version"),
+        Some("1.4.2")
+    );
+    // The new client gets a token.
+    let client = registered.client().unwrap();
+    let token = h
+        .request_token(
+            &h.endpoint(&server.url("/token")).unwrap(),
+            &client,
+            &TokenRequest::client_credentials(),
+        )
+        .unwrap();
+    assert!(!token.access_token().expose_secret().is_empty());
+    // Read, update, read back, delete.
+    let read = h.read_client_registration(&registered).unwrap();
+    assert_eq!(
+        read.metadata().string("client_name"),
+        Some("Inventory sync")
+    );
+    let updated = h
+        .update_client_registration(
+            &read,
+            &read.metadata().clone().client_name("Inventory sync v2"),
+        )
+        .unwrap();
+    assert_eq!(
+        updated.metadata().string("client_name"),
+        Some("Inventory sync v2")
+    );
+    assert_eq!(
+        h.read_client_registration(&updated)
+            .unwrap()
+            .metadata()
+            .string("client_name"),
+        Some("Inventory sync v2")
+    );
+    h.delete_client_registration(&updated).unwrap();
+    assert!(h.read_client_registration(&updated).is_err());
+}
+
+/// The connected-apps page's first step against the test server: the app created with the
+/// user's token, its client id and secret used for a token.
+pub fn anypoint_connected_app_created_and_used<H: Harness>() {
+    let server = start(Behaviour {
+        registration_token: Some("user-access-token".into()),
+        ..Behaviour::default()
+    });
+    let h: H = harness(&server);
+    let request = ConnectedApp::authorization_code(
+        "GitProxy",
+        ["https://example.com/"],
+        ["profile", "offline_access"],
+    )
+    .registration(AccessToken::new("user-access-token"));
+    let app = h
+        .register_client(&h.endpoint(&server.url("/register")).unwrap(), &request)
+        .unwrap();
+    assert_eq!(app.metadata().string("audience"), Some("internal"));
+    let token = h
+        .request_token(
+            &h.endpoint(&server.url("/token")).unwrap(),
+            &app.client().unwrap(),
+            &TokenRequest::client_credentials(),
+        )
+        .unwrap();
+    assert!(!token.access_token().expose_secret().is_empty());
+}
