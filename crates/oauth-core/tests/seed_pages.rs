@@ -9,13 +9,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use oauth_core::anypoint::MavenFacadeCredentials;
+use oauth_core::anypoint::{CONNECTED_APPS_URL, ConnectedApp, MavenFacadeCredentials};
 use oauth_core::http::{Request, Response};
 use oauth_core::{
     AccessToken, Assertion, AuthorizationCode, AuthorizationRequest, BodyEncoding, Client,
     ClientAuthentication, ClientSecret, Endpoint, Nonce, Password, RandomError, RandomSource,
-    RefreshToken, RequestBody, TokenRequest, TokenType, TokenVerdict, authorize_request,
-    classify_resource_response, parse_token_response,
+    RefreshToken, RequestBody, SchemePolicy, TokenRequest, TokenType, TokenVerdict,
+    authorize_request, classify_resource_response, parse_registration_response,
+    parse_token_response,
 };
 
 const ANYPOINT_TOKEN: &str = "https://anypoint.mulesoft.com/accounts/api/v2/oauth2/token";
@@ -251,14 +252,76 @@ fn page_003_anypoint_connected_apps() {
     let endpoint = Endpoint::new(ANYPOINT_TOKEN).unwrap();
     let client = secret_post("cid", "csecret").with_body_encoding(BodyEncoding::Json);
 
-    // 1. Creating a connected app: a JSON POST authorized with the user's bearer token.
-    let mut create =
-        Request::post("https://anypoint.mulesoft.com/accounts/api/connectedApplications")
-            .header("content-type", "application/json")
-            .body(())
-            .unwrap();
-    authorize_request(&mut create, &AccessToken::new("UserAccessToken")).unwrap();
+    // 1. Creating a connected app: a JSON POST authorized with the user's bearer token, the
+    // page's body field by field (authorization code example).
+    let connected_apps = Endpoint::new(CONNECTED_APPS_URL).unwrap();
+    let create = ConnectedApp::authorization_code(
+        "GitProxy",
+        ["https://example.com/"],
+        ["profile", "offline_access"],
+    )
+    .registration(AccessToken::new("UserAccessToken"))
+    .build(&connected_apps)
+    .unwrap();
+    assert_eq!(create.method(), "POST");
+    assert_eq!(
+        create.uri(),
+        "https://anypoint.mulesoft.com/accounts/api/connectedApplications"
+    );
     assert_eq!(create.headers()["authorization"], "Bearer UserAccessToken");
+    assert_eq!(create.headers()["content-type"], "application/json");
+    let body: serde_json::Value = serde_json::from_slice(create.body().expose_secret()).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "client_name": "GitProxy",
+            "grant_types": ["refresh_token", "authorization_code"],
+            "redirect_uris": ["https://example.com/"],
+            "scopes": ["profile", "offline_access"],
+            "public_keys": [],
+            "audience": "internal",
+        })
+    );
+    // The JWT bearer example: the grant type and the public key.
+    let create = ConnectedApp::jwt_bearer(
+        "jwt-app",
+        "-----BEGIN PUBLIC KEY-----\nMFkw...\n-----END PUBLIC KEY-----",
+        ["https://example.com/"],
+        ["profile", "offline_access"],
+    )
+    .registration(AccessToken::new("UserAccessToken"))
+    .build(&connected_apps)
+    .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(create.body().expose_secret()).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "client_name": "jwt-app",
+            "grant_types": ["urn:ietf:params:oauth:grant-type:jwt-bearer"],
+            "public_keys": ["-----BEGIN PUBLIC KEY-----\nMFkw...\n-----END PUBLIC KEY-----"],
+            "redirect_uris": ["https://example.com/"],
+            "scopes": ["profile", "offline_access"],
+            "audience": "internal",
+        })
+    );
+    // The answer's client id and secret, as a client ready to use.
+    let app = parse_registration_response(
+        &json_response(
+            201,
+            r#"{"client_id":"cid","client_secret":"csecret","client_name":"GitProxy"}"#,
+        ),
+        SchemePolicy::HttpsOnly,
+    )
+    .unwrap();
+    assert_eq!(app.client_id(), "cid");
+    assert_eq!(
+        app.client_secret().map(|s| s.expose_secret()),
+        Some("csecret")
+    );
+    assert_eq!(
+        app.client().unwrap().id().map(|id| id.as_str()),
+        Some("cid")
+    );
 
     // 2. Authorizing the app: the page's query parameters, plus state and PKCE.
     let authorize =
