@@ -74,6 +74,10 @@ function makeProvider(jwks) {
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
       jwtUserinfo: { enabled: true },
+      deviceFlow: { enabled: true },
+      // Open registration (no initial access token), with RFC 7592 management.
+      registration: { enabled: true },
+      registrationManagement: { enabled: true },
       revocation: { enabled: true },
       resourceIndicators: {
         enabled: true,

@@ -100,6 +100,12 @@ fn client_metadata() -> (Vec<Value>, Value) {
             "redirect_uris": [REDIRECT_URI], "scope": "openid profile offline_access api:read",
             "id_token_signed_response_alg": "EdDSA",
         }),
+        // A public client on a TV: the device authorization grant (RFC 8628).
+        json!({
+            "client_id": "device-app", "token_endpoint_auth_method": "none",
+            "grant_types": ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
+            "response_types": [], "redirect_uris": [], "scope": "openid profile offline_access",
+        }),
         json!({
             "client_id": "jwt-bearer", "client_secret": SECRET,
             "token_endpoint_auth_method": "client_secret_basic",
@@ -332,6 +338,121 @@ pub fn authorize<H: Harness>(
     user: &str,
 ) -> (PendingAuthorization, String) {
     authorize_as(h, metadata, "web", scopes, user)
+}
+
+/// Follows the user's browser from `start`: redirects followed (until one to `stop_at`, which
+/// is returned), cookies kept, and every form page posted back with its fields as a user
+/// would fill them (`login`/`password` for the login form, the user code where one is asked
+/// for, hidden fields as they are). Stops at a page with no form (returned as `None`).
+pub fn browse<H: Harness>(
+    h: &H,
+    issuer: &str,
+    start: &str,
+    stop_at: &str,
+    user: &str,
+    user_code: Option<&str>,
+) -> Option<String> {
+    let mut jar: HashMap<String, String> = HashMap::new();
+    let mut next: (Method, String, Vec<u8>) = (Method::GET, start.to_owned(), Vec::new());
+    for _ in 0..16 {
+        let (method, url, body) = next.clone();
+        let mut request = Request::builder().method(method.clone()).uri(&url);
+        if !jar.is_empty() {
+            let cookie: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            request = request.header(header::COOKIE, cookie.join("; "));
+        }
+        if method == Method::POST {
+            request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
+        let response = h
+            .execute(request.body(body).expect("request"))
+            .expect("browser step");
+        for set in response.headers().get_all(header::SET_COOKIE) {
+            let text = set.to_str().unwrap_or_default();
+            let pair = text.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                let expired = text
+                    .to_ascii_lowercase()
+                    .contains("expires=thu, 01 jan 1970");
+                if value.is_empty() || expired {
+                    jar.remove(name.trim());
+                } else {
+                    jar.insert(name.trim().to_owned(), value.to_owned());
+                }
+            }
+        }
+        let absolute = |location: &str| {
+            if location.starts_with('/') {
+                format!("{issuer}{location}")
+            } else {
+                location.to_owned()
+            }
+        };
+        if response.status().is_redirection() {
+            let location = response.headers()[header::LOCATION]
+                .to_str()
+                .expect("location")
+                .to_owned();
+            if !stop_at.is_empty() && location.starts_with(stop_at) {
+                return Some(location);
+            }
+            next = (Method::GET, absolute(&location), Vec::new());
+            continue;
+        }
+        assert_eq!(response.status(), 200, "{url}");
+        let html = String::from_utf8_lossy(response.body()).into_owned();
+        let Some(form) = html
+            .split("<form")
+            .nth(1)
+            .and_then(|f| f.split("</form>").next())
+        else {
+            return None;
+        };
+        let action = form
+            .split("action=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("a form without action at {url}"));
+        let mut fields = Vec::new();
+        for input in form.split("<input").skip(1) {
+            let attr = |name: &str| {
+                input
+                    .split(&format!("{name}=\""))
+                    .nth(1)
+                    .and_then(|rest| rest.split('"').next())
+                    .map(str::to_owned)
+            };
+            let Some(name) = attr("name") else { continue };
+            let value = match name.as_str() {
+                "login" => user.to_owned(),
+                "password" => "any".to_owned(),
+                "user_code" => attr("value")
+                    .filter(|v| !v.is_empty())
+                    .or_else(|| user_code.map(str::to_owned))
+                    .unwrap_or_default(),
+                _ => attr("value").unwrap_or_default(),
+            };
+            fields.push(format!(
+                "{}={}",
+                name,
+                value
+                    .bytes()
+                    .map(|b| match b {
+                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                            (b as char).to_string()
+                        }
+                        _ => format!("%{b:02X}"),
+                    })
+                    .collect::<String>()
+            ));
+        }
+        next = (
+            Method::POST,
+            absolute(&action),
+            fields.join("&").into_bytes(),
+        );
+    }
+    panic!("the browser did not get through from {start}");
 }
 
 /// [`authorize`] for another client.
@@ -942,4 +1063,167 @@ pub fn describe(token: &TokenResponse) -> String {
         token.id_token().is_some(),
         token.scope().map(|s| s.as_str().to_owned())
     )
+}
+
+/// The device authorization grant (RFC 8628) with oidc-provider: the TV shows the code, the
+/// user approves on the verification page (the user-code form, the confirmation, the login
+/// and consent pages, driven as a browser would), the TV's poll gets the tokens.
+pub fn device_flow_approved_through_the_verification_page<H: Harness>() {
+    let p = OidcProvider::shared();
+    let h: H = p.harness();
+    let m = p.discover(&h);
+    let device = m
+        .device_authorization_endpoint()
+        .expect("device_authorization_endpoint")
+        .clone();
+    let token = m.token_endpoint().expect("token endpoint").clone();
+    let issuer = p.issuer.clone();
+    let ca = p.ca_pem.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let started = std::time::Instant::now();
+    let result = h.device_flow(
+        &device,
+        &token,
+        &Client::new("device-app", ClientAuthentication::None),
+        &oauth_core::DeviceAuthorizationRequest::new().scope(["openid", "offline_access"]),
+        Box::new(move |auth| {
+            let uri = auth.verification_uri().to_owned();
+            let code = auth.user_code().to_owned();
+            // The user, on their phone: another browser, another HTTP client.
+            std::thread::spawn(move || {
+                let phone = H::new(&Setup {
+                    ca_pem: Some(ca),
+                    ..Setup::default()
+                })
+                .expect("phone");
+                let end = browse(&phone, &issuer, &uri, "", "frank", Some(&code));
+                let _ = tx.send(end);
+            });
+        }),
+        Some(std::time::Instant::now() + Duration::from_secs(60)),
+    );
+    let token = result.unwrap_or_else(|e| panic!("device flow: {e}"));
+    assert!(
+        rx.recv_timeout(Duration::from_secs(5)).is_ok(),
+        "the phone finished"
+    );
+    assert!(token.id_token().is_some(), "openid was asked for");
+    assert!(token.refresh_token().is_some());
+    let claims = jwt_claims(token.id_token().expect("id_token").expose_secret()).expect("JWT");
+    assert_eq!(claims["sub"], "frank");
+    // oidc-provider names no interval: the default 5 s before the first poll.
+    assert!(started.elapsed() >= Duration::from_secs(5));
+}
+
+/// Pushed authorization requests (RFC 9126) with oidc-provider: the parameters pushed with
+/// client authentication, the browser sent with `client_id` and `request_uri` only, the code
+/// redeemed through `OpenIdClient` (id_token validated).
+pub fn pushed_authorization_then_code<H: Harness>() {
+    let p = OidcProvider::shared();
+    let h: H = p.harness();
+    let m = p.discover(&h);
+    let par = m
+        .endpoint("pushed_authorization_request_endpoint")
+        .expect("pushed_authorization_request_endpoint")
+        .clone();
+    let web = secret_client("web", false);
+    let pending = AuthorizationRequest::new(
+        m.authorization_endpoint()
+            .expect("authorization endpoint")
+            .clone(),
+        "web",
+    )
+    .redirect_uri(REDIRECT_URI)
+    .scope(["openid", "profile"])
+    .expect_issuer(m.issuer(), true)
+    .build(&OsRandom)
+    .expect("authorization request");
+    let pushed = h.push_authorization(&par, &web, &pending).expect("PAR");
+    let query = pushed
+        .url()
+        .split_once('?')
+        .map(|(_, q)| q)
+        .unwrap_or_default();
+    assert!(
+        query.starts_with("client_id=web&request_uri=urn"),
+        "{query}"
+    );
+    let redirect =
+        browse(&h, &p.issuer, pushed.url(), REDIRECT_URI, "grace", None).expect("redirected back");
+    let oidc = h.openid(oauth_reqwest::OpenIdCore::new(m.clone(), web).expect("core"));
+    let login = h
+        .exchange_code(&oidc, &pushed, &redirect)
+        .unwrap_or_else(|e| panic!("exchange: {e}"));
+    assert_eq!(login.id_token.expect("validated").subject(), "grace");
+}
+
+/// Dynamic registration (RFC 7591) and management (RFC 7592) with oidc-provider: a
+/// `private_key_jwt` client registered with its public key, used for client_credentials with
+/// assertions signed by that key, then read, updated and deleted.
+pub fn client_registration_with_private_key_jwt<H: Harness>() {
+    let p = OidcProvider::shared();
+    let h: H = p.harness();
+    let m = p.discover(&h);
+    let registration = m
+        .endpoint("registration_endpoint")
+        .expect("registration_endpoint")
+        .clone();
+    let key = Arc::new(SigningKey::from_pem(P256, Algorithm::ES256).expect("key"));
+    let metadata = oauth_core::ClientMetadata::new()
+        .client_name("registered by the interop suite")
+        .grant_types(["client_credentials"])
+        .response_types(Vec::<String>::new())
+        .redirect_uris(Vec::<String>::new())
+        .scope(["api:read"])
+        .token_endpoint_auth_method("private_key_jwt")
+        .set("token_endpoint_auth_signing_alg", json!("ES256"))
+        .jwks([key.public_jwk().expect("public JWK")]);
+    let registered = h
+        .register_client(
+            &registration,
+            &oauth_core::RegistrationRequest::new(metadata),
+        )
+        .unwrap_or_else(|e| panic!("register: {e}"));
+    assert!(
+        registered.client_secret().is_none(),
+        "private_key_jwt: no secret"
+    );
+    assert!(registered.registration_access_token().is_some());
+    // client_credentials, authenticated with the key it registered.
+    let client =
+        registered.client_with(ClientAssertionSigner::new(Arc::clone(&key)).into_authentication());
+    let token = h
+        .request_token(
+            m.token_endpoint().expect("token endpoint"),
+            &client,
+            &TokenRequest::client_credentials()
+                .scope(["api:read"])
+                .resource(JWT_RESOURCE),
+        )
+        .unwrap_or_else(|e| panic!("client_credentials as the registered client: {e}"));
+    let claims = jwt_claims(token.access_token().expose_secret()).expect("JWT");
+    assert_eq!(claims["client_id"], registered.client_id());
+    // Read, update, delete.
+    let read = h.read_client_registration(&registered).expect("read");
+    assert_eq!(
+        read.metadata().string("client_name"),
+        Some("registered by the interop suite")
+    );
+    let updated = h
+        .update_client_registration(&read, &read.metadata().clone().client_name("renamed"))
+        .unwrap_or_else(|e| panic!("update: {e}"));
+    assert_eq!(updated.metadata().string("client_name"), Some("renamed"));
+    h.delete_client_registration(&updated).expect("delete");
+    assert!(h.read_client_registration(&updated).is_err(), "deleted");
+    // The deleted client gets no token.
+    let client = updated.client_with(ClientAssertionSigner::new(key).into_authentication());
+    let refused = h.request_token(
+        m.token_endpoint().expect("token endpoint"),
+        &client,
+        &TokenRequest::client_credentials().scope(["api:read"]),
+    );
+    assert_eq!(
+        error_code(&refused.err().expect("refused")),
+        Some(&ErrorCode::InvalidClient)
+    );
 }

@@ -288,6 +288,15 @@ impl RegisteredClient {
     pub fn update_request(&self, metadata: &ClientMetadata) -> Result<Request<RequestBody>, Error> {
         let (uri, token) = self.management()?;
         let mut body = metadata.0.clone();
+        // RFC 7592 §2.2: the server's own members are not sent back.
+        for theirs in [
+            "registration_access_token",
+            "registration_client_uri",
+            "client_secret_expires_at",
+            "client_id_issued_at",
+        ] {
+            body.remove(theirs);
+        }
         body.insert(
             "client_id".to_owned(),
             Value::String(self.client_id.clone()),
@@ -480,6 +489,9 @@ mod tests {
         assert_eq!(sent["client_id"], "s6BhdRkqt3");
         assert_eq!(sent["client_secret"], "cf136dc3c1fc93f31185e5885805d");
         assert_eq!(sent["client_name"], "Renamed");
+        // The server's own members are not sent back (RFC 7592 §2.2).
+        assert!(sent.get("client_id_issued_at").is_none());
+        assert!(sent.get("registration_access_token").is_none());
         assert_eq!(
             client.delete_request().map(|r| r.method().clone()).ok(),
             Some(Method::DELETE)
