@@ -300,3 +300,39 @@ pub fn anypoint_connected_app_created_and_used<H: Harness>() {
         .unwrap();
     assert!(!token.access_token().expose_secret().is_empty());
 }
+
+/// `OpenIdClient::begin` pushes the authorization request when discovery says
+/// `require_pushed_authorization_requests`, and does not otherwise.
+pub fn openid_client_pushes_when_the_provider_requires_it<H: Harness>() {
+    for required in [false, true] {
+        let server = start(Behaviour {
+            require_par: required,
+            ..Behaviour::default()
+        });
+        let h: H = harness(&server);
+        let b = Behaviour::default();
+        let metadata = h.discover(&server.url("")).unwrap();
+        assert_eq!(metadata.require_pushed_authorization_requests(), required);
+        let oidc = h.openid(oauth_reqwest::OpenIdCore::new(metadata.clone(), basic(&b)).unwrap());
+        let request = AuthorizationRequest::new(
+            metadata.authorization_endpoint().unwrap().clone(),
+            b.client_id.as_str(),
+        )
+        .redirect_uri("https://app.example/cb")
+        .scope(["read"]);
+        let pending = h.openid_begin(&oidc, request).unwrap();
+        assert_eq!(server.counters().par_requests, usize::from(required));
+        assert_eq!(
+            pending.url().contains("request_uri="),
+            required,
+            "{}",
+            pending.url()
+        );
+        // Either way, the flow completes.
+        let answer = h
+            .execute(Request::get(pending.url()).body(Vec::new()).unwrap())
+            .unwrap();
+        let location = answer.headers()["location"].to_str().unwrap().to_owned();
+        assert!(pending.handle_callback(&location).is_ok());
+    }
+}

@@ -131,6 +131,12 @@ pub trait Harness: Sized + Send + Sync + 'static {
     ) -> Result<oauth_core::UserInfo, Error>;
     /// `oidc.core()`.
     fn openid_core(oidc: &Self::OpenId) -> &oauth_reqwest::OpenIdCore;
+    /// `oidc.begin(request)`.
+    fn openid_begin(
+        &self,
+        oidc: &Self::OpenId,
+        request: oauth_core::AuthorizationRequest,
+    ) -> Result<oauth_core::PendingAuthorization, Error>;
     /// `http.device_flow(..)`, given up at `deadline` (the async adapter's future is dropped
     /// then: cancellation).
     #[allow(clippy::too_many_arguments)]
@@ -415,6 +421,14 @@ impl Harness for Reqwest {
         oidc.core()
     }
 
+    fn openid_begin(
+        &self,
+        oidc: &Self::OpenId,
+        request: oauth_core::AuthorizationRequest,
+    ) -> Result<oauth_core::PendingAuthorization, Error> {
+        self.runtime.block_on(oidc.begin(request))
+    }
+
     fn concurrent_tokens(
         &self,
         source: &Self::Source,
@@ -608,6 +622,14 @@ impl Harness for Ureq {
 
     fn openid_core(oidc: &Self::OpenId) -> &oauth_reqwest::OpenIdCore {
         oidc.core()
+    }
+
+    fn openid_begin(
+        &self,
+        oidc: &Self::OpenId,
+        request: oauth_core::AuthorizationRequest,
+    ) -> Result<oauth_core::PendingAuthorization, Error> {
+        oidc.begin(request)
     }
 
     fn concurrent_tokens(

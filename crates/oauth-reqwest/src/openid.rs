@@ -17,16 +17,16 @@ use crate::HttpClient;
 /// async calls that use them. Cheap to clone.
 ///
 /// ```no_run
-/// use oauth_reqwest::{Client, ClientAuthentication, ClientSecret, HttpClient, HttpConfig, OpenIdClient, SystemRandom};
+/// use oauth_reqwest::{Client, ClientAuthentication, ClientSecret, HttpClient, HttpConfig, OpenIdClient};
 ///
 /// # async fn run() -> Result<(), oauth_reqwest::Error> {
 /// let http = HttpClient::new(HttpConfig::new())?;
 /// let client = Client::new("my-app", ClientAuthentication::SecretBasic(ClientSecret::new("s3cret")));
 /// let oidc = OpenIdClient::discover(http, "https://login.example.com", client).await?;
-/// let pending = oidc
-///     .authorization_request("https://app.example.com/callback")?
-///     .scope(["openid", "email"])
-///     .build(&SystemRandom)?;
+/// // Pushed (RFC 9126) when the provider requires it.
+/// let pending = oidc.begin(
+///     oidc.authorization_request("https://app.example.com/callback")?.scope(["openid", "email"]),
+/// ).await?;
 /// // Send the user to pending.url(); when the redirect comes back:
 /// # let redirect_url = "";
 /// let login = oidc.exchange_code(&pending, redirect_url).await?;
@@ -86,6 +86,24 @@ impl OpenIdClient {
                 metadata.issuer(),
                 metadata.authorization_response_iss_parameter_supported(),
             ))
+    }
+
+    /// Builds `request` and pushes it (RFC 9126) when the provider requires pushed
+    /// authorization requests; send the user to the returned authorization's URL.
+    pub async fn begin(
+        &self,
+        request: AuthorizationRequest,
+    ) -> Result<PendingAuthorization, Error> {
+        self.core.begin(&self.http, request).await
+    }
+
+    /// Pushes `pending` to the provider's PAR endpoint (RFC 9126): the returned authorization's
+    /// URL holds only `client_id` and `request_uri`.
+    pub async fn push(
+        &self,
+        pending: &PendingAuthorization,
+    ) -> Result<PendingAuthorization, Error> {
+        self.core.push(&self.http, pending).await
     }
 
     /// Checks the redirect back against `pending`, redeems the code, and validates the

@@ -338,6 +338,37 @@ impl OpenIdCore {
         &self.keys
     }
 
+    /// Builds `request` (state, nonce, PKCE drawn from the OS), and pushes it (RFC 9126) when
+    /// the provider says authorization requests must be pushed
+    /// (`require_pushed_authorization_requests`).
+    pub async fn begin<I: Io>(
+        &self,
+        io: &I,
+        request: oauth_core::AuthorizationRequest,
+    ) -> Result<PendingAuthorization, Error> {
+        let pending = request.build(&crate::SystemRandom)?;
+        if self.metadata.require_pushed_authorization_requests() {
+            return self.push(io, &pending).await;
+        }
+        Ok(pending)
+    }
+
+    /// Pushes `pending` to the provider's `pushed_authorization_request_endpoint` (RFC 9126)
+    /// with this client's authentication.
+    pub async fn push<I: Io>(
+        &self,
+        io: &I,
+        pending: &PendingAuthorization,
+    ) -> Result<PendingAuthorization, Error> {
+        let endpoint = self
+            .metadata
+            .pushed_authorization_request_endpoint()
+            .ok_or(Error::MissingParameter {
+                name: "pushed_authorization_request_endpoint",
+            })?;
+        crate::flows::push_authorization(io, endpoint, &self.client, pending).await
+    }
+
     /// Redeems the code in `redirect` (checked against `pending`: state, RFC 9207 issuer) and
     /// validates the id_token: required when `openid` was asked for, and checked whenever
     /// present (signature with the provider's keys, issuer, audience, expiry, the `nonce`

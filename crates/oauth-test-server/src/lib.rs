@@ -99,6 +99,8 @@ pub struct Behaviour {
     pub device_slow_downs: u32,
     /// The initial access token client registration requires, if any.
     pub registration_token: Option<String>,
+    /// Discovery says `require_pushed_authorization_requests`.
+    pub require_par: bool,
 }
 
 impl Default for Behaviour {
@@ -128,6 +130,7 @@ impl Default for Behaviour {
             device_expires_in: 600,
             device_slow_downs: 0,
             registration_token: None,
+            require_par: false,
         }
     }
 }

@@ -186,6 +186,27 @@ pub(crate) fn handle(state: &Mutex<State>, request: &Request) -> Response {
         (method, path) if path.starts_with("/register/") => {
             manage_registration(state, request, method, &path["/register/".len()..])
         }
+        ("GET", "/.well-known/openid-configuration") => {
+            let st = lock(state);
+            let base = &st.base;
+            Response::json(
+                200,
+                &json!({
+                    "issuer": base,
+                    "authorization_endpoint": format!("{base}/authorize"),
+                    "token_endpoint": format!("{base}/token"),
+                    "jwks_uri": format!("{base}/jwks"),
+                    "introspection_endpoint": format!("{base}/introspect"),
+                    "revocation_endpoint": format!("{base}/revoke"),
+                    "device_authorization_endpoint": format!("{base}/device_authorization"),
+                    "pushed_authorization_request_endpoint": format!("{base}/par"),
+                    "registration_endpoint": format!("{base}/register"),
+                    "require_pushed_authorization_requests": st.behaviour.require_par,
+                    "authorization_response_iss_parameter_supported": true,
+                    "id_token_signing_alg_values_supported": ["ES256"],
+                }),
+            )
+        }
         ("GET", "/jwks") => {
             let mut st = lock(state);
             st.counters.jwks_requests += 1;

@@ -163,6 +163,25 @@ impl ServerMetadata {
             .unwrap_or(false)
     }
 
+    /// `pushed_authorization_request_endpoint` (RFC 9126 §5).
+    pub fn pushed_authorization_request_endpoint(&self) -> Option<&Endpoint> {
+        self.endpoint("pushed_authorization_request_endpoint")
+    }
+
+    /// `require_pushed_authorization_requests` (RFC 9126 §5): authorization requests must be
+    /// pushed.
+    pub fn require_pushed_authorization_requests(&self) -> bool {
+        self.extra
+            .get("require_pushed_authorization_requests")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    /// `registration_endpoint` (RFC 8414 §2, RFC 7591).
+    pub fn registration_endpoint(&self) -> Option<&Endpoint> {
+        self.endpoint("registration_endpoint")
+    }
+
     /// Every member other than `issuer` and the endpoints, as sent.
     pub fn extra(&self) -> &Map<String, Value> {
         &self.extra
