@@ -159,6 +159,65 @@ fn tokens_from_an_independent_signer_verify_for_every_algorithm() {
     }
 }
 
+/// RFC 7520 §4 ("Examples of Protecting Content Using JSON Object Signing and Encryption"): the
+/// RFC's signatures over its plain-text payload. The signature is checked before the payload is
+/// read, so a verified signature shows as the payload being refused (it is not a claim set);
+/// a changed signature is a bad signature. §4.3 (ES512, P-521) is outside the algorithms this
+/// crate verifies: its key is skipped.
+#[test]
+fn rfc7520_known_answers() {
+    let not_claims = VerifyError::Malformed("the payload is not a base64url JSON object");
+    let rsa = json!({"kty": "RSA", "kid": "bilbo.baggins@hobbiton.example", "use": "sig",
+        "n": "n4EPtAOCc9AlkeQHPzHStgAbgs7bTZLwUBZdR8_KuKPEHLd4rHVTeT-O-XV2jRojdNhxJWTDvNd7nqQ0VEiZQHz_AJmSCpMaJMRBSFKrKb2wqVwGU_NsYOYL-QtiWN2lbzcEe6XC0dApr5ydQLrHqkHHig3RBordaZ6Aj-oBHqFEHYpPe7Tpe-OfVfHd1E6cS6M1FZcD1NNLYD5lFHpPI9bTwJlsde3uhGqC0ZCuEHg8lhzwOHrtIQbS0FVbb9k3-tVTU4fg_3L_vniUFAKwuCLqKnS2BYwdq_mzSnbLY7h_qixoR7jig3__kRhuaxwUkRz5iaiQkqgc5gHdrNP5zw", "e": "AQAB"});
+    let keys = KeySet::new().with(VerifyingKey::from_jwk(&rsa).unwrap());
+    // §4.1: RS256.
+    let rs256 = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImJpbGJvLmJhZ2dpbnNAaG9iYml0b24uZXhhbXBsZSJ9.SXTigJlzIGEgZGFuZ2Vyb3VzIGJ1c2luZXNzLCBGcm9kbywgZ29pbmcgb3V0IHlvdXIgZG9vci4gWW91IHN0ZXAgb250byB0aGUgcm9hZCwgYW5kIGlmIHlvdSBkb24ndCBrZWVwIHlvdXIgZmVldCwgdGhlcmXigJlzIG5vIGtub3dpbmcgd2hlcmUgeW91IG1pZ2h0IGJlIHN3ZXB0IG9mZiB0by4.MRjdkly7_-oTPTS3AXP41iQIGKa80A0ZmTuV5MEaHoxnW2e5CZ5NlKtainoFmKZopdHM1O2U4mwzJdQx996ivp83xuglII7PNDi84wnB-BDkoBwA78185hX-Es4JIwmDLJK3lfWRa-XtL0RnltuYv746iYTh_qHRD68BNt1uSNCrUCTJDt5aAE6x8wW1Kt9eRo4QPocSadnHXFxnt8Is9UzpERV0ePPQdLuW3IS_de3xyIrDaLGdjluPxUAhb6L2aXic1U12podGU0KLUQSE_oI-ZnmKJ3F4uOZDnd6QZWJushZ41Axf_fcIe8u9ipH84ogoree7vjbU5y18kDquDg";
+    assert_eq!(
+        verify(rs256, &keys, &[Algorithm::RS256]).err(),
+        Some(not_claims.clone())
+    );
+    let tampered = format!("{}A", &rs256[..rs256.len() - 1]);
+    assert_eq!(
+        verify(&tampered, &keys, &[Algorithm::RS256]).err(),
+        Some(VerifyError::BadSignature)
+    );
+    // §4.2: PS384 (a randomised signature: the RFC's one verifies).
+    let ps384 = "eyJhbGciOiJQUzM4NCIsImtpZCI6ImJpbGJvLmJhZ2dpbnNAaG9iYml0b24uZXhhbXBsZSJ9.SXTigJlzIGEgZGFuZ2Vyb3VzIGJ1c2luZXNzLCBGcm9kbywgZ29pbmcgb3V0IHlvdXIgZG9vci4gWW91IHN0ZXAgb250byB0aGUgcm9hZCwgYW5kIGlmIHlvdSBkb24ndCBrZWVwIHlvdXIgZmVldCwgdGhlcmXigJlzIG5vIGtub3dpbmcgd2hlcmUgeW91IG1pZ2h0IGJlIHN3ZXB0IG9mZiB0by4.cu22eBqkYDKgIlTpzDXGvaFfz6WGoz7fUDcfT0kkOy42miAh2qyBzk1xEsnk2IpN6-tPid6VrklHkqsGqDqHCdP6O8TTB5dDDItllVo6_1OLPpcbUrhiUSMxbbXUvdvWXzg-UD8biiReQFlfz28zGWVsdiNAUf8ZnyPEgVFn442ZdNqiVJRmBqrYRXe8P_ijQ7p8Vdz0TTrxUeT3lm8d9shnr2lfJT8ImUjvAA2Xez2Mlp8cBE5awDzT0qI0n6uiP1aCN_2_jLAeQTlqRHtfa64QQSUmFAAjVKPbByi7xho0uTOcbH510a6GYmJUAfmWjwZ6oD4ifKo8DYM-X72Eaw";
+    assert_eq!(
+        verify(ps384, &keys, &[Algorithm::PS384]).err(),
+        Some(not_claims.clone())
+    );
+    // §4.4: HS256 with the RFC's symmetric key.
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode("hJtXIZ2uSN5kbQfbtTNWbpdmhkV8FJG-Onbc6mxCcYg")
+        .unwrap();
+    let hmac = KeySet::new().with(VerifyingKey::hmac(&secret));
+    let hs256 = "eyJhbGciOiJIUzI1NiIsImtpZCI6IjAxOGMwYWU1LTRkOWItNDcxYi1iZmQ2LWVlZjMxNGJjNzAzNyJ9.SXTigJlzIGEgZGFuZ2Vyb3VzIGJ1c2luZXNzLCBGcm9kbywgZ29pbmcgb3V0IHlvdXIgZG9vci4gWW91IHN0ZXAgb250byB0aGUgcm9hZCwgYW5kIGlmIHlvdSBkb24ndCBrZWVwIHlvdXIgZmVldCwgdGhlcmXigJlzIG5vIGtub3dpbmcgd2hlcmUgeW91IG1pZ2h0IGJlIHN3ZXB0IG9mZiB0by4.s0h6KThzkfBBBkLspW1h84VsJZFTsPPqMDA7g1Md7p0";
+    assert_eq!(
+        verify(hs256, &hmac, &[Algorithm::HS256]).err(),
+        Some(not_claims)
+    );
+    let wrong = KeySet::new().with(VerifyingKey::hmac(b"another key of at least 32 bytes!!"));
+    assert_eq!(
+        verify(hs256, &wrong, &[Algorithm::HS256]).err(),
+        Some(VerifyError::BadSignature)
+    );
+    // §4.3: ES512 on P-521: the key is not one this crate verifies with.
+    let p521 = json!({"keys": [{"kty": "EC", "kid": "bilbo.baggins@hobbiton.example", "use": "sig",
+        "crv": "P-521", "x": "AHKZLLOsCOzz5cY97ewNUajB957y-C-U88c3v13nmGZx6sYl_oJXu9A5RkTKqjqvjyekWF-7ytDyRXYgCF5cj0Kt", "y": "AdymlHvOiLxXkEhayXQnNCvDX4h9htZaCJN34kfmC6pV5OhQHiraVySsUdaQkAgDPrwQrJmbnX9cwlGfP-HqHZR1"}]});
+    assert!(
+        KeySet::from_jwks(p521.to_string().as_bytes())
+            .unwrap()
+            .keys()
+            .is_empty()
+    );
+    let es512 = "eyJhbGciOiJFUzUxMiIsImtpZCI6ImJpbGJvLmJhZ2dpbnNAaG9iYml0b24uZXhhbXBsZSJ9.SXTigJlzIGEgZGFuZ2Vyb3VzIGJ1c2luZXNzLCBGcm9kbywgZ29pbmcgb3V0IHlvdXIgZG9vci4gWW91IHN0ZXAgb250byB0aGUgcm9hZCwgYW5kIGlmIHlvdSBkb24ndCBrZWVwIHlvdXIgZmVldCwgdGhlcmXigJlzIG5vIGtub3dpbmcgd2hlcmUgeW91IG1pZ2h0IGJlIHN3ZXB0IG9mZiB0by4.AE_R_YZCChjn4791jSQCrdPZCNYqHXCTZH0-JZGYNlaAjP2kqaluUIIUnC9qvbu9Plon7KRTzoNEuT4Va2cmL1eJAQy3mtPBu_u_sDDyYjnAMDxXPn7XrT0lw-kvAD890jl8e2puQens_IEKBpHABlsbEPX6sFY8OcGDqoRuBomu9xQ2";
+    assert!(matches!(
+        verify(es512, &keys, &[Algorithm::RS256]),
+        Err(VerifyError::UnknownAlgorithm(_))
+    ));
+}
+
 #[test]
 fn rfc7515_known_answers() {
     // A.1: HS256 with the RFC's key.
