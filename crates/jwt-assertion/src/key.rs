@@ -283,6 +283,31 @@ impl SigningKey {
         }
     }
 
+    /// A new key for `alg`, made from the OS's randomness: ES256, ES384 or EdDSA (ring makes
+    /// no RSA keys; HMAC secrets come from the server).
+    pub fn generate(alg: Algorithm) -> Result<Self, KeyError> {
+        let rng = SystemRandom::new();
+        let failed = |_| KeyError::Malformed("the key could not be generated");
+        let pkcs8 = match alg {
+            Algorithm::ES256 => {
+                EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(failed)?
+            }
+            Algorithm::ES384 => {
+                EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P384_SHA384_FIXED_SIGNING, &rng)
+                    .map_err(failed)?
+            }
+            Algorithm::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng).map_err(failed)?,
+            _ => {
+                return Err(KeyError::Unsupported {
+                    what: "generating a key for this algorithm",
+                    hint: "generate ES256, ES384 or EdDSA keys, or load an RSA key from PEM",
+                });
+            }
+        };
+        Self::from_pkcs8_der(pkcs8.as_ref(), alg)
+    }
+
     /// Replaces the key id (by default the RFC 7638 thumbprint of the public key; none for HMAC).
     pub fn with_kid(mut self, kid: impl Into<String>) -> Self {
         self.kid = Some(kid.into());

@@ -53,6 +53,7 @@
 #![forbid(unsafe_code)]
 
 mod der;
+pub mod dpop;
 mod jwt;
 mod key;
 mod signer;
@@ -60,6 +61,7 @@ pub mod verify;
 
 use std::fmt;
 
+pub use dpop::DpopKey;
 pub use jwt::{DEFAULT_LIFETIME, Header, JwtClaims, sign_compact};
 pub use key::{Signature, SigningKey};
 pub use signer::{ClientAssertionSigner, JwtBearerSigner};

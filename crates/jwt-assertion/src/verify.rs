@@ -197,6 +197,12 @@ impl VerifyingKey {
         )
     }
 
+    /// Whether `sig` is this key's signature of `input` with `alg` (for proofs whose key is
+    /// their own, such as DPoP's).
+    pub(crate) fn verify_signature(&self, alg: Algorithm, input: &[u8], sig: &[u8]) -> bool {
+        self.fits(alg) && self.verify(alg, input, sig)
+    }
+
     fn verify(&self, alg: Algorithm, input: &[u8], sig: &[u8]) -> bool {
         use Algorithm::*;
         let rsa = |params: &'static signature::RsaParameters, n: &[u8], e: &[u8]| {

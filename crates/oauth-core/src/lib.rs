@@ -91,8 +91,8 @@ pub use client::anypoint;
 #[cfg(feature = "authorization-code")]
 use client::authorization;
 use client::{
-    bearer, device, discovery, engine, id_token, introspection, jwks, lifecycle, registration,
-    request, response, userinfo,
+    bearer, device, discovery, dpop, engine, id_token, introspection, jwks, lifecycle,
+    registration, request, response, userinfo,
 };
 #[cfg(feature = "authorization-code")]
 use common::sha256;
@@ -117,6 +117,7 @@ pub use device::{
     parse_device_authorization_response,
 };
 pub use discovery::{ServerMetadata, WellKnown, discovery_request, parse_server_metadata};
+pub use dpop::{DPOP, DPOP_NONCE, Dpop, DpopSigner, ProofContext, asks_for_dpop_nonce, htu};
 pub use endpoint::{Endpoint, EndpointError, SchemePolicy};
 pub use engine::{
     CallStep, RejectionClassifier, ResourceCall, ResourceStep, TokenCall, deadline_after,

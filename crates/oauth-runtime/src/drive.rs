@@ -189,6 +189,7 @@ pub async fn send<I, F, Fut>(
     io: &I,
     shared: &SharedToken,
     classifier: &RejectionClassifier,
+    dpop: Option<&oauth_core::Dpop>,
     request: Request<Vec<u8>>,
     mut token: F,
 ) -> Result<Response<Vec<u8>>, Error>
@@ -199,10 +200,10 @@ where
 {
     let config = io.config();
     config.endpoint(&request.uri().to_string())?;
-    let mut call = ResourceCall::new(&request, classifier, config.timeout);
+    let mut call = ResourceCall::new(&request, classifier, config.timeout).dpop(dpop);
     loop {
         match call.poll() {
-            ResourceStep::NeedToken => call.handle_token(token().await?)?,
+            ResourceStep::NeedToken => call.handle_token(token().await?, now().wall())?,
             ResourceStep::Send { request, timeout } => {
                 let limit = config.max_resource_body;
                 let answer = io.send(request.map(Body::Plain), limit, timeout).await?;

@@ -100,10 +100,12 @@ impl TokenSource {
         self.inner.shared.store(token);
     }
 
-    /// Sends a request to a protected resource with `Authorization: Bearer`. If the resource
-    /// rejects the token (a 401 that the source's `RejectionClassifier` reads as an expired or
-    /// invalid token, such as Dataloy's `"Token expired."`), drops it, gets a new one and sends
-    /// the request again, once. A token issued with another `token_type` (such as `DPoP`) is
+    /// Sends a request to a protected resource with `Authorization: Bearer` — or, for a token
+    /// issued as `DPoP` to a client built `with_dpop`, `Authorization: DPoP` and a proof
+    /// (RFC 9449; once more with the nonce a resource asks for). If the resource rejects the
+    /// token (a 401 that the source's `RejectionClassifier` reads as an expired or invalid
+    /// token, such as Dataloy's `"Token expired."`), drops it, gets a new one and sends the
+    /// request again, once. A token of another type (`mac`, or `DPoP` without the key) is
     /// refused with `Error::UnsupportedTokenType`. Redirects are returned, not followed.
     pub fn send(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, Error> {
         let inner = &self.inner;
@@ -111,6 +113,7 @@ impl TokenSource {
             &inner.http,
             &inner.shared,
             &inner.classifier,
+            inner.client.dpop(),
             request,
             || std::future::ready(self.token()),
         ))

@@ -194,6 +194,7 @@ pub struct Client {
     id: Option<ClientId>,
     auth: ClientAuthentication,
     encoding: BodyEncoding,
+    dpop: Option<crate::dpop::Dpop>,
 }
 
 impl Client {
@@ -203,6 +204,7 @@ impl Client {
             id: Some(id.into()),
             auth,
             encoding: BodyEncoding::Form,
+            dpop: None,
         }
     }
 
@@ -216,6 +218,7 @@ impl Client {
             id: None,
             auth: ClientAuthentication::None,
             encoding: BodyEncoding::Form,
+            dpop: None,
         }
     }
 
@@ -223,6 +226,18 @@ impl Client {
     pub fn with_body_encoding(mut self, encoding: BodyEncoding) -> Self {
         self.encoding = encoding;
         self
+    }
+
+    /// Proves possession of this DPoP key (RFC 9449) in every token request, and in every
+    /// request that uses a DPoP-bound token it gets.
+    pub fn with_dpop(mut self, dpop: crate::dpop::Dpop) -> Self {
+        self.dpop = Some(dpop);
+        self
+    }
+
+    /// The client's DPoP key, if it has one.
+    pub fn dpop(&self) -> Option<&crate::dpop::Dpop> {
+        self.dpop.as_ref()
     }
 
     /// The client identifier, unless the client is [anonymous](Self::anonymous).

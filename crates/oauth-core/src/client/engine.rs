@@ -17,16 +17,16 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 
 use crate::bearer::{Rejection, TokenVerdict, authorize_request, classify_resource_response};
 use crate::client::Client;
 use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::request::{RequestBody, TokenRequest};
-use crate::response::{TokenResponse, parse_token_response};
+use crate::response::{TokenResponse, TokenType, parse_token_response};
 use crate::secret::{AccessToken, Assertion};
 use crate::time::Now;
 use crate::transport::{RetryPolicy, TransportError, TransportErrorKind, retry_after};
@@ -52,6 +52,8 @@ pub struct TokenCall<'a> {
     /// The assertions signed for the attempt in flight, to scrub them from its answer.
     signed: Vec<Assertion>,
     last_error: Option<Error>,
+    /// Whether the call was sent again with the DPoP nonce the server asked for.
+    nonce_retried: bool,
 }
 
 #[derive(Debug)]
@@ -104,6 +106,7 @@ impl<'a> TokenCall<'a> {
             state: CallState::Ready,
             signed: Vec::new(),
             last_error: None,
+            nonce_retried: false,
         }
     }
 
@@ -150,10 +153,20 @@ impl<'a> TokenCall<'a> {
             Err(e) => return self.finish(Err(e)),
         };
         self.signed = built.signed;
+        let mut request = built.request;
+        if let Some(dpop) = self.client.dpop() {
+            // RFC 9449 §5: a proof for this attempt, with the server's latest nonce.
+            match dpop.proof(&Method::POST, self.endpoint.uri(), now.wall(), None) {
+                Ok(proof) => {
+                    request.headers_mut().insert(crate::dpop::DPOP, proof);
+                }
+                Err(e) => return self.finish(Err(e)),
+            }
+        }
         self.attempt += 1;
         self.state = CallState::InFlight;
         CallStep::Send {
-            request: built.request,
+            request,
             timeout: self
                 .attempt_timeout
                 .min(remaining.max(Duration::from_millis(1))),
@@ -167,8 +180,12 @@ impl<'a> TokenCall<'a> {
         answer: Result<Response<B>, Error>,
         now: Now,
     ) {
+        let mut fresh_nonce = false;
         let (result, headers) = match answer {
             Ok(response) => {
+                if let Some(dpop) = self.client.dpop() {
+                    fresh_nonce = dpop.remember_nonce(self.endpoint.uri(), response.headers());
+                }
                 let parsed = parse_token_response(&response, now.wall());
                 // A failed answer is read again with every secret sent taken out of the body
                 // first, so that nothing the error keeps (cut to a few hundred characters)
@@ -189,6 +206,15 @@ impl<'a> TokenCall<'a> {
             }
             Err(e) => e,
         };
+        // RFC 9449 §8: the server wants a nonce in the proof; it gave one: once more, now.
+        let nonce_asked = error
+            .error_response()
+            .is_some_and(|r| r.code().as_str() == "use_dpop_nonce");
+        if nonce_asked && fresh_nonce && !self.nonce_retried {
+            self.nonce_retried = true;
+            self.state = CallState::Ready;
+            return;
+        }
         self.scrub(&mut error);
         let wait = headers
             .as_ref()
@@ -357,6 +383,8 @@ pub struct ResourceCall<'a, B> {
     state: ResourceState<B>,
     token: Option<AccessToken>,
     retried: bool,
+    dpop: Option<&'a crate::dpop::Dpop>,
+    nonce_retried: bool,
 }
 
 #[derive(Debug)]
@@ -415,7 +443,16 @@ impl<'a, B: Clone> ResourceCall<'a, B> {
             state: ResourceState::NeedToken,
             token: None,
             retried: false,
+            dpop: None,
+            nonce_retried: false,
         }
+    }
+
+    /// Sends DPoP-bound tokens (`token_type` DPoP) with `Authorization: DPoP` and a proof made
+    /// with this key (RFC 9449 §7), and retries once with the nonce a resource asks for.
+    pub fn dpop(mut self, dpop: Option<&'a crate::dpop::Dpop>) -> Self {
+        self.dpop = dpop;
+        self
     }
 
     /// What to do next.
@@ -461,11 +498,35 @@ impl<'a, B: Clone> ResourceCall<'a, B> {
         }
     }
 
-    /// Hands in the token to send: refuses a token whose type is not `Bearer`
-    /// ([`Error::UnsupportedTokenType`]) and one that cannot be a header value.
-    pub fn handle_token(&mut self, token: AccessToken) -> Result<(), Error> {
+    /// Hands in the token to send, at `now` (the time a DPoP proof is signed with): a Bearer
+    /// token as `Authorization: Bearer`, a DPoP-bound one as `Authorization: DPoP` with a proof
+    /// when the call has the key; any other type is refused
+    /// ([`Error::UnsupportedTokenType`]), as is one that cannot be a header value.
+    pub fn handle_token(&mut self, token: AccessToken, now: SystemTime) -> Result<(), Error> {
         let mut request = clone_request(self.request);
-        authorize_request(&mut request, &token)?;
+        match (token.token_type(), self.dpop) {
+            (TokenType::DPoP, Some(dpop)) => {
+                let proof = dpop.proof(
+                    request.method(),
+                    request.uri(),
+                    now,
+                    Some(token.expose_secret()),
+                )?;
+                let mut text =
+                    zeroize::Zeroizing::new(String::with_capacity(5 + token.expose_secret().len()));
+                text.push_str("DPoP ");
+                text.push_str(token.expose_secret());
+                let mut value =
+                    HeaderValue::from_str(&text).map_err(|_| Error::InvalidHeaderValue {
+                        what: "access token",
+                    })?;
+                value.set_sensitive(true);
+                let headers = request.headers_mut();
+                headers.insert(http::header::AUTHORIZATION, value);
+                headers.insert(crate::dpop::DPOP, proof);
+            }
+            _ => authorize_request(&mut request, &token)?,
+        }
         self.token = Some(token);
         self.state = ResourceState::Send(request);
         Ok(())
@@ -473,6 +534,25 @@ impl<'a, B: Clone> ResourceCall<'a, B> {
 
     /// Hands in the resource's answer.
     pub fn handle_response(&mut self, response: Response<Vec<u8>>) {
+        if let Some(dpop) = self.dpop {
+            let fresh = dpop.remember_nonce(self.request.uri(), response.headers());
+            // RFC 9449 §9: the resource wants a nonce in the proof: the same token once more,
+            // with a proof carrying it.
+            if fresh
+                && !self.nonce_retried
+                && response.status() == StatusCode::UNAUTHORIZED
+                && crate::dpop::asks_for_dpop_nonce(response.headers())
+                && self
+                    .token
+                    .as_ref()
+                    .is_some_and(|t| *t.token_type() == TokenType::DPoP)
+            {
+                self.nonce_retried = true;
+                self.token = None;
+                self.state = ResourceState::NeedToken;
+                return;
+            }
+        }
         let verdict = self.classifier.classify(&response);
         if matches!(verdict, TokenVerdict::Rejected(_)) && !self.retried {
             self.state = ResourceState::Rejected(response);
@@ -829,7 +909,7 @@ mod tests {
                 ResourceStep::NeedToken => {
                     n += 1;
                     log.push(format!("token {n}"));
-                    call.handle_token(AccessToken::new(format!("t{n}")))
+                    call.handle_token(AccessToken::new(format!("t{n}")), SystemTime::UNIX_EPOCH)
                         .unwrap();
                 }
                 ResourceStep::Send { request, .. } => {
@@ -895,13 +975,16 @@ mod tests {
         let c = RejectionClassifier::default();
         let request = resource();
         for t in [
-            crate::TokenType::DPoP,
-            crate::TokenType::NotApplicable,
-            crate::TokenType::parse("mac"),
+            TokenType::DPoP,
+            TokenType::NotApplicable,
+            TokenType::parse("mac"),
         ] {
             let mut call = ResourceCall::new(&request, &c, Duration::from_secs(5));
             let err = call
-                .handle_token(AccessToken::with_type("tok", t.clone()))
+                .handle_token(
+                    AccessToken::with_type("tok", t.clone()),
+                    SystemTime::UNIX_EPOCH,
+                )
                 .unwrap_err();
             assert_eq!(err, Error::UnsupportedTokenType(t));
             assert!(err.to_string().contains("cannot be sent as a bearer token"));

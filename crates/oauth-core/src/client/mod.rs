@@ -12,6 +12,7 @@ pub(crate) mod authorization;
 pub(crate) mod bearer;
 pub(crate) mod device;
 pub(crate) mod discovery;
+pub(crate) mod dpop;
 pub(crate) mod engine;
 pub(crate) mod id_token;
 pub(crate) mod introspection;
