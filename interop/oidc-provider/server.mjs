@@ -33,6 +33,8 @@ const RESOURCES = {
 const SHORT = 'https://api.example/short';
 const SHORT_TTL = 2;
 
+const DPOP_NONCE_SECRET = crypto.randomBytes(32);
+
 // Assertion jtis seen, across rotations.
 const seenAssertions = new Set();
 
@@ -75,6 +77,12 @@ function makeProvider(jwks) {
       introspection: { enabled: true },
       jwtUserinfo: { enabled: true },
       deviceFlow: { enabled: true },
+      // DPoP (RFC 9449; on by default), with server nonces required for one client.
+      dPoP: {
+        enabled: true,
+        nonceSecret: DPOP_NONCE_SECRET,
+        requireNonce: (ctx) => ctx.oidc?.client?.clientId === 'cc-dpop-nonce',
+      },
       // Open registration (no initial access token), with RFC 7592 management.
       registration: { enabled: true },
       registrationManagement: { enabled: true },

@@ -71,6 +71,14 @@ fn client_metadata() -> (Vec<Value>, Value) {
         cc("cc-basic", "client_secret_basic"),
         cc("cc-post", "client_secret_post"),
         cc("gateway", "client_secret_basic"),
+        // The server requires DPoP nonces from this one.
+        cc("cc-dpop-nonce", "client_secret_basic"),
+        // A public web client (a single-page app): its refresh tokens are DPoP-bound.
+        json!({
+            "client_id": "spa", "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
+            "redirect_uris": [REDIRECT_URI], "scope": "openid profile offline_access api:read",
+        }),
         json!({
             "client_id": "cc-jwt", "client_secret": JWT_SECRET,
             "token_endpoint_auth_method": "client_secret_jwt",
@@ -1225,5 +1233,128 @@ pub fn client_registration_with_private_key_jwt<H: Harness>() {
     assert_eq!(
         error_code(&refused.err().expect("refused")),
         Some(&ErrorCode::InvalidClient)
+    );
+}
+
+/// DPoP (RFC 9449) with oidc-provider: client_credentials bound to the client's key (JWT
+/// `cnf.jkt`, and `cnf.jkt` in introspection for an opaque token); a client the server
+/// requires nonces from (the `use_dpop_nonce` answer retried once with the nonce given); a
+/// token source; the code flow of a public client with DPoP, its UserInfo called with
+/// `Authorization: DPoP`, its refresh token bound to the key (refused without it); a DPoP
+/// token sent as Bearer refused.
+pub fn dpop_bound_tokens<H: Harness>() {
+    let p = OidcProvider::shared();
+    let h: H = p.harness();
+    let m = p.discover(&h);
+    let token_endpoint = m.token_endpoint().expect("token endpoint").clone();
+    let key = jwt_assertion::DpopKey::generate().expect("key");
+    let jkt = key.jkt().to_owned();
+    let dpop = key.into_dpop();
+    let cc = |id: &str| secret_client(id, false).with_dpop(dpop.clone());
+
+    // client_credentials, a JWT access token bound to the key.
+    let jwt = h
+        .request_token(
+            &token_endpoint,
+            &cc("cc-basic"),
+            &TokenRequest::client_credentials()
+                .scope(["api:read"])
+                .resource(JWT_RESOURCE),
+        )
+        .unwrap_or_else(|e| panic!("DPoP client_credentials: {e}"));
+    assert_eq!(
+        *jwt.access_token().token_type(),
+        oauth_core::TokenType::DPoP
+    );
+    let claims = jwt_claims(jwt.access_token().expose_secret()).expect("JWT");
+    assert_eq!(claims["cnf"]["jkt"], jkt.as_str());
+    // An opaque one: the binding shows in introspection.
+    let opaque = h
+        .request_token(
+            &token_endpoint,
+            &cc("cc-basic"),
+            &TokenRequest::client_credentials()
+                .scope(["api:read"])
+                .resource(OPAQUE_RESOURCE),
+        )
+        .expect("opaque DPoP token");
+    let i = introspect(&h, &m, opaque.access_token().expose_secret());
+    assert!(i.active());
+    assert_eq!(i.extra()["cnf"]["jkt"], jkt.as_str());
+
+    // The server requires a nonce from this client: the first answer is use_dpop_nonce, the
+    // call retries with the nonce given, and later calls reuse it.
+    for round in 0..2 {
+        let t = h
+            .request_token(
+                &token_endpoint,
+                &cc("cc-dpop-nonce"),
+                &TokenRequest::client_credentials().scope(["api:read"]),
+            )
+            .unwrap_or_else(|e| panic!("nonce round {round}: {e}"));
+        assert_eq!(*t.access_token().token_type(), oauth_core::TokenType::DPoP);
+    }
+    assert!(dpop.nonce(token_endpoint.uri()).is_some());
+
+    // A token source with the key.
+    let source = h.source(
+        token_endpoint.clone(),
+        cc("cc-basic"),
+        SourceSpec {
+            grant: Some(TokenRequest::client_credentials().scope(["api:read"])),
+            ..SourceSpec::default()
+        },
+    );
+    assert_eq!(
+        *h.token(&source).expect("source token").token_type(),
+        oauth_core::TokenType::DPoP
+    );
+
+    // The code flow of a public client with DPoP.
+    let spa = Client::new("spa", ClientAuthentication::None).with_dpop(dpop.clone());
+    let oidc = h.openid(oauth_reqwest::OpenIdCore::new(m.clone(), spa).expect("core"));
+    let (pending, redirect) = authorize_as(&h, &m, "spa", &["openid", "offline_access"], "heidi");
+    let login = h
+        .exchange_code(&oidc, &pending, &redirect)
+        .unwrap_or_else(|e| panic!("DPoP code exchange: {e}"));
+    assert_eq!(
+        *login.token.access_token().token_type(),
+        oauth_core::TokenType::DPoP
+    );
+    let me = login.id_token.clone().expect("validated id_token");
+    let info = h
+        .userinfo(&oidc, login.token.access_token(), Some(me.subject()))
+        .unwrap_or_else(|e| panic!("userinfo with DPoP: {e}"));
+    assert_eq!(info.subject(), "heidi");
+    // The same token as Bearer: refused.
+    let as_bearer = h
+        .execute(
+            Request::get(m.userinfo_endpoint().expect("userinfo").as_str())
+                .header(
+                    header::AUTHORIZATION,
+                    format!("Bearer {}", login.token.access_token().expose_secret()),
+                )
+                .body(Vec::new())
+                .expect("request"),
+        )
+        .expect("answer");
+    assert_eq!(as_bearer.status(), 401);
+    // The refresh token is bound to the key: refreshed with it, refused without.
+    let refresh = login.token.refresh_token().expect("refresh token").clone();
+    let without_key = h.request_token(
+        &token_endpoint,
+        &Client::new("spa", ClientAuthentication::None),
+        &TokenRequest::refresh_token(refresh.clone()),
+    );
+    assert!(
+        without_key.is_err(),
+        "a bound refresh token without the key"
+    );
+    let refreshed = h
+        .openid_refresh(&oidc, &refresh, Some(&me))
+        .unwrap_or_else(|e| panic!("DPoP refresh: {e}"));
+    assert_eq!(
+        *refreshed.token.access_token().token_type(),
+        oauth_core::TokenType::DPoP
     );
 }

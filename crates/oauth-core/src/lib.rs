@@ -117,7 +117,10 @@ pub use device::{
     parse_device_authorization_response,
 };
 pub use discovery::{ServerMetadata, WellKnown, discovery_request, parse_server_metadata};
-pub use dpop::{DPOP, DPOP_NONCE, Dpop, DpopSigner, ProofContext, asks_for_dpop_nonce, htu};
+pub use dpop::{
+    DPOP, DPOP_NONCE, Dpop, DpopSigner, ProofContext, asks_for_dpop_nonce, authorize_request_with,
+    htu,
+};
 pub use endpoint::{Endpoint, EndpointError, SchemePolicy};
 pub use engine::{
     CallStep, RejectionClassifier, ResourceCall, ResourceStep, TokenCall, deadline_after,
@@ -157,7 +160,8 @@ pub use secret::{
 pub use time::Now;
 pub use transport::{RetryPolicy, TransportError, TransportErrorKind, is_transient, retry_after};
 pub use userinfo::{
-    UserInfo, UserInfoResponse, parse_userinfo_response, userinfo_request, validate_userinfo,
+    UserInfo, UserInfoResponse, parse_userinfo_response, userinfo_request, userinfo_request_with,
+    validate_userinfo,
 };
 
 /// Re-exported so that users name the same `http` version as this crate.

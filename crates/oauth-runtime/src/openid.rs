@@ -17,7 +17,7 @@ use oauth_core::{
     IdTokenClaims, IdTokenError, JwksCache, JwksDecision, PendingAuthorization, RefreshToken,
     RequestBody, ServerMetadata, TokenRequest, TokenResponse, TransportError, TransportErrorKind,
     UnexpectedReason, UnexpectedResponse, UserInfo, UserInfoResponse, parse_userinfo_response,
-    userinfo_request, validate_userinfo,
+    userinfo_request_with, validate_userinfo,
 };
 
 use crate::drive::{Io, execute_oauth, request_token};
@@ -507,7 +507,7 @@ impl OpenIdCore {
             .ok_or(Error::MissingParameter {
                 name: "userinfo_endpoint",
             })?;
-        let request = userinfo_request(endpoint, token)?;
+        let request = userinfo_request_with(endpoint, token, self.client.dpop(), now().wall())?;
         let response = execute_oauth(io, request).await?;
         match parse_userinfo_response(&response)? {
             UserInfoResponse::Claims(claims) => validate_userinfo(claims, expected_subject, None),

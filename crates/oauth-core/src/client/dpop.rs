@@ -164,6 +164,38 @@ impl Dpop {
     }
 }
 
+/// Authorizes `request` with `token`: a DPoP-bound token (`token_type` DPoP) as
+/// `Authorization: DPoP` with a proof made by `dpop` at `now` (RFC 9449 §7.1), any other as
+/// `Authorization: Bearer` ([`authorize_request`](crate::authorize_request): only Bearer
+/// tokens; a DPoP token without the key is [`Error::UnsupportedTokenType`]).
+pub fn authorize_request_with<B>(
+    request: &mut http::Request<B>,
+    token: &crate::AccessToken,
+    dpop: Option<&Dpop>,
+    now: SystemTime,
+) -> Result<(), Error> {
+    let (crate::TokenType::DPoP, Some(dpop)) = (token.token_type(), dpop) else {
+        return crate::authorize_request(request, token);
+    };
+    let proof = dpop.proof(
+        request.method(),
+        request.uri(),
+        now,
+        Some(token.expose_secret()),
+    )?;
+    let mut text = zeroize::Zeroizing::new(String::with_capacity(5 + token.expose_secret().len()));
+    text.push_str("DPoP ");
+    text.push_str(token.expose_secret());
+    let mut value = HeaderValue::from_str(&text).map_err(|_| Error::InvalidHeaderValue {
+        what: "access token",
+    })?;
+    value.set_sensitive(true);
+    let headers = request.headers_mut();
+    headers.insert(http::header::AUTHORIZATION, value);
+    headers.insert(DPOP, proof);
+    Ok(())
+}
+
 /// `htu` (RFC 9449 §4.2): the URL without its query and fragment.
 pub fn htu(uri: &Uri) -> String {
     let scheme = uri.scheme_str().unwrap_or("https");

@@ -19,9 +19,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 
-use crate::bearer::{Rejection, TokenVerdict, authorize_request, classify_resource_response};
+use crate::bearer::{Rejection, TokenVerdict, classify_resource_response};
 use crate::client::Client;
 use crate::endpoint::Endpoint;
 use crate::error::Error;
@@ -504,29 +504,7 @@ impl<'a, B: Clone> ResourceCall<'a, B> {
     /// ([`Error::UnsupportedTokenType`]), as is one that cannot be a header value.
     pub fn handle_token(&mut self, token: AccessToken, now: SystemTime) -> Result<(), Error> {
         let mut request = clone_request(self.request);
-        match (token.token_type(), self.dpop) {
-            (TokenType::DPoP, Some(dpop)) => {
-                let proof = dpop.proof(
-                    request.method(),
-                    request.uri(),
-                    now,
-                    Some(token.expose_secret()),
-                )?;
-                let mut text =
-                    zeroize::Zeroizing::new(String::with_capacity(5 + token.expose_secret().len()));
-                text.push_str("DPoP ");
-                text.push_str(token.expose_secret());
-                let mut value =
-                    HeaderValue::from_str(&text).map_err(|_| Error::InvalidHeaderValue {
-                        what: "access token",
-                    })?;
-                value.set_sensitive(true);
-                let headers = request.headers_mut();
-                headers.insert(http::header::AUTHORIZATION, value);
-                headers.insert(crate::dpop::DPOP, proof);
-            }
-            _ => authorize_request(&mut request, &token)?,
-        }
+        crate::dpop::authorize_request_with(&mut request, &token, self.dpop, now)?;
         self.token = Some(token);
         self.state = ResourceState::Send(request);
         Ok(())

@@ -37,6 +37,27 @@ pub fn userinfo_request(
     Ok(request)
 }
 
+/// [`userinfo_request`] for a token that may be DPoP-bound: sent as `Authorization: DPoP` with
+/// a proof made by `dpop` at `now` when it is (RFC 9449 §7.1).
+pub fn userinfo_request_with(
+    endpoint: &Endpoint,
+    token: &AccessToken,
+    dpop: Option<&crate::dpop::Dpop>,
+    now: std::time::SystemTime,
+) -> Result<Request<RequestBody>, Error> {
+    let mut request = Request::builder()
+        .method(Method::GET)
+        .uri(endpoint.uri().clone())
+        .header(
+            ACCEPT,
+            HeaderValue::from_static("application/json, application/jwt"),
+        )
+        .body(RequestBody::default())
+        .map_err(|_| Error::InvalidHeaderValue { what: "userinfo" })?;
+    crate::dpop::authorize_request_with(&mut request, token, dpop, now)?;
+    Ok(request)
+}
+
 /// What the UserInfo endpoint answered, before any check.
 #[derive(Clone)]
 #[non_exhaustive]
