@@ -148,8 +148,9 @@ pub use request::{
 };
 pub use resource::{
     ApiPolicy, BearerLocations, ContractStatus, DEFAULT_MAX_TOKEN_LEN, Denial, InvalidTokenReason,
-    JwtAccessTokenChecks, Principal, RequestToken, extract_bearer_token,
-    extract_bearer_token_from_parts, jwt_issuer_hint, validate_jwt_access_token,
+    JwtAccessTokenChecks, Presentation, Principal, RequestToken, TokenScheme, extract_bearer_token,
+    extract_bearer_token_from_parts, extract_token_from_parts, jwt_issuer_hint,
+    validate_jwt_access_token,
 };
 pub use response::{MAX_BODY_LEN, TokenResponse, TokenType, parse_token_response};
 pub use scope::Scope;

@@ -3,8 +3,10 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use oauth_core::http::{Request, Response};
-use oauth_core::{AccessToken, ApiPolicy, Denial, Principal, extract_bearer_token};
+use oauth_core::http::{Method, Request, Response, Uri};
+use oauth_core::{
+    AccessToken, ApiPolicy, Denial, Presentation, Principal, TokenScheme, extract_token_from_parts,
+};
 use oauth_ureq::HttpClient;
 
 use crate::cache::key;
@@ -73,21 +75,54 @@ impl BlockingGateway {
 
     /// Decides on a request, reading the token from the places the builder allowed.
     pub fn check<B: AsRef<[u8]>>(&self, request: &Request<B>) -> Result<Principal, Denial> {
-        let token = extract_bearer_token(request, self.inner.engine.locations)?;
-        self.decide_token(token.expose_secret())
+        let (token, scheme) = extract_token_from_parts(
+            request.method(),
+            request.uri(),
+            request.headers(),
+            Some(request.body().as_ref()),
+            self.inner.engine.locations,
+        )?;
+        self.decide_presented(
+            request.method(),
+            request.uri(),
+            request.headers(),
+            token.expose_secret(),
+            scheme,
+        )
     }
 
     /// Decides on a token: from the cache, or after one introspection call shared by every
     /// concurrent request with the same token (the others block until it answers).
     pub fn validate(&self, token: &AccessToken) -> Result<Principal, Denial> {
-        self.decide_token(token.expose_secret())
+        self.decide_token(token.expose_secret(), Presentation::Bearer)
     }
 
-    fn decide_token(&self, token: &str) -> Result<Principal, Denial> {
+    fn decide_presented(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &oauth_core::http::HeaderMap,
+        token: &str,
+        scheme: TokenScheme,
+    ) -> Result<Principal, Denial> {
+        match scheme {
+            TokenScheme::Dpop => {
+                let jkt = self.inner.engine.dpop_proof(method, uri, headers, token)?;
+                self.decide_token(token, Presentation::Dpop { jkt: &jkt })
+            }
+            _ => self.decide_token(token, Presentation::Bearer),
+        }
+    }
+
+    fn decide_token(
+        &self,
+        token: &str,
+        presentation: Presentation<'_>,
+    ) -> Result<Principal, Denial> {
         let engine = &self.inner.engine;
         let key = key(token);
         if let Some(result) = engine.cached(&key) {
-            return engine.decide(&result);
+            return engine.decide(&result, presentation);
         }
         let call = self.inner.in_flight.join(key);
         let outcome = call
@@ -115,7 +150,7 @@ impl BlockingGateway {
             })
             .clone();
         drop(call);
-        engine.decide(&outcome?)
+        engine.decide(&outcome?, presentation)
     }
 
     /// The response for a denial (RFC 6750 status, challenge and JSON body).

@@ -1,16 +1,17 @@
 //! What the async and the blocking gateway share: configuration, the cache, the decision.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use jwt_assertion::Algorithm;
 use jwt_assertion::verify::{KeySet, Verified};
-use oauth_core::http::{Response, StatusCode};
+use oauth_core::http::{HeaderMap, Method, Response, StatusCode, Uri};
 use oauth_core::{
     ApiPolicy, BearerLocations, Client, Denial, Endpoint, Error, Introspection,
-    IntrospectionRequest, InvalidTokenReason, JwksCache, JwtAccessTokenChecks, Principal,
-    RequestBody, SecurityToken, TokenTypeHint, jwt_issuer_hint, validate_jwt_access_token,
+    IntrospectionRequest, InvalidTokenReason, JwksCache, JwtAccessTokenChecks, Presentation,
+    Principal, RequestBody, SecurityToken, TokenTypeHint, jwt_issuer_hint,
+    validate_jwt_access_token,
 };
 use oauth_runtime::{KeysError, RemoteKeys};
 
@@ -30,6 +31,98 @@ pub struct GatewayBuilder<H> {
     pub(crate) issuers: Vec<JwtIssuer>,
     pub(crate) cache: CacheConfig,
     pub(crate) locations: BearerLocations,
+    pub(crate) dpop: DpopPolicy,
+}
+
+/// How DPoP-bound tokens (RFC 9449) are accepted: `Authorization: DPoP <token>` with a proof in
+/// the `DPoP` header, signed by the key the token is bound to (`cnf.jkt`), for this request's
+/// method and URL, made within the window, never seen before. A DPoP-bound token presented as
+/// a bearer token is refused.
+#[derive(Clone, Debug)]
+pub struct DpopPolicy {
+    origin: Option<String>,
+    window: Duration,
+    replay_capacity: usize,
+}
+
+impl Default for DpopPolicy {
+    /// The URL from the request (absolute-form, else `https://` and its `Host`), a 60 s
+    /// window, 100,000 proofs remembered.
+    fn default() -> Self {
+        Self {
+            origin: None,
+            window: Duration::from_secs(60),
+            replay_capacity: 100_000,
+        }
+    }
+}
+
+impl DpopPolicy {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The API's public origin (`https://api.example`), for the `htu` check behind a proxy
+    /// that changes the host or the scheme.
+    pub fn public_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// How far a proof's `iat` may be from now (and how long its `jti` is remembered).
+    pub fn window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// How many proofs are remembered for the replay check. When full, a proof that cannot be
+    /// remembered is refused rather than risk accepting a replay.
+    pub fn replay_capacity(mut self, proofs: usize) -> Self {
+        self.replay_capacity = proofs;
+        self
+    }
+}
+
+/// The `jti`s of the proofs seen within the window (RFC 9449 §11.1).
+pub(crate) struct ReplayCache {
+    seen: Mutex<(HashMap<String, Instant>, VecDeque<(Instant, String)>)>,
+    capacity: usize,
+    window: Duration,
+}
+
+impl ReplayCache {
+    fn new(capacity: usize, window: Duration) -> Self {
+        Self {
+            seen: Mutex::new((HashMap::new(), VecDeque::new())),
+            capacity,
+            window,
+        }
+    }
+
+    /// Records `id`; false if it was seen within the window (or there is no room).
+    fn first_use(&self, id: String, now: Instant) -> bool {
+        let mut guard = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let (map, order) = &mut *guard;
+        // Forget what is older than twice the window: such a proof is stale anyway.
+        while let Some((at, _)) = order.front() {
+            if now.saturating_duration_since(*at) <= self.window * 2 {
+                break;
+            }
+            if let Some((_, old)) = order.pop_front() {
+                map.remove(&old);
+            }
+        }
+        if map.contains_key(&id) {
+            return false;
+        }
+        if map.len() >= self.capacity {
+            return false;
+        }
+        map.insert(id.clone(), now);
+        order.push_back((now, id));
+        true
+    }
 }
 
 /// An issuer whose JWT access tokens (RFC 9068) the gateway validates itself, with the keys
@@ -111,7 +204,14 @@ impl<H> GatewayBuilder<H> {
             issuers: Vec::new(),
             cache: CacheConfig::default(),
             locations: BearerLocations::header_only(),
+            dpop: DpopPolicy::default(),
         }
+    }
+
+    /// How DPoP proofs are checked ([`DpopPolicy::default`] otherwise).
+    pub fn dpop(mut self, policy: DpopPolicy) -> Self {
+        self.dpop = policy;
+        self
     }
 
     /// Validates JWT access tokens from this issuer locally (see [`JwtIssuer`]). Several
@@ -139,6 +239,8 @@ impl<H> GatewayBuilder<H> {
             contracts: Box::new(contracts),
             cache: IntrospectionCache::new(self.cache),
             locations: self.locations,
+            replays: ReplayCache::new(self.dpop.replay_capacity, self.dpop.window),
+            dpop: self.dpop,
             introspection: self.introspection,
             issuers: self
                 .issuers
@@ -161,6 +263,8 @@ pub(crate) struct Engine {
     pub(crate) locations: BearerLocations,
     introspection: Option<(Endpoint, Client)>,
     issuers: Vec<IssuerKeys>,
+    dpop: DpopPolicy,
+    replays: ReplayCache,
 }
 
 impl Engine {
@@ -168,12 +272,83 @@ impl Engine {
         self.cache.get(key, Instant::now())
     }
 
-    pub(crate) fn decide(&self, introspection: &Arc<Introspection>) -> Result<Principal, Denial> {
-        let decision = self
-            .policy
-            .decide(introspection, SystemTime::now(), |client, api| {
-                self.contracts.lookup(client, api)
-            });
+    /// Checks the DPoP proof of a request presenting `token` with the `DPoP` scheme (RFC 9449
+    /// §7.1, §4.3) and returns the proof key's thumbprint.
+    pub(crate) fn dpop_proof(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        token: &str,
+    ) -> Result<String, Denial> {
+        let invalid = |reason| Err(Denial::InvalidDpopProof { reason });
+        let mut proofs = headers.get_all(oauth_core::DPOP).iter();
+        let (Some(proof), None) = (proofs.next(), proofs.next()) else {
+            return invalid("Exactly one DPoP proof is required.");
+        };
+        let Ok(proof) = proof.to_str() else {
+            return invalid("The DPoP proof is malformed.");
+        };
+        let htu = match (&self.dpop.origin, uri.scheme_str(), uri.authority()) {
+            (Some(origin), _, _) => format!("{origin}{}", uri.path()),
+            (None, Some(scheme), Some(authority)) => {
+                format!("{scheme}://{authority}{}", uri.path())
+            }
+            (None, _, _) => match headers
+                .get(oauth_core::http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+            {
+                Some(host) => format!("https://{host}{}", uri.path()),
+                None => return invalid("The request's URL is unknown."),
+            },
+        };
+        let check = jwt_assertion::dpop::ProofCheck::new(method.as_str(), &htu, SystemTime::now())
+            .access_token(token)
+            .window(self.dpop.window);
+        let checked = jwt_assertion::dpop::verify_proof(proof, &check).map_err(|e| {
+            tracing::debug!(api = self.policy.api(), error = %e, "DPoP proof refused");
+            Denial::InvalidDpopProof {
+                reason: match e {
+                    jwt_assertion::dpop::DpopError::Method
+                    | jwt_assertion::dpop::DpopError::Url => {
+                        "The DPoP proof is for another request."
+                    }
+                    jwt_assertion::dpop::DpopError::Stale => {
+                        "The DPoP proof is too old or too new."
+                    }
+                    jwt_assertion::dpop::DpopError::AccessTokenHash => {
+                        "The DPoP proof is for another access token."
+                    }
+                    jwt_assertion::dpop::DpopError::Algorithm => {
+                        "The DPoP proof's algorithm is not accepted."
+                    }
+                    jwt_assertion::dpop::DpopError::Signature => {
+                        "The DPoP proof's signature is not valid."
+                    }
+                    _ => "The DPoP proof is not valid.",
+                },
+            }
+        })?;
+        if !self
+            .replays
+            .first_use(format!("{}:{}", checked.jkt, checked.jti), Instant::now())
+        {
+            return invalid("The DPoP proof was used before.");
+        }
+        Ok(checked.jkt)
+    }
+
+    pub(crate) fn decide(
+        &self,
+        introspection: &Arc<Introspection>,
+        presentation: Presentation<'_>,
+    ) -> Result<Principal, Denial> {
+        let decision = self.policy.decide_with(
+            introspection,
+            SystemTime::now(),
+            presentation,
+            |client, api| self.contracts.lookup(client, api),
+        );
         if let Err(denial) = &decision {
             tracing::debug!(
                 api = self.policy.api(),

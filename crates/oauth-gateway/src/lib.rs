@@ -40,7 +40,7 @@ pub use blocking::BlockingGateway;
 pub use cache::CacheConfig;
 pub use contracts::{Contract, ContractError, ContractSet, ContractStore, MemoryContracts};
 pub use engine::GatewayBuilder;
-pub use engine::JwtIssuer;
+pub use engine::{DpopPolicy, JwtIssuer};
 #[cfg(feature = "redb")]
 pub use redb_store::RedbContracts;
 #[cfg(feature = "tower")]

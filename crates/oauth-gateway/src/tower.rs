@@ -8,8 +8,7 @@ use std::time::Instant;
 
 use oauth_core::http::{Method, Request, Response, Uri};
 use oauth_core::{
-    AccessToken, ApiPolicy, Denial, Principal, extract_bearer_token,
-    extract_bearer_token_from_parts,
+    AccessToken, ApiPolicy, Denial, Presentation, Principal, TokenScheme, extract_token_from_parts,
 };
 use oauth_reqwest::HttpClient;
 use tokio::sync::OnceCell;
@@ -76,8 +75,21 @@ impl Gateway {
     /// Decides on a request, reading the token from the places the builder allowed (the form
     /// body too, since the body is here).
     pub async fn check<B: AsRef<[u8]>>(&self, request: &Request<B>) -> Result<Principal, Denial> {
-        let token = extract_bearer_token(request, self.inner.engine.locations)?;
-        self.decide_token(token.expose_secret()).await
+        let (token, scheme) = extract_token_from_parts(
+            request.method(),
+            request.uri(),
+            request.headers(),
+            Some(request.body().as_ref()),
+            self.inner.engine.locations,
+        )?;
+        self.decide_presented(
+            request.method(),
+            request.uri(),
+            request.headers(),
+            token.expose_secret(),
+            scheme,
+        )
+        .await
     }
 
     /// Decides on a request whose body has not been read (the form-body method is skipped).
@@ -87,27 +99,46 @@ impl Gateway {
         uri: &Uri,
         headers: &oauth_core::http::HeaderMap,
     ) -> Result<Principal, Denial> {
-        let token = extract_bearer_token_from_parts(
-            method,
-            uri,
-            headers,
-            None,
-            self.inner.engine.locations,
-        )?;
-        self.decide_token(token.expose_secret()).await
+        let (token, scheme) =
+            extract_token_from_parts(method, uri, headers, None, self.inner.engine.locations)?;
+        self.decide_presented(method, uri, headers, token.expose_secret(), scheme)
+            .await
     }
 
     /// Decides on a token: from the cache, or after one introspection call shared by every
     /// concurrent request with the same token.
     pub async fn validate(&self, token: &AccessToken) -> Result<Principal, Denial> {
-        self.decide_token(token.expose_secret()).await
+        self.decide_token(token.expose_secret(), Presentation::Bearer)
+            .await
     }
 
-    async fn decide_token(&self, token: &str) -> Result<Principal, Denial> {
+    async fn decide_presented(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &oauth_core::http::HeaderMap,
+        token: &str,
+        scheme: TokenScheme,
+    ) -> Result<Principal, Denial> {
+        match scheme {
+            TokenScheme::Dpop => {
+                let jkt = self.inner.engine.dpop_proof(method, uri, headers, token)?;
+                self.decide_token(token, Presentation::Dpop { jkt: &jkt })
+                    .await
+            }
+            _ => self.decide_token(token, Presentation::Bearer).await,
+        }
+    }
+
+    async fn decide_token(
+        &self,
+        token: &str,
+        presentation: Presentation<'_>,
+    ) -> Result<Principal, Denial> {
         let engine = &self.inner.engine;
         let key = key(token);
         if let Some(result) = engine.cached(&key) {
-            return engine.decide(&result);
+            return engine.decide(&result, presentation);
         }
         let call = self.inner.in_flight.join(key);
         let outcome = call
@@ -136,7 +167,7 @@ impl Gateway {
             .await
             .clone();
         drop(call);
-        engine.decide(&outcome?)
+        engine.decide(&outcome?, presentation)
     }
 
     /// The response for a denial (RFC 6750 status, challenge and JSON body).

@@ -24,6 +24,8 @@ use crate::secret::AccessToken;
 mod jwt;
 pub use jwt::{JwtAccessTokenChecks, jwt_issuer_hint, validate_jwt_access_token};
 
+// `Presentation`, `TokenScheme` and `extract_token_from_parts` are defined below.
+
 /// Where a resource server looks for the bearer token.
 ///
 /// The `Authorization: Bearer` header (RFC 6750 §2.1) is always read. The form-body (§2.2)
@@ -274,6 +276,70 @@ fn is_b64token(token: &[u8]) -> bool {
             .all(|block| block.iter().fold(true, |ok, &c| ok & allowed(c)))
 }
 
+/// How a token was presented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Presentation<'a> {
+    /// `Authorization: Bearer` (or the form body or query).
+    Bearer,
+    /// `Authorization: DPoP` with a proof that checked out, made with the key whose RFC 7638
+    /// thumbprint is `jkt`.
+    Dpop {
+        /// The proof key's thumbprint.
+        jkt: &'a str,
+    },
+}
+
+/// The authorization scheme a token came with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenScheme {
+    /// `Bearer` (header, form body or query).
+    Bearer,
+    /// `DPoP` (RFC 9449 §7.1): a proof must come in the `DPoP` header.
+    Dpop,
+}
+
+/// [`extract_bearer_token_from_parts`] that also takes `Authorization: DPoP <token>`
+/// (RFC 9449 §7.1), and says which scheme the token came with.
+pub fn extract_token_from_parts<'a>(
+    method: &Method,
+    uri: &Uri,
+    headers: &'a HeaderMap,
+    body: Option<&[u8]>,
+    locations: BearerLocations,
+) -> Result<(RequestToken<'a>, TokenScheme), Denial> {
+    let mut dpop = headers.get_all(AUTHORIZATION).iter().filter_map(|v| {
+        let text = v.as_bytes().trim_ascii();
+        let (scheme, rest) = text.split_at_checked(5)?;
+        (scheme.eq_ignore_ascii_case(b"dpop ")).then(|| rest.trim_ascii_start())
+    });
+    let Some(token) = dpop.next() else {
+        return extract_bearer_token_from_parts(method, uri, headers, body, locations)
+            .map(|t| (t, TokenScheme::Bearer));
+    };
+    let bearer = extract_bearer_token_from_parts(method, uri, headers, body, locations);
+    if dpop.next().is_some() || bearer.is_ok() {
+        return Err(Denial::InvalidRequest {
+            reason: "more than one access token in the request",
+        });
+    }
+    if token.len() > locations.max_len {
+        return Err(Denial::InvalidToken {
+            reason: InvalidTokenReason::TooLong,
+        });
+    }
+    if !is_b64token(token) {
+        return Err(Denial::InvalidRequest {
+            reason: "the access token is malformed",
+        });
+    }
+    let token = std::str::from_utf8(token).map_err(|_| Denial::InvalidRequest {
+        reason: "the access token is malformed",
+    })?;
+    Ok((RequestToken(Cow::Borrowed(token)), TokenScheme::Dpop))
+}
+
 /// What the contract store says about a client and the API it calls.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -385,7 +451,50 @@ impl ApiPolicy {
     where
         F: FnOnce(&str, &str) -> ContractStatus,
     {
+        self.decide_with(introspection, now, Presentation::Bearer, contract)
+    }
+
+    /// [`decide`](Self::decide) for a token presented as `presentation` says: a bearer token
+    /// must not be DPoP-bound (`cnf.jkt` or `token_type` DPoP, RFC 9449 §7.2); a token
+    /// presented with a checked DPoP proof must be bound to the proof's key.
+    pub fn decide_with<F>(
+        &self,
+        introspection: &Arc<Introspection>,
+        now: SystemTime,
+        presentation: Presentation<'_>,
+        contract: F,
+    ) -> Result<Principal, Denial>
+    where
+        F: FnOnce(&str, &str) -> ContractStatus,
+    {
         let invalid = |reason| Err(Denial::InvalidToken { reason });
+        let bound_to = introspection
+            .extra()
+            .get("cnf")
+            .and_then(|c| c.get("jkt"))
+            .and_then(serde_json::Value::as_str);
+        let dpop_typed = introspection
+            .token_type()
+            .is_some_and(|t| *t == TokenType::DPoP);
+        if introspection.active() {
+            match (presentation, bound_to) {
+                (Presentation::Bearer, Some(_)) => {
+                    return invalid(InvalidTokenReason::DpopBoundAsBearer);
+                }
+                (Presentation::Bearer, None) if dpop_typed => {
+                    return invalid(InvalidTokenReason::DpopBoundAsBearer);
+                }
+                (Presentation::Dpop { .. }, None) => {
+                    return invalid(InvalidTokenReason::NotDpopBound);
+                }
+                (Presentation::Dpop { jkt }, Some(bound)) if bound != jkt => {
+                    return Err(Denial::InvalidDpopProof {
+                        reason: "The proof's key is not the one the access token is bound to.",
+                    });
+                }
+                _ => {}
+            }
+        }
         if !introspection.active() {
             return invalid(InvalidTokenReason::Inactive);
         }
@@ -400,7 +509,7 @@ impl ApiPolicy {
         }
         if introspection
             .token_type()
-            .is_some_and(|t| *t != TokenType::Bearer)
+            .is_some_and(|t| *t != TokenType::Bearer && *t != TokenType::DPoP)
         {
             return invalid(InvalidTokenReason::NotAnAccessToken);
         }
@@ -509,6 +618,11 @@ pub enum InvalidTokenReason {
     BadSignature,
     /// A JWT access token from an issuer this API does not trust.
     WrongIssuer,
+    /// A DPoP-bound token (`cnf.jkt`, or `token_type` DPoP) presented as a bearer token
+    /// (RFC 9449 §7.2).
+    DpopBoundAsBearer,
+    /// A token presented with a DPoP proof but not bound to a key.
+    NotDpopBound,
     /// A JWT access token without a claim RFC 9068 requires (`exp`, a client), or with one of
     /// the wrong type.
     Malformed,
@@ -526,6 +640,8 @@ impl InvalidTokenReason {
             Self::BadSignature => "The access token's signature is not valid.",
             Self::WrongIssuer => "The access token's issuer is not trusted by this API.",
             Self::Malformed => "The access token lacks a required claim.",
+            Self::DpopBoundAsBearer => "The access token is DPoP-bound: present it with a proof.",
+            Self::NotDpopBound => "The access token is not bound to a DPoP key.",
         }
     }
 }
@@ -561,13 +677,22 @@ pub enum Denial {
         /// What failed.
         reason: &'static str,
     },
+    /// The DPoP proof is missing, malformed, for another request, replayed, or made with
+    /// another key than the token is bound to: 401 with `WWW-Authenticate: DPoP
+    /// error="invalid_dpop_proof"` (RFC 9449 §7.1).
+    InvalidDpopProof {
+        /// Why.
+        reason: &'static str,
+    },
 }
 
 impl Denial {
     /// The HTTP status to answer with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MissingToken | Self::InvalidToken { .. } => StatusCode::UNAUTHORIZED,
+            Self::MissingToken | Self::InvalidToken { .. } | Self::InvalidDpopProof { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             Self::InsufficientScope { .. } | Self::NoContract => StatusCode::FORBIDDEN,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -583,6 +708,7 @@ impl Denial {
             Self::InsufficientScope { .. } => Some(ErrorCode::InsufficientScope),
             Self::NoContract => Some(ErrorCode::AccessDenied),
             Self::Unavailable { .. } => Some(ErrorCode::TemporarilyUnavailable),
+            Self::InvalidDpopProof { .. } => Some(ErrorCode::parse("invalid_dpop_proof")),
         }
     }
 
@@ -590,7 +716,9 @@ impl Denial {
     pub fn description(&self) -> &'static str {
         match self {
             Self::MissingToken => "An access token is required.",
-            Self::InvalidRequest { reason } | Self::Unavailable { reason } => reason,
+            Self::InvalidRequest { reason }
+            | Self::Unavailable { reason }
+            | Self::InvalidDpopProof { reason } => reason,
             Self::InvalidToken { reason } => reason.description(),
             Self::InsufficientScope { .. } => "The access token lacks a scope this API requires.",
             Self::NoContract => "The client has no contract for this API.",
@@ -603,7 +731,8 @@ impl Denial {
             Self::MissingToken => None,
             Self::InvalidRequest { .. }
             | Self::InvalidToken { .. }
-            | Self::InsufficientScope { .. } => self.error_code(),
+            | Self::InsufficientScope { .. }
+            | Self::InvalidDpopProof { .. } => self.error_code(),
             Self::NoContract | Self::Unavailable { .. } => return None,
         };
         let mut params: Vec<(&str, &str)> = Vec::new();
@@ -618,7 +747,15 @@ impl Denial {
         if let Self::InsufficientScope { required } = self {
             params.push(("scope", required.as_str()));
         }
-        let mut text = String::from("Bearer");
+        let dpop = matches!(self, Self::InvalidDpopProof { .. });
+        if dpop {
+            // RFC 9449 §7.1: the algorithms a proof may use.
+            params.push((
+                "algs",
+                "ES256 ES384 EdDSA RS256 RS384 RS512 PS256 PS384 PS512",
+            ));
+        }
+        let mut text = String::from(if dpop { "DPoP" } else { "Bearer" });
         for (i, (name, value)) in params.iter().enumerate() {
             text.push_str(if i == 0 { " " } else { ", " });
             text.push_str(name);
