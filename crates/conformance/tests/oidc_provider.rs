@@ -251,3 +251,112 @@ fn gateway_validates_oidc_provider_jwt_access_tokens() {
     let other = token("cc-basic", false, interop::OPAQUE_RESOURCE);
     assert!(matches!(check(&other), Err(Denial::InvalidToken { .. })));
 }
+
+/// Both gateways accepting oidc-provider's DPoP-bound tokens (RFC 9449 §7): a JWT access token
+/// (`cnf.jkt` in its claims, validated locally) and an opaque one (`cnf.jkt` from
+/// introspection), each with a proof made by the key it is bound to; refused as Bearer.
+#[test]
+#[ignore = "needs Node and oidc-provider: cargo xtask interop"]
+fn gateway_accepts_oidc_provider_dpop_bound_tokens() {
+    use std::time::SystemTime;
+
+    use oauth_core::http::{Request, header};
+    use oauth_core::{Denial, InvalidTokenReason, TokenRequest};
+    use oauth_gateway::{
+        ApiPolicy, BlockingGateway, Contract, Gateway, JwtIssuer, MemoryContracts,
+    };
+
+    let p = OidcProvider::shared();
+    let h: Ureq = p.harness();
+    let m = p.discover(&h);
+    let contracts = std::sync::Arc::new(MemoryContracts::new());
+    contracts.grant(Contract::new("cc-basic", "orders").scopes(["api:read"]));
+    let policy = || ApiPolicy::new("orders").require_scope(["api:read"]);
+    let jwks_uri = m.jwks_uri().unwrap().clone();
+    let introspection = m.introspection_endpoint().unwrap().clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let blocking = {
+        let http = oauth_ureq::HttpClient::new(
+            oauth_ureq::HttpConfig::new()
+                .add_root_certificates_pem(p.ca_pem.as_bytes())
+                .unwrap(),
+        )
+        .unwrap();
+        BlockingGateway::builder(
+            http,
+            introspection.clone(),
+            interop::secret_client("gateway", false),
+        )
+        .jwt_issuer(JwtIssuer::new(
+            &p.issuer,
+            interop::JWT_RESOURCE,
+            jwks_uri.clone(),
+        ))
+        .build(policy(), std::sync::Arc::clone(&contracts))
+    };
+    let asynchronous = {
+        let _guard = rt.enter();
+        let http = oauth_reqwest::HttpClient::new(
+            oauth_reqwest::HttpConfig::new()
+                .add_root_certificates_pem(p.ca_pem.as_bytes())
+                .unwrap(),
+        )
+        .unwrap();
+        Gateway::builder(
+            http,
+            introspection,
+            interop::secret_client("gateway", false),
+        )
+        .jwt_issuer(JwtIssuer::new(&p.issuer, interop::JWT_RESOURCE, jwks_uri))
+        .build(policy(), std::sync::Arc::clone(&contracts))
+    };
+    let dpop = jwt_assertion::DpopKey::generate().unwrap().into_dpop();
+    let url = "https://api.example/orders";
+    let request = |scheme: &str, token: &str| {
+        let mut b = Request::get(url).header(header::AUTHORIZATION, format!("{scheme} {token}"));
+        if scheme == "DPoP" {
+            let proof = dpop
+                .proof(
+                    &oauth_core::http::Method::GET,
+                    &url.parse().unwrap(),
+                    SystemTime::now(),
+                    Some(token),
+                )
+                .unwrap();
+            b = b.header("dpop", proof);
+        }
+        b.body(Vec::<u8>::new()).unwrap()
+    };
+    let client = interop::secret_client("cc-basic", false).with_dpop(dpop.clone());
+    for resource in [interop::JWT_RESOURCE, interop::OPAQUE_RESOURCE] {
+        let token = h
+            .request_token(
+                m.token_endpoint().unwrap(),
+                &client,
+                &TokenRequest::client_credentials()
+                    .scope(["api:read"])
+                    .resource(resource),
+            )
+            .unwrap();
+        let token = token.access_token().expose_secret().to_owned();
+        let a = blocking
+            .check(&request("DPoP", &token))
+            .map(|p| p.client_id().to_owned());
+        let b = rt
+            .block_on(asynchronous.check(&request("DPoP", &token)))
+            .map(|p| p.client_id().to_owned());
+        assert_eq!(a, Ok("cc-basic".to_owned()), "{resource}");
+        assert_eq!(a, b, "{resource}: the two gateways disagree");
+        assert_eq!(
+            blocking.check(&request("Bearer", &token)).unwrap_err(),
+            Denial::InvalidToken {
+                reason: InvalidTokenReason::DpopBoundAsBearer
+            },
+            "{resource}"
+        );
+    }
+}
