@@ -471,11 +471,27 @@ pub fn authorize_as<H: Harness>(
     scopes: &[&str],
     user: &str,
 ) -> (PendingAuthorization, String) {
+    authorize_with(h, metadata, client_id, scopes, user, None)
+}
+
+/// [`authorize_as`], the authorization code bound to a DPoP key (`dpop_jkt`) when given.
+pub fn authorize_with<H: Harness>(
+    h: &H,
+    metadata: &ServerMetadata,
+    client_id: &str,
+    scopes: &[&str],
+    user: &str,
+    dpop_jkt: Option<&str>,
+) -> (PendingAuthorization, String) {
     let endpoint = metadata
         .authorization_endpoint()
         .expect("authorization endpoint")
         .clone();
-    let pending = AuthorizationRequest::new(endpoint, client_id)
+    let mut request = AuthorizationRequest::new(endpoint, client_id);
+    if let Some(jkt) = dpop_jkt {
+        request = request.dpop_jkt(jkt);
+    }
+    let pending = request
         .redirect_uri(REDIRECT_URI)
         .scope(scopes.iter().copied())
         .expect_issuer(

@@ -235,6 +235,13 @@ impl AuthorizationRequest {
         self
     }
 
+    /// Binds the authorization code to a DPoP key (RFC 9449 §10): `dpop_jkt`, the key's
+    /// thumbprint (`Dpop::thumbprint`). The code can then be redeemed only with proofs of that
+    /// key.
+    pub fn dpop_jkt(self, thumbprint: impl Into<String>) -> Self {
+        self.param("dpop_jkt", thumbprint)
+    }
+
     /// Adds any other parameter (such as `prompt`, `audience` or `resource`).
     pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.extra.push((name.into(), value.into()));
