@@ -409,13 +409,10 @@ pub fn browse<H: Harness>(
         }
         assert_eq!(response.status(), 200, "{url}");
         let html = String::from_utf8_lossy(response.body()).into_owned();
-        let Some(form) = html
+        let form = html
             .split("<form")
             .nth(1)
-            .and_then(|f| f.split("</form>").next())
-        else {
-            return None;
-        };
+            .and_then(|f| f.split("</form>").next())?;
         let action = form
             .split("action=\"")
             .nth(1)
@@ -456,7 +453,7 @@ pub fn browse<H: Harness>(
         }
         next = (
             Method::POST,
-            absolute(&action),
+            absolute(action),
             fields.join("&").into_bytes(),
         );
     }
@@ -1174,7 +1171,7 @@ pub fn pushed_authorization_then_code<H: Harness>() {
     );
     let redirect =
         browse(&h, &p.issuer, pushed.url(), REDIRECT_URI, "grace", None).expect("redirected back");
-    let oidc = h.openid(oauth_reqwest::OpenIdCore::new(m.clone(), web).expect("core"));
+    let oidc = h.openid(oauth_reqwest::OpenIdCore::new(m, web).expect("core"));
     let login = h
         .exchange_code(&oidc, &pushed, &redirect)
         .unwrap_or_else(|e| panic!("exchange: {e}"));
@@ -1247,7 +1244,7 @@ pub fn client_registration_with_private_key_jwt<H: Harness>() {
         &TokenRequest::client_credentials().scope(["api:read"]),
     );
     assert_eq!(
-        error_code(&refused.err().expect("refused")),
+        error_code(&refused.expect_err("refused")),
         Some(&ErrorCode::InvalidClient)
     );
 }

@@ -24,7 +24,12 @@ pub struct DpopKey {
     key: SigningKey,
     jwk: Value,
     thumbprint: String,
-    rng: ring::rand::SystemRandom,
+    /// `base64url(header)`: the same for every proof (`typ`, `alg`, `jwk`), encoded once.
+    header: String,
+    /// `jti` = a random prefix drawn when the key is made, and a counter: unique without a
+    /// system call per proof.
+    jti_prefix: String,
+    counter: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for DpopKey {
@@ -69,11 +74,21 @@ impl DpopKey {
                 })
                 .unwrap_or_default(),
         );
+        let mut header = Map::new();
+        header.insert("typ".into(), Value::String(PROOF_TYPE.into()));
+        header.insert("alg".into(), Value::String(key.algorithm().as_str().into()));
+        header.insert("jwk".into(), jwk.clone());
+        let header = b64url(Value::Object(header).to_string().as_bytes());
+        let mut prefix = [0u8; 12];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut prefix)
+            .map_err(|_| KeyError::Malformed("no randomness for the jti prefix"))?;
         Ok(Self {
             key,
             jwk,
             thumbprint,
-            rng: ring::rand::SystemRandom::new(),
+            header,
+            jti_prefix: b64url(&prefix),
+            counter: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -94,40 +109,43 @@ impl DpopKey {
 
     /// A proof for `context` (what [`oauth_core::DpopSigner::sign_proof`] does).
     pub fn sign(&self, context: &oauth_core::ProofContext<'_>) -> Result<String, crate::SignError> {
-        use ring::rand::SecureRandom as _;
-        let mut jti = [0u8; 16];
-        self.rng
-            .fill(&mut jti)
-            .map_err(|_| crate::SignError::Crypto)?;
-        let mut header = Map::new();
-        header.insert("typ".into(), Value::String(PROOF_TYPE.into()));
-        header.insert(
-            "alg".into(),
-            Value::String(self.key.algorithm().as_str().into()),
-        );
-        header.insert("jwk".into(), self.jwk.clone());
-        let mut claims = Map::new();
-        claims.insert("jti".into(), Value::String(b64url(&jti)));
-        claims.insert("htm".into(), Value::String(context.htm.into()));
-        claims.insert("htu".into(), Value::String(context.htu.into()));
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let iat = context
             .iat
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or_default();
-        claims.insert("iat".into(), Value::from(iat));
+        // The claims written straight into one buffer; strings escaped by serde_json.
+        let mut claims = String::with_capacity(160 + context.htu.len());
+        let string = |out: &mut String, text: &str| {
+            out.push_str(&serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into()));
+        };
+        claims.push_str("{\"jti\":\"");
+        claims.push_str(&self.jti_prefix);
+        claims.push_str(&format!("{n:x}\",\"htm\":"));
+        string(&mut claims, context.htm);
+        claims.push_str(",\"htu\":");
+        string(&mut claims, context.htu);
+        claims.push_str(&format!(",\"iat\":{iat}"));
         if let Some(nonce) = context.nonce {
-            claims.insert("nonce".into(), Value::String(nonce.into()));
+            claims.push_str(",\"nonce\":");
+            string(&mut claims, nonce);
         }
         if let Some(token) = context.access_token {
-            claims.insert("ath".into(), Value::String(access_token_hash(token)));
+            claims.push_str(",\"ath\":\"");
+            claims.push_str(&access_token_hash(token));
+            claims.push('"');
         }
-        let mut out = b64url(Value::Object(header).to_string().as_bytes());
+        claims.push('}');
+        let mut out = String::with_capacity(self.header.len() + claims.len() * 4 / 3 + 100);
+        out.push_str(&self.header);
         out.push('.');
-        out.push_str(&b64url(Value::Object(claims).to_string().as_bytes()));
+        URL_SAFE_NO_PAD.encode_string(claims.as_bytes(), &mut out);
         let signature = self.key.sign(out.as_bytes())?;
         out.push('.');
-        out.push_str(&b64url(signature.as_ref()));
+        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut out);
         Ok(out)
     }
 }

@@ -136,7 +136,7 @@ fn every_refusal_has_its_error() {
     let mut no_jwk = header.clone();
     no_jwk.as_object_mut().unwrap().remove("jwk");
     let other_key = DpopKey::generate().unwrap();
-    let mut swapped = header.clone();
+    let mut swapped = header;
     swapped["jwk"] = other_key.public_jwk().clone();
     claims["htm"] = json!("POST");
     let resigned_claims = format!("{}.{}.{}", parts[0], b64(&claims), parts[2]);

@@ -84,9 +84,12 @@ impl DpopPolicy {
     }
 }
 
+/// Proof ids seen, and their order of arrival (for forgetting the old ones).
+type Seen = (HashMap<String, Instant>, VecDeque<(Instant, String)>);
+
 /// The `jti`s of the proofs seen within the window (RFC 9449 §11.1).
 pub(crate) struct ReplayCache {
-    seen: Mutex<(HashMap<String, Instant>, VecDeque<(Instant, String)>)>,
+    seen: Mutex<Seen>,
     capacity: usize,
     window: Duration,
 }

@@ -20,8 +20,9 @@ const AUDIENCE: &str = "https://api.example/orders";
 const URL: &str = "https://api.example/orders";
 
 type Check = Box<dyn Fn(&Request<Vec<u8>>) -> Result<Principal, Denial>>;
+type Challenge = Box<dyn Fn(&Denial) -> String>;
 
-fn gateways(server: &TestServer) -> Vec<(&'static str, Check, Box<dyn Fn(&Denial) -> String>)> {
+fn gateways(server: &TestServer) -> Vec<(&'static str, Check, Challenge)> {
     let contracts = Arc::new(MemoryContracts::new());
     contracts.grant(Contract::new("app-1", "orders"));
     let policy = || ApiPolicy::new("orders").require_scope(["orders:read"]);
