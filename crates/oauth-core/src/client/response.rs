@@ -34,6 +34,16 @@ pub enum TokenType {
 }
 
 impl TokenType {
+    /// The type as a `token_type` value (`Bearer`, `DPoP`, `N_A`, or the other type as read).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Bearer => "Bearer",
+            Self::DPoP => "DPoP",
+            Self::NotApplicable => "N_A",
+            Self::Other(t) => t,
+        }
+    }
+
     /// Parses a `token_type`, ignoring case.
     pub fn parse(text: &str) -> Self {
         if text.eq_ignore_ascii_case("bearer") {
