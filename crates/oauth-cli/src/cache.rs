@@ -101,7 +101,13 @@ pub(crate) fn dir() -> Result<PathBuf, CliError> {
 pub(crate) fn path(name: &str) -> Result<PathBuf, CliError> {
     let safe: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     Ok(dir()?.join(format!("{safe}.json")))
 }
@@ -156,7 +162,10 @@ pub(crate) fn store(name: &str, entry: &Cached) -> Result<(), CliError> {
         std::process::id()
     ));
     let failed = |e: std::io::Error| {
-        CliError::config(format!("cannot write the token cache {}: {e}", path.display()))
+        CliError::config(format!(
+            "cannot write the token cache {}: {e}",
+            path.display()
+        ))
     };
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -182,7 +191,10 @@ fn create_private_dir(dir: &Path) -> Result<(), CliError> {
         builder.mode(0o700);
     }
     builder.create(dir).map_err(|e| {
-        CliError::config(format!("cannot create the cache directory {}: {e}", dir.display()))
+        CliError::config(format!(
+            "cannot create the cache directory {}: {e}",
+            dir.display()
+        ))
     })
 }
 
@@ -191,6 +203,8 @@ pub(crate) fn remove(name: &str) -> Result<bool, CliError> {
     match fs::remove_file(path(name)?) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(CliError::config(format!("cannot delete the token cache: {e}"))),
+        Err(e) => Err(CliError::config(format!(
+            "cannot delete the token cache: {e}"
+        ))),
     }
 }

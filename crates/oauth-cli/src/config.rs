@@ -14,7 +14,7 @@ use oauth_ureq::{
 };
 use serde::Deserialize;
 
-use crate::{ClientArgs, CliError, GrantArgs, prompt_secret, value_name};
+use crate::{CliError, ClientArgs, GrantArgs, prompt_secret, value_name};
 
 /// The token endpoint on the Anypoint pages.
 pub(crate) const ANYPOINT_TOKEN_URL: &str =
@@ -163,14 +163,22 @@ impl Context {
         profile: Option<&str>,
         verbose: bool,
     ) -> Result<Self, CliError> {
-        let path = path.map(Path::to_path_buf).unwrap_or_else(default_config_path);
+        let path = path
+            .map(Path::to_path_buf)
+            .unwrap_or_else(default_config_path);
         let file: ConfigFile = match std::fs::read_to_string(&path) {
             Ok(text) => toml::from_str(&text).map_err(|e| {
-                CliError::config(format!("{} is not a valid config file: {e}", path.display()))
+                CliError::config(format!(
+                    "{} is not a valid config file: {e}",
+                    path.display()
+                ))
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => ConfigFile::default(),
             Err(e) => {
-                return Err(CliError::config(format!("cannot read {}: {e}", path.display())));
+                return Err(CliError::config(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
             }
         };
         let profile = match profile {
@@ -182,7 +190,11 @@ impl Context {
                     return Err(CliError::input(format!(
                         "unknown profile {name:?} (profiles in {}: {})",
                         path.display(),
-                        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
                     )));
                 }
             },
@@ -205,25 +217,39 @@ impl Context {
 
     /// Flags over the profile over the provider's preset.
     pub(crate) fn settings(&self, c: &ClientArgs, g: &GrantArgs) -> Result<Settings, CliError> {
-        let p = self.profile.as_ref().map(|(_, p)| p.clone()).unwrap_or_default();
+        let p = self
+            .profile
+            .as_ref()
+            .map(|(_, p)| p.clone())
+            .unwrap_or_default();
         let provider = c.provider.or(p.provider);
-        let preset_url = matches!(provider, Some(Provider::Anypoint | Provider::AnypointExchange))
-            .then(|| ANYPOINT_TOKEN_URL.to_owned());
+        let preset_url = matches!(
+            provider,
+            Some(Provider::Anypoint | Provider::AnypointExchange)
+        )
+        .then(|| ANYPOINT_TOKEN_URL.to_owned());
         let preset_auth = match provider {
-            Some(Provider::Anypoint | Provider::AnypointExchange | Provider::Auth0 | Provider::Dataloy) => {
-                Auth::Json
-            }
+            Some(
+                Provider::Anypoint
+                | Provider::AnypointExchange
+                | Provider::Auth0
+                | Provider::Dataloy,
+            ) => Auth::Json,
             _ => Auth::Basic,
         };
-        let scope: Vec<String> = if c.scope.is_empty() { p.scope } else { c.scope.clone() }
-            .iter()
-            .flat_map(|s| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
-            .collect();
+        let scope: Vec<String> = if c.scope.is_empty() {
+            p.scope
+        } else {
+            c.scope.clone()
+        }
+        .iter()
+        .flat_map(|s| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
         let mut params: Vec<(String, String)> = p.params.into_iter().collect();
         for raw in &c.params {
-            let (name, value) = raw.split_once('=').ok_or_else(|| {
-                CliError::input(format!("--param {raw:?} is not NAME=VALUE"))
-            })?;
+            let (name, value) = raw
+                .split_once('=')
+                .ok_or_else(|| CliError::input(format!("--param {raw:?} is not NAME=VALUE")))?;
             params.push((name.to_owned(), value.to_owned()));
         }
         let audience = c.audience.clone().or(p.audience);
@@ -236,7 +262,11 @@ impl Context {
         let token_url = c.token_url.clone().or(p.token_url).or(preset_url);
         let client_id = c.client_id.clone().or(p.client_id);
         let grant = g.grant.or(p.grant).unwrap_or(Grant::ClientCredentials);
-        let resource = if c.resource.is_empty() { p.resource } else { c.resource.clone() };
+        let resource = if c.resource.is_empty() {
+            p.resource
+        } else {
+            c.resource.clone()
+        };
         let cache_name = match &self.profile {
             Some((name, _)) => name.clone(),
             None => format!(
@@ -318,7 +348,9 @@ impl Settings {
         }
         if let Some(var) = &s.env {
             return std::env::var(var).map(ClientSecret::new).map_err(|_| {
-                CliError::config(format!("the environment variable {var} (client secret) is not set"))
+                CliError::config(format!(
+                    "the environment variable {var} (client secret) is not set"
+                ))
             });
         }
         if let Some(file) = &s.file {
@@ -349,7 +381,12 @@ impl Settings {
         let pem = std::fs::read_to_string(path)
             .map_err(|e| CliError::config(format!("cannot read {}: {e}", path.display())))?;
         let mut last = None;
-        for alg in [Algorithm::RS256, Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA] {
+        for alg in [
+            Algorithm::RS256,
+            Algorithm::ES256,
+            Algorithm::ES384,
+            Algorithm::EdDSA,
+        ] {
             match SigningKey::from_pem(&pem, alg) {
                 Ok(key) => return Ok(Arc::new(key)),
                 Err(e) => last = Some(e),
@@ -375,7 +412,9 @@ impl Settings {
         }
         let id = self.client_id()?;
         Ok(match self.auth {
-            Auth::Basic => Client::new(id, ClientAuthentication::SecretBasic(self.client_secret()?)),
+            Auth::Basic => {
+                Client::new(id, ClientAuthentication::SecretBasic(self.client_secret()?))
+            }
             Auth::BasicVerbatim => Client::new(
                 id,
                 ClientAuthentication::SecretBasicVerbatim(self.client_secret()?),

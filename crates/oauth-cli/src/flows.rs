@@ -15,7 +15,7 @@ use oauth_ureq::{
 
 use crate::cache::{self, Cached};
 use crate::config::{Context, Grant, Settings};
-use crate::{ClientArgs, CliError, GrantArgs, prompt_secret};
+use crate::{CliError, ClientArgs, GrantArgs, prompt_secret};
 
 /// The grant's token request, with the scopes, audience, resources and extras.
 fn grant_request(s: &Settings, cached: Option<&Cached>) -> Result<TokenRequest, CliError> {
@@ -28,7 +28,9 @@ fn grant_request(s: &Settings, cached: Option<&Cached>) -> Result<TokenRequest, 
                 .ok_or_else(|| CliError::config("the password grant needs --username"))?;
             let password = match &s.password_env {
                 Some(var) => std::env::var(var).map_err(|_| {
-                    CliError::config(format!("the environment variable {var} (password) is not set"))
+                    CliError::config(format!(
+                        "the environment variable {var} (password) is not set"
+                    ))
                 })?,
                 None => prompt_secret("password", "give --password-env VAR")?,
             };
@@ -83,7 +85,11 @@ fn grant_client(s: &Settings) -> Result<oauth_ureq::Client, CliError> {
 /// A token: the cached one while it is fresh, else a new one (a refresh when the cache holds a
 /// refresh token), cached.
 pub(crate) fn token(ctx: &Context, s: &Settings) -> Result<Cached, CliError> {
-    let cached = if s.no_cache { None } else { cache::load(&s.cache_name)? };
+    let cached = if s.no_cache {
+        None
+    } else {
+        cache::load(&s.cache_name)?
+    };
     if let Some(c) = &cached {
         if c.fresh(SystemTime::now()) {
             if ctx.verbose {
@@ -104,7 +110,11 @@ pub(crate) fn token(ctx: &Context, s: &Settings) -> Result<Cached, CliError> {
         _ => grant_request(s, cached.as_ref())?,
     };
     if ctx.verbose {
-        eprintln!("> POST {} (grant_type={})", endpoint.as_str(), request.grant_type());
+        eprintln!(
+            "> POST {} (grant_type={})",
+            endpoint.as_str(),
+            request.grant_type()
+        );
     }
     let response = http.request_token(&endpoint, &client, &request)?;
     let mut entry = Cached::from_response(&response);
@@ -112,7 +122,10 @@ pub(crate) fn token(ctx: &Context, s: &Settings) -> Result<Cached, CliError> {
         entry.refresh_token = cached.and_then(|c| c.refresh_token);
     }
     if ctx.verbose {
-        eprintln!("< 200 token_type={} expires_at={:?}", entry.token_type, entry.expires_at);
+        eprintln!(
+            "< 200 token_type={} expires_at={:?}",
+            entry.token_type, entry.expires_at
+        );
     }
     if !s.no_cache {
         cache::store(&s.cache_name, &entry)?;
@@ -162,8 +175,9 @@ pub(crate) struct CallRequest<'a> {
 
 fn body_arg(value: &str) -> Result<Vec<u8>, CliError> {
     match value.strip_prefix('@') {
-        Some(path) => std::fs::read(path)
-            .map_err(|e| CliError::input(format!("cannot read {path}: {e}"))),
+        Some(path) => {
+            std::fs::read(path).map_err(|e| CliError::input(format!("cannot read {path}: {e}")))
+        }
         None => Ok(value.as_bytes().to_vec()),
     }
 }
@@ -172,7 +186,11 @@ pub(crate) fn call(ctx: &Context, s: &Settings, c: &CallRequest<'_>) -> Result<u
     let http = s.http()?;
     let metadata = s.discovered(&http)?;
     let endpoint = s.token_endpoint(&http, metadata.as_ref())?;
-    let cached = if s.no_cache { None } else { cache::load(&s.cache_name)? };
+    let cached = if s.no_cache {
+        None
+    } else {
+        cache::load(&s.cache_name)?
+    };
     let now = SystemTime::now();
     let mut builder = TokenSource::builder(http.clone(), endpoint, grant_client(s)?)
         .grant(grant_request(s, cached.as_ref())?);
@@ -251,7 +269,11 @@ pub(crate) fn call(ctx: &Context, s: &Settings, c: &CallRequest<'_>) -> Result<u
         let prefix = if c.include { "" } else { "< " };
         let _ = writeln!(out, "{prefix}{line}");
         for (name, value) in response.headers() {
-            let _ = writeln!(out, "{prefix}{name}: {}", value.to_str().unwrap_or("<binary>"));
+            let _ = writeln!(
+                out,
+                "{prefix}{name}: {}",
+                value.to_str().unwrap_or("<binary>")
+            );
         }
         let _ = writeln!(out, "{prefix}");
     }
@@ -295,9 +317,10 @@ pub(crate) fn login_code(
     let token_endpoint = s.token_endpoint(&http, metadata.as_ref())?;
     let authorize = match (authorize_url, &metadata) {
         (Some(url), _) => http.endpoint(url)?,
-        (None, Some(m)) => m.authorization_endpoint().cloned().ok_or_else(|| {
-            CliError::config("the issuer has no authorization endpoint")
-        })?,
+        (None, Some(m)) => m
+            .authorization_endpoint()
+            .cloned()
+            .ok_or_else(|| CliError::config("the issuer has no authorization endpoint"))?,
         (None, None) => {
             return Err(CliError::config(
                 "no authorization endpoint: give --issuer or --authorize-url",
@@ -311,8 +334,8 @@ pub(crate) fn login_code(
         .map_err(|e| CliError::config(format!("{e}")))?
         .port();
     let redirect_uri = format!("http://127.0.0.1:{port}/callback");
-    let mut request = AuthorizationRequest::new(authorize, s.client_id()?)
-        .redirect_uri(redirect_uri.clone());
+    let mut request =
+        AuthorizationRequest::new(authorize, s.client_id()?).redirect_uri(redirect_uri.clone());
     if !s.scope.is_empty() {
         request = request.scope(s.scope.iter().cloned());
     }
@@ -320,7 +343,10 @@ pub(crate) fn login_code(
         request = request.param(name.clone(), value.clone());
     }
     if let Some(m) = &metadata {
-        request = request.expect_issuer(m.issuer(), m.authorization_response_iss_parameter_supported());
+        request = request.expect_issuer(
+            m.issuer(),
+            m.authorization_response_iss_parameter_supported(),
+        );
     }
     let pending = request.build(&SystemRandom)?;
     eprintln!("Open this URL to sign in:\n{}", pending.url());
@@ -336,7 +362,11 @@ pub(crate) fn login_code(
     reader
         .read_line(&mut line)
         .map_err(|e| CliError::config(format!("the redirect could not be read: {e}")))?;
-    let target = line.split_whitespace().nth(1).unwrap_or_default().to_owned();
+    let target = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
     let outcome = pending.handle_callback(&target);
     let page = if outcome.is_ok() {
         "Signed in. You can close this window."
@@ -379,11 +409,14 @@ pub(crate) fn login_device(
     let token_endpoint = s.token_endpoint(&http, metadata.as_ref())?;
     let device = match (device_url, &metadata) {
         (Some(url), _) => http.endpoint(url)?,
-        (None, Some(m)) => m.device_authorization_endpoint().cloned().ok_or_else(|| {
-            CliError::config("the issuer has no device authorization endpoint")
-        })?,
+        (None, Some(m)) => m
+            .device_authorization_endpoint()
+            .cloned()
+            .ok_or_else(|| CliError::config("the issuer has no device authorization endpoint"))?,
         (None, None) => {
-            return Err(CliError::config("no device endpoint: give --issuer or --device-url"));
+            return Err(CliError::config(
+                "no device endpoint: give --issuer or --device-url",
+            ));
         }
     };
     let mut request = DeviceAuthorizationRequest::new();
@@ -525,12 +558,13 @@ pub(crate) struct DiscoverArgs {
     #[command(flatten)]
     client: ClientArgs,
     /// The issuer.
-    issuer: String,
+    #[arg(value_name = "ISSUER")]
+    target: String,
 }
 
 pub(crate) fn discover(ctx: &Context, a: &DiscoverArgs) -> Result<u8, CliError> {
     let s = ctx.settings(&a.client, &GrantArgs::default())?;
-    let m = s.http()?.discover(&a.issuer)?;
+    let m = s.http()?.discover(&a.target)?;
     let mut out = serde_json::Map::new();
     out.insert("issuer".into(), m.issuer().into());
     for name in [
@@ -598,7 +632,9 @@ pub(crate) fn register(ctx: &Context, a: &RegisterArgs) -> Result<u8, CliError> 
     let metadata = s.discovered(&http)?;
     let initial = match &a.initial_token_env {
         Some(var) => Some(AccessToken::new(std::env::var(var).map_err(|_| {
-            CliError::config(format!("the environment variable {var} (initial access token) is not set"))
+            CliError::config(format!(
+                "the environment variable {var} (initial access token) is not set"
+            ))
         })?)),
         None => None,
     };
@@ -606,10 +642,16 @@ pub(crate) fn register(ctx: &Context, a: &RegisterArgs) -> Result<u8, CliError> 
         Some(path) => {
             let pem = std::fs::read_to_string(path)
                 .map_err(|e| CliError::config(format!("cannot read {}: {e}", path.display())))?;
-            let key = [jwt_assertion::Algorithm::RS256, jwt_assertion::Algorithm::ES256, jwt_assertion::Algorithm::EdDSA]
-                .into_iter()
-                .find_map(|alg| jwt_assertion::SigningKey::from_pem(&pem, alg).ok())
-                .ok_or_else(|| CliError::config(format!("{}: not a usable private key", path.display())))?;
+            let key = [
+                jwt_assertion::Algorithm::RS256,
+                jwt_assertion::Algorithm::ES256,
+                jwt_assertion::Algorithm::EdDSA,
+            ]
+            .into_iter()
+            .find_map(|alg| jwt_assertion::SigningKey::from_pem(&pem, alg).ok())
+            .ok_or_else(|| {
+                CliError::config(format!("{}: not a usable private key", path.display()))
+            })?;
             key.public_jwk()
         }
         None => None,
@@ -700,6 +742,11 @@ pub(crate) fn maven_settings(ctx: &Context, a: &MavenArgs) -> Result<u8, CliErro
         s.client_secret()?,
     );
     // The block holds the secret: printing it is what was asked for.
-    print!("{}", credentials.settings_xml_server(&a.server_id).expose_secret());
+    print!(
+        "{}",
+        credentials
+            .settings_xml_server(&a.server_id)
+            .expose_secret()
+    );
     Ok(0)
 }

@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::Value;
 
 use crate::config::Context;
-use crate::{ClientArgs, CliError, GrantArgs};
+use crate::{CliError, ClientArgs, GrantArgs};
 
 #[derive(Args)]
 pub(crate) struct DecodeArgs {
@@ -64,14 +64,22 @@ pub(crate) fn date(secs: u64) -> String {
 
 /// `in 5 min`, `2 h ago`.
 pub(crate) fn relative(secs: u64, now: u64) -> String {
-    let (d, future) = if secs >= now { (secs - now, true) } else { (now - secs, false) };
+    let (d, future) = if secs >= now {
+        (secs - now, true)
+    } else {
+        (now - secs, false)
+    };
     let text = match d {
         0..=59 => format!("{d} s"),
         60..=3599 => format!("{} min", d / 60),
         3600..=86_399 => format!("{} h", d / 3600),
         _ => format!("{} days", d / 86_400),
     };
-    if future { format!("in {text}") } else { format!("{text} ago") }
+    if future {
+        format!("in {text}")
+    } else {
+        format!("{text} ago")
+    }
 }
 
 pub(crate) fn decode(ctx: &Context, a: &DecodeArgs) -> Result<u8, CliError> {
@@ -85,19 +93,31 @@ pub(crate) fn decode(ctx: &Context, a: &DecodeArgs) -> Result<u8, CliError> {
         a.token.trim().to_owned()
     };
     if token.split('.').count() != 3 {
-        return Err(CliError::input("not a JWT: it needs three dot-separated parts"));
+        return Err(CliError::input(
+            "not a JWT: it needs three dot-separated parts",
+        ));
     }
     let header = segment(&token, 0)?;
     let claims = segment(&token, 1)?;
-    println!("header: {}", serde_json::to_string_pretty(&header).unwrap_or_default());
-    println!("claims: {}", serde_json::to_string_pretty(&claims).unwrap_or_default());
+    println!(
+        "header: {}",
+        serde_json::to_string_pretty(&header).unwrap_or_default()
+    );
+    println!(
+        "claims: {}",
+        serde_json::to_string_pretty(&claims).unwrap_or_default()
+    );
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_secs();
     for name in ["iat", "nbf", "exp", "auth_time"] {
         if let Some(secs) = claims.get(name).and_then(Value::as_u64) {
-            let note = if name == "exp" && secs <= now { " (expired)" } else { "" };
+            let note = if name == "exp" && secs <= now {
+                " (expired)"
+            } else {
+                ""
+            };
             println!("{name}: {} ({}){note}", date(secs), relative(secs, now));
         }
     }
@@ -128,12 +148,17 @@ pub(crate) fn decode(ctx: &Context, a: &DecodeArgs) -> Result<u8, CliError> {
     ];
     match oauth_runtime::block_on(keys.verify(&http, &token, &allowed)) {
         Ok(v) => {
-            println!("signature: valid ({}, key {})", v.alg(), header.get("kid").and_then(Value::as_str).unwrap_or("-"));
+            println!(
+                "signature: valid ({}, key {})",
+                v.alg(),
+                header.get("kid").and_then(Value::as_str).unwrap_or("-")
+            );
             Ok(0)
         }
-        Err(oauth_ureq::KeysError::Refused(e)) => {
-            Err(CliError::new(77, format!("the signature is not valid: {e}")))
-        }
+        Err(oauth_ureq::KeysError::Refused(e)) => Err(CliError::new(
+            77,
+            format!("the signature is not valid: {e}"),
+        )),
         Err(e) => Err(CliError::new(69, format!("{e}"))),
     }
 }

@@ -260,7 +260,9 @@ impl From<oauth_ureq::Error> for CliError {
         match e.fault() {
             Fault::Transport => Self::new(
                 69,
-                format!("could not reach the server: {e} (check the URL, the network and --ca-file)"),
+                format!(
+                    "could not reach the server: {e} (check the URL, the network and --ca-file)"
+                ),
             ),
             Fault::Server | Fault::Authorization => {
                 Self::new(77, format!("the server refused: {e}"))
@@ -376,4 +378,14 @@ pub(crate) fn value_name<T: ValueEnum>(v: &T) -> String {
     v.to_possible_value()
         .map(|p| p.get_name().to_owned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }
