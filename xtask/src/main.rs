@@ -240,6 +240,19 @@ fn interop() -> Result {
             "--",
             "--ignored",
         ]),
+    )?;
+    run(
+        "interop: the oauth CLI against oidc-provider",
+        cargo().args([
+            "test",
+            "-p",
+            "oauth-cli",
+            "--test",
+            "interop",
+            "--locked",
+            "--",
+            "--ignored",
+        ]),
     )
 }
 

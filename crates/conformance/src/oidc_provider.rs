@@ -108,6 +108,12 @@ fn client_metadata() -> (Vec<Value>, Value) {
             "redirect_uris": [REDIRECT_URI], "scope": "openid profile offline_access api:read",
             "id_token_signed_response_alg": "EdDSA",
         }),
+        // A native app (the `oauth` CLI): loopback redirects on any port (RFC 8252 §7.3).
+        json!({
+            "client_id": "cli", "token_endpoint_auth_method": "none", "application_type": "native",
+            "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
+            "redirect_uris": ["http://127.0.0.1/callback"], "scope": "openid profile offline_access",
+        }),
         // A public client on a TV: the device authorization grant (RFC 8628).
         json!({
             "client_id": "device-app", "token_endpoint_auth_method": "none",

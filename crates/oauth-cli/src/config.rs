@@ -68,6 +68,9 @@ pub(crate) enum Grant {
     RefreshToken,
     /// The JWT bearer grant (RFC 7523), signed with --key.
     JwtBearer,
+    /// The device flow (RFC 8628; the device endpoint discovered from --issuer): the code is
+    /// shown on stderr, the token printed once approved.
+    Device,
 }
 
 /// A profile in `config.toml`.

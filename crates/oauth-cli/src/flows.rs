@@ -57,6 +57,11 @@ fn grant_request(s: &Settings, cached: Option<&Cached>) -> Result<TokenRequest, 
             jwt_assertion::JwtBearerSigner::new(s.signing_key()?, s.client_id()?, subject)
                 .into_grant()
         }
+        Grant::Device => {
+            return Err(CliError::input(
+                "the device grant is interactive: run `oauth token --grant device` or `oauth login --device`",
+            ));
+        }
     };
     if !s.scope.is_empty() {
         request = request.scope(s.scope.iter().cloned());
@@ -97,6 +102,11 @@ pub(crate) fn token(ctx: &Context, s: &Settings) -> Result<Cached, CliError> {
             }
             return Ok(c.clone());
         }
+    }
+    if s.grant == Grant::Device && cached.as_ref().is_none_or(|c| c.refresh_token.is_none()) {
+        login_device(ctx, s, None)?;
+        return cache::load(&s.cache_name)?
+            .ok_or_else(|| CliError::new(1, "the device flow left no token"));
     }
     let http = s.http()?;
     let metadata = s.discovered(&http)?;
@@ -192,7 +202,7 @@ pub(crate) fn call(ctx: &Context, s: &Settings, c: &CallRequest<'_>) -> Result<u
         cache::load(&s.cache_name)?
     };
     let now = SystemTime::now();
-    let mut builder = TokenSource::builder(http.clone(), endpoint, grant_client(s)?)
+    let mut builder = TokenSource::builder(http, endpoint, grant_client(s)?)
         .grant(grant_request(s, cached.as_ref())?);
     if let Some(seed) = cached.as_ref().and_then(|c| c.to_response(now)) {
         builder = builder.seed(seed);
@@ -335,7 +345,7 @@ pub(crate) fn login_code(
         .port();
     let redirect_uri = format!("http://127.0.0.1:{port}/callback");
     let mut request =
-        AuthorizationRequest::new(authorize, s.client_id()?).redirect_uri(redirect_uri.clone());
+        AuthorizationRequest::new(authorize, s.client_id()?).redirect_uri(redirect_uri);
     if !s.scope.is_empty() {
         request = request.scope(s.scope.iter().cloned());
     }
@@ -379,6 +389,10 @@ pub(crate) fn login_code(
         "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
         page.len()
     );
+    let _ = writer.flush();
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    drop(reader);
+    drop(stream);
     let code = outcome?;
     let response = match metadata {
         // With OpenID Connect, the id_token is validated by the exchange.
@@ -692,6 +706,10 @@ pub(crate) fn register(ctx: &Context, a: &RegisterArgs) -> Result<u8, CliError> 
             metadata = metadata.grant_types(a.grant_types.iter().cloned());
         }
         metadata = metadata.redirect_uris(a.redirect_uris.iter().cloned());
+        if a.redirect_uris.is_empty() {
+            // No redirect: no authorization code flow (else servers want redirect URIs).
+            metadata = metadata.response_types(Vec::<String>::new());
+        }
         if !s.scope.is_empty() {
             metadata = metadata.scope(s.scope.iter().cloned());
         }

@@ -4,6 +4,8 @@
 //! provider pages' curl steps (introspection, revocation, discovery, registration, Maven
 //! settings, decoding JWTs). Built on oauth-ureq (blocking).
 #![forbid(unsafe_code)]
+// A command-line tool: printing is its job (the libraries never print).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod cache;
 mod config;
