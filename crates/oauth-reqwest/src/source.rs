@@ -106,11 +106,7 @@ impl TokenSource {
     fn spawn_refresh(&self, request: TokenRequest) {
         let refresh = OwnedRefresh::new(Arc::clone(&self.inner));
         tokio::spawn(async move {
-            let core = refresh.core();
-            let result = core
-                .http
-                .request_token(&core.endpoint, &core.client, &request)
-                .await;
+            let result = refresh.core().obtain(&request).await;
             refresh.finish(result);
         });
     }

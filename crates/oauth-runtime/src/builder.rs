@@ -8,6 +8,7 @@ use oauth_core::{
 };
 
 use crate::shared::{PersistFn, SharedToken, WakeFn};
+use crate::store::SharedStore;
 
 /// A token source type an adapter builds from [`SourceParts`].
 pub trait SourceKind: Sized {
@@ -32,6 +33,7 @@ pub struct SourceParts<H> {
     grant: Option<TokenRequest>,
     seed: Option<TokenResponse>,
     on_token: Option<Arc<PersistFn>>,
+    shared_store: Option<SharedStore>,
 }
 
 impl<H> std::fmt::Debug for SourceParts<H> {
@@ -46,7 +48,15 @@ impl<H> std::fmt::Debug for SourceParts<H> {
 impl<H> SourceParts<H> {
     /// The token source's state, with `wake` run after every change (for async waiters).
     pub fn into_core(self, wake: Option<Box<WakeFn>>) -> SourceCore<H> {
+        let fleet = match (self.shared_store, &self.grant) {
+            (Some(store), Some(grant)) => {
+                let slot = store.slot_for(&self.endpoint, &self.client, grant);
+                Some((store, slot))
+            }
+            _ => None,
+        };
         SourceCore {
+            fleet,
             shared: SharedToken::new(self.policy, self.grant, self.seed, self.on_token, wake),
             http: self.http,
             endpoint: self.endpoint,
@@ -70,6 +80,30 @@ pub struct SourceCore<H> {
     pub classifier: RejectionClassifier,
     /// The lifecycle and the published token.
     pub shared: SharedToken,
+    /// The fleet's shared store and this source's slot in it, if the source shares its token.
+    pub fleet: Option<(SharedStore, String)>,
+}
+
+impl<H: crate::Io> SourceCore<H> {
+    /// Runs a token request the lifecycle handed out: through the fleet's shared store when
+    /// the source has one (a refresh token stays this process's own), else directly.
+    pub async fn obtain(&self, request: &TokenRequest) -> Result<TokenResponse, oauth_core::Error> {
+        match &self.fleet {
+            Some((store, slot)) if request.grant_type() != "refresh_token" => {
+                crate::fleet_token(
+                    &self.http,
+                    store,
+                    slot,
+                    self.shared.last().as_ref(),
+                    &self.endpoint,
+                    &self.client,
+                    request,
+                )
+                .await
+            }
+            _ => crate::request_token(&self.http, &self.endpoint, &self.client, request).await,
+        }
+    }
 }
 
 impl<H> std::fmt::Debug for SourceCore<H> {
@@ -110,6 +144,7 @@ impl<S: SourceKind> TokenSourceBuilder<S> {
                 grant: None,
                 seed: None,
                 on_token: None,
+                shared_store: None,
             },
             kind: PhantomData,
         }
@@ -149,6 +184,15 @@ impl<S: SourceKind> TokenSourceBuilder<S> {
     /// in `send` (default: RFC 6750 challenges and common "token expired" bodies).
     pub fn classifier(mut self, classifier: RejectionClassifier) -> Self {
         self.parts.classifier = classifier;
+        self
+    }
+
+    /// Shares the token with every process that uses the same store, key and slot (a fleet of
+    /// replicas asks for one token per lifetime instead of one each). The store is consulted
+    /// only when this process needs a new token; if it is unreachable, this process requests
+    /// its own. Needs a [`grant`](Self::grant).
+    pub fn shared_store(mut self, store: SharedStore) -> Self {
+        self.parts.shared_store = Some(store);
         self
     }
 

@@ -23,6 +23,7 @@ mod flows;
 #[cfg(feature = "openid")]
 mod openid;
 mod shared;
+mod store;
 
 pub use builder::{OwnedRefresh, SourceCore, SourceKind, SourceParts, TokenSourceBuilder};
 pub use config::{HttpConfig, Roots};
@@ -39,6 +40,7 @@ pub use flows::{
 #[cfg(feature = "openid")]
 pub use openid::{IdTokenExpectations, KeysError, Login, OpenIdCore, RemoteKeys};
 pub use shared::{RefreshGuard, SharedToken};
+pub use store::{SharedStore, StoreError, StoreFuture, StoreKey, TokenStore, fleet_token};
 
 use std::time::{Instant, SystemTime};
 

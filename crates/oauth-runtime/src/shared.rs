@@ -91,6 +91,11 @@ impl SharedToken {
         None
     }
 
+    /// The published token, fresh or not (the one a refresh replaces).
+    pub fn last(&self) -> Option<AccessToken> {
+        self.current.load().as_ref().map(|p| p.token.clone())
+    }
+
     /// Whether a refresh is in flight (read without a lock): a caller with no token to serve
     /// can wait for its end without asking the lifecycle.
     #[inline]

@@ -52,6 +52,7 @@ mod source;
 pub use http_client::HttpClient;
 #[cfg(feature = "openid")]
 pub use oauth_runtime::{IdTokenExpectations, KeysError, Login, OpenIdCore, RemoteKeys};
+pub use oauth_runtime::{SharedStore, StoreError, StoreFuture, StoreKey, TokenStore};
 #[cfg(feature = "openid")]
 pub use openid::OpenIdClient;
 pub use source::{TokenSource, TokenSourceBuilder};

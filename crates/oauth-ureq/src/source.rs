@@ -123,8 +123,6 @@ impl TokenSource {
 /// Sends the refresh handed out by the lifecycle and reports its result.
 fn refresh(inner: &SourceCore<HttpClient>, request: &TokenRequest) {
     let guard = inner.shared.guard();
-    let result = inner
-        .http
-        .request_token(&inner.endpoint, &inner.client, request);
+    let result = block_on(inner.obtain(request));
     guard.finish(result);
 }
