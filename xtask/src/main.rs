@@ -112,6 +112,33 @@ fn ci() -> Result {
             ])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
+    run(
+        "docs as docs.rs builds them (nightly, --cfg docsrs)",
+        nightly_cargo()
+            .args([
+                "doc",
+                "--no-deps",
+                "--all-features",
+                "--locked",
+                "--target-dir",
+                "target/docsrs",
+                "-p",
+                "oauth-core",
+                "-p",
+                "oauth-runtime",
+                "-p",
+                "oauth-reqwest",
+                "-p",
+                "oauth-ureq",
+                "-p",
+                "jwt-assertion",
+                "-p",
+                "oauth-gateway",
+                "-p",
+                "oauth-redis",
+            ])
+            .env("RUSTDOCFLAGS", "--cfg docsrs -D warnings"),
+    )?;
     purity()?;
     deny()?;
     run(

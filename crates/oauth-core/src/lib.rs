@@ -76,7 +76,8 @@
 //! - `authorization-code` (default): [`AuthorizationRequest`], [`Pkce`], [`PendingAuthorization`].
 //! - `anypoint` (default): the [`anypoint`] module.
 #![forbid(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+// docs.rs: feature-gated items labelled (`doc_auto_cfg` became part of `doc_cfg` in Rust 1.92).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The tree shows the three parts: `common` (the vocabulary both sides share), `client` (the
 // client's requests, parsers and machines) and `resource_server` (an API's side: taking the

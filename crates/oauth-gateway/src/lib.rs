@@ -23,7 +23,8 @@
 #![forbid(unsafe_code)]
 // Without a front end (features `tower`, `blocking`) only the contract stores are used.
 #![cfg_attr(not(any(feature = "tower", feature = "blocking")), allow(dead_code))]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+// docs.rs: feature-gated items labelled (`doc_auto_cfg` became part of `doc_cfg` in Rust 1.92).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "blocking")]
 mod blocking;

@@ -44,6 +44,16 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The API's answer as an error: the example fails (non-zero exit) when its flow does.
+fn failed(response: &oauth_reqwest::http::Response<Vec<u8>>) -> Error {
+    Error::UnexpectedResponse(oauth_core::UnexpectedResponse::new(
+        response.status(),
+        None,
+        response.body(),
+        oauth_core::UnexpectedReason::Status,
+    ))
+}
+
 /// What a token looks like in a log: its length and a fingerprint, never its value.
 fn show(token: &AccessToken) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, token.expose_secret().as_bytes());
@@ -132,6 +142,9 @@ async fn loopback() -> Result<(), Error> {
         "5. GET /api with Authorization: Bearer -> {}",
         response.status()
     );
+    if !response.status().is_success() {
+        return Err(failed(&response));
+    }
 
     server.expire_access_tokens();
     println!("6. the server now considers the token expired (as on the Dataloy page)");
@@ -146,6 +159,9 @@ async fn loopback() -> Result<(), Error> {
         after.resource_requests - before.resource_requests,
         after.token_requests - before.token_requests
     );
+    if !response.status().is_success() {
+        return Err(failed(&response));
+    }
     println!(
         "done: {} token requests and {} API calls in all",
         after.token_requests, after.resource_requests
@@ -218,6 +234,9 @@ async fn real_server(url: &str) -> Result<(), Error> {
                 })?;
         let response = tokens.send(request).await?;
         println!("3. GET {api} -> {}", response.status());
+        if !response.status().is_success() {
+            return Err(failed(&response));
+        }
     }
     Ok(())
 }

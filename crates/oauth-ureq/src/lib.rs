@@ -42,7 +42,8 @@
 //! own events are not affected. Turn the feature off only to debug HTTP on a machine whose logs
 //! may hold secrets.
 #![forbid(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+// docs.rs: feature-gated items labelled (`doc_auto_cfg` became part of `doc_cfg` in Rust 1.92).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod http_client;
 #[cfg(feature = "openid")]

@@ -162,7 +162,8 @@ impl fmt::Display for EndpointError {
             Self::UnsupportedScheme => "endpoint scheme must be https",
             Self::InsecureScheme => {
                 "endpoint uses plain http; only https is allowed (for a local development server, \
-                 opt in with SchemePolicy::DangerousAllowHttpLoopback)"
+                 opt in with HttpConfig::dangerous_allow_http_loopback() in oauth-reqwest or \
+                 oauth-ureq, or SchemePolicy::DangerousAllowHttpLoopback in oauth-core)"
             }
             Self::HttpNotLoopback => {
                 "plain http is only allowed to localhost, 127.0.0.0/8 or [::1]; use https"
