@@ -54,10 +54,11 @@ fn loopback() -> Result<(), Error> {
         rejection_style: RejectionStyle::DataloyBody,
         ..Behaviour::default()
     })
-    .map_err(|_| Error::MissingParameter { name: "test server" })?;
-    let http = HttpClient::new(
-        HttpConfig::new().add_root_certificates_pem(server.ca_pem().as_bytes())?,
-    )?;
+    .map_err(|_| Error::MissingParameter {
+        name: "test server",
+    })?;
+    let http =
+        HttpClient::new(HttpConfig::new().add_root_certificates_pem(server.ca_pem().as_bytes())?)?;
     let b = Behaviour::default();
     let tokens = TokenSource::builder(
         http.clone(),
@@ -96,12 +97,13 @@ fn loopback() -> Result<(), Error> {
 }
 
 fn real_server(url: &str) -> Result<(), Error> {
-    let var = |name: &'static str| {
-        std::env::var(name).map_err(|_| Error::MissingParameter { name })
-    };
+    let var =
+        |name: &'static str| std::env::var(name).map_err(|_| Error::MissingParameter { name });
     let mut config = HttpConfig::new();
     if let Ok(ca) = std::env::var("OAUTH_CA_FILE") {
-        let pem = std::fs::read(&ca).map_err(|_| Error::MissingParameter { name: "OAUTH_CA_FILE" })?;
+        let pem = std::fs::read(&ca).map_err(|_| Error::MissingParameter {
+            name: "OAUTH_CA_FILE",
+        })?;
         config = config.add_root_certificates_pem(&pem)?;
     }
     let http = HttpClient::new(config)?;
@@ -117,7 +119,10 @@ fn real_server(url: &str) -> Result<(), Error> {
         .grant(grant)
         .build();
     let token = tokens.token()?;
-    println!("1. obtained a token ({} chars) from {url}", token.expose_secret().len());
+    println!(
+        "1. obtained a token ({} chars) from {url}",
+        token.expose_secret().len()
+    );
     if let Ok(api) = std::env::var("OAUTH_API_URL") {
         let response = tokens.send(request(&api)?)?;
         println!("2. GET {api} -> {}", response.status());

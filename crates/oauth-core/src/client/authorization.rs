@@ -664,6 +664,87 @@ mod tests {
     }
 
     #[test]
+    fn pushed_authorization_request_and_answer() {
+        let rng = SeededRandom::new(3);
+        let pending = AuthorizationRequest::new(endpoint(), "app")
+            .redirect_uri("https://app.example/cb")
+            .scope(["openid"])
+            .build(&rng)
+            .unwrap();
+        let par = Endpoint::new("https://anypoint.mulesoft.com/par").unwrap();
+        // Basic: the body holds client_id once (from the URL); post: once (from the auth).
+        for (client, auth_header) in [
+            (
+                Client::new(
+                    "app",
+                    ClientAuthentication::SecretBasic(crate::ClientSecret::new("s")),
+                ),
+                true,
+            ),
+            (
+                Client::new(
+                    "app",
+                    ClientAuthentication::SecretPost(crate::ClientSecret::new("s")),
+                ),
+                false,
+            ),
+        ] {
+            let request = pending
+                .push_request(&par, &client, std::time::SystemTime::UNIX_EPOCH)
+                .unwrap();
+            let body = String::from_utf8_lossy(request.body().expose_secret()).into_owned();
+            assert_eq!(body.matches("client_id=app").count(), 1, "{body}");
+            assert!(
+                body.contains("code_challenge=") && body.contains("state="),
+                "{body}"
+            );
+            assert_eq!(request.headers().contains_key("authorization"), auth_header);
+        }
+        let answer = |status: u16, body: &str| {
+            http::Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(body.as_bytes().to_vec())
+                .unwrap()
+        };
+        let pushed = pending
+            .pushed(&answer(201, r#"{"request_uri":"urn:ietf:params:oauth:request_uri:6esc_11ACC5bwc014ltc14eY22c","expires_in":60}"#))
+            .unwrap();
+        assert_eq!(
+            pushed.url(),
+            "https://anypoint.mulesoft.com/accounts/api/v2/oauth2/authorize?client_id=app&request_uri=urn%3Aietf%3Aparams%3Aoauth%3Arequest_uri%3A6esc_11ACC5bwc014ltc14eY22c"
+        );
+        assert_eq!(
+            pushed.state().expose_secret(),
+            pending.state().expose_secret()
+        );
+        for (status, body, field) in [
+            (201, r#"{"expires_in":60}"#, "request_uri"),
+            (201, r#"{"request_uri":"urn:x"}"#, "expires_in"),
+            (201, r#"{"request_uri":7,"expires_in":60}"#, "request_uri"),
+            (
+                201,
+                r#"{"request_uri":"urn:x","expires_in":0}"#,
+                "expires_in",
+            ),
+        ] {
+            let e = pending.pushed(&answer(status, body)).err();
+            let reason = match &e {
+                Some(Error::UnexpectedResponse(u)) => Some(u.reason().clone()),
+                _ => None,
+            };
+            assert!(
+                matches!(reason, Some(UnexpectedReason::MissingField(f) | UnexpectedReason::InvalidField(f)) if f == field),
+                "{body}: {e:?}"
+            );
+        }
+        assert!(matches!(
+            pending.pushed(&answer(400, r#"{"error":"invalid_request"}"#)),
+            Err(Error::Server(_))
+        ));
+    }
+
+    #[test]
     fn openid_and_max_age_are_read_back_from_the_url() {
         let rng = SeededRandom::new(1);
         let plain = AuthorizationRequest::new(endpoint(), "app")
