@@ -701,7 +701,7 @@ mod tests {
             assert_eq!(request.headers().contains_key("authorization"), auth_header);
         }
         let answer = |status: u16, body: &str| {
-            http::Response::builder()
+            Response::builder()
                 .status(status)
                 .header("content-type", "application/json")
                 .body(body.as_bytes().to_vec())
