@@ -91,6 +91,7 @@ mod resource_server;
 pub use client::anypoint;
 #[cfg(feature = "authorization-code")]
 use client::authorization;
+pub use client::providers;
 use client::{
     bearer, device, discovery, dpop, engine, id_token, introspection, jwks, lifecycle,
     registration, request, response, userinfo,

@@ -623,3 +623,96 @@ impl RandomSource for FixedRandom {
         Ok(())
     }
 }
+
+/// The provider presets build each page's request exactly (no quirk written by hand).
+#[test]
+fn presets_build_each_pages_request() {
+    use oauth_core::ClientSecret;
+    use oauth_core::providers::{anypoint, dataloy};
+
+    // Page 002 (Dataloy): JSON, credentials and audience in the body.
+    let p = dataloy::client_credentials(
+        "https://auth.dataloy.example/oauth/token",
+        "cid",
+        ClientSecret::new("csecret"),
+        "https://dataloy.internal",
+    )
+    .unwrap();
+    check(
+        &p.request.build(&p.endpoint, &p.client).unwrap(),
+        Expected {
+            method: "POST",
+            uri: "https://auth.dataloy.example/oauth/token",
+            content_type: "application/json",
+            authorization: None,
+            fields: &[
+                ("client_id", "cid"),
+                ("client_secret", "csecret"),
+                ("audience", "https://dataloy.internal"),
+                ("grant_type", "client_credentials"),
+            ],
+        },
+    );
+    // Page 003 (Anypoint connected apps): JSON client_credentials at its token URL.
+    let p = anypoint::client_credentials("cid", ClientSecret::new("csecret")).unwrap();
+    check(
+        &p.request.build(&p.endpoint, &p.client).unwrap(),
+        Expected {
+            method: "POST",
+            uri: ANYPOINT_TOKEN,
+            content_type: "application/json",
+            authorization: None,
+            fields: &[
+                ("client_id", "cid"),
+                ("client_secret", "csecret"),
+                ("grant_type", "client_credentials"),
+            ],
+        },
+    );
+    // Its JWT bearer example: the subject as on the page, a body of grant_type + assertion.
+    let sub = anypoint::Subject::new("0b132ac3-d8f6-44b2-953c-2333df741f05", "jsmith")
+        .person("john", "smith", "jsmith@gmail.com")
+        .groups(["community"])
+        .to_claim()
+        .unwrap();
+    assert_eq!(
+        sub,
+        "v2|0b132ac3-d8f6-44b2-953c-2333df741f05|jsmith|john|smith|jsmith@gmail.com|[community]"
+    );
+    let request = TokenRequest::jwt_bearer(Assertion::new("signed.assertion.here"))
+        .build(
+            &Endpoint::new(anypoint::TOKEN_URL).unwrap(),
+            &anypoint::jwt_bearer_client(),
+        )
+        .unwrap();
+    check(
+        &request,
+        Expected {
+            method: "POST",
+            uri: ANYPOINT_TOKEN,
+            content_type: "application/json",
+            authorization: None,
+            fields: &[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", "signed.assertion.here"),
+            ],
+        },
+    );
+    // Page 004 (Exchange): a form with the credentials in the body.
+    let p = anypoint::exchange_client_credentials("CLIENT_ID", ClientSecret::new("CLIENT_SECRET"))
+        .unwrap();
+    check(
+        &p.request.build(&p.endpoint, &p.client).unwrap(),
+        Expected {
+            method: "POST",
+            uri: ANYPOINT_TOKEN,
+            content_type: "application/x-www-form-urlencoded",
+            authorization: None,
+            fields: &[
+                ("client_id", "CLIENT_ID"),
+                ("client_secret", "CLIENT_SECRET"),
+                ("grant_type", "client_credentials"),
+            ],
+        },
+    );
+}

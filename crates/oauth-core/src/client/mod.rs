@@ -18,6 +18,7 @@ pub(crate) mod id_token;
 pub(crate) mod introspection;
 pub(crate) mod jwks;
 pub(crate) mod lifecycle;
+pub mod providers;
 pub(crate) mod registration;
 pub(crate) mod request;
 pub(crate) mod response;
