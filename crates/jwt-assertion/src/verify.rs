@@ -570,6 +570,19 @@ pub fn verify_id_token(
     use oauth_core::{Error, IdTokenError};
     let verified = verify(token, keys, allowed)
         .map_err(|e| Error::InvalidIdToken(IdTokenError::Signature(e.to_string())))?;
+    check_id_token(verified, checks, access_token, code)
+}
+
+/// The checks of [`verify_id_token`] after the signature: `at_hash`/`c_hash` (when present and
+/// the value is given), then the claims. For an id_token verified elsewhere (by a key set that
+/// fetches its keys).
+pub fn check_id_token(
+    verified: Verified,
+    checks: &oauth_core::IdTokenChecks<'_>,
+    access_token: Option<&str>,
+    code: Option<&str>,
+) -> Result<oauth_core::IdTokenClaims, oauth_core::Error> {
+    use oauth_core::{Error, IdTokenError};
     let hash_checks = [
         ("at_hash", access_token, IdTokenError::AccessTokenHash),
         ("c_hash", code, IdTokenError::CodeHash),

@@ -323,6 +323,34 @@ impl OpenIdCore {
         self
     }
 
+    /// An authorization request to the provider for this client, redirecting to
+    /// `redirect_uri`, expecting the provider's `iss` on the redirect (RFC 9207; required
+    /// when the provider says it sends it). Add the scopes (`openid`, ...) and build it.
+    pub fn authorization_request(
+        &self,
+        redirect_uri: &str,
+    ) -> Result<oauth_core::AuthorizationRequest, Error> {
+        let endpoint =
+            self.metadata
+                .authorization_endpoint()
+                .cloned()
+                .ok_or(Error::MissingParameter {
+                    name: "authorization_endpoint",
+                })?;
+        let client_id = self
+            .client
+            .id()
+            .cloned()
+            .ok_or(Error::MissingParameter { name: "client_id" })?;
+        Ok(oauth_core::AuthorizationRequest::new(endpoint, client_id)
+            .redirect_uri(redirect_uri)
+            .expect_issuer(
+                self.metadata.issuer(),
+                self.metadata
+                    .authorization_response_iss_parameter_supported(),
+            ))
+    }
+
     /// The provider's metadata.
     pub fn metadata(&self) -> &ServerMetadata {
         &self.metadata
@@ -443,27 +471,26 @@ impl OpenIdCore {
         expect: IdTokenExpectations<'_>,
     ) -> Result<IdTokenClaims, Error> {
         let token = id_token.expose_secret();
-        let keys = match &self.hmac {
-            // An HS* token verifies with the client secret; any other finds no key there.
-            Some(secret)
-                if !matches!(
-                    verify::verify(token, secret, &self.allowed),
-                    Err(VerifyError::NoKey { .. })
-                ) =>
-            {
-                Arc::new(secret.clone())
+        // An HS* token verifies with the client secret; any other finds no key there and is
+        // verified with the provider's set (fetched, cached, fetched again for a new kid).
+        let hmac = self
+            .hmac
+            .as_ref()
+            .map(|secret| verify::verify(token, secret, &self.allowed));
+        let verified = match hmac {
+            Some(result) if !matches!(result, Err(VerifyError::NoKey { .. })) => {
+                result.map_err(|e| Error::InvalidIdToken(IdTokenError::Signature(e.to_string())))?
             }
-            _ => {
-                // Fetch (or reuse) the provider's set; an unknown kid fetches it again once.
-                let mut unknown_kid = false;
-                loop {
-                    let keys = self.keys.keys(io, unknown_kid).await?;
-                    match verify::verify(token, &keys, &self.allowed) {
-                        Err(VerifyError::NoKey { .. }) if !unknown_kid => unknown_kid = true,
-                        _ => break keys,
+            _ => self
+                .keys
+                .verify(io, token, &self.allowed)
+                .await
+                .map_err(|e| match e {
+                    KeysError::Unavailable(e) => e,
+                    KeysError::Refused(e) => {
+                        Error::InvalidIdToken(IdTokenError::Signature(e.to_string()))
                     }
-                }
-            }
+                })?,
         };
         let now = now().wall();
         let mut checks = IdTokenChecks::new(
@@ -478,10 +505,8 @@ impl OpenIdCore {
         if let Some(max_age) = expect.max_age {
             checks = checks.max_age(max_age);
         }
-        let claims = verify::verify_id_token(
-            token,
-            &keys,
-            &self.allowed,
+        let claims = verify::check_id_token(
+            verified,
             &checks,
             expect.access_token.map(AccessToken::expose_secret),
             expect.code,

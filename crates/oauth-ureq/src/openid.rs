@@ -66,26 +66,7 @@ impl OpenIdClient {
     /// `redirect_uri`, expecting the provider's `iss` on the redirect (RFC 9207; required
     /// when the provider says it sends it). Add the scopes (`openid`, ...) and build it.
     pub fn authorization_request(&self, redirect_uri: &str) -> Result<AuthorizationRequest, Error> {
-        let metadata = self.core.metadata();
-        let endpoint =
-            metadata
-                .authorization_endpoint()
-                .cloned()
-                .ok_or(Error::MissingParameter {
-                    name: "authorization_endpoint",
-                })?;
-        let client_id = self
-            .core
-            .client()
-            .id()
-            .cloned()
-            .ok_or(Error::MissingParameter { name: "client_id" })?;
-        Ok(AuthorizationRequest::new(endpoint, client_id)
-            .redirect_uri(redirect_uri)
-            .expect_issuer(
-                metadata.issuer(),
-                metadata.authorization_response_iss_parameter_supported(),
-            ))
+        self.core.authorization_request(redirect_uri)
     }
 
     /// Builds `request` and pushes it (RFC 9126) when the provider requires pushed
