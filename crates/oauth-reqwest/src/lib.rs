@@ -37,17 +37,27 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod http_client;
+#[cfg(feature = "middleware")]
+mod middleware;
 #[cfg(feature = "openid")]
 mod openid;
 mod source;
+#[cfg(feature = "tower")]
+mod tower;
 
 pub use http_client::HttpClient;
+#[cfg(feature = "middleware")]
+pub use middleware::OAuthMiddleware;
+#[cfg(any(feature = "middleware", feature = "tower"))]
+pub use oauth_runtime::NotReplayed;
 #[cfg(feature = "openid")]
 pub use oauth_runtime::{IdTokenExpectations, KeysError, Login, OpenIdCore, RemoteKeys};
 pub use oauth_runtime::{SharedStore, StoreError, StoreFuture, StoreKey, TokenStore};
 #[cfg(feature = "openid")]
 pub use openid::OpenIdClient;
 pub use source::{TokenSource, TokenSourceBuilder};
+#[cfg(feature = "tower")]
+pub use tower::{BoxError, OAuthBody, OAuthLayer, OAuthService, ReplayBody};
 
 pub use oauth_core::{self, http};
 pub use oauth_runtime::reexports::*;

@@ -142,4 +142,24 @@ impl TokenSource {
         )
         .await
     }
+
+    /// Sends a caller's request through a caller's stack with the token (the client
+    /// middlewares' common path).
+    #[cfg(any(feature = "middleware", feature = "tower"))]
+    pub(crate) async fn authorized<D: oauth_runtime::Downstream>(
+        &self,
+        downstream: &mut D,
+        request: D::Request,
+    ) -> Result<D::Response, D::Error> {
+        let inner = &self.inner;
+        oauth_runtime::authorized(
+            downstream,
+            &inner.shared,
+            &inner.classifier,
+            inner.client.dpop(),
+            request,
+            || self.token(),
+        )
+        .await
+    }
 }

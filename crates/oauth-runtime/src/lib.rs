@@ -11,7 +11,9 @@
 //! - [`log_call`]: the log lines of a token call, identical in both adapters.
 //! - The drivers ([`request_token`], [`send`], [`discover`], ...): the loops that carry out
 //!   the core's machines, written once as `async fn`s over [`Io`] (an adapter's "send one
-//!   request, wait"); the blocking adapter runs them with [`block_on`].
+//!   request, wait"); the blocking adapter runs them with [`block_on`]. [`authorized`] is the
+//!   client middlewares' driver: the same resource-call rules over the caller's own stack
+//!   ([`Downstream`]), bodies streamed.
 //!
 //! It does no network I/O, spawns nothing and never sleeps: the adapters do, each in its own way.
 #![forbid(unsafe_code)]
@@ -20,6 +22,7 @@ mod builder;
 mod config;
 mod drive;
 mod flows;
+mod middleware;
 #[cfg(feature = "openid")]
 mod openid;
 mod shared;
@@ -37,6 +40,7 @@ pub use flows::{
     delete_client_registration, device_authorization, device_flow, read_client_registration,
     register_client, update_client_registration,
 };
+pub use middleware::{Downstream, MAX_REJECTION_BODY, NotReplayed, authorized};
 #[cfg(feature = "openid")]
 pub use openid::{IdTokenExpectations, KeysError, Login, OpenIdCore, RemoteKeys};
 pub use shared::{RefreshGuard, SharedToken};

@@ -168,6 +168,8 @@ pub struct Counters {
     pub device_polls: usize,
     /// Requests to `/par`.
     pub par_requests: usize,
+    /// Requests to `/upload` and `/download` (streamed bodies).
+    pub stream_requests: usize,
 }
 
 /// The server's signing key for JWT access tokens (ES256), published at `/jwks`.

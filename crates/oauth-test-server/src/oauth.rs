@@ -165,6 +165,7 @@ pub(crate) fn handle(state: &Mutex<State>, request: &Request) -> Response {
         }
         ("GET", "/authorize") => authorize(state, request),
         ("GET", "/api") => resource(state, request),
+        ("POST" | "PUT", "/upload") | ("GET", "/download") => streamed(state, request),
         ("POST", "/introspect") => introspect(state, request),
         ("POST", "/revoke") => revoke(state, request),
         ("POST", "/device_authorization") => device_authorization(state, request),
@@ -839,6 +840,41 @@ fn bearer(request: &Request) -> Option<&str> {
     scheme
         .eq_ignore_ascii_case("bearer")
         .then_some(token.trim())
+}
+
+/// `POST /upload` (the body counted and hashed as it arrived: answers `{"bytes", "sha256"}`)
+/// and `GET /download?bytes=N` (N bytes of `i % 251`), both behind the same token check as
+/// `/api`.
+fn streamed(state: &Mutex<State>, request: &Request) -> Response {
+    let denied = {
+        let mut st = lock(state);
+        st.counters.stream_requests += 1;
+        let mut probe = request.clone();
+        probe.path = "/api".into();
+        drop(st);
+        let answer = resource(state, &probe);
+        lock(state).counters.resource_requests -= 1;
+        (answer.status != 200).then_some(answer)
+    };
+    if let Some(denied) = denied {
+        return denied;
+    }
+    if request.path == "/upload" {
+        let field = |name| request.header(name).unwrap_or_default().to_owned();
+        let bytes: u64 = field("x-upload-bytes").parse().unwrap_or_default();
+        return Response::json(
+            200,
+            &json!({"bytes": bytes, "sha256": field("x-upload-sha256")}),
+        );
+    }
+    let n = form_pairs(request.query.as_deref().unwrap_or_default())
+        .into_iter()
+        .find(|(k, _)| k == "bytes")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(64 << 20);
+    let body: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+    Response::new(200, "application/octet-stream", body)
 }
 
 fn resource(state: &Mutex<State>, request: &Request) -> Response {

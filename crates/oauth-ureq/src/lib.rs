@@ -46,11 +46,14 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod http_client;
+mod middleware;
 #[cfg(feature = "openid")]
 mod openid;
 mod source;
 
 pub use http_client::HttpClient;
+pub use middleware::{OAuthAgent, OAuthMiddleware, ReplayBody};
+pub use oauth_runtime::NotReplayed;
 #[cfg(feature = "openid")]
 pub use oauth_runtime::{IdTokenExpectations, KeysError, Login, OpenIdCore, RemoteKeys};
 pub use oauth_runtime::{SharedStore, StoreError, StoreFuture, StoreKey, TokenStore};

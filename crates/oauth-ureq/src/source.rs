@@ -118,6 +118,18 @@ impl TokenSource {
             || std::future::ready(self.token()),
         ))
     }
+
+    /// The parts the middlewares drive a call with.
+    pub(crate) fn parts(
+        &self,
+    ) -> (
+        &oauth_runtime::SharedToken,
+        &oauth_core::RejectionClassifier,
+        Option<&oauth_core::Dpop>,
+    ) {
+        let inner = &self.inner;
+        (&inner.shared, &inner.classifier, inner.client.dpop())
+    }
 }
 
 /// Sends the refresh handed out by the lifecycle and reports its result.
