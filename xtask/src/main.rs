@@ -26,9 +26,11 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz_command(&args[1..]),
         Some("interop") => interop(),
         Some("bench") => bench(),
+        Some("features") => features(),
+        Some("msrv") => msrv(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|purity|deny|interop|bench|fuzz --smoke SECS [TARGET...]>"
+                "usage: cargo xtask <ci|purity|deny|features|msrv|interop|bench|fuzz --smoke SECS [TARGET...]>"
             );
             return ExitCode::from(2);
         }
@@ -141,6 +143,12 @@ fn ci() -> Result {
     )?;
     purity()?;
     deny()?;
+    features()?;
+    msrv()?;
+    run(
+        "package and verify every published crate (cargo publish --dry-run, no upload)",
+        cargo().args(["publish", "--workspace", "--dry-run", "--locked"]),
+    )?;
     run(
         "fuzz targets' build check (stable)",
         cargo().args([
@@ -159,6 +167,113 @@ fn ci() -> Result {
     fuzz(secs, &[])?;
     println!("\nxtask ci: all steps passed");
     Ok(())
+}
+
+/// The crates published to crates.io (every other member has `publish = false`).
+const PUBLISHED: &[&str] = &[
+    "oauth-core",
+    "jwt-assertion",
+    "oauth-runtime",
+    "oauth-reqwest",
+    "oauth-ureq",
+    "oauth-gateway",
+    "oauth-redis",
+    "oauth-cli",
+];
+
+/// The features a crate declares (its `[features]` table, `default` excluded).
+fn crate_features(name: &str) -> Result<Vec<String>> {
+    let manifest = fs::read_to_string(root().join("crates").join(name).join("Cargo.toml"))
+        .map_err(|e| format!("crates/{name}/Cargo.toml: {e}"))?;
+    let mut features = Vec::new();
+    let mut in_features = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_features = line == "[features]";
+        } else if let (true, Some((feature, _))) = (in_features, line.split_once('=')) {
+            let feature = feature.trim();
+            if feature != "default" && !feature.starts_with('#') {
+                features.push(feature.to_owned());
+            }
+        }
+    }
+    Ok(features)
+}
+
+/// What `cargo hack check --each-feature` does, without installing it: every published crate
+/// with no default features, then with each feature alone (plus the defaults and all features,
+/// which clippy and the tests cover).
+fn features() -> Result {
+    for name in PUBLISHED {
+        let mut sets = vec![String::new()];
+        sets.extend(crate_features(name)?);
+        for set in sets {
+            let step = if set.is_empty() {
+                format!("features: {name} --no-default-features")
+            } else {
+                format!("features: {name} --no-default-features --features {set}")
+            };
+            let mut cmd = cargo();
+            cmd.args(["check", "-p", name, "--no-default-features", "--locked"]);
+            if !set.is_empty() {
+                cmd.args(["--features", &set]);
+            }
+            // Warnings are errors here too: a feature combination must not leave dead code.
+            cmd.env("RUSTFLAGS", "-D warnings");
+            cmd.args(["--target-dir", "target/features"]);
+            run(&step, &mut cmd)?;
+        }
+    }
+    Ok(())
+}
+
+/// The workspace's `rust-version`, read from Cargo.toml.
+fn workspace_msrv() -> Result<String> {
+    let manifest =
+        fs::read_to_string(root().join("Cargo.toml")).map_err(|e| format!("Cargo.toml: {e}"))?;
+    manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("rust-version = "))
+        .map(|v| v.trim_matches('"').to_owned())
+        .ok_or_else(|| "Cargo.toml: no rust-version".to_owned())
+}
+
+/// Checks every published crate (all features) with the toolchain of the declared MSRV,
+/// installed with rustup when missing.
+fn msrv() -> Result {
+    let version = workspace_msrv()?;
+    let installed = Command::new("rustup")
+        .args(["run", &version, "cargo", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        run(
+            &format!("msrv: rustup toolchain install {version}"),
+            Command::new("rustup").args(["toolchain", "install", &version, "--profile", "minimal"]),
+        )?;
+    }
+    let mut cmd = Command::new("rustup");
+    cmd.args([
+        "run",
+        &version,
+        "cargo",
+        "check",
+        "--all-features",
+        "--locked",
+    ]);
+    for name in PUBLISHED {
+        cmd.args(["-p", name]);
+    }
+    cmd.args(["--target-dir", "target/msrv"])
+        .current_dir(root());
+    // rustup's proxies pick the toolchain from this variable first.
+    cmd.env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("CARGO")
+        .env_remove("RUSTC");
+    run(
+        &format!("msrv: the published crates with Rust {version}"),
+        &mut cmd,
+    )
 }
 
 /// Runs the benchmarks that compare against other crates and against the floors, in one go,
