@@ -697,3 +697,9 @@ macro_rules! engine_tests {
         )*
     };
 }
+
+/// The README's examples (which use every crate), compiled — and run where they need no
+/// network — as doctests of this unpublished crate, which can depend on all of them.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

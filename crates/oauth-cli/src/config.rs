@@ -8,17 +8,17 @@ use std::sync::Arc;
 
 use clap::ValueEnum;
 use jwt_assertion::{Algorithm, ClientAssertionSigner, SigningKey};
+use oauth_ureq::oauth_core::providers;
 use oauth_ureq::{
     BodyEncoding, Client, ClientAuthentication, ClientSecret, Endpoint, HttpClient, HttpConfig,
     ServerMetadata,
 };
 use serde::Deserialize;
 
-use crate::{CliError, ClientArgs, GrantArgs, prompt_secret, value_name};
+/// A provider page's client, from `oauth_core::providers`.
+type PresetClient = fn(&str, ClientSecret) -> Client;
 
-/// The token endpoint on the Anypoint pages.
-pub(crate) const ANYPOINT_TOKEN_URL: &str =
-    "https://anypoint.mulesoft.com/accounts/api/v2/oauth2/token";
+use crate::{CliError, ClientArgs, GrantArgs, prompt_secret, value_name};
 
 /// A provider's quirks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -122,6 +122,8 @@ pub(crate) struct Settings {
     pub(crate) client_id: Option<String>,
     secret_sources: SecretSources,
     pub(crate) auth: Auth,
+    /// The provider whose preset builds the client (no --auth given).
+    preset: Option<Provider>,
     pub(crate) key: Option<PathBuf>,
     ca_file: Option<PathBuf>,
     allow_http_loopback: bool,
@@ -230,14 +232,12 @@ impl Context {
             provider,
             Some(Provider::Anypoint | Provider::AnypointExchange)
         )
-        .then(|| ANYPOINT_TOKEN_URL.to_owned());
+        .then(|| providers::anypoint::TOKEN_URL.to_owned());
+        // What the client is when --auth is not given: the preset's (built by
+        // `oauth_core::providers` in `client()`), else Basic.
         let preset_auth = match provider {
-            Some(
-                Provider::Anypoint
-                | Provider::AnypointExchange
-                | Provider::Auth0
-                | Provider::Dataloy,
-            ) => Auth::Json,
+            Some(Provider::Anypoint | Provider::Auth0 | Provider::Dataloy) => Auth::Json,
+            Some(Provider::AnypointExchange) => Auth::Post,
             _ => Auth::Basic,
         };
         let scope: Vec<String> = if c.scope.is_empty() {
@@ -296,6 +296,7 @@ impl Context {
                 stdin: c.client_secret_stdin,
             },
             auth: c.auth.or(p.auth).unwrap_or(preset_auth),
+            preset: provider.filter(|_| c.auth.or(p.auth).is_none()),
             key: c.key.clone().or(p.key),
             ca_file: c.ca_file.clone().or(p.ca_file),
             allow_http_loopback: c.allow_http_loopback || p.allow_http_loopback,
@@ -408,12 +409,22 @@ impl Settings {
             .ok_or_else(|| CliError::config("no client id: give --client-id or a profile"))
     }
 
-    /// The client, authenticated as --auth says.
+    /// The client, authenticated as --auth says, or as the provider's page does.
     pub(crate) fn client(&self) -> Result<Client, CliError> {
         if self.auth == Auth::None && self.client_id.is_none() {
             return Ok(Client::anonymous());
         }
         let id = self.client_id()?;
+        let preset = match self.preset {
+            Some(Provider::Anypoint) => Some(providers::anypoint::client as PresetClient),
+            Some(Provider::AnypointExchange) => Some(providers::anypoint::exchange_client as _),
+            Some(Provider::Auth0) => Some(providers::auth0::client as _),
+            Some(Provider::Dataloy) => Some(providers::dataloy::client as _),
+            Some(Provider::Generic) | None => None,
+        };
+        if let Some(client) = preset {
+            return Ok(client(id, self.client_secret()?));
+        }
         Ok(match self.auth {
             Auth::Basic => {
                 Client::new(id, ClientAuthentication::SecretBasic(self.client_secret()?))

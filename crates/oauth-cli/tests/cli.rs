@@ -665,3 +665,50 @@ fn no_secret_unless_asked(out: &Output, args: &[&str]) {
         no_secret(out);
     }
 }
+
+/// `--provider` builds the client with `oauth_core::providers`, as each page shows: Anypoint,
+/// Auth0 and Dataloy a JSON body, Anypoint Exchange a form with the credentials in it; an
+/// explicit `--auth` wins over the preset.
+#[test]
+fn provider_presets_send_each_pages_body() {
+    let env = Env::new(Behaviour::default());
+    let cases: &[(&[&str], &str)] = &[
+        (&["--provider", "anypoint"], "application/json"),
+        (
+            &["--provider", "anypoint-exchange"],
+            "application/x-www-form-urlencoded",
+        ),
+        (
+            &["--provider", "auth0", "--audience", "https://api"],
+            "application/json",
+        ),
+        (
+            &["--provider", "dataloy", "--audience", "https://api"],
+            "application/json",
+        ),
+        (
+            &["--provider", "anypoint", "--auth", "basic"],
+            "application/x-www-form-urlencoded",
+        ),
+    ];
+    for (n, (flags, content_type)) in cases.iter().enumerate() {
+        let mut args = vec!["token", "--no-cache"];
+        args.extend_from_slice(flags);
+        let out = env.run(&args, true);
+        assert_eq!(code(&out), 0, "{flags:?}: {}", text(&out.stderr));
+        let sent = env.server.token_requests();
+        let request = &sent[n];
+        assert_eq!(
+            request.header("content-type"),
+            Some(*content_type),
+            "{flags:?}"
+        );
+        let body = String::from_utf8_lossy(&request.body);
+        let basic = request.header("authorization").is_some();
+        assert_eq!(basic, flags.contains(&"basic"), "{flags:?}");
+        assert_eq!(body.contains("client_secret"), !basic, "{flags:?}");
+        if flags.contains(&"--audience") {
+            assert!(body.contains(r#""audience":"https://api""#), "{body}");
+        }
+    }
+}

@@ -73,8 +73,14 @@
 //!
 //! # Features
 //!
-//! - `authorization-code` (default): [`AuthorizationRequest`], [`Pkce`], [`PendingAuthorization`].
-//! - `anypoint` (default): the [`anypoint`] module.
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `authorization-code` | yes | [`AuthorizationRequest`], [`Pkce`], [`PendingAuthorization`] (the code flow, PAR) |
+//! | `anypoint` | yes | the [`anypoint`] module (Maven facade credentials, connected apps) and `providers::anypoint` |
+//!
+//! With no features the core still has every grant but the code flow, client authentication,
+//! the token lifecycle and call machines, discovery, introspection, revocation, device flow,
+//! registration, DPoP and the resource server's rules.
 #![forbid(unsafe_code)]
 // docs.rs: feature-gated items labelled (`doc_auto_cfg` became part of `doc_cfg` in Rust 1.92).
 #![cfg_attr(docsrs, feature(doc_cfg))]

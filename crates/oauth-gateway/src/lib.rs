@@ -20,6 +20,16 @@
 //!   ([`ContractSet`]).
 //! - The introspection endpoint failing (timeout, 5xx, refusing the gateway's credentials)
 //!   denies with 503; it never allows.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `tower` | yes | [`Gateway`]: async (oauth-reqwest, tokio), its tower Layer |
+//! | `blocking` | yes | [`BlockingGateway`]: blocking (oauth-ureq) |
+//! | `redb` | yes | [`RedbContracts`]: contracts in a redb file |
+//!
+//! With none, the contract stores' types and [`MemoryContracts`] remain.
 #![forbid(unsafe_code)]
 // Without a front end (features `tower`, `blocking`) only the contract stores are used.
 #![cfg_attr(not(any(feature = "tower", feature = "blocking")), allow(dead_code))]

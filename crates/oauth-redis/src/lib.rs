@@ -23,6 +23,10 @@
 //! operation has a short timeout (500 ms by default); a failed connection is dropped and opened
 //! again on the next use. The operations block: a loopback round trip, made only when a token
 //! source needs a new token (with the async adapter, on its refresh task).
+//!
+//! # Features
+//!
+//! None.
 #![forbid(unsafe_code)]
 
 use std::fmt;

@@ -32,6 +32,16 @@
 //! println!("{}", response.status());
 //! # Ok(()) }
 //! ```
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `authorization-code` | yes | the code flow with PKCE, PAR (`push_authorization`) |
+//! | `openid` | yes | `OpenIdClient`: id_tokens validated (jwt-assertion, ring), JWK sets, UserInfo |
+//! | `anypoint` | no | the Anypoint Maven facade helper and connected apps (`oauth_core::anypoint`) |
+//! | `middleware` | no | `OAuthMiddleware` for [reqwest-middleware](https://docs.rs/reqwest-middleware) clients |
+//! | `tower` | no | `OAuthLayer`, a client-side tower layer (hyper, tonic) |
 #![forbid(unsafe_code)]
 // docs.rs: feature-gated items labelled (`doc_auto_cfg` became part of `doc_cfg` in Rust 1.92).
 #![cfg_attr(docsrs, feature(doc_cfg))]

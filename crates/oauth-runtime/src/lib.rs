@@ -16,6 +16,13 @@
 //!   ([`Downstream`]), bodies streamed.
 //!
 //! It does no network I/O, spawns nothing and never sleeps: the adapters do, each in its own way.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `authorization-code` | yes | the code flow's drivers (`push_authorization`) |
+//! | `openid` | yes | [`OpenIdCore`], [`RemoteKeys`]: id_token and UserInfo validation, JWK sets (jwt-assertion, ring) |
 #![forbid(unsafe_code)]
 
 mod builder;

@@ -41,6 +41,17 @@
 //! `max_level_debug` feature), so that no `log`-to-`tracing` bridge can ever see them; `tracing`'s
 //! own events are not affected. Turn the feature off only to debug HTTP on a machine whose logs
 //! may hold secrets.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `authorization-code` | yes | the code flow with PKCE, PAR (`push_authorization`) |
+//! | `openid` | yes | `OpenIdClient`: id_tokens validated (jwt-assertion, ring), JWK sets, UserInfo |
+//! | `hide-http-trace-dumps` | yes | compiles `log`'s TRACE records out (ureq dumps requests, secrets included, at TRACE) |
+//! | `anypoint` | no | the Anypoint Maven facade helper and connected apps (`oauth_core::anypoint`) |
+//!
+//! [`OAuthAgent`] and [`OAuthMiddleware`] (the token on your own ureq requests) need no feature.
 #![forbid(unsafe_code)]
 // docs.rs: feature-gated items labelled (`doc_auto_cfg` became part of `doc_cfg` in Rust 1.92).
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -49,7 +49,9 @@ pub mod anypoint {
     pub const AUTHORIZE_URL: &str =
         "https://anypoint.mulesoft.com/accounts/api/v2/oauth2/authorize";
 
-    fn json_client(client_id: &str, secret: ClientSecret) -> Client {
+    /// The connected app as a client: `client_id` and `client_secret` in a JSON body, for
+    /// every grant.
+    pub fn client(client_id: &str, secret: ClientSecret) -> Client {
         Client::new(client_id, ClientAuthentication::SecretPost(secret))
             .with_body_encoding(BodyEncoding::Json)
     }
@@ -58,7 +60,7 @@ pub mod anypoint {
     pub fn client_credentials(client_id: &str, secret: ClientSecret) -> Result<Preset, Error> {
         Ok(Preset {
             endpoint: Endpoint::new(TOKEN_URL)?,
-            client: json_client(client_id, secret),
+            client: client(client_id, secret),
             request: TokenRequest::client_credentials(),
         })
     }
@@ -149,6 +151,11 @@ pub mod anypoint {
         }
     }
 
+    /// The Exchange page's client: `client_id` and `client_secret` in a form body.
+    pub fn exchange_client(client_id: &str, secret: ClientSecret) -> Client {
+        Client::new(client_id, ClientAuthentication::SecretPost(secret))
+    }
+
     /// Anypoint Exchange (its page): client_credentials as a form with the credentials in the
     /// body; the answer has no `expires_in` (use `UnknownExpiry::UntilRejected` or a fixed
     /// lifetime in the token source's `RefreshPolicy`), and the Maven facade takes the
@@ -159,7 +166,7 @@ pub mod anypoint {
     ) -> Result<Preset, Error> {
         Ok(Preset {
             endpoint: Endpoint::new(TOKEN_URL)?,
-            client: Client::new(client_id, ClientAuthentication::SecretPost(secret)),
+            client: exchange_client(client_id, secret),
             request: TokenRequest::client_credentials(),
         })
     }
@@ -170,6 +177,12 @@ pub mod anypoint {
 pub mod auth0 {
     use super::*;
 
+    /// The application as a client: `client_id` and `client_secret` in a JSON body.
+    pub fn client(client_id: &str, secret: ClientSecret) -> Client {
+        Client::new(client_id, ClientAuthentication::SecretPost(secret))
+            .with_body_encoding(BodyEncoding::Json)
+    }
+
     /// client_credentials at `https://{domain}/oauth/token` for `audience`.
     pub fn client_credentials(
         domain: &str,
@@ -179,8 +192,7 @@ pub mod auth0 {
     ) -> Result<Preset, Error> {
         Ok(Preset {
             endpoint: Endpoint::new(&format!("https://{domain}/oauth/token"))?,
-            client: Client::new(client_id, ClientAuthentication::SecretPost(secret))
-                .with_body_encoding(BodyEncoding::Json),
+            client: client(client_id, secret),
             request: TokenRequest::client_credentials().audience(audience),
         })
     }
@@ -191,6 +203,12 @@ pub mod auth0 {
 pub mod dataloy {
     use super::*;
 
+    /// The client: `client_id` and `client_secret` in a JSON body.
+    pub fn client(client_id: &str, secret: ClientSecret) -> Client {
+        Client::new(client_id, ClientAuthentication::SecretPost(secret))
+            .with_body_encoding(BodyEncoding::Json)
+    }
+
     /// client_credentials at `token_url` for `audience`.
     pub fn client_credentials(
         token_url: &str,
@@ -200,8 +218,7 @@ pub mod dataloy {
     ) -> Result<Preset, Error> {
         Ok(Preset {
             endpoint: Endpoint::new(token_url)?,
-            client: Client::new(client_id, ClientAuthentication::SecretPost(secret))
-                .with_body_encoding(BodyEncoding::Json),
+            client: client(client_id, secret),
             request: TokenRequest::client_credentials().audience(audience),
         })
     }
