@@ -417,10 +417,10 @@ pub fn verify_proof(proof: &str, check: &ProofCheck<'_>) -> Result<CheckedProof,
             return Err(DpopError::AccessTokenHash);
         }
     }
-    if let Some(nonce) = check.nonce {
-        if text("nonce") != Some(nonce) {
-            return Err(DpopError::Nonce);
-        }
+    if let Some(nonce) = check.nonce
+        && text("nonce") != Some(nonce)
+    {
+        return Err(DpopError::Nonce);
     }
     Ok(CheckedProof {
         jkt: jwk_thumbprint(jwk).ok_or(DpopError::Key)?,

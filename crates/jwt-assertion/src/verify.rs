@@ -166,10 +166,10 @@ impl VerifyingKey {
             alg,
             material,
         };
-        if let Some(alg) = alg {
-            if !key.fits(alg) {
-                return Err(JwkError::Invalid("alg (does not fit the key's type)"));
-            }
+        if let Some(alg) = alg
+            && !key.fits(alg)
+        {
+            return Err(JwkError::Invalid("alg (does not fit the key's type)"));
         }
         Ok(key)
     }
@@ -588,10 +588,10 @@ pub fn check_id_token(
         ("c_hash", code, IdTokenError::CodeHash),
     ];
     for (claim, value, error) in hash_checks {
-        if let (Some(Value::String(hash)), Some(value)) = (verified.claims.get(claim), value) {
-            if !token_hash_matches(verified.alg, hash, value) {
-                return Err(Error::InvalidIdToken(error));
-            }
+        if let (Some(Value::String(hash)), Some(value)) = (verified.claims.get(claim), value)
+            && !token_hash_matches(verified.alg, hash, value)
+        {
+            return Err(Error::InvalidIdToken(error));
         }
     }
     oauth_core::validate_id_token_claims(verified.claims, checks)

@@ -95,13 +95,13 @@ pub(crate) fn token(ctx: &Context, s: &Settings) -> Result<Cached, CliError> {
     } else {
         cache::load(&s.cache_name)?
     };
-    if let Some(c) = &cached {
-        if c.fresh(SystemTime::now()) {
-            if ctx.verbose {
-                eprintln!("* using the cached token ({})", s.cache_name);
-            }
-            return Ok(c.clone());
+    if let Some(c) = &cached
+        && c.fresh(SystemTime::now())
+    {
+        if ctx.verbose {
+            eprintln!("* using the cached token ({})", s.cache_name);
         }
+        return Ok(c.clone());
     }
     if s.grant == Grant::Device && cached.as_ref().is_none_or(|c| c.refresh_token.is_none()) {
         login_device(ctx, s, None)?;

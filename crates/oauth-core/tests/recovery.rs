@@ -62,7 +62,7 @@ impl Server {
             .map(str::to_owned);
         if roll < 5 {
             // Timed out; the server may still have processed it (and rotated the refresh token).
-            if refresh.is_some() && rng.next() % 2 == 0 {
+            if refresh.is_some() && rng.next().is_multiple_of(2) {
                 self.issued += 1;
                 self.refresh = format!("r{}", self.issued);
             }
@@ -75,14 +75,14 @@ impl Server {
                 .unwrap();
             return Outcome::Answer(r, Duration::from_millis(20));
         }
-        if let Some(rt) = refresh {
-            if rt != self.refresh {
-                let r = Response::builder()
-                    .status(400)
-                    .body(br#"{"error":"invalid_grant"}"#.to_vec())
-                    .unwrap();
-                return Outcome::Answer(r, Duration::from_millis(20));
-            }
+        if let Some(rt) = refresh
+            && rt != self.refresh
+        {
+            let r = Response::builder()
+                .status(400)
+                .body(br#"{"error":"invalid_grant"}"#.to_vec())
+                .unwrap();
+            return Outcome::Answer(r, Duration::from_millis(20));
         }
         self.issued += 1;
         self.refresh = format!("r{}", self.issued);

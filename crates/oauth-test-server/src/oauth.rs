@@ -488,10 +488,10 @@ fn grant(st: &mut State, request: &Request) -> Response {
             Err(r) => return r,
         }
     };
-    if let Some(required) = st.behaviour.required_audience.clone() {
-        if p.get("audience") != Some(&required) {
-            return oauth_error(400, "invalid_request", "audience missing or unknown");
-        }
+    if let Some(required) = st.behaviour.required_audience.clone()
+        && p.get("audience") != Some(&required)
+    {
+        return oauth_error(400, "invalid_request", "audience missing or unknown");
     }
     let client = client_id.clone().unwrap_or_default();
     let scope = p.get("scope").cloned().unwrap_or_default();
@@ -1032,11 +1032,11 @@ fn pushed_authorization(state: &Mutex<State>, request: &Request) -> Response {
 
 fn register(state: &Mutex<State>, request: &Request) -> Response {
     let mut st = lock(state);
-    if let Some(required) = &st.behaviour.registration_token {
-        if bearer(request) != Some(required.as_str()) {
-            return Response::json(401, &json!({"error": "invalid_token"}))
-                .header("www-authenticate", "Bearer error=\"invalid_token\"");
-        }
+    if let Some(required) = &st.behaviour.registration_token
+        && bearer(request) != Some(required.as_str())
+    {
+        return Response::json(401, &json!({"error": "invalid_token"}))
+            .header("www-authenticate", "Bearer error=\"invalid_token\"");
     }
     let Ok(Value::Object(mut metadata)) = serde_json::from_slice::<Value>(&request.body) else {
         return oauth_error(400, "invalid_client_metadata", "not a JSON object");

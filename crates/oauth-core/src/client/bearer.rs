@@ -335,10 +335,10 @@ fn body_rejection(content_type: Option<&str>, body: &[u8]) -> Option<String> {
             "detail",
             "statusText",
         ] {
-            if let Some(serde_json::Value::String(s)) = map.get(field) {
-                if matches(s) {
-                    return Some(sanitize(s, 256));
-                }
+            if let Some(serde_json::Value::String(s)) = map.get(field)
+                && matches(s)
+            {
+                return Some(sanitize(s, 256));
             }
         }
         return None;

@@ -357,12 +357,12 @@ impl RejectionClassifier {
                 });
             }
         }
-        if let Some(rule) = &self.rule {
-            if rule(response.status(), response.headers(), body) {
-                return TokenVerdict::Rejected(Rejection::Body {
-                    message: "rejected by the caller's rule".to_owned(),
-                });
-            }
+        if let Some(rule) = &self.rule
+            && rule(response.status(), response.headers(), body)
+        {
+            return TokenVerdict::Rejected(Rejection::Body {
+                message: "rejected by the caller's rule".to_owned(),
+            });
         }
         verdict
     }

@@ -294,15 +294,15 @@ fn check(claims: Map<String, Value>, c: &IdTokenChecks<'_>) -> Result<IdTokenCla
     if issued_at > c.now.checked_add(c.leeway).unwrap_or(c.now) {
         return Err(IdTokenError::IssuedAt);
     }
-    if let Some(max) = c.max_iat_age {
-        if c.now.duration_since(issued_at).unwrap_or(Duration::ZERO) > max + c.leeway {
-            return Err(IdTokenError::IssuedAt);
-        }
+    if let Some(max) = c.max_iat_age
+        && c.now.duration_since(issued_at).unwrap_or(Duration::ZERO) > max + c.leeway
+    {
+        return Err(IdTokenError::IssuedAt);
     }
-    if let Some(nbf) = time(&claims, "nbf")? {
-        if nbf > c.now.checked_add(c.leeway).unwrap_or(c.now) {
-            return Err(IdTokenError::NotYetValid);
-        }
+    if let Some(nbf) = time(&claims, "nbf")?
+        && nbf > c.now.checked_add(c.leeway).unwrap_or(c.now)
+    {
+        return Err(IdTokenError::NotYetValid);
     }
     if let Some(expected) = c.nonce {
         let sent = claims.get("nonce").and_then(Value::as_str).unwrap_or("");

@@ -332,12 +332,11 @@ impl TokenLifecycle {
             }
             _ => None,
         };
-        if freshness == Some(Freshness::Fresh)
-            || (servable.is_some() && self.in_flight != InFlight::None)
+        if (freshness == Some(Freshness::Fresh)
+            || (servable.is_some() && self.in_flight != InFlight::None))
+            && let Some(token) = servable
         {
-            if let Some(token) = servable {
-                return Decision::Use(token);
-            }
+            return Decision::Use(token);
         }
         if self.in_flight != InFlight::None {
             // The request in flight ends within its own deadline, which is no later than this

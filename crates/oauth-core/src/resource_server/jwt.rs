@@ -97,10 +97,10 @@ pub fn validate_jwt_access_token(
     // A JWT access token is a bearer token: a `token_type` claim has no meaning here, and one
     // saying otherwise must not change the decision.
     claims.remove("token_type");
-    if !claims.contains_key("client_id") {
-        if let Some(azp) = claims.get("azp").cloned() {
-            claims.insert("client_id".to_owned(), azp);
-        }
+    if !claims.contains_key("client_id")
+        && let Some(azp) = claims.get("azp").cloned()
+    {
+        claims.insert("client_id".to_owned(), azp);
     }
     let result =
         Introspection::from_active_claims(claims).map_err(|_| InvalidTokenReason::Malformed)?;

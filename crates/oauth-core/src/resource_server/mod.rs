@@ -186,12 +186,12 @@ pub fn extract_bearer_token_from_parts<'a>(
             Some(_) => continue,
         }
     }
-    if locations.query {
-        if let Some(query) = uri.query() {
-            for (name, value) in form_parse(query) {
-                if name == "access_token" {
-                    take(Cow::Owned(value.into_bytes()))?;
-                }
+    if locations.query
+        && let Some(query) = uri.query()
+    {
+        for (name, value) in form_parse(query) {
+            if name == "access_token" {
+                take(Cow::Owned(value.into_bytes()))?;
             }
         }
     }
@@ -204,12 +204,12 @@ pub fn extract_bearer_token_from_parts<'a>(
                 m.trim()
                     .eq_ignore_ascii_case("application/x-www-form-urlencoded")
             });
-        if let (true, Some(body)) = (is_form, body) {
-            if let Ok(text) = std::str::from_utf8(body) {
-                for (name, value) in form_parse(text) {
-                    if name == "access_token" {
-                        take(Cow::Owned(value.into_bytes()))?;
-                    }
+        if let (true, Some(body)) = (is_form, body)
+            && let Ok(text) = std::str::from_utf8(body)
+        {
+            for (name, value) in form_parse(text) {
+                if name == "access_token" {
+                    take(Cow::Owned(value.into_bytes()))?;
                 }
             }
         }
@@ -513,10 +513,10 @@ impl ApiPolicy {
         {
             return invalid(InvalidTokenReason::NotAnAccessToken);
         }
-        if let Some(audience) = &self.audience {
-            if !introspection.audience().iter().any(|a| a == audience) {
-                return invalid(InvalidTokenReason::WrongAudience);
-            }
+        if let Some(audience) = &self.audience
+            && !introspection.audience().iter().any(|a| a == audience)
+        {
+            return invalid(InvalidTokenReason::WrongAudience);
         }
         let Some(client_id) = introspection.client_id() else {
             return Err(Denial::NoContract);
@@ -531,10 +531,10 @@ impl ApiPolicy {
             }
         };
         for needed in self.required.iter() {
-            if let Some(allowed) = &contract_scopes {
-                if !allowed.contains(needed) {
-                    return Err(Denial::NoContract);
-                }
+            if let Some(allowed) = &contract_scopes
+                && !allowed.contains(needed)
+            {
+                return Err(Denial::NoContract);
             }
             if !introspection.scope().is_some_and(|s| s.contains(needed)) {
                 return Err(Denial::InsufficientScope {
