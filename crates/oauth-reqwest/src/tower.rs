@@ -84,7 +84,7 @@ impl<S> ReplayBody for http_body_util::StreamBody<S> {
 /// # async fn run(tokens: TokenSource) -> Result<(), oauth_reqwest::BoxError> {
 /// let hyper = HyperClient::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
 /// let api = OAuthLayer::new(tokens).layer(hyper);
-/// let request = http::Request::get("http://127.0.0.1:8080/v1/things").body(Full::default())?;
+/// let request = oauth_reqwest::http::Request::get("http://127.0.0.1:8080/v1/things").body(Full::default())?;
 /// let response = api.oneshot(request).await?;
 /// println!("{}", response.status());
 /// # Ok(()) }
