@@ -60,6 +60,20 @@ impl CacheConfig {
         self.negative_ttl = ttl;
         self
     }
+
+    /// How long `result` may be reused from `wall_now`: an active one until its `exp` and at
+    /// most the maximum age, an inactive one the negative TTL.
+    pub(crate) fn ttl(&self, result: &Introspection, wall_now: SystemTime) -> Duration {
+        if result.active() {
+            let left = match result.expires_at() {
+                Some(exp) => exp.duration_since(wall_now).unwrap_or(Duration::ZERO),
+                None => self.max_age,
+            };
+            left.min(self.max_age)
+        } else {
+            self.negative_ttl
+        }
+    }
 }
 
 /// A token's cache key.
@@ -87,7 +101,7 @@ struct Inner {
 }
 
 pub(crate) struct IntrospectionCache {
-    config: CacheConfig,
+    pub(crate) config: CacheConfig,
     inner: Mutex<Inner>,
 }
 
@@ -126,15 +140,7 @@ impl IntrospectionCache {
         now: Instant,
         wall_now: SystemTime,
     ) {
-        let ttl = if result.active() {
-            let left = match result.expires_at() {
-                Some(exp) => exp.duration_since(wall_now).unwrap_or(Duration::ZERO),
-                None => self.config.max_age,
-            };
-            left.min(self.config.max_age)
-        } else {
-            self.config.negative_ttl
-        };
+        let ttl = self.config.ttl(&result, wall_now);
         if self.config.capacity == 0 || ttl.is_zero() {
             return;
         }

@@ -17,6 +17,7 @@ use oauth_runtime::{KeysError, RemoteKeys};
 
 use crate::cache::{CacheConfig, IntrospectionCache, Key};
 use crate::contracts::ContractStore;
+use crate::shared::{Shared, SharedCache};
 
 /// An introspection outcome, shared by every request that waited for it.
 pub(crate) type Outcome = Result<Arc<Introspection>, Denial>;
@@ -32,6 +33,7 @@ pub struct GatewayBuilder<H> {
     pub(crate) cache: CacheConfig,
     pub(crate) locations: BearerLocations,
     pub(crate) dpop: DpopPolicy,
+    pub(crate) shared: Option<Shared>,
 }
 
 /// How DPoP-bound tokens (RFC 9449) are accepted: `Authorization: DPoP <token>` with a proof in
@@ -208,7 +210,24 @@ impl<H> GatewayBuilder<H> {
             cache: CacheConfig::default(),
             locations: BearerLocations::header_only(),
             dpop: DpopPolicy::default(),
+            shared: None,
         }
+    }
+
+    /// Shares introspection results with the other async gateways of a fleet through `store`
+    /// (Redis: `oauth_redis::RedisValidationCache`): one introspection call per token for the
+    /// fleet. `secret` (32 bytes, the same on every node, from your secret store) seals the
+    /// records, so a value the fleet did not write is ignored. A node waits at most `lease`
+    /// (for example 2 s) for another node's call before calling itself. If the store fails,
+    /// each node introspects alone. Local JWT validation is not shared (it needs no call).
+    pub fn shared_cache(
+        mut self,
+        store: impl SharedCache,
+        secret: &[u8; 32],
+        lease: Duration,
+    ) -> Self {
+        self.shared = Some(Shared::new(Arc::new(store), secret, lease));
+        self
     }
 
     /// How DPoP proofs are checked ([`DpopPolicy::default`] otherwise).
@@ -245,6 +264,7 @@ impl<H> GatewayBuilder<H> {
             replays: ReplayCache::new(self.dpop.replay_capacity, self.dpop.window),
             dpop: self.dpop,
             introspection: self.introspection,
+            shared: self.shared,
             issuers: self
                 .issuers
                 .into_iter()
@@ -268,6 +288,7 @@ pub(crate) struct Engine {
     issuers: Vec<IssuerKeys>,
     dpop: DpopPolicy,
     replays: ReplayCache,
+    pub(crate) shared: Option<Shared>,
 }
 
 impl Engine {

@@ -43,6 +43,7 @@ mod contracts;
 mod engine;
 #[cfg(feature = "redb")]
 mod redb_store;
+mod shared;
 #[cfg(feature = "tower")]
 mod tower;
 
@@ -54,6 +55,7 @@ pub use engine::GatewayBuilder;
 pub use engine::{DpopPolicy, JwtIssuer};
 #[cfg(feature = "redb")]
 pub use redb_store::RedbContracts;
+pub use shared::{SharedCache, SharedCacheError};
 #[cfg(feature = "tower")]
 pub use tower::{Gateway, GatewayLayer, GatewayService};
 

@@ -4,18 +4,20 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use oauth_core::http::{Method, Request, Response, Uri};
 use oauth_core::{
-    AccessToken, ApiPolicy, Denial, Presentation, Principal, TokenScheme, extract_token_from_parts,
+    AccessToken, ApiPolicy, Denial, Introspection, Presentation, Principal, TokenScheme,
+    extract_token_from_parts,
 };
 use oauth_reqwest::HttpClient;
 use tokio::sync::OnceCell;
 
-use crate::cache::key;
+use crate::cache::{Key, key};
 use crate::contracts::ContractStore;
 use crate::engine::{Engine, GatewayBuilder, InFlight, Outcome, Route};
+use crate::shared::Found;
 
 /// The gateway policy for async servers: takes the bearer token from a request, validates it
 /// at the introspection endpoint (cached, one call per token at a time), checks the client's
@@ -157,10 +159,31 @@ impl Gateway {
                         engine.local_outcome(key, issuer, verified)
                     }
                     Route::Introspect => {
+                        let leased = match self.shared_find(key).await {
+                            Found::Result(result) => {
+                                engine.cache.insert(
+                                    key,
+                                    Arc::clone(&result),
+                                    Instant::now(),
+                                    SystemTime::now(),
+                                );
+                                return Ok(result);
+                            }
+                            Found::Leased => true,
+                            Found::Alone => false,
+                        };
                         let started = Instant::now();
-                        let request = engine.request(token)?;
-                        let answer = self.inner.http.execute_oauth(request).await;
-                        engine.outcome(key, token, answer, started)
+                        let answer = match engine.request(token) {
+                            Ok(request) => self.inner.http.execute_oauth(request).await,
+                            Err(denial) => {
+                                self.shared_store(leased, key, None).await;
+                                return Err(denial);
+                            }
+                        };
+                        let outcome = engine.outcome(key, token, answer, started);
+                        self.shared_store(leased, key, outcome.as_ref().ok().cloned())
+                            .await;
+                        outcome
                     }
                 }
             })
@@ -168,6 +191,28 @@ impl Gateway {
             .clone();
         drop(call);
         engine.decide(&outcome?, presentation)
+    }
+
+    /// Looks in the fleet's shared cache, if there is one (on tokio's blocking pool).
+    async fn shared_find(&self, key: Key) -> Found {
+        let Some(shared) = self.inner.engine.shared.clone() else {
+            return Found::Alone;
+        };
+        tokio::task::spawn_blocking(move || shared.find(&key))
+            .await
+            .unwrap_or(Found::Alone)
+    }
+
+    /// Stores this node's result in the fleet's shared cache and releases the lease.
+    async fn shared_store(&self, leased: bool, key: Key, result: Option<Arc<Introspection>>) {
+        let (true, Some(shared)) = (leased, self.inner.engine.shared.clone()) else {
+            return;
+        };
+        let config = self.inner.engine.cache.config;
+        let _ = tokio::task::spawn_blocking(move || {
+            shared.store(&key, result.as_deref(), &config, SystemTime::now());
+        })
+        .await;
     }
 
     /// The response for a denial (RFC 6750 status, challenge and JSON body).

@@ -26,7 +26,9 @@
 //!
 //! # Features
 //!
-//! None.
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `gateway` | no | `RedisStore` as oauth-gateway's `SharedCache`: a gateway fleet's introspection results, one call per token for the fleet |
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -159,5 +161,91 @@ impl TokenStore for RedisStore {
                 .map(|_| ())
         });
         Box::pin(std::future::ready(result))
+    }
+}
+
+/// The gateway fleet's shared validation cache (feature `gateway`): records under
+/// `oauth-gateway:v1:<sha-256 of the token, hex>`, leases under the same name with `:lease`,
+/// released only by the node that holds them.
+#[cfg(feature = "gateway")]
+impl oauth_gateway::SharedCache for RedisStore {
+    fn get(&self, key: &[u8; 32]) -> Result<Option<Vec<u8>>, oauth_gateway::SharedCacheError> {
+        self.with("GET", |c| redis::cmd("GET").arg(record_key(key)).query(c))
+            .map_err(gateway_error)
+    }
+
+    fn put(
+        &self,
+        key: &[u8; 32],
+        record: &[u8],
+        ttl: Duration,
+    ) -> Result<(), oauth_gateway::SharedCacheError> {
+        self.with("SET", |c| {
+            redis::cmd("SET")
+                .arg(record_key(key))
+                .arg(record)
+                .arg("PX")
+                .arg(millis(ttl))
+                .query(c)
+        })
+        .map_err(gateway_error)
+    }
+
+    fn try_lease(
+        &self,
+        key: &[u8; 32],
+        ttl: Duration,
+    ) -> Result<bool, oauth_gateway::SharedCacheError> {
+        let holder = node_id();
+        TokenStore::try_lease(self, &format!("{}:lease", record_key(key)), holder, ttl)
+            .now()
+            .map_err(gateway_error)
+    }
+
+    fn release(&self, key: &[u8; 32]) -> Result<(), oauth_gateway::SharedCacheError> {
+        TokenStore::release(self, &format!("{}:lease", record_key(key)), node_id())
+            .now()
+            .map_err(gateway_error)
+    }
+}
+
+#[cfg(feature = "gateway")]
+fn record_key(key: &[u8; 32]) -> String {
+    use std::fmt::Write as _;
+    let mut name = String::with_capacity(17 + 64);
+    name.push_str("oauth-gateway:v1:");
+    for b in key {
+        let _ = write!(name, "{b:02x}");
+    }
+    name
+}
+
+/// This process's lease holder name.
+#[cfg(feature = "gateway")]
+fn node_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("{}-{nanos}", std::process::id())
+    })
+}
+
+#[cfg(feature = "gateway")]
+fn gateway_error(e: StoreError) -> oauth_gateway::SharedCacheError {
+    oauth_gateway::SharedCacheError::new(e.to_string())
+}
+
+/// The store's futures finish in their first poll (the operations block).
+#[cfg(feature = "gateway")]
+trait Now<T> {
+    fn now(self) -> Result<T, StoreError>;
+}
+
+#[cfg(feature = "gateway")]
+impl<T> Now<T> for StoreFuture<'_, T> {
+    fn now(self) -> Result<T, StoreError> {
+        oauth_runtime::block_on(self)
     }
 }

@@ -25,6 +25,7 @@
 mod http1;
 mod jwt;
 mod oauth;
+pub mod services;
 
 use std::collections::VecDeque;
 use std::io;

@@ -339,6 +339,60 @@ impl Introspection {
     pub fn extra(&self) -> &Map<String, Value> {
         &self.extra
     }
+
+    /// This result as an RFC 7662 answer body, which [`parse_introspection_response`] reads
+    /// back to an equal result (a gateway fleet's shared cache stores it so).
+    ///
+    /// ```
+    /// use oauth_core::parse_introspection_response;
+    ///
+    /// let body = r#"{"active":true,"client_id":"app","scope":"a b","exp":1900000000,"tenant":"t1"}"#;
+    /// let first = parse_introspection_response(&http::Response::new(body))?;
+    /// let again = parse_introspection_response(&http::Response::new(first.to_json()))?;
+    /// assert_eq!(again.client_id(), Some("app"));
+    /// assert_eq!(again.expires_at(), first.expires_at());
+    /// assert_eq!(again.extra()["tenant"], "t1");
+    /// # Ok::<(), oauth_core::Error>(())
+    /// ```
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut map = self.extra.clone();
+        map.insert("active".into(), Value::Bool(self.active));
+        let secs = |t: SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        };
+        let mut put = |name: &str, value: Option<Value>| {
+            if let Some(value) = value {
+                map.insert(name.into(), value);
+            }
+        };
+        put("client_id", self.client_id.clone().map(Value::String));
+        put(
+            "scope",
+            self.scope
+                .as_ref()
+                .map(|s| Value::String(s.as_str().to_owned())),
+        );
+        put("exp", self.expires_at.map(|t| secs(t).into()));
+        put("iat", self.issued_at.map(|t| secs(t).into()));
+        put("nbf", self.not_before.map(|t| secs(t).into()));
+        put("sub", self.subject.clone().map(Value::String));
+        put("iss", self.issuer.clone().map(Value::String));
+        put("username", self.username.clone().map(Value::String));
+        put(
+            "token_type",
+            self.token_type
+                .as_ref()
+                .map(|t| Value::String(t.as_str().to_owned())),
+        );
+        if !self.audience.is_empty() {
+            map.insert(
+                "aud".into(),
+                Value::Array(self.audience.iter().cloned().map(Value::String).collect()),
+            );
+        }
+        serde_json::to_vec(&Value::Object(map)).unwrap_or_default()
+    }
 }
 
 impl fmt::Debug for Introspection {

@@ -1,0 +1,353 @@
+//! A PostgreSQL [`ContractStore`] for oauth-gateway: the contracts of a fleet of gateways in
+//! one table, each node deciding from an in-memory snapshot that PostgreSQL keeps current.
+//!
+//! - [`PostgresContracts::connect`] creates the table if needed (the migration this crate ships,
+//!   [`MIGRATION`], under an advisory lock so that nodes starting together do not race), loads
+//!   the snapshot and starts a listener thread: a trigger on the table sends `NOTIFY
+//!   oauth_gateway_contracts` on every change, whatever wrote it, and each node reloads at once
+//!   — a revoked contract is enforced by the whole fleet within a round trip.
+//! - Lookups never touch the database: they read the snapshot (an `arc-swap` load).
+//! - A row that fails validation (an empty or non-printable client id or API, a scope token
+//!   RFC 6749 §3.3 does not allow) is skipped with a log line; the others load.
+//! - When PostgreSQL cannot be reached, the node keeps deciding from its last snapshot for
+//!   [`PostgresConfig::max_staleness`] after the last moment it was known current, then answers
+//!   every lookup [`ContractStatus::Unavailable`] (the gateway's 503) until the database is back.
+//!
+//! ```no_run
+//! use oauth_postgres::{PostgresConfig, PostgresContracts};
+//!
+//! # fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let url = std::env::var("DATABASE_URL")?; // postgresql://gateway@10.0.0.7/gateways
+//! let contracts = PostgresContracts::connect(&url, PostgresConfig::new())?;
+//! // Gateway::builder(http, endpoint, credentials).build(policy, contracts)
+//! # let _ = contracts; Ok(()) }
+//! ```
+//!
+//! Rows are written by whatever manages contracts:
+//! `INSERT INTO oauth_gateway_contracts (client_id, api, scopes) VALUES ('app-1', 'orders',
+//! 'orders:read')`, `DELETE FROM oauth_gateway_contracts WHERE client_id = 'app-1'`.
+//!
+//! The connection is plain TCP or a Unix socket (no TLS): run it on a private network.
+//!
+//! # Features
+//!
+//! None.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use oauth_gateway::oauth_core::{ContractStatus, Scope};
+use oauth_gateway::{Contract, ContractSet, ContractStore, MemoryContracts};
+use postgres::fallible_iterator::FallibleIterator as _;
+
+/// The table, its notification trigger, and the function the trigger calls.
+pub const MIGRATION: &str = include_str!("../migrations/0001_contracts.sql");
+
+/// The notification channel the trigger sends on.
+pub const CHANNEL: &str = "oauth_gateway_contracts";
+
+/// How a [`PostgresContracts`] keeps its snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PostgresConfig {
+    max_staleness: Duration,
+    heartbeat: Duration,
+    connect_timeout: Duration,
+}
+
+impl Default for PostgresConfig {
+    /// Decisions from a snapshot at most 30 s past the last contact; a heartbeat every 500 ms;
+    /// 2 s to connect.
+    fn default() -> Self {
+        Self {
+            max_staleness: Duration::from_secs(30),
+            heartbeat: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl PostgresConfig {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How long after the last contact with PostgreSQL the snapshot is still used; after that,
+    /// lookups are `Unavailable` (503) until the database answers again.
+    pub fn max_staleness(mut self, limit: Duration) -> Self {
+        self.max_staleness = limit;
+        self
+    }
+
+    /// How often the listener checks that the database is there (and reconnects when not).
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every.max(Duration::from_millis(10));
+        self
+    }
+}
+
+/// PostgreSQL could not be used at start (the URL, the connection, the migration, the load).
+#[derive(Debug)]
+pub struct PostgresError(String);
+
+impl fmt::Display for PostgresError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "postgres: {}", self.0)
+    }
+}
+
+impl std::error::Error for PostgresError {}
+
+fn failed(what: &str, e: &postgres::Error) -> PostgresError {
+    // The error's own text names no password (the URL is never in it).
+    PostgresError(format!("{what}: {e}"))
+}
+
+/// Contracts in PostgreSQL, decided from an in-memory snapshot (see the crate docs).
+pub struct PostgresContracts {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    snapshot: MemoryContracts,
+    epoch: Instant,
+    /// Milliseconds since `epoch` of the last moment the snapshot was known current.
+    current_at: AtomicU64,
+    config: PostgresConfig,
+    stop: AtomicBool,
+    rows: Mutex<usize>,
+}
+
+impl Shared {
+    fn mark_current(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.current_at.store(ms, Ordering::Release);
+    }
+
+    fn stale(&self) -> bool {
+        let at = Duration::from_millis(self.current_at.load(Ordering::Acquire));
+        self.epoch.elapsed().saturating_sub(at) > self.config.max_staleness
+    }
+}
+
+impl fmt::Debug for PostgresContracts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresContracts")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresContracts {
+    /// Connects to `url` (`postgresql://user[:password]@host[:port]/db`, or `host=… user=…`),
+    /// applies [`MIGRATION`], loads the contracts and starts the listener thread.
+    pub fn connect(url: &str, config: PostgresConfig) -> Result<Self, PostgresError> {
+        let mut pg_config: postgres::Config = url
+            .parse()
+            .map_err(|e: postgres::Error| failed("the database URL", &e))?;
+        pg_config.connect_timeout(config.connect_timeout);
+        let mut client = pg_config
+            .connect(postgres::NoTls)
+            .map_err(|e| failed("connect", &e))?;
+        migrate(&mut client)?;
+        let shared = Arc::new(Shared {
+            snapshot: MemoryContracts::new(),
+            epoch: Instant::now(),
+            current_at: AtomicU64::new(0),
+            config,
+            stop: AtomicBool::new(false),
+            rows: Mutex::new(0),
+        });
+        client
+            .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .map_err(|e| failed("LISTEN", &e))?;
+        reload(&mut client, &shared).map_err(|e| failed("load", &e))?;
+        let listener = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("oauth-postgres".into())
+            .spawn(move || listen(pg_config, client, &listener))
+            .map_err(|e| PostgresError(format!("listener thread: {e}")))?;
+        Ok(Self { shared })
+    }
+
+    /// The contracts in the current snapshot.
+    pub fn len(&self) -> usize {
+        *self.shared.rows.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the snapshot holds no contract.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for PostgresContracts {
+    fn drop(&mut self) {
+        // The listener sees it at its next heartbeat and closes its connection.
+        self.shared.stop.store(true, Ordering::Release);
+    }
+}
+
+impl ContractStore for PostgresContracts {
+    fn lookup(&self, client_id: &str, api: &str) -> ContractStatus {
+        if self.shared.stale() {
+            return ContractStatus::Unavailable;
+        }
+        self.shared.snapshot.lookup(client_id, api)
+    }
+}
+
+/// Creates the table and its trigger, one node at a time.
+fn migrate(client: &mut postgres::Client) -> Result<(), PostgresError> {
+    let mut tx = client.transaction().map_err(|e| failed("migrate", &e))?;
+    tx.batch_execute("SELECT pg_advisory_xact_lock(7273947025116)")
+        .map_err(|e| failed("migrate", &e))?;
+    tx.batch_execute(MIGRATION)
+        .map_err(|e| failed("migrate", &e))?;
+    tx.commit().map_err(|e| failed("migrate", &e))
+}
+
+/// Reads every row into a new snapshot, skipping (and logging) the invalid ones.
+fn reload(client: &mut postgres::Client, shared: &Shared) -> Result<(), postgres::Error> {
+    let rows = client.query(
+        "SELECT client_id, api, scopes FROM oauth_gateway_contracts",
+        &[],
+    )?;
+    let mut set = ContractSet::new();
+    let mut skipped = 0usize;
+    for row in &rows {
+        let client_id: Option<String> = row.try_get(0).ok().flatten();
+        let api: Option<String> = row.try_get(1).ok().flatten();
+        let scopes: Option<String> = row.try_get(2).ok().flatten();
+        match validate(client_id, api, scopes) {
+            Ok(contract) => set.insert(contract),
+            Err(reason) => {
+                skipped += 1;
+                tracing::warn!(reason, "contract row skipped");
+            }
+        }
+    }
+    let loaded = set.len();
+    shared.snapshot.replace_all(&set);
+    *shared.rows.lock().unwrap_or_else(|e| e.into_inner()) = loaded;
+    shared.mark_current();
+    tracing::info!(contracts = loaded, skipped, "contracts loaded");
+    Ok(())
+}
+
+/// A row as a contract, or why it is not one.
+fn validate(
+    client_id: Option<String>,
+    api: Option<String>,
+    scopes: Option<String>,
+) -> Result<Contract, &'static str> {
+    let name = |value: &str| {
+        !value.is_empty() && value.len() <= 1024 && value.chars().all(|c| !c.is_control())
+    };
+    let client_id = client_id.filter(|c| name(c)).ok_or("invalid client_id")?;
+    let api = api.filter(|a| name(a)).ok_or("invalid api")?;
+    let mut contract = Contract::new(client_id, api);
+    if let Some(scopes) = scopes {
+        // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+        let token_ok = |t: &str| {
+            t.bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+        };
+        if !scopes.split(' ').filter(|t| !t.is_empty()).all(token_ok) {
+            return Err("invalid scopes");
+        }
+        contract.scopes = Some(Scope::parse(&scopes));
+    }
+    Ok(contract)
+}
+
+/// The listener thread: reloads on every notification, checks the connection at each
+/// heartbeat, reconnects (and reloads) after a failure.
+fn listen(config: postgres::Config, client: postgres::Client, shared: &Shared) {
+    let mut client = Some(client);
+    while !shared.stop.load(Ordering::Acquire) {
+        let Some(connected) = client.as_mut() else {
+            std::thread::sleep(shared.config.heartbeat);
+            client = reconnect(&config, shared);
+            continue;
+        };
+        match wait(connected, shared) {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "contracts database unreachable; deciding from the last snapshot");
+                client = None;
+            }
+        }
+    }
+}
+
+/// Waits one heartbeat for notifications; reloads if any came, else checks the connection.
+fn wait(client: &mut postgres::Client, shared: &Shared) -> Result<(), postgres::Error> {
+    let mut changed = false;
+    {
+        let mut notifications = client.notifications();
+        let first = notifications.timeout_iter(shared.config.heartbeat).next()?;
+        changed |= first.is_some_and(|n| n.channel() == CHANNEL);
+        // What else arrived, without waiting again: one reload for a burst of changes.
+        let mut more = notifications.iter();
+        while let Some(n) = more.next()? {
+            changed |= n.channel() == CHANNEL;
+        }
+    }
+    if changed {
+        reload(client, shared)
+    } else {
+        client.simple_query("SELECT 1")?;
+        shared.mark_current();
+        Ok(())
+    }
+}
+
+fn reconnect(config: &postgres::Config, shared: &Shared) -> Option<postgres::Client> {
+    let mut client = config.connect(postgres::NoTls).ok()?;
+    client.batch_execute(&format!("LISTEN {CHANNEL}")).ok()?;
+    match reload(&mut client, shared) {
+        Ok(()) => {
+            tracing::info!("contracts database reachable again");
+            Some(client)
+        }
+        Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_validated() {
+        let s = |v: &str| Some(v.to_owned());
+        assert!(validate(s("app"), s("orders"), None).is_ok());
+        let c = validate(s("app"), s("orders"), s("a b")).unwrap();
+        assert!(c.scopes.is_some_and(|sc| sc.contains("b")));
+        assert_eq!(
+            validate(None, s("orders"), None).unwrap_err(),
+            "invalid client_id"
+        );
+        assert_eq!(
+            validate(s(""), s("orders"), None).unwrap_err(),
+            "invalid client_id"
+        );
+        assert_eq!(
+            validate(s("a\nb"), s("orders"), None).unwrap_err(),
+            "invalid client_id"
+        );
+        assert_eq!(validate(s("app"), None, None).unwrap_err(), "invalid api");
+        assert_eq!(
+            validate(s("app"), s("o"), s("a \"b\"")).unwrap_err(),
+            "invalid scopes"
+        );
+        assert_eq!(
+            validate(s("app"), s("o"), s("a\\b")).unwrap_err(),
+            "invalid scopes"
+        );
+    }
+}

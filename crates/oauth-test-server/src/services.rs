@@ -1,0 +1,278 @@
+//! Real PostgreSQL and Redis servers for the fleet tests: the distribution's binaries
+//! (`apt-get install postgresql redis-server`; `.ci/run` installs them), each started on
+//! 127.0.0.1 with a data directory of its own, stopped (and the directory removed) on drop.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn scratch(name: &str, port: u16) -> io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("oauth-{name}-{}-{port}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) -> io::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready() {
+        if Instant::now() > deadline {
+            return Err(io::Error::other(format!("{what} did not start")));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// A PostgreSQL server (Debian's `/usr/lib/postgresql/<version>/bin`), trust authentication on
+/// 127.0.0.1 only, a database `gateway`.
+#[derive(Debug)]
+pub struct Postgres {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    running: bool,
+}
+
+impl Postgres {
+    /// Creates a cluster in a scratch directory and starts it.
+    pub fn start() -> io::Result<Self> {
+        let bin = pg_bin()?;
+        let port = free_port()?;
+        let dir = scratch("pg", port)?;
+        let pg = Self {
+            bin,
+            dir,
+            port,
+            running: false,
+        };
+        chown_for_postgres(&pg.dir)?;
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                &pg.data().display().to_string(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
+        )?;
+        let mut pg = pg;
+        pg.resume()?;
+        pg.psql("CREATE DATABASE gateway")?;
+        Ok(pg)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Runs one of PostgreSQL's programs, as the `postgres` user when we are root (the server
+    /// refuses to run as root).
+    fn run(&self, program: &str, args: &[&str]) -> io::Result<()> {
+        let path = self.bin.join(program);
+        let mut cmd = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&path);
+            c
+        } else {
+            Command::new(&path)
+        };
+        let out = cmd.args(args).stdin(Stdio::null()).output()?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "{program} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
+    }
+
+    /// Starts the server again (after [`stop`](Self::stop)), on the same port and data.
+    pub fn resume(&mut self) -> io::Result<()> {
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data().display().to_string(),
+                "-o",
+                &options,
+                "-l",
+                &self.dir.join("log").display().to_string(),
+                "-w",
+                "start",
+            ],
+        )?;
+        self.running = true;
+        wait_for("postgres", || self.psql_in("postgres", "SELECT 1").is_ok())
+    }
+
+    /// Stops the server (fast shutdown: connections are closed).
+    pub fn stop(&mut self) -> io::Result<()> {
+        self.running = false;
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data().display().to_string(),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ],
+        )
+    }
+
+    /// The URL of the `gateway` database.
+    pub fn url(&self) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/gateway", self.port)
+    }
+
+    /// Runs SQL with `psql` against the `gateway` database (or `postgres` before it exists).
+    pub fn psql(&self, sql: &str) -> io::Result<String> {
+        let db = if sql.starts_with("CREATE DATABASE") {
+            "postgres"
+        } else {
+            "gateway"
+        };
+        self.psql_in(db, sql)
+    }
+
+    fn psql_in(&self, db: &str, sql: &str) -> io::Result<String> {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args([
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qAt",
+                "-c",
+                sql,
+            ])
+            .stdin(Stdio::null())
+            .output()?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(io::Error::other(
+                String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            ))
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if self.running {
+            let _ = self.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn pg_bin() -> io::Result<PathBuf> {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|e| {
+            io::Error::other(format!(
+                "PostgreSQL is needed (apt-get install postgresql; .ci/run installs it): {e}"
+            ))
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .ok_or_else(|| io::Error::other("no PostgreSQL server under /usr/lib/postgresql"))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+fn chown_for_postgres(dir: &Path) -> io::Result<()> {
+    if is_root() {
+        let ok = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir)
+            .status()?
+            .success();
+        if !ok {
+            return Err(io::Error::other("chown postgres failed"));
+        }
+    }
+    Ok(())
+}
+
+/// A Redis server (`redis-server`), no persistence.
+#[derive(Debug)]
+pub struct Redis {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Redis {
+    /// Starts one on a free port.
+    pub fn start() -> io::Result<Self> {
+        let port = free_port()?;
+        let dir = scratch("redis", port)?;
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                io::Error::other(format!(
+                    "redis-server is needed (apt-get install redis-server): {e}"
+                ))
+            })?;
+        let redis = Self { child, dir, port };
+        wait_for("redis-server", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        })?;
+        Ok(redis)
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
