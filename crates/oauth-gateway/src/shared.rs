@@ -33,6 +33,24 @@ pub trait SharedCache: Send + Sync + 'static {
     fn release(&self, key: &[u8; 32]) -> Result<(), SharedCacheError>;
 }
 
+impl<T: SharedCache + ?Sized> SharedCache for Arc<T> {
+    fn get(&self, key: &[u8; 32]) -> Result<Option<Vec<u8>>, SharedCacheError> {
+        (**self).get(key)
+    }
+
+    fn put(&self, key: &[u8; 32], record: &[u8], ttl: Duration) -> Result<(), SharedCacheError> {
+        (**self).put(key, record, ttl)
+    }
+
+    fn try_lease(&self, key: &[u8; 32], ttl: Duration) -> Result<bool, SharedCacheError> {
+        (**self).try_lease(key, ttl)
+    }
+
+    fn release(&self, key: &[u8; 32]) -> Result<(), SharedCacheError> {
+        (**self).release(key)
+    }
+}
+
 /// A shared cache that could not be used (connection refused, timeout, protocol error).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SharedCacheError(String);

@@ -143,16 +143,13 @@ impl fmt::Debug for PostgresContracts {
 
 impl PostgresContracts {
     /// Connects to `url` (`postgresql://user[:password]@host[:port]/db`, or `host=… user=…`),
-    /// applies [`MIGRATION`], loads the contracts and starts the listener thread.
+    /// applies [`MIGRATION`], loads the contracts and starts the listener thread. Blocks until
+    /// the contracts are loaded (from an async context, a start-up step or `spawn_blocking`).
     pub fn connect(url: &str, config: PostgresConfig) -> Result<Self, PostgresError> {
         let mut pg_config: postgres::Config = url
             .parse()
             .map_err(|e: postgres::Error| failed("the database URL", &e))?;
         pg_config.connect_timeout(config.connect_timeout);
-        let mut client = pg_config
-            .connect(postgres::NoTls)
-            .map_err(|e| failed("connect", &e))?;
-        migrate(&mut client)?;
         let shared = Arc::new(Shared {
             snapshot: MemoryContracts::new(),
             epoch: Instant::now(),
@@ -161,15 +158,25 @@ impl PostgresContracts {
             stop: AtomicBool::new(false),
             rows: Mutex::new(0),
         });
-        client
-            .batch_execute(&format!("LISTEN {CHANNEL}"))
-            .map_err(|e| failed("LISTEN", &e))?;
-        reload(&mut client, &shared).map_err(|e| failed("load", &e))?;
+        // The start and the listener run on a thread of their own: the synchronous client
+        // drives a runtime of its own, which may not be started from inside an async caller's.
+        let (started, result) = std::sync::mpsc::channel();
         let listener = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("oauth-postgres".into())
-            .spawn(move || listen(pg_config, client, &listener))
+            .spawn(move || match start(&pg_config, &listener) {
+                Ok(client) => {
+                    let _ = started.send(Ok(()));
+                    listen(pg_config, client, &listener);
+                }
+                Err(e) => {
+                    let _ = started.send(Err(e));
+                }
+            })
             .map_err(|e| PostgresError(format!("listener thread: {e}")))?;
+        result
+            .recv()
+            .map_err(|_| PostgresError("the listener thread ended".into()))??;
         Ok(Self { shared })
     }
 
@@ -198,6 +205,19 @@ impl ContractStore for PostgresContracts {
         }
         self.shared.snapshot.lookup(client_id, api)
     }
+}
+
+/// Connects, migrates, listens and loads.
+fn start(config: &postgres::Config, shared: &Shared) -> Result<postgres::Client, PostgresError> {
+    let mut client = config
+        .connect(postgres::NoTls)
+        .map_err(|e| failed("connect", &e))?;
+    migrate(&mut client)?;
+    client
+        .batch_execute(&format!("LISTEN {CHANNEL}"))
+        .map_err(|e| failed("LISTEN", &e))?;
+    reload(&mut client, shared).map_err(|e| failed("load", &e))?;
+    Ok(client)
 }
 
 /// Creates the table and its trigger, one node at a time.

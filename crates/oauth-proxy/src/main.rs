@@ -1,0 +1,72 @@
+//! `oauth-gateway`: the first provider page's gateway policy as a reverse proxy.
+//!
+//! ```text
+//! oauth-gateway --config gateway.toml
+//! ```
+//!
+//! Each request's bearer token is validated (introspection, cached on the node and, with
+//! `[cache.redis]`, shared by the fleet), the calling client's contract for the route's API is
+//! looked up (a redb file, or PostgreSQL shared by the fleet), and only then is the request
+//! passed to the upstream service, with who is calling in these headers (any such header the
+//! caller sent is removed first):
+//!
+//! | header | value |
+//! | --- | --- |
+//! | `x-oauth-client-id` | the client holding the contract |
+//! | `x-oauth-api` | the route's API |
+//! | `x-oauth-scope` | the token's scopes, space-separated (absent if none) |
+//! | `x-oauth-subject` | the resource owner, for tokens issued on a user's behalf |
+//! | `x-oauth-expires-at` | the token's expiry, seconds since the epoch |
+//!
+//! Denials are RFC 6750 answers (401, 403, 503 when a validation or the contract store is
+//! unavailable); an upstream that cannot be reached is a 502, one that does not answer in time a
+//! 504. `GET /healthz` answers 200. SIGTERM or Ctrl-C stops accepting connections and lets
+//! requests in flight finish (at most `shutdown_grace_secs`). Logs are one line per request
+//! (method, path without the query, status, API, client, time) and never hold a token or
+//! secret.
+#![forbid(unsafe_code)]
+#![allow(clippy::print_stderr)]
+
+mod config;
+mod proxy;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let path = match args.as_slice() {
+        [flag, path] if flag == "--config" => path.clone(),
+        _ => {
+            eprintln!("usage: oauth-gateway --config gateway.toml");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match config::Config::load(std::path::Path::new(&path)) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("oauth-gateway: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("oauth-gateway: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(proxy::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("oauth-gateway: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! The proxy: settings turned into gateways, the request handler, the server and its shutdown.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
+use base64::Engine as _;
+use hyper_util::client::legacy::Client as Upstream;
+use hyper_util::client::legacy::connect::HttpConnector;
+use oauth_gateway::{ApiPolicy, CacheConfig, ContractStore, Gateway, Principal, RedbContracts};
+use oauth_reqwest::{Client, ClientAuthentication, ClientSecret, HttpClient, HttpConfig};
+
+use crate::config::{Auth, Config, Contracts, env_secret};
+
+struct Route {
+    prefix: String,
+    api: String,
+    gateway: Gateway,
+}
+
+struct App {
+    routes: Vec<Route>,
+    /// `scheme://authority` and the base path (no trailing slash) of the upstream.
+    origin: String,
+    base: String,
+    upstream: Upstream<HttpConnector, Body>,
+    timeout: Duration,
+    forward_token: bool,
+}
+
+/// Builds everything the configuration names, then serves until a shutdown signal.
+pub(crate) async fn run(config: Config) -> Result<(), String> {
+    let app = Arc::new(build(&config)?);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("listen {}: {e}", config.listen))?;
+    tracing::info!(
+        listen = %config.listen,
+        routes = app.routes.len(),
+        "oauth-gateway ready"
+    );
+    let router = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .fallback(handle)
+        .with_state(app);
+    let (signalled, signal) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: no new connections, finishing requests in flight");
+        let _ = signalled.send(true);
+    });
+    let mut on_signal = signal.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let _ = on_signal.wait_for(|s| *s).await;
+    });
+    let grace = config.grace();
+    let mut after_signal = signal;
+    tokio::select! {
+        served = server => served.map_err(|e| format!("serve: {e}")),
+        () = async {
+            let _ = after_signal.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!("requests still in flight after the grace period; stopping");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn build(config: &Config) -> Result<App, String> {
+    let i = &config.introspection;
+    let mut http_config = HttpConfig::new();
+    if i.allow_http_loopback {
+        http_config = http_config.dangerous_allow_http_loopback();
+    }
+    if let Some(ca) = &i.ca_file {
+        let pem = std::fs::read(ca)
+            .map_err(|e| format!("[introspection] ca_file {}: {e}", ca.display()))?;
+        http_config = http_config
+            .add_root_certificates_pem(&pem)
+            .map_err(|e| format!("[introspection] ca_file {}: {e}", ca.display()))?;
+    }
+    let http = HttpClient::new(http_config).map_err(|e| format!("HTTP client: {e}"))?;
+    let endpoint = http.endpoint(&i.endpoint).map_err(|e| {
+        if i.endpoint.starts_with("http://") {
+            format!(
+                "[introspection] endpoint {:?}: only https:// is allowed (allow_http_loopback = true \
+                 permits http:// to 127.0.0.1/localhost for development)",
+                i.endpoint
+            )
+        } else {
+            format!("[introspection] endpoint {:?}: {e}", i.endpoint)
+        }
+    })?;
+    let secret = match (&i.client_secret_env, &i.client_secret_file) {
+        (Some(name), _) => env_secret(name, "[introspection] client_secret_env")?,
+        (None, Some(file)) => std::fs::read_to_string(file)
+            .map(|s| s.trim_end().to_owned())
+            .map_err(|e| format!("[introspection] client_secret_file {}: {e}", file.display()))?,
+        (None, None) => return Err("[introspection]: no client secret".into()),
+    };
+    let secret = ClientSecret::new(secret);
+    let client = Client::new(
+        i.client_id.clone(),
+        match i.auth {
+            Auth::Basic => ClientAuthentication::SecretBasic(secret),
+            Auth::Post => ClientAuthentication::SecretPost(secret),
+        },
+    );
+    let contracts: Arc<dyn ContractStore> = match &config.contracts {
+        Contracts::Redb { path } => Arc::new(
+            RedbContracts::open(path)
+                .map_err(|e| format!("[contracts] {}: {e}", path.display()))?,
+        ),
+        Contracts::Postgres {
+            url_env,
+            max_staleness_secs,
+        } => {
+            let url = env_secret(url_env, "[contracts] url_env")?;
+            let staleness = Duration::try_from_secs_f64(*max_staleness_secs)
+                .map_err(|_| "[contracts] max_staleness_secs: not a duration".to_owned())?;
+            Arc::new(
+                oauth_postgres::PostgresContracts::connect(
+                    &url,
+                    oauth_postgres::PostgresConfig::new().max_staleness(staleness),
+                )
+                .map_err(|e| format!("[contracts] {e}"))?,
+            )
+        }
+    };
+    let shared = match &config.cache.redis {
+        None => None,
+        Some(redis) => {
+            let url = env_secret(&redis.url_env, "[cache.redis] url_env")?;
+            let store =
+                oauth_redis::RedisStore::open(&url).map_err(|e| format!("[cache.redis] {e}"))?;
+            let key = env_secret(&redis.secret_env, "[cache.redis] secret_env")?;
+            let key: [u8; 32] = base64::engine::general_purpose::STANDARD
+                .decode(key.trim())
+                .ok()
+                .and_then(|k| k.try_into().ok())
+                .ok_or("[cache.redis] secret_env: not 32 bytes in base64")?;
+            Some((Arc::new(store), key, Duration::from_millis(redis.lease_ms)))
+        }
+    };
+    let cache = CacheConfig::new()
+        .capacity(config.cache.capacity)
+        .max_age(Duration::from_secs(config.cache.max_age_secs));
+    let mut routes = Vec::new();
+    for r in &config.routes {
+        let mut builder =
+            Gateway::builder(http.clone(), endpoint.clone(), client.clone()).cache(cache);
+        if let Some((store, key, lease)) = &shared {
+            builder = builder.shared_cache(Arc::clone(store), key, *lease);
+        }
+        let mut policy = ApiPolicy::new(r.api.clone()).require_scope(r.scopes.iter().cloned());
+        if let Some(audience) = &r.audience {
+            policy = policy.audience(audience.clone());
+        }
+        routes.push(Route {
+            prefix: r.prefix.trim_end_matches('/').to_owned(),
+            api: r.api.clone(),
+            gateway: builder.build(policy, Arc::clone(&contracts)),
+        });
+    }
+    // Longest prefix first.
+    routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+    let upstream: Uri = config
+        .upstream
+        .parse()
+        .map_err(|e| format!("upstream {:?}: {e}", config.upstream))?;
+    let (Some(scheme), Some(authority)) = (upstream.scheme_str(), upstream.authority()) else {
+        return Err(format!(
+            "upstream {:?}: not an absolute URL",
+            config.upstream
+        ));
+    };
+    Ok(App {
+        routes,
+        origin: format!("{scheme}://{authority}"),
+        base: upstream.path().trim_end_matches('/').to_owned(),
+        upstream: Upstream::builder(hyper_util::rt::TokioExecutor::new()).build_http(),
+        timeout: config.upstream_timeout(),
+        forward_token: config.forward_token,
+    })
+}
+
+impl App {
+    fn route(&self, path: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| {
+            path.strip_prefix(r.prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || r.prefix.is_empty())
+        })
+    }
+}
+
+async fn handle(State(app): State<Arc<App>>, request: Request<Body>) -> Response<Body> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let Some(route) = app.route(&path) else {
+        tracing::info!(%method, path, status = 404, "no route");
+        return plain(StatusCode::NOT_FOUND, "no route");
+    };
+    let decision = route
+        .gateway
+        .check_parts(request.method(), request.uri(), request.headers())
+        .await;
+    let (response, client) = match decision {
+        Err(denial) => (route.gateway.deny_response(&denial).map(Body::from), None),
+        Ok(principal) => {
+            let client = principal.client_id().to_owned();
+            (
+                forward(&app, route, &principal, request).await,
+                Some(client),
+            )
+        }
+    };
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        api = route.api,
+        client_id = client.as_deref().unwrap_or("-"),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+/// Headers a hop must not pass on (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes what the upstream must not see from the caller: principal headers it could spoof,
+/// hop-by-hop headers, and (unless configured) its token.
+fn strip(headers: &mut HeaderMap, forward_token: bool) {
+    let spoofed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| n.as_str().starts_with("x-oauth-"))
+        .cloned()
+        .collect();
+    for name in spoofed {
+        headers.remove(&name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if !forward_token {
+        headers.remove(axum::http::header::AUTHORIZATION);
+        headers.remove("dpop");
+    }
+}
+
+fn principal_headers(headers: &mut HeaderMap, api: &str, principal: &Principal) {
+    let mut put = |name: &'static str, value: &str| match HeaderValue::from_str(value) {
+        Ok(value) => {
+            headers.insert(name, value);
+        }
+        Err(_) => tracing::warn!(
+            header = name,
+            "a principal value is not a header value; not sent"
+        ),
+    };
+    put("x-oauth-client-id", principal.client_id());
+    put("x-oauth-api", api);
+    if let Some(scope) = principal.scope() {
+        put("x-oauth-scope", scope.as_str());
+    }
+    if let Some(subject) = principal.subject() {
+        put("x-oauth-subject", subject);
+    }
+    if let Some(exp) = principal.expires_at() {
+        let secs = exp
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        put("x-oauth-expires-at", &secs.to_string());
+    }
+}
+
+async fn forward(
+    app: &App,
+    route: &Route,
+    principal: &Principal,
+    request: Request<Body>,
+) -> Response<Body> {
+    let (mut parts, body) = request.into_parts();
+    strip(&mut parts.headers, app.forward_token);
+    principal_headers(&mut parts.headers, &route.api, principal);
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri = match format!("{}{}{target}", app.origin, app.base).parse() {
+        Ok(uri) => uri,
+        Err(_) => return plain(StatusCode::BAD_REQUEST, "bad request target"),
+    };
+    parts.version = axum::http::Version::HTTP_11;
+    let request = Request::from_parts(parts, body);
+    match tokio::time::timeout(app.timeout, app.upstream.request(request)).await {
+        Ok(Ok(response)) => {
+            let (mut parts, body) = response.into_parts();
+            for name in HOP_BY_HOP {
+                parts.headers.remove(name);
+            }
+            Response::from_parts(parts, Body::new(body))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "upstream unreachable");
+            plain(StatusCode::BAD_GATEWAY, "upstream unreachable")
+        }
+        Err(_) => {
+            tracing::warn!("upstream did not answer in time");
+            plain(StatusCode::GATEWAY_TIMEOUT, "upstream timeout")
+        }
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut response = Response::new(Body::from(text));
+    *response.status_mut() = status;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spoofed_and_hop_by_hop_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert("x-oauth-client-id", HeaderValue::from_static("admin"));
+        h.insert("X-OAuth-Scope", HeaderValue::from_static("everything"));
+        h.insert("authorization", HeaderValue::from_static("Bearer t"));
+        h.insert("connection", HeaderValue::from_static("close"));
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        strip(&mut h, false);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("accept"));
+    }
+}

@@ -1,0 +1,429 @@
+//! The deployable gateway as a fleet: three `oauth-gateway` processes in front of one upstream,
+//! contracts in a real PostgreSQL, results shared through a real Redis (both the distribution's
+//! packages, started here on 127.0.0.1 with data directories of their own), tokens introspected
+//! at the loopback test authorization server.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use oauth_test_server::services::{Postgres, Redis};
+use oauth_test_server::{Behaviour, TestServer};
+
+const HOUR: Duration = Duration::from_secs(3600);
+const CACHE_SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "oauth-proxy-{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// An upstream service: answers every request with the headers it received, as JSON; counts.
+struct Upstream {
+    port: u16,
+    seen: Arc<AtomicUsize>,
+}
+
+impl Upstream {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let counter = Arc::clone(&counter);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream);
+                    loop {
+                        let mut headers = serde_json::Map::new();
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let mut length = 0usize;
+                        loop {
+                            line.clear();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let l = line.trim_end();
+                            if l.is_empty() {
+                                break;
+                            }
+                            if let Some((n, v)) = l.split_once(':') {
+                                let n = n.trim().to_ascii_lowercase();
+                                if n == "content-length" {
+                                    length = v.trim().parse().unwrap_or(0);
+                                }
+                                headers.insert(n, v.trim().into());
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        let json = serde_json::Value::Object(headers).to_string();
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{json}",
+                            json.len()
+                        );
+                        if reader.get_mut().write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { port, seen }
+    }
+}
+
+/// One `oauth-gateway` process.
+struct Proxy {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Proxy {
+    fn start(config: &str, dir: &Path, env: &[(&str, String)]) -> Self {
+        let port = free_port();
+        let path = dir.join(format!("gateway-{port}.toml"));
+        std::fs::write(&path, format!("listen = \"127.0.0.1:{port}\"\n{config}")).unwrap();
+        let log = dir.join(format!("gateway-{port}.log"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oauth-gateway"));
+        cmd.arg("--config")
+            .arg(&path)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let proxy = Self {
+            child: cmd.spawn().unwrap(),
+            port,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while get(&proxy.url("/healthz"), None).0 != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not start: {}",
+                proxy.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        proxy
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into()
+}
+
+/// GET with an optional bearer token: the status and the body.
+fn get(url: &str, token: Option<&str>) -> (u16, String) {
+    get_with(url, token, &[])
+}
+
+fn get_with(url: &str, token: Option<&str>, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut request = agent().get(url);
+    if let Some(token) = token {
+        request = request.header("authorization", &format!("Bearer {token}"));
+    }
+    for (n, v) in headers {
+        request = request.header(*n, *v);
+    }
+    match request.call() {
+        Ok(mut r) => (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap_or_default(),
+        ),
+        Err(_) => (0, String::new()),
+    }
+}
+
+fn config(server: &TestServer, upstream: u16, contracts: &str, cache: &str) -> String {
+    let ca = server.ca_pem();
+    let dir = scratch("ca");
+    let ca_path = dir.join("ca.pem");
+    std::fs::write(&ca_path, ca).unwrap();
+    format!(
+        r#"upstream = "http://127.0.0.1:{upstream}/svc"
+upstream_timeout_secs = 5
+
+[introspection]
+endpoint = "{endpoint}"
+client_id = "{client}"
+client_secret_env = "GATEWAY_SECRET"
+ca_file = "{ca}"
+
+{contracts}
+
+[cache]
+max_age_secs = 60
+{cache}
+
+[[route]]
+prefix = "/orders"
+api = "orders"
+scopes = ["orders:read"]
+"#,
+        endpoint = server.url("/introspect"),
+        client = Behaviour::default().client_id,
+        ca = ca_path.display(),
+    )
+}
+
+fn secrets(extra: &[(&str, String)]) -> Vec<(&'static str, String)> {
+    let mut env = vec![("GATEWAY_SECRET", Behaviour::default().client_secret)];
+    for (k, v) in extra {
+        env.push((Box::leak(k.to_string().into_boxed_str()), v.clone()));
+    }
+    env
+}
+
+fn redis_key(token: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("oauth-gateway:v1:{hex}")
+}
+
+fn redis_set(redis: &Redis, key: &str, value: &[u8]) {
+    let mut c = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    redis::cmd("SET").arg(key).arg(value).exec(&mut c).unwrap();
+}
+
+#[test]
+fn a_fleet_of_three_shares_one_introspection_and_follows_postgres() {
+    let server = TestServer::start(Behaviour::default()).unwrap();
+    let mut pg = Postgres::start().unwrap();
+    let redis = Redis::start().unwrap();
+    let upstream = Upstream::start();
+    let dir = scratch("fleet");
+    let text = config(
+        &server,
+        upstream.port,
+        "[contracts]\nstore = \"postgres\"\nurl_env = \"DATABASE_URL\"\nmax_staleness_secs = 2",
+        "[cache.redis]\nurl_env = \"REDIS_URL\"\nsecret_env = \"CACHE_SECRET\"",
+    );
+    let env = secrets(&[
+        ("DATABASE_URL", pg.url()),
+        ("REDIS_URL", redis.url()),
+        ("CACHE_SECRET", CACHE_SECRET.into()),
+    ]);
+    let proxies: Vec<Proxy> = (0..3).map(|_| Proxy::start(&text, &dir, &env)).collect();
+    pg.psql("INSERT INTO oauth_gateway_contracts VALUES ('app-1', 'orders', NULL)")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    // 1,000 requests with one new token, spread over the three: one introspection call.
+    let token = server.issue_access_token("app-1", "orders:read", HOUR);
+    let before = server.counters().introspection_requests;
+    let allowed = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for t in 0..20 {
+            let (proxies, token, allowed) = (&proxies, &token, &allowed);
+            s.spawn(move || {
+                for i in 0..50 {
+                    let proxy = &proxies[(t + i) % 3];
+                    let (status, _) = get(&proxy.url("/orders/1"), Some(token));
+                    if status == 200 {
+                        allowed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(allowed.load(Ordering::Relaxed), 1000);
+    assert_eq!(server.counters().introspection_requests - before, 1);
+    assert!(upstream.seen.load(Ordering::Relaxed) >= 1000);
+
+    // The upstream sees who calls, never what the caller claims, and no token.
+    let (status, body) = get_with(
+        &proxies[0].url("/orders/2?x=1"),
+        Some(&token),
+        &[
+            ("x-oauth-client-id", "admin"),
+            ("X-OAuth-Scope", "everything"),
+        ],
+    );
+    assert_eq!(status, 200);
+    let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(seen["x-oauth-client-id"], "app-1");
+    assert_eq!(seen["x-oauth-scope"], "orders:read");
+    assert_eq!(seen["x-oauth-api"], "orders");
+    assert!(seen.get("authorization").is_none());
+
+    // Tokens introspection calls inactive are never allowed, wherever they arrive; neither is a
+    // forged "active" record planted in Redis, nor garbage.
+    let forged = "never-issued-token";
+    let mut record = b"og1".to_vec();
+    record.extend_from_slice(&[0; 32]);
+    record.extend_from_slice(br#"{"active":true,"client_id":"app-1","scope":"orders:read"}"#);
+    redis_set(&redis, &redis_key(forged), &record);
+    for proxy in &proxies {
+        assert_eq!(get(&proxy.url("/orders/1"), Some(forged)).0, 401);
+        assert_eq!(get(&proxy.url("/orders/1"), Some("unknown")).0, 401);
+    }
+    let fresh = server.issue_access_token("app-1", "orders:read", HOUR);
+    redis_set(&redis, &redis_key(&fresh), b"\x00garbage");
+    let before = server.counters().introspection_requests;
+    for proxy in &proxies {
+        assert_eq!(get(&proxy.url("/orders/1"), Some(&fresh)).0, 200);
+    }
+    assert_eq!(server.counters().introspection_requests - before, 1);
+
+    // A contract revoked in PostgreSQL: every node denies within a second.
+    let revoked = Instant::now();
+    pg.psql("DELETE FROM oauth_gateway_contracts WHERE client_id = 'app-1'")
+        .unwrap();
+    for proxy in &proxies {
+        while get(&proxy.url("/orders/1"), Some(&token)).0 != 403 {
+            assert!(
+                revoked.elapsed() < Duration::from_secs(1),
+                "not denied within 1 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let took = revoked.elapsed();
+    println!("revocation enforced by 3 nodes in {took:?}");
+
+    // PostgreSQL stops: decisions continue from the snapshot for the configured 2 s, then 503.
+    pg.psql("INSERT INTO oauth_gateway_contracts VALUES ('app-1', 'orders', NULL)")
+        .unwrap();
+    for proxy in &proxies {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while get(&proxy.url("/orders/1"), Some(&token)).0 != 200 {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    pg.stop().unwrap();
+    let down = Instant::now();
+    assert_eq!(get(&proxies[1].url("/orders/1"), Some(&token)).0, 200);
+    loop {
+        let status = get(&proxies[1].url("/orders/1"), Some(&token)).0;
+        if status == 503 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(down.elapsed() < Duration::from_secs(5), "never became 503");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let kept = down.elapsed();
+    assert!(
+        kept >= Duration::from_millis(1500),
+        "snapshot used only {kept:?}"
+    );
+    for proxy in &proxies {
+        assert_eq!(get(&proxy.url("/orders/1"), Some(&token)).0, 503);
+    }
+    let logs: String = proxies.iter().map(Proxy::log_text).collect();
+    assert!(!logs.contains(&token) && !logs.contains(&fresh));
+    assert!(!logs.contains(&Behaviour::default().client_secret));
+}
+
+#[test]
+fn a_single_node_with_the_defaults_and_its_failures() {
+    let server = TestServer::start(Behaviour::default()).unwrap();
+    let upstream = Upstream::start();
+    let dir = scratch("single");
+    // The embedded defaults: contracts in a redb file, a local cache.
+    let text = config(&server, upstream.port, "", "");
+    let env = secrets(&[]);
+    {
+        // Contracts loaded into the redb file the gateway opens.
+        let store = oauth_gateway::RedbContracts::open(dir.join("contracts.redb")).unwrap();
+        let mut set = oauth_gateway::ContractSet::new();
+        set.insert(oauth_gateway::Contract::new("app-1", "orders"));
+        store.replace_all(&set).unwrap();
+    }
+    let proxy = Proxy::start(&text, &dir, &env);
+    let token = server.issue_access_token("app-1", "orders:read", HOUR);
+    assert_eq!(get(&proxy.url("/orders"), Some(&token)).0, 200);
+    assert_eq!(get(&proxy.url("/orders"), None).0, 401);
+    assert_eq!(get(&proxy.url("/elsewhere"), Some(&token)).0, 404);
+    let narrow = server.issue_access_token("app-1", "profile", HOUR);
+    assert_eq!(get(&proxy.url("/orders"), Some(&narrow)).0, 403);
+    drop(proxy);
+
+    // An upstream that is down: 502, promptly.
+    let nothing = free_port();
+    let text = config(&server, nothing, "", "");
+    let proxy = Proxy::start(&text, &dir, &env);
+    let started = Instant::now();
+    assert_eq!(get(&proxy.url("/orders"), Some(&token)).0, 502);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    drop(proxy);
+
+    // Refused at start, with a clear message: an unknown key, an http:// endpoint.
+    let refused = |text: &str| {
+        let path = dir.join("bad.toml");
+        std::fs::write(
+            &path,
+            format!("listen = \"127.0.0.1:{}\"\n{text}", free_port()),
+        )
+        .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_oauth-gateway"))
+            .arg("--config")
+            .arg(&path)
+            .env("GATEWAY_SECRET", "x")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = refused(&text.replace("upstream_timeout_secs", "upstream_timeout"));
+    assert!(err.contains("unknown field `upstream_timeout`"), "{err}");
+    let http = text.replace("https://", "http://");
+    let err = refused(&http);
+    assert!(err.contains("only https:// is allowed"), "{err}");
+}
