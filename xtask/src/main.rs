@@ -138,6 +138,8 @@ fn ci() -> Result {
                 "oauth-gateway",
                 "-p",
                 "oauth-redis",
+                "-p",
+                "oauth-postgres",
             ])
             .env("RUSTDOCFLAGS", "--cfg docsrs -D warnings"),
     )?;
@@ -178,6 +180,8 @@ const PUBLISHED: &[&str] = &[
     "oauth-ureq",
     "oauth-gateway",
     "oauth-redis",
+    "oauth-postgres",
+    "oauth-proxy",
     "oauth-cli",
 ];
 
