@@ -138,7 +138,7 @@ pub use error::{
 };
 pub use id_token::{IdTokenChecks, IdTokenClaims, IdTokenError, validate_id_token_claims};
 pub use introspection::{
-    Introspection, IntrospectionRequest, RevocationRequest, TokenTypeHint,
+    Introspection, IntrospectionPool, IntrospectionRequest, RevocationRequest, TokenTypeHint,
     parse_introspection_response, parse_revocation_response,
 };
 pub use jwks::{JwksCache, JwksDecision};

@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use oauth_core::Introspection;
+use oauth_core::{Introspection, IntrospectionPool};
 
 /// How introspection results are cached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,6 +13,7 @@ pub struct CacheConfig {
     capacity: usize,
     max_age: Duration,
     negative_ttl: Duration,
+    keep: &'static [&'static str],
 }
 
 impl Default for CacheConfig {
@@ -22,6 +23,7 @@ impl Default for CacheConfig {
             capacity: 10_000,
             max_age: Duration::from_secs(300),
             negative_ttl: Duration::from_secs(5),
+            keep: &[],
         }
     }
 }
@@ -61,6 +63,16 @@ impl CacheConfig {
         self
     }
 
+    /// Keeps these members of introspection answers in cached results too, for the
+    /// application to read through `Principal::introspection().extra()`. By default a cached
+    /// result holds only what decisions and `Principal` read (client, scopes, times, subject,
+    /// audiences, issuer, token type, `cnf`): a node holds a million tokens in a few hundred
+    /// megabytes, and results about one client and subject share one description.
+    pub fn keep_members(mut self, names: &'static [&'static str]) -> Self {
+        self.keep = names;
+        self
+    }
+
     /// How long `result` may be reused from `wall_now`: an active one until its `exp` and at
     /// most the maximum age, an inactive one the negative TTL.
     pub(crate) fn ttl(&self, result: &Introspection, wall_now: SystemTime) -> Duration {
@@ -77,9 +89,10 @@ impl CacheConfig {
 }
 
 /// A token's cache key.
-pub(crate) type Key = [u8; 32];
+pub type Key = [u8; 32];
 
-pub(crate) fn key(token: &str) -> Key {
+/// A token's cache key: its SHA-256.
+pub fn key(token: &str) -> Key {
     let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
     let mut key = [0; 32];
     key.copy_from_slice(digest.as_ref());
@@ -88,7 +101,8 @@ pub(crate) fn key(token: &str) -> Key {
 
 struct Entry {
     result: Arc<Introspection>,
-    until: Instant,
+    /// Milliseconds after the cache's epoch (8 bytes where an `Instant` takes 16).
+    until: u64,
     seq: u64,
 }
 
@@ -98,32 +112,45 @@ struct Inner {
     /// Insertion order, for eviction; stale items (replaced entries) are skipped.
     order: VecDeque<(Key, u64)>,
     seq: u64,
+    /// The descriptions cached results share.
+    pool: IntrospectionPool,
+    /// The pool's size after its last pruning.
+    pruned_at: usize,
 }
 
-pub(crate) struct IntrospectionCache {
+/// The node's cache of validation results (public only for the memory benchmark).
+pub struct IntrospectionCache {
     pub(crate) config: CacheConfig,
+    epoch: Instant,
     inner: Mutex<Inner>,
 }
 
 impl IntrospectionCache {
-    pub(crate) fn new(config: CacheConfig) -> Self {
+    /// An empty cache.
+    pub fn new(config: CacheConfig) -> Self {
         Self {
             config,
+            epoch: Instant::now(),
             inner: Mutex::new(Inner::default()),
         }
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn get(&self, key: &Key, now: Instant) -> Option<Arc<Introspection>> {
+    /// The result for `key`, if kept and fresh at `now`.
+    pub fn get(&self, key: &Key, now: Instant) -> Option<Arc<Introspection>> {
         if self.config.capacity == 0 {
             return None;
         }
         let mut inner = self.lock();
         match inner.map.get(key) {
-            Some(entry) if entry.until > now => Some(Arc::clone(&entry.result)),
+            Some(entry) if entry.until > self.millis(now) => Some(Arc::clone(&entry.result)),
             Some(_) => {
                 inner.map.remove(key);
                 None
@@ -133,13 +160,7 @@ impl IntrospectionCache {
     }
 
     /// Keeps `result` for as long as the configuration and the token's `exp` allow.
-    pub(crate) fn insert(
-        &self,
-        key: Key,
-        result: Arc<Introspection>,
-        now: Instant,
-        wall_now: SystemTime,
-    ) {
+    pub fn insert(&self, key: Key, result: Arc<Introspection>, now: Instant, wall_now: SystemTime) {
         let ttl = self.config.ttl(&result, wall_now);
         if self.config.capacity == 0 || ttl.is_zero() {
             return;
@@ -147,6 +168,7 @@ impl IntrospectionCache {
         let Some(until) = now.checked_add(ttl) else {
             return;
         };
+        let until = self.millis(until);
         let mut inner = self.lock();
         let inner = &mut *inner;
         while inner.map.len() >= self.config.capacity && !inner.map.contains_key(&key) {
@@ -159,6 +181,11 @@ impl IntrospectionCache {
         }
         inner.seq += 1;
         let seq = inner.seq;
+        let result = Arc::new(result.compacted(&mut inner.pool, self.config.keep));
+        if inner.pool.len() > 2 * inner.pruned_at.max(1024) {
+            inner.pool.prune();
+            inner.pruned_at = inner.pool.len();
+        }
         inner.map.insert(key, Entry { result, until, seq });
         inner.order.push_back((key, seq));
         // Replaced and expired entries leave stale items behind; drop them before the queue

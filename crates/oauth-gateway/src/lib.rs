@@ -56,6 +56,12 @@ pub use engine::{DpopPolicy, JwtIssuer};
 #[cfg(feature = "redb")]
 pub use redb_store::RedbContracts;
 pub use shared::{SharedCache, SharedCacheError};
+
+/// Not part of the API: the node cache, for `benches/memory.rs`.
+#[doc(hidden)]
+pub mod __bench {
+    pub use crate::cache::{IntrospectionCache, Key, key};
+}
 #[cfg(feature = "tower")]
 pub use tower::{Gateway, GatewayLayer, GatewayService};
 

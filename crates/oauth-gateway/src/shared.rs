@@ -185,10 +185,10 @@ impl Shared {
     ) {
         if let Some(result) = result {
             let ttl = config.ttl(result, wall_now);
-            if !ttl.is_zero() {
-                if let Err(e) = self.store.put(key, &self.seal(key, result), ttl) {
-                    tracing::warn!(error = %e, "shared cache: result not stored");
-                }
+            if !ttl.is_zero()
+                && let Err(e) = self.store.put(key, &self.seal(key, result), ttl)
+            {
+                tracing::warn!(error = %e, "shared cache: result not stored");
             }
         }
         if let Err(e) = self.store.release(key) {

@@ -2,7 +2,12 @@
 //! contracts in a real PostgreSQL, results shared through a real Redis (both the distribution's
 //! packages, started here on 127.0.0.1 with data directories of their own), tokens introspected
 //! at the loopback test authorization server.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;

@@ -2,6 +2,7 @@
 //! values, responses parsed leniently.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::{Request, Response};
@@ -245,14 +246,25 @@ pub fn parse_revocation_response<B: AsRef<[u8]>>(response: &Response<B>) -> Resu
 /// Only `active` is required by the RFC; every other member is optional. `Debug` shows the
 /// members this crate interprets and the names of the others (their values may be personal
 /// data or credentials).
+///
+/// A result is small: the token's own times, and what it says about who and what (client,
+/// scopes, subject, audiences, ...) behind an `Arc` that results about the same client and
+/// subject can share ([`IntrospectionPool`]), so that a cache of many tokens holds each client's
+/// description once.
 #[derive(Clone, PartialEq)]
 pub struct Introspection {
     active: bool,
-    client_id: Option<String>,
-    scope: Option<Scope>,
     expires_at: Option<SystemTime>,
     issued_at: Option<SystemTime>,
     not_before: Option<SystemTime>,
+    about: Arc<About>,
+}
+
+/// The members of a result that tokens of one client and subject have in common.
+#[derive(Clone, Default, PartialEq)]
+struct About {
+    client_id: Option<String>,
+    scope: Option<Scope>,
     subject: Option<String>,
     audience: Vec<String>,
     issuer: Option<String>,
@@ -261,22 +273,102 @@ pub struct Introspection {
     extra: Map<String, Value>,
 }
 
+impl std::hash::Hash for About {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Equal values hash equally; `extra`'s values (not hashable) are left to `eq`.
+        self.client_id.hash(state);
+        self.scope.as_ref().map(Scope::as_str).hash(state);
+        self.subject.hash(state);
+        self.audience.hash(state);
+        self.issuer.hash(state);
+        self.token_type.as_ref().map(TokenType::as_str).hash(state);
+        self.username.hash(state);
+        for key in self.extra.keys() {
+            key.hash(state);
+        }
+    }
+}
+
+impl Eq for About {}
+
+impl fmt::Debug for About {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("About { .. }")
+    }
+}
+
+/// Shares the client-and-subject part of [`Introspection`] results: a cache that keeps its
+/// results through a pool holds one copy of each distinct description however many tokens
+/// carry it. Pure bookkeeping (no I/O); [`prune`](Self::prune) forgets descriptions no result
+/// uses any more.
+#[derive(Debug, Default)]
+pub struct IntrospectionPool {
+    shared: std::collections::HashSet<Arc<About>>,
+}
+
+impl IntrospectionPool {
+    /// An empty pool.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many distinct descriptions it holds.
+    pub fn len(&self) -> usize {
+        self.shared.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.shared.is_empty()
+    }
+
+    /// Forgets the descriptions no result holds any more.
+    pub fn prune(&mut self) {
+        self.shared.retain(|a| Arc::strong_count(a) > 1);
+    }
+}
+
 impl Introspection {
     /// An inactive result, as the endpoint answers for an unknown, expired or revoked token.
     pub fn inactive() -> Self {
         Self {
             active: false,
-            client_id: None,
-            scope: None,
             expires_at: None,
             issued_at: None,
             not_before: None,
-            subject: None,
-            audience: Vec::new(),
-            issuer: None,
-            token_type: None,
+            about: Arc::default(),
+        }
+    }
+
+    /// This result as a cache should keep it: only the members a decision or a `Principal`
+    /// reads (`client_id`, `scope`, `exp`, `nbf`, `sub`, `aud`, `iss`, `token_type`, and of the
+    /// others `cnf`, which binds a DPoP token, plus the names in `keep`), the description shared
+    /// through `pool` with every other result that has an equal one.
+    pub fn compacted(&self, pool: &mut IntrospectionPool, keep: &[&str]) -> Self {
+        let mut about = About {
             username: None,
             extra: Map::new(),
+            ..(*self.about).clone()
+        };
+        for (name, value) in &self.about.extra {
+            if name == "cnf" || keep.contains(&name.as_str()) {
+                about.extra.insert(name.clone(), value.clone());
+            }
+        }
+        let about = match pool.shared.get(&about) {
+            Some(shared) => Arc::clone(shared),
+            None => {
+                let shared = Arc::new(about);
+                pool.shared.insert(Arc::clone(&shared));
+                shared
+            }
+        };
+        Self {
+            active: self.active,
+            expires_at: self.expires_at,
+            issued_at: None,
+            not_before: self.not_before,
+            about,
         }
     }
 
@@ -287,12 +379,12 @@ impl Introspection {
 
     /// `client_id`: the client the token was issued to.
     pub fn client_id(&self) -> Option<&str> {
-        self.client_id.as_deref()
+        self.about.client_id.as_deref()
     }
 
     /// `scope`: the scopes the token carries.
     pub fn scope(&self) -> Option<&Scope> {
-        self.scope.as_ref()
+        self.about.scope.as_ref()
     }
 
     /// `exp`, as an absolute time.
@@ -312,32 +404,32 @@ impl Introspection {
 
     /// `sub`: the resource owner, for tokens issued on a user's behalf.
     pub fn subject(&self) -> Option<&str> {
-        self.subject.as_deref()
+        self.about.subject.as_deref()
     }
 
     /// `aud`: the audiences (sent as one string or an array).
     pub fn audience(&self) -> &[String] {
-        &self.audience
+        &self.about.audience
     }
 
     /// `iss`: the issuer.
     pub fn issuer(&self) -> Option<&str> {
-        self.issuer.as_deref()
+        self.about.issuer.as_deref()
     }
 
     /// `token_type`, in any case.
     pub fn token_type(&self) -> Option<&TokenType> {
-        self.token_type.as_ref()
+        self.about.token_type.as_ref()
     }
 
     /// `username`: a human-readable name of the resource owner.
     pub fn username(&self) -> Option<&str> {
-        self.username.as_deref()
+        self.about.username.as_deref()
     }
 
     /// Every other member, as sent.
     pub fn extra(&self) -> &Map<String, Value> {
-        &self.extra
+        &self.about.extra
     }
 
     /// This result as an RFC 7662 answer body, which [`parse_introspection_response`] reads
@@ -355,7 +447,8 @@ impl Introspection {
     /// # Ok::<(), oauth_core::Error>(())
     /// ```
     pub fn to_json(&self) -> Vec<u8> {
-        let mut map = self.extra.clone();
+        let about = &*self.about;
+        let mut map = about.extra.clone();
         map.insert("active".into(), Value::Bool(self.active));
         let secs = |t: SystemTime| {
             t.duration_since(std::time::UNIX_EPOCH)
@@ -366,29 +459,31 @@ impl Introspection {
                 map.insert(name.into(), value);
             }
         };
-        put("client_id", self.client_id.clone().map(Value::String));
+        put("client_id", about.client_id.clone().map(Value::String));
         put(
             "scope",
-            self.scope
+            about
+                .scope
                 .as_ref()
                 .map(|s| Value::String(s.as_str().to_owned())),
         );
         put("exp", self.expires_at.map(|t| secs(t).into()));
         put("iat", self.issued_at.map(|t| secs(t).into()));
         put("nbf", self.not_before.map(|t| secs(t).into()));
-        put("sub", self.subject.clone().map(Value::String));
-        put("iss", self.issuer.clone().map(Value::String));
-        put("username", self.username.clone().map(Value::String));
+        put("sub", about.subject.clone().map(Value::String));
+        put("iss", about.issuer.clone().map(Value::String));
+        put("username", about.username.clone().map(Value::String));
         put(
             "token_type",
-            self.token_type
+            about
+                .token_type
                 .as_ref()
                 .map(|t| Value::String(t.as_str().to_owned())),
         );
-        if !self.audience.is_empty() {
+        if !about.audience.is_empty() {
             map.insert(
                 "aud".into(),
-                Value::Array(self.audience.iter().cloned().map(Value::String).collect()),
+                Value::Array(about.audience.iter().cloned().map(Value::String).collect()),
             );
         }
         serde_json::to_vec(&Value::Object(map)).unwrap_or_default()
@@ -399,17 +494,20 @@ impl fmt::Debug for Introspection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Introspection")
             .field("active", &self.active)
-            .field("client_id", &self.client_id)
-            .field("scope", &self.scope)
+            .field("client_id", &self.about.client_id)
+            .field("scope", &self.about.scope)
             .field("expires_at", &self.expires_at)
             .field("issued_at", &self.issued_at)
             .field("not_before", &self.not_before)
-            .field("subject", &self.subject.as_ref().map(|_| "<present>"))
-            .field("audience", &self.audience)
-            .field("issuer", &self.issuer)
-            .field("token_type", &self.token_type)
-            .field("username", &self.username.as_ref().map(|_| "<present>"))
-            .field("extra", &self.extra.keys().collect::<Vec<_>>())
+            .field("subject", &self.about.subject.as_ref().map(|_| "<present>"))
+            .field("audience", &self.about.audience)
+            .field("issuer", &self.about.issuer)
+            .field("token_type", &self.about.token_type)
+            .field(
+                "username",
+                &self.about.username.as_ref().map(|_| "<present>"),
+            )
+            .field("extra", &self.about.extra.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -470,8 +568,11 @@ impl Introspection {
     pub(crate) fn from_active_claims(mut map: Map<String, Value>) -> Result<Self, &'static str> {
         let mut result = Self::inactive();
         result.active = true;
-        result.client_id = text(&mut map, "client_id")?;
-        result.scope = match map.remove("scope") {
+        let mut about = About {
+            client_id: text(&mut map, "client_id")?,
+            ..About::default()
+        };
+        about.scope = match map.remove("scope") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(Scope::parse(&s)),
             Some(Value::Array(items)) => Some(Scope::new(strings(items).ok_or("scope")?)),
@@ -480,17 +581,18 @@ impl Introspection {
         result.expires_at = instant(&mut map, "exp")?;
         result.issued_at = instant(&mut map, "iat")?;
         result.not_before = instant(&mut map, "nbf")?;
-        result.subject = text(&mut map, "sub")?;
-        result.audience = match map.remove("aud") {
+        about.subject = text(&mut map, "sub")?;
+        about.audience = match map.remove("aud") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::String(s)) => vec![s],
             Some(Value::Array(items)) => strings(items).ok_or("aud")?,
             Some(_) => return Err("aud"),
         };
-        result.issuer = text(&mut map, "iss")?;
-        result.token_type = text(&mut map, "token_type")?.map(|t| TokenType::parse(&t));
-        result.username = text(&mut map, "username")?;
-        result.extra = map;
+        about.issuer = text(&mut map, "iss")?;
+        about.token_type = text(&mut map, "token_type")?.map(|t| TokenType::parse(&t));
+        about.username = text(&mut map, "username")?;
+        about.extra = map;
+        result.about = Arc::new(about);
         Ok(result)
     }
 }
