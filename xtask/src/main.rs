@@ -326,6 +326,21 @@ fn bench() -> Result {
         "a refresh through the shared store (Redis)",
         cargo().args(["bench", "--locked", "-p", "oauth-redis", "--bench", "fleet"]),
     )?;
+    let memory = capture(
+        "memory per cached decision",
+        cargo().args([
+            "bench",
+            "--locked",
+            "-p",
+            "oauth-gateway",
+            "--bench",
+            "memory",
+        ]),
+    )?;
+    let proxy = capture(
+        "requests through the oauth-gateway proxy",
+        cargo().args(["bench", "--locked", "-p", "oauth-proxy", "--bench", "proxy"]),
+    )?;
     let rustc = Command::new("rustc")
         .arg("--version")
         .output()
@@ -342,13 +357,16 @@ fn bench() -> Result {
         "# Benchmarks\n\n\
          Written by `cargo xtask bench` (which runs `cargo run --release -p benchmarks`, \
          `cargo bench -p conformance --bench cached_token` and \
-         `cargo bench -p oauth-gateway --bench decisions`, `cargo bench -p oauth-redis --bench fleet`). Every comparison runs its contenders \
+         `cargo bench -p oauth-gateway --bench decisions`, `cargo bench -p oauth-redis --bench fleet`, \
+         `cargo bench -p oauth-gateway --bench memory`, `cargo bench -p oauth-proxy --bench proxy`). Every comparison runs its contenders \
          in the same process with interleaved rounds and reports medians, so that the ratios \
          hold on a shared, noisy machine; absolute times do not travel.\n\n\
          - toolchain: {rustc}\n- machine: {cpu}, {cores} cores\n\n\
          {comparison}\n## 3. Cached token() (conformance/benches/cached_token.rs)\n\n```text\n{cached}```\n\n\
          ## 6. Gateway decisions (oauth-gateway/benches/decisions.rs)\n\n{gateway}\n\
-         ## 7. One token for a fleet (oauth-redis/benches/fleet.rs)\n\n{fleet}\n"
+         ## 7. One token for a fleet (oauth-redis/benches/fleet.rs)\n\n{fleet}\n\
+         ## 8. Memory per cached decision (oauth-gateway/benches/memory.rs)\n\n{memory}\n\
+         ## 9. Through the deployable gateway (oauth-proxy/benches/proxy.rs)\n\n{proxy}\n"
     );
     fs::write(root().join("BENCHMARKS.md"), doc).map_err(|e| format!("BENCHMARKS.md: {e}"))?;
     println!("\nwrote BENCHMARKS.md");
