@@ -67,6 +67,7 @@ impl Upstream {
                         if reader.read_line(&mut line).unwrap_or(0) == 0 {
                             return;
                         }
+                        let request_line = line.clone();
                         let mut length = 0usize;
                         loop {
                             line.clear();
@@ -90,6 +91,9 @@ impl Upstream {
                             return;
                         }
                         counter.fetch_add(1, Ordering::Relaxed);
+                        if request_line.contains("/slow") {
+                            std::thread::sleep(Duration::from_millis(800));
+                        }
                         let json = serde_json::Value::Object(headers).to_string();
                         let answer = format!(
                             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{json}",
@@ -264,9 +268,18 @@ fn a_fleet_of_three_shares_one_introspection_and_follows_postgres() {
         ("CACHE_SECRET", CACHE_SECRET.into()),
     ]);
     let proxies: Vec<Proxy> = (0..3).map(|_| Proxy::start(&text, &dir, &env)).collect();
-    pg.psql("INSERT INTO oauth_gateway_contracts VALUES ('app-1', 'orders', NULL)")
-        .unwrap();
+    pg.psql(
+        "INSERT INTO oauth_gateway_contracts VALUES ('app-1', 'orders', NULL), \
+         ('app-9', 'orders', 'not\"valid')",
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(300));
+    // The invalid row is skipped with a log line, on every node; the valid one loads.
+    for proxy in &proxies {
+        let log = proxy.log_text();
+        assert!(log.contains("contract row skipped"), "{log}");
+        assert!(log.contains("invalid scopes"), "{log}");
+    }
 
     // 1,000 requests with one new token, spread over the three: one introspection call.
     let token = server.issue_access_token("app-1", "orders:read", HOUR);
@@ -324,6 +337,19 @@ fn a_fleet_of_three_shares_one_introspection_and_follows_postgres() {
         assert_eq!(get(&proxy.url("/orders/1"), Some(&fresh)).0, 200);
     }
     assert_eq!(server.counters().introspection_requests - before, 1);
+
+    // Redis goes away: each node validates by itself (its local cache in front), and says so.
+    let mut redis = redis;
+    redis.stop();
+    let alone = server.issue_access_token("app-1", "orders:read", HOUR);
+    let before = server.counters().introspection_requests;
+    for proxy in &proxies {
+        for _ in 0..3 {
+            assert_eq!(get(&proxy.url("/orders/1"), Some(&alone)).0, 200);
+        }
+    }
+    assert_eq!(server.counters().introspection_requests - before, 3);
+    assert!(proxies[0].log_text().contains("shared cache unavailable"));
 
     // A contract revoked in PostgreSQL: every node denies within a second.
     let revoked = Instant::now();
@@ -398,6 +424,23 @@ fn a_single_node_with_the_defaults_and_its_failures() {
     assert_eq!(get(&proxy.url("/elsewhere"), Some(&token)).0, 404);
     let narrow = server.issue_access_token("app-1", "profile", HOUR);
     assert_eq!(get(&proxy.url("/orders"), Some(&narrow)).0, 403);
+
+    // SIGTERM with a request in flight: it is answered, then the process ends cleanly.
+    let mut proxy = proxy;
+    let slow = {
+        let (url, token) = (proxy.url("/orders/slow"), token.clone());
+        std::thread::spawn(move || get(&url, Some(&token)))
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let term = Command::new("kill")
+        .args(["-TERM", &proxy.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert_eq!(slow.join().unwrap().0, 200, "the request in flight was answered");
+    let status = proxy.child.wait().unwrap();
+    assert!(status.success(), "{status:?}: {}", proxy.log_text());
+    assert_eq!(get(&proxy.url("/healthz"), None).0, 0, "no longer listening");
     drop(proxy);
 
     // An upstream that is down: 502, promptly.

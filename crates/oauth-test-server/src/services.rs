@@ -267,6 +267,12 @@ impl Redis {
     pub fn port(&self) -> u16 {
         self.port
     }
+
+    /// Stops it (killed: clients see their connections reset).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Redis {
