@@ -13,7 +13,7 @@ pub struct CacheConfig {
     capacity: usize,
     max_age: Duration,
     negative_ttl: Duration,
-    keep: &'static [&'static str],
+    pub(crate) keep: &'static [&'static str],
 }
 
 impl Default for CacheConfig {
@@ -161,7 +161,20 @@ impl IntrospectionCache {
 
     /// Keeps `result` for as long as the configuration and the token's `exp` allow.
     pub fn insert(&self, key: Key, result: Arc<Introspection>, now: Instant, wall_now: SystemTime) {
-        let ttl = self.config.ttl(&result, wall_now);
+        self.insert_within(key, result, now, wall_now, Duration::MAX);
+    }
+
+    /// Keeps `result` as [`insert`](Self::insert) does, and never longer than `limit` (what is
+    /// left of a shared record's time).
+    pub(crate) fn insert_within(
+        &self,
+        key: Key,
+        result: Arc<Introspection>,
+        now: Instant,
+        wall_now: SystemTime,
+        limit: Duration,
+    ) {
+        let ttl = self.config.ttl(&result, wall_now).min(limit);
         if self.config.capacity == 0 || ttl.is_zero() {
             return;
         }

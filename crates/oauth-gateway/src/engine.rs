@@ -263,8 +263,13 @@ impl<H> GatewayBuilder<H> {
             locations: self.locations,
             replays: ReplayCache::new(self.dpop.replay_capacity, self.dpop.window),
             dpop: self.dpop,
+            shared: match (self.shared, &self.introspection) {
+                (Some(shared), Some((endpoint, client))) => Some(
+                    shared.bound_to(endpoint.as_str(), client.id().map_or("", |id| id.as_str())),
+                ),
+                (shared, _) => shared,
+            },
             introspection: self.introspection,
-            shared: self.shared,
             issuers: self
                 .issuers
                 .into_iter()
@@ -288,6 +293,8 @@ pub(crate) struct Engine {
     issuers: Vec<IssuerKeys>,
     dpop: DpopPolicy,
     replays: ReplayCache,
+    /// The fleet's shared cache (used by the async gateway).
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
     pub(crate) shared: Option<Shared>,
 }
 

@@ -2,18 +2,24 @@
 //! whole fleet, not one per node.
 //!
 //! The store (Redis in `oauth-redis`) holds sealed records under the token's SHA-256: a record
-//! is the introspection result (RFC 7662 JSON) with an HMAC-SHA256 under a key every node has,
-//! bound to the token's digest, so a corrupt, foreign or moved value is ignored — never served.
-//! A node that misses takes a lease for the token (`SET NX PX`); the others wait for its record
-//! (polling, at most the lease) instead of calling the endpoint too. When the store fails, each
-//! node validates by itself (its local cache still in front).
+//! is the compacted introspection result (RFC 7662 JSON: what decisions read) and the time it
+//! may be used until, encrypted with AES-256-GCM under a key every node has, authenticated with
+//! the token's digest and the introspection endpoint and client it came from — so a corrupt,
+//! foreign, moved or other-gateway value is ignored, never served, and the store holds no
+//! readable personal data. A node that misses takes a lease for the token (`SET NX PX`); the
+//! others wait for its record (polling, at most the lease) instead of calling the endpoint too.
+//! When the store fails, each node validates by itself (its local cache still in front) and
+//! leaves the store alone for a few seconds.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use oauth_core::Introspection;
-use ring::hmac;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use oauth_core::{Introspection, IntrospectionPool};
+use ring::aead;
+use ring::rand::SecureRandom as _;
 
 use crate::cache::{CacheConfig, Key};
 
@@ -70,15 +76,25 @@ impl fmt::Display for SharedCacheError {
 
 impl std::error::Error for SharedCacheError {}
 
-const VERSION: &[u8] = b"og1";
-const TAG: usize = 32;
+const VERSION: &[u8] = b"og2";
+const NONCE: usize = aead::NONCE_LEN;
 
-/// The shared cache as a gateway uses it: the store, the sealing key, the lease.
+/// How long a node leaves a failing store alone.
+const BACK_OFF: Duration = Duration::from_secs(5);
+
+/// The shared cache as a gateway uses it: the store, the sealing key, what records are bound to,
+/// the lease.
 #[derive(Clone)]
 pub(crate) struct Shared {
     store: Arc<dyn SharedCache>,
-    key: hmac::Key,
+    /// (`None` is not reached: AES-256-GCM takes any 32-byte key; without one nothing opens.)
+    key: Option<Arc<aead::LessSafeKey>>,
+    /// The introspection endpoint and client, authenticated with every record.
+    binding: Arc<[u8]>,
     lease: Duration,
+    /// Milliseconds after `epoch` until which the store is not asked (after a failure).
+    down_until: Arc<AtomicU64>,
+    epoch: Instant,
 }
 
 impl fmt::Debug for Shared {
@@ -92,8 +108,8 @@ impl fmt::Debug for Shared {
 /// What a node does after looking in the shared cache.
 #[cfg_attr(not(feature = "tower"), allow(dead_code))]
 pub(crate) enum Found {
-    /// A record another node stored.
-    Result(Arc<Introspection>),
+    /// A record another node stored, and how much longer it may be used.
+    Result(Arc<Introspection>, Duration),
     /// This node holds the lease: validate, then [`Shared::store`].
     Leased,
     /// The store failed or nobody answered within the lease: validate alone.
@@ -103,79 +119,141 @@ pub(crate) enum Found {
 #[cfg_attr(not(feature = "tower"), allow(dead_code))]
 impl Shared {
     pub(crate) fn new(store: Arc<dyn SharedCache>, secret: &[u8; 32], lease: Duration) -> Self {
+        let key = aead::UnboundKey::new(&aead::AES_256_GCM, secret)
+            .ok()
+            .map(|k| Arc::new(aead::LessSafeKey::new(k)));
         Self {
             store,
-            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+            key,
+            binding: Arc::from(&b""[..]),
             lease,
+            down_until: Arc::new(AtomicU64::new(0)),
+            epoch: Instant::now(),
         }
     }
 
-    fn tag(&self, key: &Key, payload: &[u8]) -> hmac::Tag {
-        let mut ctx = hmac::Context::with_key(&self.key);
-        ctx.update(VERSION);
-        ctx.update(key);
-        ctx.update(payload);
-        ctx.sign()
+    /// Binds records to the introspection endpoint and client they came from.
+    pub(crate) fn bound_to(mut self, endpoint: &str, client_id: &str) -> Self {
+        let mut binding = Vec::with_capacity(endpoint.len() + client_id.len() + 1);
+        binding.extend_from_slice(endpoint.as_bytes());
+        binding.push(0);
+        binding.extend_from_slice(client_id.as_bytes());
+        self.binding = binding.into();
+        self
     }
 
-    /// The record for `result`.
-    pub(crate) fn seal(&self, key: &Key, result: &Introspection) -> Vec<u8> {
-        let payload = result.to_json();
-        let tag = self.tag(key, &payload);
-        let mut record = Vec::with_capacity(VERSION.len() + TAG + payload.len());
+    fn aad(&self, key: &Key) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(VERSION.len() + key.len() + self.binding.len());
+        aad.extend_from_slice(VERSION);
+        aad.extend_from_slice(key);
+        aad.extend_from_slice(&self.binding);
+        aad
+    }
+
+    /// The record for `result`, usable until `until` (wall clock).
+    pub(crate) fn seal(
+        &self,
+        key: &Key,
+        result: &Introspection,
+        until: SystemTime,
+    ) -> Option<Vec<u8>> {
+        let until = until
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .ok()
+            .and_then(|d| u64::try_from(d.as_millis()).ok())?;
+        let mut nonce = [0u8; NONCE];
+        ring::rand::SystemRandom::new().fill(&mut nonce).ok()?;
+        let mut data = until.to_be_bytes().to_vec();
+        data.extend_from_slice(&result.to_json());
+        self.key
+            .as_ref()?
+            .seal_in_place_append_tag(
+                aead::Nonce::assume_unique_for_key(nonce),
+                aead::Aad::from(self.aad(key)),
+                &mut data,
+            )
+            .ok()?;
+        let mut record = Vec::with_capacity(VERSION.len() + NONCE + data.len());
         record.extend_from_slice(VERSION);
-        record.extend_from_slice(tag.as_ref());
-        record.extend_from_slice(&payload);
-        record
+        record.extend_from_slice(&nonce);
+        record.extend_from_slice(&data);
+        Some(record)
     }
 
-    /// The result in `record`, if it is one of ours for this key; anything else is `None`.
-    pub(crate) fn open(&self, key: &Key, record: &[u8]) -> Option<Introspection> {
+    /// The result in `record` and how much longer it may be used, if it is one of ours for this
+    /// key and still current at `now`; anything else is `None`.
+    pub(crate) fn open(
+        &self,
+        key: &Key,
+        record: &[u8],
+        now: SystemTime,
+    ) -> Option<(Introspection, Duration)> {
         let rest = record.strip_prefix(VERSION)?;
-        let (tag, payload) = rest.split_at_checked(TAG)?;
-        let mut ctx = Vec::with_capacity(VERSION.len() + key.len() + payload.len());
-        ctx.extend_from_slice(VERSION);
-        ctx.extend_from_slice(key);
-        ctx.extend_from_slice(payload);
-        hmac::verify(&self.key, &ctx, tag).ok()?;
+        let (nonce, sealed) = rest.split_at_checked(NONCE)?;
+        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut sealed = sealed.to_vec();
+        let plain = self
+            .key
+            .as_ref()?
+            .open_in_place(nonce, aead::Aad::from(self.aad(key)), &mut sealed)
+            .ok()?;
+        let (until, payload) = plain.split_at_checked(8)?;
+        let until = u64::from_be_bytes(until.try_into().ok()?);
+        let until = SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(until))?;
+        let left = until.duration_since(now).ok().filter(|d| !d.is_zero())?;
         let answer = oauth_core::http::Response::new(payload);
-        oauth_core::parse_introspection_response(&answer).ok()
+        let result = oauth_core::parse_introspection_response(&answer).ok()?;
+        Some((result, left))
+    }
+
+    fn millis(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// After a failure: the store is left alone for a while.
+    fn failed(&self, e: &SharedCacheError) {
+        tracing::warn!(error = %e, "shared cache unavailable; validating locally");
+        let until = self.millis().saturating_add(BACK_OFF.as_millis() as u64);
+        self.down_until.store(until, Ordering::Release);
     }
 
     /// Looks for `key`'s record; if there is none, takes the lease or waits for the holder's
-    /// record (polling every 20 ms, at most the lease).
+    /// record (polling every 20 ms, at most the lease). A store that failed recently is not asked.
     pub(crate) fn find(&self, key: &Key) -> Found {
-        let deadline = Instant::now() + self.lease;
+        if self.millis() < self.down_until.load(Ordering::Acquire) {
+            return Found::Alone;
+        }
+        let deadline = Instant::now().checked_add(self.lease);
         loop {
             match self.store.get(key) {
-                Ok(Some(record)) => match self.open(key, &record) {
-                    Some(result) => return Found::Result(Arc::new(result)),
+                Ok(Some(record)) => match self.open(key, &record, SystemTime::now()) {
+                    Some((result, left)) => return Found::Result(Arc::new(result), left),
                     None => {
                         tracing::warn!("shared cache: a record that is not ours was ignored");
                     }
                 },
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "shared cache unavailable; validating locally");
+                    self.failed(&e);
                     return Found::Alone;
                 }
             }
             match self.store.try_lease(key, self.lease) {
                 Ok(true) => return Found::Leased,
-                Ok(false) if Instant::now() < deadline => {
+                Ok(false) if deadline.is_some_and(|d| Instant::now() < d) => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Ok(false) => return Found::Alone,
                 Err(e) => {
-                    tracing::warn!(error = %e, "shared cache unavailable; validating locally");
+                    self.failed(&e);
                     return Found::Alone;
                 }
             }
         }
     }
 
-    /// Stores the result this node obtained under its lease (for as long as the local cache
-    /// would keep it) and gives the lease back; a failure gives the lease back only.
+    /// Stores the result this node obtained under its lease (compacted, for as long as the
+    /// local cache would keep it) and gives the lease back; a failure gives the lease back only.
     pub(crate) fn store(
         &self,
         key: &Key,
@@ -185,10 +263,15 @@ impl Shared {
     ) {
         if let Some(result) = result {
             let ttl = config.ttl(result, wall_now);
+            let compact = result.compacted(&mut IntrospectionPool::new(), config.keep);
+            let record = wall_now
+                .checked_add(ttl)
+                .and_then(|until| self.seal(key, &compact, until));
             if !ttl.is_zero()
-                && let Err(e) = self.store.put(key, &self.seal(key, result), ttl)
+                && let Some(record) = record
+                && let Err(e) = self.store.put(key, &record, ttl)
             {
-                tracing::warn!(error = %e, "shared cache: result not stored");
+                self.failed(&e);
             }
         }
         if let Err(e) = self.store.release(key) {
@@ -224,27 +307,53 @@ mod tests {
     }
 
     #[test]
-    fn records_open_only_under_their_key_and_secret() {
-        let shared = Shared::new(Arc::new(Nothing), &[7; 32], Duration::from_secs(1));
-        let record = shared.seal(&[1; 32], &active());
-        let opened = shared.open(&[1; 32], &record).unwrap();
+    fn records_open_only_under_their_key_secret_and_binding_and_in_time() {
+        let shared = Shared::new(Arc::new(Nothing), &[7; 32], Duration::from_secs(1))
+            .bound_to("https://as.example/introspect", "gw");
+        let now = SystemTime::now();
+        let record = shared
+            .seal(&[1; 32], &active(), now + Duration::from_secs(60))
+            .unwrap();
+        let (opened, left) = shared.open(&[1; 32], &record, now).unwrap();
         assert_eq!(opened.client_id(), Some("app"));
-        // Another token's slot, another fleet's secret, a flipped bit, a truncation, garbage.
-        assert!(shared.open(&[2; 32], &record).is_none());
-        let other = Shared::new(Arc::new(Nothing), &[8; 32], Duration::from_secs(1));
-        assert!(other.open(&[1; 32], &record).is_none());
+        assert!(left <= Duration::from_secs(60) && left > Duration::from_secs(59));
+        // Nothing readable in the store.
+        assert!(!record.windows(3).any(|w| w == b"app"));
+        // Past its time; another token's slot; another fleet's secret; another gateway's
+        // endpoint or client; a flipped bit; a truncation; garbage.
+        assert!(
+            shared
+                .open(&[1; 32], &record, now + Duration::from_secs(61))
+                .is_none()
+        );
+        assert!(shared.open(&[2; 32], &record, now).is_none());
+        let other = Shared::new(Arc::new(Nothing), &[8; 32], Duration::from_secs(1))
+            .bound_to("https://as.example/introspect", "gw");
+        assert!(other.open(&[1; 32], &record, now).is_none());
+        let elsewhere = Shared::new(Arc::new(Nothing), &[7; 32], Duration::from_secs(1))
+            .bound_to("https://as.example/introspect", "gw2");
+        assert!(elsewhere.open(&[1; 32], &record, now).is_none());
         for i in 0..record.len() {
             let mut bad = record.clone();
             bad[i] ^= 1;
-            assert!(shared.open(&[1; 32], &bad).is_none(), "bit flipped at {i}");
+            assert!(
+                shared.open(&[1; 32], &bad, now).is_none(),
+                "bit flipped at {i}"
+            );
         }
         for n in 0..record.len() {
-            assert!(shared.open(&[1; 32], &record[..n]).is_none());
+            assert!(shared.open(&[1; 32], &record[..n], now).is_none());
         }
         assert!(
             shared
-                .open(&[1; 32], br#"{"active":true,"client_id":"x"}"#)
+                .open(&[1; 32], br#"{"active":true,"client_id":"x"}"#, now)
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_huge_lease_does_not_overflow() {
+        let shared = Shared::new(Arc::new(Nothing), &[7; 32], Duration::MAX);
+        assert!(matches!(shared.find(&[1; 32]), Found::Leased));
     }
 }

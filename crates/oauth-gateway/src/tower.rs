@@ -160,12 +160,13 @@ impl Gateway {
                     }
                     Route::Introspect => {
                         let leased = match self.shared_find(key).await {
-                            Found::Result(result) => {
-                                engine.cache.insert(
+                            Found::Result(result, left) => {
+                                engine.cache.insert_within(
                                     key,
                                     Arc::clone(&result),
                                     Instant::now(),
                                     SystemTime::now(),
+                                    left,
                                 );
                                 return Ok(result);
                             }

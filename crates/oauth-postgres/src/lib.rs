@@ -149,7 +149,15 @@ impl PostgresContracts {
         let mut pg_config: postgres::Config = url
             .parse()
             .map_err(|e: postgres::Error| failed("the database URL", &e))?;
-        pg_config.connect_timeout(config.connect_timeout);
+        // A dropped link must not hold the listener for the kernel's minutes-long default:
+        // keepalives and a send timeout bound how long a dead connection goes unnoticed.
+        pg_config
+            .connect_timeout(config.connect_timeout)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(5))
+            .keepalives_interval(Duration::from_secs(2))
+            .keepalives_retries(3)
+            .tcp_user_timeout(Duration::from_secs(10));
         let shared = Arc::new(Shared {
             snapshot: MemoryContracts::new(),
             epoch: Instant::now(),

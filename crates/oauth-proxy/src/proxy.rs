@@ -221,6 +221,13 @@ async fn handle(State(app): State<Arc<App>>, request: Request<Body>) -> Response
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    // The path is routed and forwarded as sent: one that an upstream could read as another
+    // (dot segments, encoded slashes, empty segments) is refused rather than normalised, so that
+    // no request reaches one API's backend under another API's policy.
+    if !plain_path(&path) {
+        tracing::info!(%method, status = 400, "ambiguous path refused");
+        return plain(StatusCode::BAD_REQUEST, "ambiguous path");
+    }
     let Some(route) = app.route(&path) else {
         tracing::info!(%method, path, status = 404, "no route");
         return plain(StatusCode::NOT_FOUND, "no route");
@@ -251,6 +258,22 @@ async fn handle(State(app): State<Arc<App>>, request: Request<Body>) -> Response
     response
 }
 
+/// Whether `path` means the same to every reader: no `.`/`..` segment (raw or percent-encoded),
+/// no encoded `/` or `\\`, no `\\`, no empty segment.
+fn plain_path(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    if lower.contains("%2f")
+        || lower.contains("%5c")
+        || lower.contains('\\')
+        || lower.contains("//")
+    {
+        return false;
+    }
+    !lower
+        .split('/')
+        .any(|segment| matches!(segment.replace("%2e", ".").as_str(), "." | ".."))
+}
+
 /// Headers a hop must not pass on (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
@@ -266,20 +289,37 @@ const HOP_BY_HOP: [&str; 8] = [
 /// Removes what the upstream must not see from the caller: principal headers it could spoof,
 /// hop-by-hop headers, and (unless configured) its token.
 fn strip(headers: &mut HeaderMap, forward_token: bool) {
+    // `x_oauth_…` too: CGI-style upstreams read `_` and `-` alike.
     let spoofed: Vec<HeaderName> = headers
         .keys()
-        .filter(|n| n.as_str().starts_with("x-oauth-"))
+        .filter(|n| n.as_str().replace('_', "-").starts_with("x-oauth-"))
         .cloned()
         .collect();
     for name in spoofed {
         headers.remove(&name);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
+    strip_hop_by_hop(headers);
     if !forward_token {
         headers.remove(axum::http::header::AUTHORIZATION);
         headers.remove("dpop");
+    }
+}
+
+/// Removes the hop-by-hop headers, and those the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<String> = headers
+        .get_all(axum::http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    for name in named {
+        headers.remove(name.as_str());
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
     }
 }
 
@@ -328,9 +368,7 @@ async fn forward(
     match tokio::time::timeout(app.timeout, app.upstream.request(request)).await {
         Ok(Ok(response)) => {
             let (mut parts, body) = response.into_parts();
-            for name in HOP_BY_HOP {
-                parts.headers.remove(name);
-            }
+            strip_hop_by_hop(&mut parts.headers);
             Response::from_parts(parts, Body::new(body))
         }
         Ok(Err(e)) => {
@@ -360,10 +398,33 @@ mod tests {
         h.insert("x-oauth-client-id", HeaderValue::from_static("admin"));
         h.insert("X-OAuth-Scope", HeaderValue::from_static("everything"));
         h.insert("authorization", HeaderValue::from_static("Bearer t"));
-        h.insert("connection", HeaderValue::from_static("close"));
+        h.insert("x_oauth_subject", HeaderValue::from_static("admin"));
+        h.insert("connection", HeaderValue::from_static("close, x-internal"));
+        h.insert("x-internal", HeaderValue::from_static("1"));
         h.insert("accept", HeaderValue::from_static("*/*"));
         strip(&mut h, false);
-        assert_eq!(h.len(), 1);
+        assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn ambiguous_paths_are_refused() {
+        for ok in ["/orders", "/orders/1", "/orders/a.b", "/orders/..x", "/"] {
+            assert!(plain_path(ok), "{ok}");
+        }
+        for bad in [
+            "/orders/../admin",
+            "/orders/%2e%2E/admin",
+            "/orders/.%2e/admin",
+            "/orders/./1",
+            "//admin",
+            "/orders//x",
+            "/orders%2fadmin",
+            "/orders/%5Cadmin",
+            "/orders\\admin",
+            "/orders/..",
+        ] {
+            assert!(!plain_path(bad), "{bad}");
+        }
     }
 }

@@ -303,6 +303,18 @@ fn a_fleet_of_three_shares_one_introspection_and_follows_postgres() {
     assert_eq!(server.counters().introspection_requests - before, 1);
     assert!(upstream.seen.load(Ordering::Relaxed) >= 1000);
 
+    // What the fleet shares in Redis is sealed: nothing readable about the token or client.
+    let mut c = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let stored: Vec<u8> = redis::cmd("GET")
+        .arg(redis_key(&token))
+        .query(&mut c)
+        .unwrap();
+    assert!(stored.starts_with(b"og2") && stored.len() > 40);
+    assert!(!stored.windows(5).any(|w| w == b"app-1" || w == b"order"));
+
     // The upstream sees who calls, never what the caller claims, and no token.
     let (status, body) = get_with(
         &proxies[0].url("/orders/2?x=1"),
@@ -322,9 +334,12 @@ fn a_fleet_of_three_shares_one_introspection_and_follows_postgres() {
     // Tokens introspection calls inactive are never allowed, wherever they arrive; neither is a
     // forged "active" record planted in Redis, nor garbage.
     let forged = "never-issued-token";
-    let mut record = b"og1".to_vec();
-    record.extend_from_slice(&[0; 32]);
+    // (The record format: version, a 12-byte nonce, then AES-256-GCM ciphertext and tag.)
+    let mut record = b"og2".to_vec();
+    record.extend_from_slice(&[0; 12]);
+    record.extend_from_slice(&[0, 0, 1, 0, 0, 0, 0, 0]);
     record.extend_from_slice(br#"{"active":true,"client_id":"app-1","scope":"orders:read"}"#);
+    record.extend_from_slice(&[0; 16]);
     redis_set(&redis, &redis_key(forged), &record);
     for proxy in &proxies {
         assert_eq!(get(&proxy.url("/orders/1"), Some(forged)).0, 401);

@@ -17,8 +17,9 @@ use oauth_core::{AccessToken, Error, RejectionClassifier, ResourceCall, Resource
 
 use crate::{SharedToken, now};
 
-/// The largest 401 body a middleware reads to classify it (a 401 body declared longer is
-/// classified from its head alone and handed back streaming).
+/// The largest 401 body a middleware reads to classify it. A 401 body declared longer is
+/// classified from its head alone (its `WWW-Authenticate` challenge) and handed back streaming;
+/// one of undeclared length that turns out longer is an error (`BodyTooLarge`).
 pub const MAX_REJECTION_BODY: usize = 64 * 1024;
 
 /// What a client middleware provides to [`authorized`]: its request and response types, one
@@ -91,13 +92,15 @@ where
     let spare = D::try_clone(&request);
     let mut first = Some(request);
     // The last answer, kept to be returned when a retry is impossible.
-    let mut last: Option<Response<Vec<u8>>> = None;
+    let mut last: Option<Last<D::Response>> = None;
     loop {
         match call.poll() {
             ResourceStep::NeedToken => {
-                let request_left = first.is_some() || spare.is_some();
-                if let (false, Some(answer)) = (request_left, last.take()) {
-                    return Ok(not_replayed::<D>(answer));
+                if first.is_none()
+                    && spare.is_none()
+                    && let Some(answer) = last.take()
+                {
+                    return Ok(answer.not_replayed::<D>());
                 }
                 call.handle_token(token().await?, now().wall())?;
             }
@@ -116,21 +119,17 @@ where
                 let response = downstream.send(request).await?;
                 let (status, headers) = D::response_head(&response);
                 if status != StatusCode::UNAUTHORIZED || declared_over(headers) {
+                    // Classified from its head; the body streams to the caller.
                     let mut seen = Response::new(Vec::new());
                     *seen.status_mut() = status;
                     *seen.headers_mut() = headers.clone();
+                    last = Some(Last::Streamed(response));
                     call.handle_response(seen);
-                    // `false`: the resource asked for a DPoP nonce in a 401 too long to read;
-                    // the call sends again when it can.
-                    if finish(&mut call, shared) || spare.is_none() {
-                        return Ok(response);
-                    }
-                    last = None;
-                    continue;
+                } else {
+                    let answer = D::buffer(response, MAX_REJECTION_BODY).await?;
+                    last = Some(Last::Buffered(copy_response(&answer)));
+                    call.handle_response(answer);
                 }
-                let answer = D::buffer(response, MAX_REJECTION_BODY).await?;
-                last = Some(copy_response(&answer));
-                call.handle_response(answer);
             }
             ResourceStep::Invalidate(rejected) => {
                 let dropped = shared.invalidate(&rejected);
@@ -140,7 +139,7 @@ where
                          stream that cannot be sent twice: the 401 is returned, not retried"
                     );
                     if let Some(answer) = last.take() {
-                        return Ok(not_replayed::<D>(answer));
+                        return Ok(answer.not_replayed::<D>());
                     }
                 }
                 tracing::info!(
@@ -149,26 +148,30 @@ where
                 call.handle_invalidated(dropped);
             }
             ResourceStep::Accepted(token) => shared.accepted(&token),
-            ResourceStep::Done(answer) => return Ok(D::unbuffer(answer)),
+            ResourceStep::Done(answer) => {
+                return Ok(match last.take() {
+                    Some(Last::Streamed(response)) => response,
+                    _ => D::unbuffer(answer),
+                });
+            }
             _ => return Err(Error::ReauthorizationRequired.into()),
         }
     }
 }
 
-/// Runs the call's bookkeeping steps after a streamed answer: `true` when the call is over,
-/// `false` when it wants to send again.
-fn finish(call: &mut ResourceCall<'_, ()>, shared: &SharedToken) -> bool {
-    loop {
-        match call.poll() {
-            ResourceStep::Accepted(token) => shared.accepted(&token),
-            ResourceStep::Invalidate(rejected) => {
-                // A 401 too long to read, rejected from its head alone: the token is dropped
-                // for the next request, and this answer (streaming) is the caller's.
-                let _ = shared.invalidate(&rejected);
-                return true;
-            }
-            ResourceStep::NeedToken => return false,
-            _ => return true,
+/// The last answer of a call: read into memory (a 401 the classifier looked at) or streaming.
+enum Last<R> {
+    Buffered(Response<Vec<u8>>),
+    Streamed(R),
+}
+
+impl<R> Last<R> {
+    /// The answer for the caller when it cannot be retried: a buffered one is marked
+    /// [`NotReplayed`] (a streaming one keeps its stack's type, which may have no extensions).
+    fn not_replayed<D: Downstream<Response = R>>(self) -> R {
+        match self {
+            Self::Buffered(answer) => not_replayed::<D>(answer),
+            Self::Streamed(response) => response,
         }
     }
 }

@@ -243,6 +243,8 @@ impl<B: ReplayBody> Downstream for AgentStack<'_, B> {
         *copy.uri_mut() = request.uri().clone();
         *copy.version_mut() = request.version();
         *copy.headers_mut() = request.headers().clone();
+        // Request-level settings (ureq's per-request config, a caller's markers) go too.
+        *copy.extensions_mut() = request.extensions().clone();
         Some(copy)
     }
 

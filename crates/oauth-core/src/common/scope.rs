@@ -16,7 +16,9 @@ use std::fmt;
 pub struct Scope(String);
 
 impl Scope {
-    /// A scope from individual tokens. Tokens are trimmed and empty ones dropped.
+    /// A scope from individual tokens. Tokens are trimmed and empty ones dropped; a token
+    /// holding whitespace (space, tab, CR, LF) is split there, as [`parse`](Self::parse) would
+    /// read it back, so that a scope means the same after a round trip through its text.
     pub fn new<I, S>(tokens: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -25,7 +27,10 @@ impl Scope {
         let mut out = String::new();
         for token in tokens {
             let token: String = token.into();
-            for part in token.split(' ').filter(|t| !t.is_empty()) {
+            for part in token
+                .split([' ', '\t', '\n', '\r'])
+                .filter(|t| !t.is_empty())
+            {
                 if !out.is_empty() {
                     out.push(' ');
                 }
@@ -64,5 +69,18 @@ impl Scope {
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Scope;
+
+    #[test]
+    fn tokens_mean_the_same_after_a_round_trip_through_text() {
+        let scope = Scope::new(["a\tb", " c ", "", "d\r\ne"]);
+        assert_eq!(scope.as_str(), "a b c d e");
+        assert_eq!(Scope::parse(scope.as_str()), scope);
+        assert!(!scope.contains("a\tb"));
     }
 }
