@@ -107,8 +107,8 @@ impl BlockingGateway {
     ) -> Result<Principal, Denial> {
         match scheme {
             TokenScheme::Dpop => {
-                let jkt = self.inner.engine.dpop_proof(method, uri, headers, token)?;
-                self.decide_token(token, Presentation::Dpop { jkt: &jkt })
+                let proof = self.inner.engine.dpop_proof(method, uri, headers, token)?;
+                self.decide_token(token, Presentation::Dpop { jkt: &proof.jkt })
             }
             _ => self.decide_token(token, Presentation::Bearer),
         }

@@ -195,6 +195,15 @@ pub(crate) struct IssuerKeys {
     pub(crate) algorithms: Vec<Algorithm>,
 }
 
+/// A DPoP proof that passed: its key's thumbprint, and what the fleet must remember of it.
+pub(crate) struct Proof {
+    pub(crate) jkt: String,
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(crate) replay: Key,
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(crate) remember: Duration,
+}
+
 /// How a token is validated.
 pub(crate) enum Route<'a> {
     Local(&'a IssuerKeys),
@@ -219,7 +228,9 @@ impl<H> GatewayBuilder<H> {
     /// fleet. `secret` (32 bytes, the same on every node, from your secret store) seals the
     /// records, so a value the fleet did not write is ignored. A node waits at most `lease`
     /// (for example 2 s) for another node's call before calling itself. If the store fails,
-    /// each node introspects alone. Local JWT validation is not shared (it needs no call).
+    /// each node introspects alone. Local JWT validation is not shared (it needs no call). The
+    /// async gateway also records each DPoP proof it accepts there (`SET NX PX` on a digest of
+    /// its key and `jti`), so a proof used on one node is a replay on every other.
     pub fn shared_cache(
         mut self,
         store: impl SharedCache,
@@ -304,14 +315,15 @@ impl Engine {
     }
 
     /// Checks the DPoP proof of a request presenting `token` with the `DPoP` scheme (RFC 9449
-    /// §7.1, §4.3) and returns the proof key's thumbprint.
+    /// §7.1, §4.3) and returns the proof key's thumbprint, with the proof's replay key (for the
+    /// fleet's shared check) and how long it must be remembered.
     pub(crate) fn dpop_proof(
         &self,
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
         token: &str,
-    ) -> Result<String, Denial> {
+    ) -> Result<Proof, Denial> {
         let invalid = |reason| Err(Denial::InvalidDpopProof { reason });
         let mut proofs = headers.get_all(oauth_core::DPOP).iter();
         let (Some(proof), None) = (proofs.next(), proofs.next()) else {
@@ -360,13 +372,17 @@ impl Engine {
                 },
             }
         })?;
-        if !self
-            .replays
-            .first_use(format!("{}:{}", checked.jkt, checked.jti), Instant::now())
-        {
+        let seen = format!("{}:{}", checked.jkt, checked.jti);
+        if !self.replays.first_use(seen.clone(), Instant::now()) {
             return invalid("The DPoP proof was used before.");
         }
-        Ok(checked.jkt)
+        // Not a token's digest (those hash the token alone): the two never share a key.
+        let replay = crate::cache::key(&format!("dpop-jti\0{seen}"));
+        Ok(Proof {
+            jkt: checked.jkt,
+            replay,
+            remember: self.dpop.window.saturating_mul(2),
+        })
     }
 
     pub(crate) fn decide(

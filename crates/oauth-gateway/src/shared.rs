@@ -252,6 +252,22 @@ impl Shared {
         }
     }
 
+    /// Records a DPoP proof's use for the fleet (`SET NX PX`): `false` if another node (or
+    /// this one) saw it already. A store that fails cannot tell: the node's own replay cache
+    /// has decided, and the answer is `true`.
+    pub(crate) fn first_use(&self, replay: &Key, remember: Duration) -> bool {
+        if self.millis() < self.down_until.load(Ordering::Acquire) {
+            return true;
+        }
+        match self.store.try_lease(replay, remember) {
+            Ok(first) => first,
+            Err(e) => {
+                self.failed(&e);
+                true
+            }
+        }
+    }
+
     /// Stores the result this node obtained under its lease (compacted, for as long as the
     /// local cache would keep it) and gives the lease back; a failure gives the lease back only.
     pub(crate) fn store(

@@ -124,8 +124,21 @@ impl Gateway {
     ) -> Result<Principal, Denial> {
         match scheme {
             TokenScheme::Dpop => {
-                let jkt = self.inner.engine.dpop_proof(method, uri, headers, token)?;
-                self.decide_token(token, Presentation::Dpop { jkt: &jkt })
+                let proof = self.inner.engine.dpop_proof(method, uri, headers, token)?;
+                // A fleet remembers proofs together: one used on another node is a replay.
+                if let Some(shared) = self.inner.engine.shared.clone() {
+                    let (replay, remember) = (proof.replay, proof.remember);
+                    let first =
+                        tokio::task::spawn_blocking(move || shared.first_use(&replay, remember))
+                            .await
+                            .unwrap_or(true);
+                    if !first {
+                        return Err(Denial::InvalidDpopProof {
+                            reason: "The DPoP proof was used before.",
+                        });
+                    }
+                }
+                self.decide_token(token, Presentation::Dpop { jkt: &proof.jkt })
                     .await
             }
             _ => self.decide_token(token, Presentation::Bearer).await,

@@ -253,3 +253,97 @@ fn dpop_bound_tokens_need_a_proof_of_the_bound_key() {
         assert!(check(&request("Bearer", &plain, &[])).is_ok(), "{name}");
     }
 }
+
+/// A fleet's store for the test: what `SET NX PX` would do, in memory.
+#[derive(Default)]
+struct FleetStore {
+    seen: std::sync::Mutex<std::collections::HashMap<[u8; 32], Vec<u8>>>,
+}
+
+impl oauth_gateway::SharedCache for FleetStore {
+    fn get(&self, key: &[u8; 32]) -> Result<Option<Vec<u8>>, oauth_gateway::SharedCacheError> {
+        Ok(self.seen.lock().unwrap().get(key).cloned())
+    }
+    fn put(
+        &self,
+        key: &[u8; 32],
+        record: &[u8],
+        _: Duration,
+    ) -> Result<(), oauth_gateway::SharedCacheError> {
+        self.seen.lock().unwrap().insert(*key, record.to_vec());
+        Ok(())
+    }
+    fn try_lease(
+        &self,
+        key: &[u8; 32],
+        _: Duration,
+    ) -> Result<bool, oauth_gateway::SharedCacheError> {
+        let mut seen = self.seen.lock().unwrap();
+        let mut lease = key.to_vec();
+        lease.push(b'L');
+        let lease: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, &lease)
+            .as_ref()
+            .try_into()
+            .unwrap();
+        Ok(seen.insert(lease, Vec::new()).is_none())
+    }
+    fn release(&self, _: &[u8; 32]) -> Result<(), oauth_gateway::SharedCacheError> {
+        Ok(())
+    }
+}
+
+/// Two async gateways of one fleet: a proof accepted by one is a replay at the other
+/// (RFC 9449 §11.1), while a fresh proof is accepted anywhere.
+#[test]
+fn a_fleet_remembers_dpop_proofs_together() {
+    let server = TestServer::start(Behaviour::default()).unwrap();
+    let key = DpopKey::generate().unwrap();
+    let token = bound_token(&server, key.jkt());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let contracts = Arc::new(MemoryContracts::new());
+    contracts.grant(Contract::new("app-1", "orders"));
+    let store = Arc::new(FleetStore::default());
+    let node = || {
+        let http = oauth_reqwest::HttpClient::new(
+            oauth_reqwest::HttpConfig::new()
+                .add_root_certificates_pem(server.ca_pem().as_bytes())
+                .unwrap(),
+        )
+        .unwrap();
+        let issuer = JwtIssuer::new(
+            server.url(""),
+            AUDIENCE,
+            http.endpoint(&server.url("/jwks")).unwrap(),
+        );
+        Gateway::local_builder(http)
+            .jwt_issuer(issuer)
+            .shared_cache(Arc::clone(&store), &[9; 32], Duration::from_secs(1))
+            .build(
+                ApiPolicy::new("orders").require_scope(["orders:read"]),
+                Arc::clone(&contracts),
+            )
+    };
+    let (a, b) = (node(), node());
+    let good = proof(&key, "GET", URL, Some(&token), SystemTime::now());
+    assert!(
+        rt.block_on(a.check(&request("DPoP", &token, &[&good])))
+            .is_ok()
+    );
+    let replayed = rt
+        .block_on(b.check(&request("DPoP", &token, &[&good])))
+        .unwrap_err();
+    assert!(
+        matches!(replayed, Denial::InvalidDpopProof { reason } if reason.contains("used before")),
+        "{replayed:?}"
+    );
+    let fresh = proof(&key, "GET", URL, Some(&token), SystemTime::now());
+    assert!(
+        rt.block_on(b.check(&request("DPoP", &token, &[&fresh])))
+            .is_ok()
+    );
+}
