@@ -147,6 +147,7 @@ fn ci() -> Result {
     deny()?;
     features()?;
     msrv()?;
+    clear_package_overlays();
     run(
         "package and verify every published crate (cargo publish --dry-run, no upload)",
         cargo().args(["publish", "--workspace", "--dry-run", "--locked"]),
@@ -229,6 +230,28 @@ fn features() -> Result {
         }
     }
     Ok(())
+}
+
+/// `cargo publish --workspace` verifies each crate against the others through a local overlay
+/// registry, whose sources cargo unpacks under `$CARGO_HOME/registry/src/-<hash>/` and, like
+/// any registry's, never unpacks again for the same name and version: a second run on the same
+/// machine would verify against the first run's code. Those overlay directories (the ones whose
+/// name starts with `-`; crates.io's do not) are removed first.
+fn clear_package_overlays() {
+    let home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry").join("src")) else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(&src) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with('-') {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// The workspace's `rust-version`, read from Cargo.toml.
