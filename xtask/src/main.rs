@@ -147,11 +147,7 @@ fn ci() -> Result {
     deny()?;
     features()?;
     msrv()?;
-    clear_package_overlays();
-    run(
-        "package and verify every published crate (cargo publish --dry-run, no upload)",
-        cargo().args(["publish", "--workspace", "--dry-run", "--locked"]),
-    )?;
+
     run(
         "fuzz targets' build check (stable)",
         cargo().args([
@@ -168,6 +164,12 @@ fn ci() -> Result {
         .unwrap_or(30);
     interop()?;
     fuzz(secs, &[])?;
+    // Last: it forces our crates to be compiled again (see `clear_package_overlays`).
+    clear_package_overlays();
+    run(
+        "package and verify every published crate (cargo publish --dry-run, no upload)",
+        cargo().args(["publish", "--workspace", "--dry-run", "--locked"]),
+    )?;
     println!("\nxtask ci: all steps passed");
     Ok(())
 }
@@ -234,21 +236,35 @@ fn features() -> Result {
 
 /// `cargo publish --workspace` verifies each crate against the others through a local overlay
 /// registry, whose sources cargo unpacks under `$CARGO_HOME/registry/src/-<hash>/` and, like
-/// any registry's, never unpacks again for the same name and version: a second run on the same
-/// machine would verify against the first run's code. Those overlay directories (the ones whose
-/// name starts with `-`; crates.io's do not) are removed first.
+/// any registry's, never unpacks or rebuilds again for the same name and version: a second run
+/// on the same machine would verify against the first run's code. So the overlay directories
+/// (the ones whose name starts with `-`; crates.io's do not) and the build fingerprints of our
+/// published crates are removed first.
 fn clear_package_overlays() {
     let home = env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
-    let Some(src) = home.map(|h| h.join("registry").join("src")) else {
-        return;
-    };
-    let Ok(entries) = fs::read_dir(&src) else {
+    let src = home.map(|h| h.join("registry").join("src"));
+    for entry in src
+        .and_then(|s| fs::read_dir(s).ok())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if entry.file_name().to_string_lossy().starts_with('-') {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+    let fingerprints = root().join("target").join("debug").join(".fingerprint");
+    let Ok(entries) = fs::read_dir(&fingerprints) else {
         return;
     };
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with('-') {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = name
+            .rsplit_once('-')
+            .is_some_and(|(package, _)| PUBLISHED.contains(&package));
+        if ours {
             let _ = fs::remove_dir_all(entry.path());
         }
     }
