@@ -205,27 +205,47 @@ impl OidcProvider {
                 .to_string(),
         )
         .expect("write config");
-        let mut child = Command::new("node")
-            .arg(dir.join("server.mjs"))
-            .current_dir(&dir)
-            .env("INTEROP_CONFIG", &config)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start node (is Node 20+ installed?)");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        reader.read_line(&mut line).expect("read the ready line");
-        // Keep reading, so that the server never writes into a closed pipe.
-        std::thread::spawn(move || {
-            let mut rest = String::new();
-            while reader.read_line(&mut rest).is_ok_and(|n| n > 0) {
-                let _ = write!(std::io::stderr(), "oidc-provider: {rest}");
-                rest.clear();
+        // Node has been seen (rarely) to hang before it listens, in a futex, never printing its
+        // ready line: such a start is killed and tried again, rather than hanging the suite.
+        let mut attempt = 0;
+        let (mut child, line) = loop {
+            attempt += 1;
+            let mut child = Command::new("node")
+                .arg(dir.join("server.mjs"))
+                .current_dir(&dir)
+                .env("INTEROP_CONFIG", &config)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start node (is Node 20+ installed?)");
+            let stdout = child.stdout.take().expect("stdout");
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stdout);
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                let _ = ready_tx.send(line);
+                // Keep reading, so that the server never writes into a closed pipe.
+                let mut rest = String::new();
+                while reader.read_line(&mut rest).is_ok_and(|n| n > 0) {
+                    let _ = write!(std::io::stderr(), "oidc-provider: {rest}");
+                    rest.clear();
+                }
+            });
+            match ready_rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => break (child, line),
+                Err(_) if attempt < 3 => {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "oidc-provider: no ready line in 60 s; restarting it"
+                    );
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                Err(_) => panic!("oidc-provider did not start in 3 attempts"),
             }
-        });
+        };
         let ready: Value = serde_json::from_str(&line)
             .unwrap_or_else(|_| panic!("oidc-provider did not start: {line:?}"));
         let issuer = ready["ready"].as_str().expect("issuer").to_owned();
