@@ -363,20 +363,35 @@ pub(crate) fn login_code(
     if !no_browser {
         open_browser(pending.url());
     }
-    // One request comes back to the loopback listener: the redirect.
-    let (stream, _) = listener
-        .accept()
-        .map_err(|e| CliError::config(format!("the redirect did not arrive: {e}")))?;
-    let mut reader = BufReader::new(&stream);
-    let mut line = String::new();
-    reader
-        .read_line(&mut line)
-        .map_err(|e| CliError::config(format!("the redirect could not be read: {e}")))?;
-    let target = line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or_default()
-        .to_owned();
+    // The redirect comes back to the loopback listener. Anything else that connects first (a
+    // browser's favicon request, a port probe, a stalled connection) is answered 404 or dropped,
+    // and the listener keeps waiting.
+    let (stream, target) = loop {
+        let (stream, _) = listener
+            .accept()
+            .map_err(|e| CliError::config(format!("the redirect did not arrive: {e}")))?;
+        let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+        let mut reader = BufReader::new(&stream);
+        let mut line = String::new();
+        if reader.read_line(&mut line).is_err() {
+            continue;
+        }
+        let mut parts = line.split_whitespace();
+        let (method, target) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        if method == "GET" && target.starts_with("/callback") {
+            let target = target.to_owned();
+            drop(reader);
+            break (stream, target);
+        }
+        let mut writer = &stream;
+        let _ = write!(
+            writer,
+            "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        );
+    };
     let outcome = pending.handle_callback(&target);
     let page = if outcome.is_ok() {
         "Signed in. You can close this window."
@@ -391,7 +406,6 @@ pub(crate) fn login_code(
     );
     let _ = writer.flush();
     let _ = stream.shutdown(std::net::Shutdown::Write);
-    drop(reader);
     drop(stream);
     let code = outcome?;
     let response = match metadata {

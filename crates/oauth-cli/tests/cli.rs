@@ -275,6 +275,14 @@ fn login_with_a_loopback_redirect_driven_without_a_browser() {
     let location = answer.headers()["location"].to_str().unwrap().to_owned();
     let target = location.strip_prefix("http://").unwrap();
     let (host, path) = target.split_once('/').unwrap();
+    // Strays first (a browser's favicon request, a probe that sends nothing): answered 404 or
+    // dropped, and the login keeps waiting for its redirect.
+    let mut stray = std::net::TcpStream::connect(host).unwrap();
+    write!(stray, "GET /favicon.ico HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stray.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    drop(std::net::TcpStream::connect(host).unwrap());
     let mut stream = std::net::TcpStream::connect(host).unwrap();
     write!(
         stream,
