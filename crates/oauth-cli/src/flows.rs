@@ -1,6 +1,6 @@
 //! The commands that talk to servers.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -376,6 +376,10 @@ pub(crate) fn login_code(
         if reader.read_line(&mut line).is_err() {
             continue;
         }
+        // The rest of the head is read before answering: closing a socket with unread bytes
+        // makes the kernel reset the connection, and the browser would show an error instead
+        // of the page (the request may arrive in several segments).
+        drain_head(&mut reader);
         let mut parts = line.split_whitespace();
         let (method, target) = (
             parts.next().unwrap_or_default(),
@@ -423,6 +427,20 @@ pub(crate) fn login_code(
     cache::store(&s.cache_name, &Cached::from_response(&response))?;
     eprintln!("Token cached ({}).", s.cache_name);
     Ok(())
+}
+
+/// Reads a request's header lines up to the empty line that ends them, at most 64 lines of
+/// 8 KiB each; a read error or the end of the stream ends it early.
+fn drain_head(reader: &mut impl BufRead) {
+    let mut line = Vec::new();
+    for _ in 0..64 {
+        line.clear();
+        match reader.by_ref().take(8 * 1024).read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) if line == b"\r\n" || line == b"\n" => return,
+            Ok(_) => {}
+        }
+    }
 }
 
 /// The device flow (RFC 8628): the code shown, the token polled for, cached.

@@ -283,12 +283,26 @@ fn login_with_a_loopback_redirect_driven_without_a_browser() {
     stray.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
     drop(std::net::TcpStream::connect(host).unwrap());
+    // The redirect's head arrives in two segments, the second after a pause: the listener reads
+    // all of it before it answers (a socket closed with unread bytes is reset, and the browser
+    // shows an error instead of the page).
     let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        stream,
-        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+        .write_all(format!("GET /{path} HTTP/1.1\r\n").as_bytes())
+        .unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let early = stream.peek(&mut [0; 16]);
+    assert!(
+        early.is_err(),
+        "answered before the head was complete: {early:?}"
+    );
+    stream.set_read_timeout(None).unwrap();
+    stream
+        .write_all(format!("Host: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+        .unwrap();
     let mut page = String::new();
     stream.read_to_string(&mut page).unwrap();
     assert!(page.contains("Signed in"), "{page}");
