@@ -230,12 +230,7 @@ where
     type Error = StackError;
 
     fn head(request: &Request<B>) -> Request<()> {
-        let mut head = Request::new(());
-        *head.method_mut() = request.method().clone();
-        *head.uri_mut() = request.uri().clone();
-        *head.version_mut() = request.version();
-        *head.headers_mut() = request.headers().clone();
-        head
+        oauth_runtime::request_head(request)
     }
 
     fn headers_mut(request: &mut Request<B>) -> &mut HeaderMap {
@@ -243,15 +238,11 @@ where
     }
 
     fn try_clone(request: &Request<B>) -> Option<Request<B>> {
-        let body = request.body().try_clone()?;
-        let mut copy = Request::new(body);
-        *copy.method_mut() = request.method().clone();
-        *copy.uri_mut() = request.uri().clone();
-        *copy.version_mut() = request.version();
-        *copy.headers_mut() = request.headers().clone();
-        // Request-level settings (ureq's per-request config, a caller's markers) go too.
-        *copy.extensions_mut() = request.extensions().clone();
-        Some(copy)
+        // Request-level settings (a caller's markers) go too.
+        Some(oauth_runtime::copy_request(
+            request,
+            request.body().try_clone()?,
+        ))
     }
 
     async fn send(&mut self, request: Request<B>) -> Result<Self::Response, StackError> {

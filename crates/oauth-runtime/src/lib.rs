@@ -47,7 +47,9 @@ pub use flows::{
     delete_client_registration, device_authorization, device_flow, read_client_registration,
     register_client, update_client_registration,
 };
-pub use middleware::{Downstream, MAX_REJECTION_BODY, NotReplayed, authorized};
+pub use middleware::{
+    Downstream, MAX_REJECTION_BODY, NotReplayed, authorized, copy_request, request_head,
+};
 #[cfg(feature = "openid")]
 pub use openid::{IdTokenExpectations, KeysError, Login, OpenIdCore, RemoteKeys};
 pub use shared::{RefreshGuard, SharedToken};

@@ -22,6 +22,30 @@ use crate::{SharedToken, now};
 /// one of undeclared length that turns out longer is an error (`BodyTooLarge`).
 pub const MAX_REJECTION_BODY: usize = 64 * 1024;
 
+/// A request's method, URI, version and headers without its body: what
+/// [`Downstream::head`] gives for an `http::Request`.
+pub fn request_head<B>(request: &Request<B>) -> Request<()> {
+    with_body(request, ())
+}
+
+/// A copy of a request around another body (a copy of the original's): its method, URI,
+/// version, headers and extensions (a stack's per-request settings, a caller's markers).
+/// What [`Downstream::try_clone`] builds for an `http::Request` whose body can be copied.
+pub fn copy_request<B, C>(request: &Request<B>, body: C) -> Request<C> {
+    let mut copy = with_body(request, body);
+    *copy.extensions_mut() = request.extensions().clone();
+    copy
+}
+
+fn with_body<B, C>(request: &Request<B>, body: C) -> Request<C> {
+    let mut copy = Request::new(body);
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    copy
+}
+
 /// What a client middleware provides to [`authorized`]: its request and response types, one
 /// exchange, and how to read a 401 answer.
 pub trait Downstream {

@@ -105,7 +105,7 @@ impl<'b> Downstream for Chain<'_, 'b> {
     type Error = UreqError;
 
     fn head(request: &Self::Request) -> Request<()> {
-        head(request)
+        oauth_runtime::request_head(request)
     }
 
     fn headers_mut(request: &mut Self::Request) -> &mut HeaderMap {
@@ -230,7 +230,7 @@ impl<B: ReplayBody> Downstream for AgentStack<'_, B> {
     type Error = UreqError;
 
     fn head(request: &Request<B>) -> Request<()> {
-        head(request)
+        oauth_runtime::request_head(request)
     }
 
     fn headers_mut(request: &mut Request<B>) -> &mut HeaderMap {
@@ -238,14 +238,11 @@ impl<B: ReplayBody> Downstream for AgentStack<'_, B> {
     }
 
     fn try_clone(request: &Request<B>) -> Option<Request<B>> {
-        let mut copy = Request::new(request.body().try_clone()?);
-        *copy.method_mut() = request.method().clone();
-        *copy.uri_mut() = request.uri().clone();
-        *copy.version_mut() = request.version();
-        *copy.headers_mut() = request.headers().clone();
         // Request-level settings (ureq's per-request config, a caller's markers) go too.
-        *copy.extensions_mut() = request.extensions().clone();
-        Some(copy)
+        Some(oauth_runtime::copy_request(
+            request,
+            request.body().try_clone()?,
+        ))
     }
 
     fn send(
@@ -275,15 +272,6 @@ impl<B: ReplayBody> Downstream for AgentStack<'_, B> {
     fn unbuffer(response: Response<Vec<u8>>) -> Response<Body> {
         unbuffer(response)
     }
-}
-
-fn head<B>(request: &Request<B>) -> Request<()> {
-    let mut head = Request::new(());
-    *head.method_mut() = request.method().clone();
-    *head.uri_mut() = request.uri().clone();
-    *head.version_mut() = request.version();
-    *head.headers_mut() = request.headers().clone();
-    head
 }
 
 fn buffer(response: Response<Body>, limit: usize) -> Result<Response<Vec<u8>>, UreqError> {
