@@ -292,7 +292,7 @@ fn login_with_a_loopback_redirect_driven_without_a_browser() {
         .write_all(format!("GET /{path} HTTP/1.1\r\n").as_bytes())
         .unwrap();
     stream
-        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let early = stream.peek(&mut [0; 16]);
     assert!(
