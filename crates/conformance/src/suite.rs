@@ -842,10 +842,9 @@ pub fn too_many_requests_honours_retry_after<H: Harness>() {
 
 /// Connection refused is a transient `Connect` error, retried, then surfaced.
 pub fn connection_refused_is_a_connect_error<H: Harness>() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // Port 1 (tcpmux) is privileged and outside the ephemeral range: no parallel test's
+    // port-0 listener can be given it, as a just-released port-0 port can be.
+    let port = 1;
     let h = H::new(&Setup {
         retry: Some(
             RetryPolicy::default().backoff(Duration::from_millis(10), Duration::from_millis(20)),

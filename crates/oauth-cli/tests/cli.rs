@@ -551,11 +551,9 @@ fn bad_input_is_one_line_and_a_status() {
         .args(["token"])
         .args(env.client());
     one_line(&c.output().unwrap(), 77, "invalid_client");
-    // Nobody listening.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // Nobody listening: port 1 (tcpmux) is privileged and outside the ephemeral range, so no
+    // parallel test's port-0 listener can be given it (a released port-0 port can).
+    let closed = 1;
     let out = env
         .oauth()
         .args([
