@@ -339,46 +339,28 @@ fn bench() -> Result {
         "benchmarks (oauth2, jsonwebtoken, ring, herd, loopback)",
         cargo().args(["run", "--release", "--locked", "-p", "benchmarks"]),
     )?;
-    let cached = capture(
+    let bench = |step: &str, package: &str, name: &str| {
+        capture(
+            step,
+            cargo().args(["bench", "--locked", "-p", package, "--bench", name]),
+        )
+    };
+    let cached = bench(
         "cached token() against arc-swap",
-        cargo().args([
-            "bench",
-            "--locked",
-            "-p",
-            "conformance",
-            "--bench",
-            "cached_token",
-        ]),
+        "conformance",
+        "cached_token",
     )?;
-    let gateway = capture(
-        "gateway decisions",
-        cargo().args([
-            "bench",
-            "--locked",
-            "-p",
-            "oauth-gateway",
-            "--bench",
-            "decisions",
-        ]),
-    )?;
-    let fleet = capture(
+    let gateway = bench("gateway decisions", "oauth-gateway", "decisions")?;
+    let fleet = bench(
         "a refresh through the shared store (Redis)",
-        cargo().args(["bench", "--locked", "-p", "oauth-redis", "--bench", "fleet"]),
+        "oauth-redis",
+        "fleet",
     )?;
-    let memory = capture(
-        "memory per cached decision",
-        cargo().args([
-            "bench",
-            "--locked",
-            "-p",
-            "oauth-gateway",
-            "--bench",
-            "memory",
-        ]),
-    )?;
-    let proxy = capture(
+    let memory = bench("memory per cached decision", "oauth-gateway", "memory")?;
+    let proxy = bench(
         "requests through the oauth-gateway proxy",
-        cargo().args(["bench", "--locked", "-p", "oauth-proxy", "--bench", "proxy"]),
+        "oauth-proxy",
+        "proxy",
     )?;
     let rustc = Command::new("rustc")
         .arg("--version")
