@@ -217,6 +217,18 @@ impl Shared {
         self.down_until.store(until, Ordering::Release);
     }
 
+    /// The record stored for `key`, opened, if there is a current one of ours.
+    fn look(&self, key: &Key) -> Result<Option<(Introspection, Duration)>, SharedCacheError> {
+        let Some(record) = self.store.get(key)? else {
+            return Ok(None);
+        };
+        let opened = self.open(key, &record, SystemTime::now());
+        if opened.is_none() {
+            tracing::warn!("shared cache: a record that is not ours was ignored");
+        }
+        Ok(opened)
+    }
+
     /// Looks for `key`'s record; if there is none, takes the lease or waits for the holder's
     /// record (polling every 20 ms, at most the lease). A store that failed recently is not asked.
     pub(crate) fn find(&self, key: &Key) -> Found {
@@ -225,13 +237,8 @@ impl Shared {
         }
         let deadline = Instant::now().checked_add(self.lease);
         loop {
-            match self.store.get(key) {
-                Ok(Some(record)) => match self.open(key, &record, SystemTime::now()) {
-                    Some((result, left)) => return Found::Result(Arc::new(result), left),
-                    None => {
-                        tracing::warn!("shared cache: a record that is not ours was ignored");
-                    }
-                },
+            match self.look(key) {
+                Ok(Some((result, left))) => return Found::Result(Arc::new(result), left),
                 Ok(None) => {}
                 Err(e) => {
                     self.failed(&e);
@@ -239,7 +246,21 @@ impl Shared {
                 }
             }
             match self.store.try_lease(key, self.lease) {
-                Ok(true) => return Found::Leased,
+                // The previous holder may have stored its record and given the lease back
+                // between the look above and this lease: look again before validating.
+                Ok(true) => match self.look(key) {
+                    Ok(Some((result, left))) => {
+                        if let Err(e) = self.store.release(key) {
+                            tracing::warn!(error = %e, "shared cache: lease not released");
+                        }
+                        return Found::Result(Arc::new(result), left);
+                    }
+                    Ok(None) => return Found::Leased,
+                    Err(e) => {
+                        self.failed(&e);
+                        return Found::Leased;
+                    }
+                },
                 Ok(false) if deadline.is_some_and(|d| Instant::now() < d) => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
@@ -365,6 +386,51 @@ mod tests {
                 .open(&[1; 32], br#"{"active":true,"client_id":"x"}"#, now)
                 .is_none()
         );
+    }
+
+    /// Another node stores its record and gives the lease back between this node's first
+    /// look and its lease: the record is used, not validated a second time.
+    #[test]
+    fn a_record_stored_just_before_the_lease_is_used() {
+        use std::sync::Mutex;
+
+        #[derive(Default)]
+        struct Racy {
+            record: Mutex<Option<Vec<u8>>>,
+            gets: AtomicU64,
+            released: AtomicU64,
+        }
+        impl SharedCache for Racy {
+            fn get(&self, _: &[u8; 32]) -> Result<Option<Vec<u8>>, SharedCacheError> {
+                // The first look misses; the record is there from the second on.
+                if self.gets.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return Ok(None);
+                }
+                Ok(self.record.lock().unwrap().clone())
+            }
+            fn put(&self, _: &[u8; 32], _: &[u8], _: Duration) -> Result<(), SharedCacheError> {
+                Ok(())
+            }
+            fn try_lease(&self, _: &[u8; 32], _: Duration) -> Result<bool, SharedCacheError> {
+                Ok(true)
+            }
+            fn release(&self, _: &[u8; 32]) -> Result<(), SharedCacheError> {
+                self.released.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        }
+
+        let store = Arc::new(Racy::default());
+        let shared = Shared::new(store.clone(), &[7; 32], Duration::from_secs(1));
+        let until = SystemTime::now() + Duration::from_secs(60);
+        *store.record.lock().unwrap() = shared.seal(&[1; 32], &active(), until);
+        match shared.find(&[1; 32]) {
+            Found::Result(result, _) => assert_eq!(result.client_id(), Some("app")),
+            Found::Leased => panic!("validated although the record was there"),
+            Found::Alone => panic!("alone"),
+        }
+        assert_eq!(store.gets.load(Ordering::SeqCst), 2);
+        assert_eq!(store.released.load(Ordering::SeqCst), 1);
     }
 
     #[test]

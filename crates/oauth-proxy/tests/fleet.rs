@@ -299,8 +299,17 @@ fn a_fleet_of_three_shares_one_introspection_and_follows_postgres() {
             });
         }
     });
-    assert_eq!(allowed.load(Ordering::Relaxed), 1000);
-    assert_eq!(server.counters().introspection_requests - before, 1);
+    let logs = || {
+        let logs: Vec<String> = proxies.iter().map(Proxy::log_text).collect();
+        logs.join("\n----\n")
+    };
+    assert_eq!(allowed.load(Ordering::Relaxed), 1000, "{}", logs());
+    assert_eq!(
+        server.counters().introspection_requests - before,
+        1,
+        "{}",
+        logs()
+    );
     assert!(upstream.seen.load(Ordering::Relaxed) >= 1000);
 
     // What the fleet shares in Redis is sealed: nothing readable about the token or client.
