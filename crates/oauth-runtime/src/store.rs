@@ -288,6 +288,26 @@ fn usable(token: &TokenResponse, replacing: Option<&AccessToken>, now: SystemTim
     different && lasting
 }
 
+/// The token stored in `slot`, if it opens, is newer than `replacing` and lasts.
+async fn stored_token(
+    shared: &SharedStore,
+    slot: &str,
+    replacing: Option<&AccessToken>,
+) -> Result<Option<TokenResponse>, StoreError> {
+    let Some(record) = shared.store.load(slot).await? else {
+        return Ok(None);
+    };
+    let Some(token) = shared.open(&record, slot, crate::now().wall()) else {
+        tracing::warn!("a record in the shared token store does not open; it will be replaced");
+        return Ok(None);
+    };
+    if usable(&token, replacing, crate::now().wall()) {
+        tracing::debug!("token taken from the shared store");
+        return Ok(Some(token));
+    }
+    Ok(None)
+}
+
 /// Gets a new token for a fleet: the one another process stored, if it is newer than
 /// `replacing` and lasts; else this process takes the lease, requests it and stores it; or
 /// waits for the process that holds the lease. Any failure of the store means this process
@@ -312,19 +332,8 @@ pub async fn fleet_token<I: Io>(
         );
     };
     loop {
-        match shared.store.load(slot).await {
-            Ok(Some(record)) => {
-                if let Some(token) = shared.open(&record, slot, crate::now().wall()) {
-                    if usable(&token, replacing, crate::now().wall()) {
-                        tracing::debug!("token taken from the shared store");
-                        return Ok(token);
-                    }
-                } else {
-                    tracing::warn!(
-                        "a record in the shared token store does not open; it will be replaced"
-                    );
-                }
-            }
+        match stored_token(shared, slot, replacing).await {
+            Ok(Some(token)) => return Ok(token),
             Ok(None) => {}
             Err(e) => {
                 own(&e);
@@ -337,6 +346,14 @@ pub async fn fleet_token<I: Io>(
             .await
         {
             Ok(true) => {
+                // The previous holder may have stored its token and given the lease back
+                // between the look above and this lease: look again before requesting.
+                if let Ok(Some(token)) = stored_token(shared, slot, replacing).await {
+                    if let Err(e) = shared.store.release(&lease_key, &holder).await {
+                        tracing::warn!(error = %e, "the shared token store's lease could not be released");
+                    }
+                    return Ok(token);
+                }
                 let result = request_token(io, endpoint, client, request).await;
                 if let Ok(token) = &result {
                     let ttl = token
@@ -455,6 +472,95 @@ mod tests {
         // Expired by the time it is read.
         let later = SystemTime::now() + Duration::from_secs(601);
         assert!(shared.open(&record, "slot-a", later).is_none());
+    }
+
+    /// Another process stores its token and gives the lease back between this process's
+    /// first look and its lease: the stored token is used, and no second request is made.
+    #[test]
+    fn a_token_stored_just_before_the_lease_is_used() {
+        use std::sync::Mutex;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        #[derive(Default)]
+        struct State {
+            record: Mutex<Option<Vec<u8>>>,
+            loads: AtomicUsize,
+            released: AtomicUsize,
+        }
+        struct Racy(Arc<State>);
+        impl TokenStore for Racy {
+            fn load<'a>(&'a self, _: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+                // The first look misses; the record is there from the second on.
+                let record = if self.0.loads.fetch_add(1, Ordering::SeqCst) == 0 {
+                    None
+                } else {
+                    self.0.record.lock().map(|r| r.clone()).unwrap_or_default()
+                };
+                Box::pin(std::future::ready(Ok(record)))
+            }
+            fn save<'a>(&'a self, _: &'a str, _: &'a [u8], _: Duration) -> StoreFuture<'a, ()> {
+                Box::pin(std::future::ready(Ok(())))
+            }
+            fn try_lease<'a>(
+                &'a self,
+                _: &'a str,
+                _: &'a str,
+                _: Duration,
+            ) -> StoreFuture<'a, bool> {
+                Box::pin(std::future::ready(Ok(true)))
+            }
+            fn release<'a>(&'a self, _: &'a str, _: &'a str) -> StoreFuture<'a, ()> {
+                self.0.released.fetch_add(1, Ordering::SeqCst);
+                Box::pin(std::future::ready(Ok(())))
+            }
+        }
+
+        /// An authorization server that counts token requests.
+        struct Counting(crate::HttpConfig, AtomicUsize);
+        impl Io for Counting {
+            fn config(&self) -> &crate::HttpConfig {
+                &self.0
+            }
+            fn send(
+                &self,
+                _: oauth_core::http::Request<crate::Body>,
+                _: usize,
+                _: Duration,
+            ) -> impl Future<Output = Result<oauth_core::http::Response<Vec<u8>>, Error>> + Send
+            {
+                self.1.fetch_add(1, Ordering::SeqCst);
+                let body = br#"{"access_token":"at-own","token_type":"Bearer","expires_in":600}"#;
+                std::future::ready(Ok(oauth_core::http::Response::new(body.to_vec())))
+            }
+            fn sleep_until(&self, _: Instant) -> impl Future<Output = ()> + Send {
+                std::future::ready(())
+            }
+        }
+
+        let state = Arc::new(State::default());
+        let shared = SharedStore::new(Racy(Arc::clone(&state)), key("k1", 1));
+        let theirs = shared.seal(&token(600), "slot").unwrap_or_default();
+        *state.record.lock().unwrap_or_else(|e| e.into_inner()) = Some(theirs);
+        let io = Counting(crate::HttpConfig::new(), AtomicUsize::new(0));
+        let endpoint = io
+            .config()
+            .endpoint("https://as.example/token")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let client = Client::new("app", oauth_core::ClientAuthentication::None);
+        let got = crate::block_on(fleet_token(
+            &io,
+            &shared,
+            "slot",
+            None,
+            &endpoint,
+            &client,
+            &TokenRequest::client_credentials(),
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got.access_token().expose_secret(), "at-secret-1");
+        assert_eq!(io.1.load(Ordering::SeqCst), 0, "no token request");
+        assert_eq!(state.loads.load(Ordering::SeqCst), 2);
+        assert_eq!(state.released.load(Ordering::SeqCst), 1);
     }
 
     #[test]
