@@ -401,9 +401,15 @@ fn a_fleet_of_three_shares_one_introspection_and_follows_postgres() {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
-    pg.stop().unwrap();
+    // (Timed from before the stop: the last contact was at most one heartbeat before it.)
     let down = Instant::now();
-    assert_eq!(get(&proxies[1].url("/orders/1"), Some(&token)).0, 200);
+    pg.stop().unwrap();
+    let stopping = down.elapsed();
+    assert_eq!(
+        get(&proxies[1].url("/orders/1"), Some(&token)).0,
+        200,
+        "stopping took {stopping:?}"
+    );
     loop {
         let status = get(&proxies[1].url("/orders/1"), Some(&token)).0;
         if status == 503 {
