@@ -36,8 +36,10 @@ pub(crate) async fn run(config: Config) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("listen {}: {e}", config.listen))?;
+    // The bound address: with port 0 in the configuration, the port the system chose.
+    let listen = listener.local_addr().unwrap_or(config.listen);
     tracing::info!(
-        listen = %config.listen,
+        listen = %listen,
         routes = app.routes.len(),
         "oauth-gateway ready"
     );

@@ -23,14 +23,6 @@ use oauth_test_server::{Behaviour, TestServer};
 const HOUR: Duration = Duration::from_secs(3600);
 const CACHE_SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn scratch(name: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
@@ -118,11 +110,14 @@ struct Proxy {
 }
 
 impl Proxy {
+    /// Starts a gateway on a port the system chooses (read from its "ready" line, so no other
+    /// listener can be mistaken for it) and waits for its health check.
     fn start(config: &str, dir: &Path, env: &[(&str, String)]) -> Self {
-        let port = free_port();
-        let path = dir.join(format!("gateway-{port}.toml"));
-        std::fs::write(&path, format!("listen = \"127.0.0.1:{port}\"\n{config}")).unwrap();
-        let log = dir.join(format!("gateway-{port}.log"));
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!("gateway-{n}.toml"));
+        std::fs::write(&path, format!("listen = \"127.0.0.1:0\"\n{config}")).unwrap();
+        let log = dir.join(format!("gateway-{n}.log"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_oauth-gateway"));
         cmd.arg("--config")
             .arg(&path)
@@ -132,21 +127,52 @@ impl Proxy {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let proxy = Self {
+        let mut proxy = Self {
             child: cmd.spawn().unwrap(),
-            port,
+            port: 0,
             log,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while get(&proxy.url("/healthz"), None).0 != 200 {
+        loop {
+            let port = proxy.log_text().lines().find_map(|l| {
+                let rest = l.split("oauth-gateway ready listen=127.0.0.1:").nth(1)?;
+                rest.split_whitespace().next()?.parse::<u16>().ok()
+            });
+            if let Some(port) = port {
+                proxy.port = port;
+                break;
+            }
+            assert!(
+                proxy.child.try_wait().unwrap().is_none(),
+                "the gateway exited: {}",
+                proxy.log_text()
+            );
             assert!(
                 Instant::now() < deadline,
                 "the gateway did not start: {}",
                 proxy.log_text()
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
+        assert_eq!(get(&proxy.url("/healthz"), None), (200, "ok".to_owned()));
         proxy
+    }
+
+    /// Waits (at most 10 s) until the gateway's log has a line containing every one of `parts`.
+    fn wait_for_log(&self, parts: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self
+            .log_text()
+            .lines()
+            .any(|l| parts.iter().all(|p| l.contains(p)))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {parts:?}: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -273,9 +299,9 @@ fn a_fleet_of_three_shares_one_introspection_and_follows_postgres() {
          ('app-9', 'orders', 'not\"valid')",
     )
     .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
     // The invalid row is skipped with a log line, on every node; the valid one loads.
     for proxy in &proxies {
+        proxy.wait_for_log(&["contracts loaded", "contracts=1", "skipped=1"]);
         let log = proxy.log_text();
         assert!(log.contains("contract row skipped"), "{log}");
         assert!(log.contains("invalid scopes"), "{log}");
@@ -376,9 +402,10 @@ fn a_fleet_of_three_shares_one_introspection_and_follows_postgres() {
     assert!(proxies[0].log_text().contains("shared cache unavailable"));
 
     // A contract revoked in PostgreSQL: every node denies within a second.
-    let revoked = Instant::now();
     pg.psql("DELETE FROM oauth_gateway_contracts WHERE client_id = 'app-1'")
         .unwrap();
+    // (Timed from the commit: psql has returned.)
+    let revoked = Instant::now();
     for proxy in &proxies {
         while get(&proxy.url("/orders/1"), Some(&token)).0 != 403 {
             assert!(
@@ -458,11 +485,17 @@ fn a_single_node_with_the_defaults_and_its_failures() {
 
     // SIGTERM with a request in flight: it is answered, then the process ends cleanly.
     let mut proxy = proxy;
+    let before = upstream.seen.load(Ordering::Relaxed);
     let slow = {
         let (url, token) = (proxy.url("/orders/slow"), token.clone());
         std::thread::spawn(move || get(&url, Some(&token)))
     };
-    std::thread::sleep(Duration::from_millis(200));
+    // In flight: the upstream has it (and answers 800 ms later).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while upstream.seen.load(Ordering::Relaxed) == before {
+        assert!(Instant::now() < deadline, "the slow request never arrived");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let term = Command::new("kill")
         .args(["-TERM", &proxy.child.id().to_string()])
         .status()
@@ -474,12 +507,8 @@ fn a_single_node_with_the_defaults_and_its_failures() {
         "the request in flight was answered"
     );
     let status = proxy.child.wait().unwrap();
+    // (It exited: nothing listens on its port any more.)
     assert!(status.success(), "{status:?}: {}", proxy.log_text());
-    assert_eq!(
-        get(&proxy.url("/healthz"), None).0,
-        0,
-        "no longer listening"
-    );
     drop(proxy);
 
     // An upstream that is down: 502, promptly.
@@ -496,11 +525,7 @@ fn a_single_node_with_the_defaults_and_its_failures() {
     // Refused at start, with a clear message: an unknown key, an http:// endpoint.
     let refused = |text: &str| {
         let path = dir.join("bad.toml");
-        std::fs::write(
-            &path,
-            format!("listen = \"127.0.0.1:{}\"\n{text}", free_port()),
-        )
-        .unwrap();
+        std::fs::write(&path, format!("listen = \"127.0.0.1:0\"\n{text}")).unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_oauth-gateway"))
             .arg("--config")
             .arg(&path)

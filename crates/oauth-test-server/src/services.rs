@@ -13,6 +13,31 @@ fn free_port() -> io::Result<u16> {
         .port())
 }
 
+/// Whether the Redis server on `port` is process `pid` (`INFO server` names its process).
+fn redis_is(port: u16, pid: u32) -> bool {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    if stream.write_all(b"INFO server\r\n").is_err() {
+        return false;
+    }
+    let wanted = format!("process_id:{pid}\r\n");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while answer.len() < 64 * 1024 {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+        if answer.windows(wanted.len()).any(|w| w == wanted.as_bytes()) {
+            return true;
+        }
+    }
+    false
+}
+
 fn scratch(name: &str, port: u16) -> io::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("oauth-{name}-{}-{port}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -42,10 +67,22 @@ pub struct Postgres {
 }
 
 impl Postgres {
-    /// Creates a cluster in a scratch directory and starts it.
+    /// Creates a cluster in a scratch directory and starts it. The port is one the system
+    /// gave and released; should another process take it first, the start is tried again on
+    /// another (up to three times).
     pub fn start() -> io::Result<Self> {
+        let mut last = None;
+        for _ in 0..3 {
+            match Self::start_on(free_port()?) {
+                Ok(pg) => return Ok(pg),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("postgres did not start")))
+    }
+
+    fn start_on(port: u16) -> io::Result<Self> {
         let bin = pg_bin()?;
-        let port = free_port()?;
         let dir = scratch("pg", port)?;
         let pg = Self {
             bin,
@@ -236,9 +273,20 @@ pub struct Redis {
 }
 
 impl Redis {
-    /// Starts one on a free port.
+    /// Starts one on a free port. The port is one the system gave and released; should another
+    /// process take it first, the start is tried again on another (up to three times).
     pub fn start() -> io::Result<Self> {
-        let port = free_port()?;
+        let mut last = None;
+        for _ in 0..3 {
+            match Self::start_on(free_port()?) {
+                Ok(redis) => return Ok(redis),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("redis-server did not start")))
+    }
+
+    fn start_on(port: u16) -> io::Result<Self> {
         let dir = scratch("redis", port)?;
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -253,11 +301,24 @@ impl Redis {
                     "redis-server is needed (apt-get install redis-server): {e}"
                 ))
             })?;
-        let redis = Self { child, dir, port };
-        wait_for("redis-server", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        })?;
-        Ok(redis)
+        let mut redis = Self { child, dir, port };
+        // Ours, answering (a server another process started on the port would name another
+        // process); it exits when it cannot bind.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if !matches!(redis.child.try_wait(), Ok(None)) {
+                return Err(io::Error::other(format!(
+                    "redis-server exited (port {port})"
+                )));
+            }
+            if redis_is(port, redis.child.id()) {
+                return Ok(redis);
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::other("redis-server did not start"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Its URL.
