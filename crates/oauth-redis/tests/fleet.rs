@@ -17,87 +17,36 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use oauth_test_server::services::Redis;
 use oauth_test_server::{Behaviour, TestServer};
 
 const SLOT_ENV: &str = "FLEET_SLOT";
 
-struct Redis {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
+/// The fleet's Redis (the test services' server: ready when it names its own process).
+fn start_redis() -> Redis {
+    Redis::start().unwrap_or_else(|e| panic!("{e}; .ci/run installs redis-server"))
 }
 
-impl Redis {
-    fn start(port: Option<u16>) -> Self {
-        let port = port.unwrap_or_else(|| {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        });
-        let dir = std::env::temp_dir().join(format!("oauth-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("redis-server is needed (apt-get install redis-server; .ci/run installs it): {e}")
-            });
-        let redis = Self { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if redis.command(&["PING"]).is_some() {
-                return redis;
-            }
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn connection(&self) -> Option<redis::Connection> {
-        redis::Client::open(self.url())
-            .ok()?
-            .get_connection_with_timeout(Duration::from_millis(300))
-            .ok()
-    }
-
-    fn command(&self, args: &[&str]) -> Option<redis::Value> {
-        let mut c = self.connection()?;
-        let mut cmd = redis::cmd(args[0]);
-        for a in &args[1..] {
-            cmd.arg(*a);
-        }
-        cmd.query(&mut c).ok()
-    }
-
-    fn get(&self, key: &str) -> Option<Vec<u8>> {
-        let mut c = self.connection()?;
-        redis::cmd("GET").arg(key).query(&mut c).ok()?
-    }
-
-    fn set(&self, key: &str, value: &[u8]) {
-        let mut c = self.connection().unwrap();
-        let () = redis::cmd("SET").arg(key).arg(value).query(&mut c).unwrap();
-    }
-
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+fn connection(redis: &Redis) -> redis::Connection {
+    redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .unwrap()
 }
 
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn redis_get(redis: &Redis, key: &str) -> Option<Vec<u8>> {
+    redis::cmd("GET")
+        .arg(key)
+        .query(&mut connection(redis))
+        .unwrap()
+}
+
+fn redis_set(redis: &Redis, key: &str, value: &[u8]) {
+    let () = redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .query(&mut connection(redis))
+        .unwrap();
 }
 
 struct Fleet {
@@ -191,7 +140,11 @@ fn child_process() {
         )),
     );
     let store = oauth_redis::SharedStore::new(
-        oauth_redis::RedisStore::open(&env("FLEET_REDIS")).unwrap(),
+        // (A generous timeout: eight test processes start at once on a small machine, and a
+        // timed-out operation would make that process request its own token.)
+        oauth_redis::RedisStore::open(&env("FLEET_REDIS"))
+            .unwrap()
+            .timeout(Duration::from_secs(5)),
         oauth_redis::StoreKey::new("k1", &[7; 32]).unwrap(),
     )
     .lease(Duration::from_millis(
@@ -232,15 +185,17 @@ fn child_process() {
 
 #[test]
 fn eight_processes_two_hundred_callers_one_token_request() {
-    let redis = Redis::start(None);
+    let mut redis = start_redis();
     let fleet = Fleet::new(Behaviour::default(), "eight");
     let children: Vec<Child> = (0..8)
         .map(|_| fleet.child(&redis.url(), 200, 5000).spawn().unwrap())
         .collect();
     let mut all = BTreeSet::new();
+    let mut warnings = String::new();
     for child in children {
         let out = child.wait_with_output().unwrap();
         succeeded(&out);
+        warnings.push_str(&String::from_utf8_lossy(&out.stderr));
         let t = tokens(&out);
         assert_eq!(
             t.len(),
@@ -252,12 +207,14 @@ fn eight_processes_two_hundred_callers_one_token_request() {
         all.extend(t);
     }
     assert_eq!(all.len(), 1, "every process has the same token");
-    assert_eq!(fleet.requests(), 1, "one token request for the fleet");
+    assert_eq!(
+        fleet.requests(),
+        1,
+        "one token request for the fleet; the processes said: {warnings}"
+    );
     // The record is sealed: the token is not in it, nor any JSON.
     let token = all.into_iter().next().unwrap();
-    let record = redis
-        .get(&format!("oauth:token:{}", fleet.slot))
-        .expect("a record");
+    let record = redis_get(&redis, &format!("oauth:token:{}", fleet.slot)).expect("a record");
     assert!(record.starts_with(b"OTK1"));
     assert!(!record.windows(token.len()).any(|w| w == token.as_bytes()));
     assert!(serde_json_free(&record));
@@ -271,10 +228,9 @@ fn serde_json_free(record: &[u8]) -> bool {
 
 #[test]
 fn redis_down_each_process_fetches_its_own_then_sharing_resumes() {
-    let redis = Redis::start(None);
-    let port = redis.port;
-    let url = redis.url();
-    redis.stop();
+    // Nobody listening: port 1 (tcpmux) is privileged and outside the ephemeral range, so no
+    // parallel test's server can be given it.
+    let url = "redis://127.0.0.1:1/".to_owned();
     let fleet = Fleet::new(Behaviour::default(), "down");
     let outputs: Vec<Output> = (0..3)
         .map(|_| fleet.child(&url, 20, 5000).spawn().unwrap())
@@ -293,10 +249,10 @@ fn redis_down_each_process_fetches_its_own_then_sharing_resumes() {
         );
     }
     assert_eq!(fleet.requests(), 3, "each process fetched its own");
-    // Redis back: the next processes share again.
-    let redis = Redis::start(Some(port));
+    // Redis there: the next processes share again.
+    let mut redis = start_redis();
     let outputs: Vec<Output> = (0..3)
-        .map(|_| fleet.child(&url, 20, 5000).spawn().unwrap())
+        .map(|_| fleet.child(&redis.url(), 20, 5000).spawn().unwrap())
         .collect::<Vec<_>>()
         .into_iter()
         .map(|c| c.wait_with_output().unwrap())
@@ -313,7 +269,7 @@ fn redis_down_each_process_fetches_its_own_then_sharing_resumes() {
 
 #[test]
 fn a_lease_holder_killed_mid_refresh_is_taken_over_after_its_lease() {
-    let redis = Redis::start(None);
+    let mut redis = start_redis();
     let delay = Duration::from_secs(2);
     let lease = Duration::from_millis(1500);
     let fleet = Fleet::new(
@@ -343,9 +299,10 @@ fn a_lease_holder_killed_mid_refresh_is_taken_over_after_its_lease() {
     succeeded(&out);
     assert_eq!(tokens(&out).len(), 1);
     let waited = started.elapsed();
-    // At most the lease plus one request (and process start-up).
+    // The lease plus one request (and process start-up), not the wait for a lease that is
+    // never released (the lease plus the 20 s HTTP timeout).
     assert!(
-        waited < lease + delay + Duration::from_millis(1500),
+        waited < lease + delay + Duration::from_secs(5),
         "{waited:?}"
     );
     redis.stop();
@@ -353,7 +310,7 @@ fn a_lease_holder_killed_mid_refresh_is_taken_over_after_its_lease() {
 
 #[test]
 fn corrupt_or_foreign_records_are_ignored_and_overwritten() {
-    let redis = Redis::start(None);
+    let mut redis = start_redis();
     let fleet = Fleet::new(Behaviour::default(), "corrupt");
     let key = format!("oauth:token:{}", fleet.slot);
     let junk: [&[u8]; 4] = [
@@ -363,14 +320,14 @@ fn corrupt_or_foreign_records_are_ignored_and_overwritten() {
         b"OTK1\x02k9aaaaaaaaaaaabbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
     ];
     for (i, value) in junk.iter().enumerate() {
-        redis.set(&key, value);
+        redis_set(&redis, &key, value);
         let out = fleet.child(&redis.url(), 3, 5000).output().unwrap();
         succeeded(&out);
         let t = tokens(&out);
         assert_eq!(t.len(), 1);
         assert!(!t.contains("forged"), "a forged record was served");
         assert_eq!(fleet.requests(), i + 1, "a request replaced junk #{i}");
-        assert!(redis.get(&key).unwrap().starts_with(b"OTK1\x02k1"));
+        assert!(redis_get(&redis, &key).unwrap().starts_with(b"OTK1\x02k1"));
     }
     // Now valid: the next process takes it without a request.
     let out = fleet.child(&redis.url(), 3, 5000).output().unwrap();
