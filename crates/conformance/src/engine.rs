@@ -363,6 +363,10 @@ pub fn a_resource_rejecting_everything_is_not_hammered<H: Harness>() {
         ),
         SourceSpec {
             grant: Some(TokenRequest::client_credentials()),
+            // (A long backoff: the twenty calls need not fit in the default's first second.)
+            policy: Some(
+                RefreshPolicy::default().backoff(Duration::from_secs(60), Duration::from_secs(60)),
+            ),
             ..SourceSpec::default()
         },
     );

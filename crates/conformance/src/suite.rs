@@ -640,7 +640,18 @@ pub fn failed_refresh_reaches_every_waiter_and_backs_off<H: Harness>() {
         "test-client",
         ClientAuthentication::SecretBasic(ClientSecret::new("wrong")),
     );
-    let source = cc_source(&h, &server, wrong);
+    let source = h.source(
+        h.endpoint(&server.url("/token")).unwrap(),
+        wrong,
+        SourceSpec {
+            grant: Some(TokenRequest::client_credentials()),
+            // (A long backoff: the last call need not come within the default's first second.)
+            policy: Some(
+                RefreshPolicy::default().backoff(Duration::from_secs(60), Duration::from_secs(60)),
+            ),
+            ..SourceSpec::default()
+        },
+    );
     let results = h.concurrent_tokens(&source, 50);
     for r in &results {
         let e = r.as_ref().unwrap_err();
@@ -654,7 +665,7 @@ pub fn failed_refresh_reaches_every_waiter_and_backs_off<H: Harness>() {
 /// Callers holding a still-valid token never wait for the refresh ahead of expiry.
 pub fn refresh_ahead_does_not_block_callers<H: Harness>() {
     let b = Behaviour {
-        expires_in: Some(4),
+        expires_in: Some(10),
         ..Behaviour::default()
     };
     let server = start(b.clone());
@@ -668,15 +679,15 @@ pub fn refresh_ahead_does_not_block_callers<H: Harness>() {
             policy: Some(
                 RefreshPolicy::default()
                     .jitter(Duration::ZERO)
-                    .refresh_ahead(Duration::from_secs(2))
-                    .margin(Duration::from_millis(500)),
+                    .refresh_ahead(Duration::from_secs(5))
+                    .margin(Duration::from_secs(1)),
             ),
             ..SourceSpec::default()
         },
     );
     let first = h.token(&source).unwrap();
     server.configure(|b| b.token_delay = Duration::from_millis(1500));
-    std::thread::sleep(Duration::from_millis(2100)); // refresh due, 1.4 s still servable
+    std::thread::sleep(Duration::from_millis(5200)); // refresh due, 3.8 s still servable
     let started = Instant::now();
     for _ in 0..20 {
         assert_eq!(
@@ -684,18 +695,22 @@ pub fn refresh_ahead_does_not_block_callers<H: Harness>() {
             first.expose_secret()
         );
     }
+    // (A caller that waited for the refresh would have taken its 1.5 s.)
     assert!(
         started.elapsed() < Duration::from_millis(1000),
         "callers waited"
     );
-    std::thread::sleep(Duration::from_millis(300)); // let the refresh reach the server
+    // One refresh reaches the server; callers keep the current token until it lands.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let token = h.token(&source).unwrap();
+        if token.expose_secret() != first.expose_secret() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the refresh never landed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(server.counters().token_requests, 2, "one refresh ahead");
-    std::thread::sleep(Duration::from_millis(1700));
-    assert_ne!(
-        h.token(&source).unwrap().expose_secret(),
-        first.expose_secret()
-    );
-    assert_eq!(server.counters().token_requests, 2);
 }
 
 /// Token requests never follow a redirect.
