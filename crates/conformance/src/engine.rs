@@ -171,14 +171,14 @@ pub fn jwt_bearer_source_signs_every_request<H: Harness>() {
 /// configured timeout, and so do the callers waiting for it.
 pub fn a_silent_server_costs_one_deadline<H: Harness>() {
     let b = Behaviour {
-        slow_delay: Duration::from_secs(5),
+        slow_delay: Duration::from_secs(10),
         ..Behaviour::default()
     };
     let server = start(b.clone());
     let h: H = harness_with(
         &server,
         Setup {
-            timeout: Some(Duration::from_millis(800)),
+            timeout: Some(Duration::from_secs(2)),
             retry: Some(RetryPolicy::default().max_attempts(5)),
             ..Setup::default()
         },
@@ -196,8 +196,9 @@ pub fn a_silent_server_costs_one_deadline<H: Harness>() {
         matches!(&err, Error::Transport(t) if t.kind() == TransportErrorKind::Timeout),
         "{err:?}"
     );
+    // One 2 s deadline for the call, not 2 s per attempt (two attempts would take 4 s).
     assert!(
-        started.elapsed() < Duration::from_millis(1500),
+        started.elapsed() < Duration::from_millis(3500),
         "{:?}",
         started.elapsed()
     );
@@ -213,7 +214,7 @@ pub fn a_silent_server_costs_one_deadline<H: Harness>() {
     let results = h.concurrent_tokens(&source, 20);
     assert!(results.iter().all(Result::is_err));
     assert!(
-        started.elapsed() < Duration::from_millis(2500),
+        started.elapsed() < Duration::from_millis(3500),
         "{:?}",
         started.elapsed()
     );
@@ -282,7 +283,7 @@ pub fn retry_after_date_and_deadline<H: Harness>() {
         .unwrap();
     let waited = started.elapsed();
     assert!(
-        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
         "{waited:?}"
     );
     assert_eq!(server.counters().token_requests, 2);
