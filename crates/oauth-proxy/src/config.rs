@@ -12,7 +12,7 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Config {
-    /// Where the proxy listens.
+    /// Where the proxy listens (port 0: one the system chooses, named in the "ready" log line).
     pub(crate) listen: SocketAddr,
     /// The service behind the gateway (`http://host:port`, a base path allowed).
     pub(crate) upstream: String,
