@@ -193,23 +193,25 @@ impl OidcProvider {
         let (chain, key) = (work.join("chain.pem"), work.join("key.pem"));
         std::fs::write(&chain, &certs.chain_pem).expect("write cert");
         std::fs::write(&key, &certs.key_pem).expect("write key");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
         let (clients, assertion_keys) = client_metadata();
         let config = work.join("config.json");
-        std::fs::write(
-            &config,
-            json!({"port": port, "cert": chain, "key": key, "clients": clients, "assertion_keys": assertion_keys})
-                .to_string(),
-        )
-        .expect("write config");
         // Node has been seen (rarely) to hang before it listens, in a futex, never printing its
-        // ready line: such a start is killed and tried again, rather than hanging the suite.
+        // ready line: such a start is killed and tried again, rather than hanging the suite. A
+        // start that ends without its ready line (the released port was taken meanwhile) is
+        // tried again too, on another port.
         let mut attempt = 0;
         let (mut child, line) = loop {
             attempt += 1;
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            std::fs::write(
+                &config,
+                json!({"port": port, "cert": chain, "key": key, "clients": clients, "assertion_keys": assertion_keys})
+                    .to_string(),
+            )
+            .expect("write config");
             let mut child = Command::new("node")
                 .arg(dir.join("server.mjs"))
                 .current_dir(&dir)
@@ -234,16 +236,18 @@ impl OidcProvider {
                 }
             });
             match ready_rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) => break (child, line),
-                Err(_) if attempt < 3 => {
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "oidc-provider: no ready line in 60 s; restarting it"
-                    );
+                Ok(line) if line.contains("\"ready\"") => break (child, line),
+                Ok(line) if attempt >= 3 => panic!("oidc-provider did not start: {line:?}"),
+                Err(_) if attempt >= 3 => panic!("oidc-provider did not start in 3 attempts"),
+                outcome => {
+                    let why = match outcome {
+                        Ok(_) => "it ended without its ready line",
+                        Err(_) => "no ready line in 60 s",
+                    };
+                    let _ = writeln!(std::io::stderr(), "oidc-provider: {why}; restarting it");
                     let _ = child.kill();
                     let _ = child.wait();
                 }
-                Err(_) => panic!("oidc-provider did not start in 3 attempts"),
             }
         };
         let ready: Value = serde_json::from_str(&line)
