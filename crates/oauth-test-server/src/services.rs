@@ -38,6 +38,19 @@ fn redis_is(port: u16, pid: u32) -> bool {
     false
 }
 
+/// Runs `start` on a port the system gave and released; should another process take it
+/// first (the start fails), tries again on another, up to three times.
+fn on_a_free_port<T>(start: impl Fn(u16) -> io::Result<T>) -> io::Result<T> {
+    let mut last = io::Error::other("not started");
+    for _ in 0..3 {
+        match start(free_port()?) {
+            Ok(started) => return Ok(started),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 fn scratch(name: &str, port: u16) -> io::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("oauth-{name}-{}-{port}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -67,18 +80,10 @@ pub struct Postgres {
 }
 
 impl Postgres {
-    /// Creates a cluster in a scratch directory and starts it. The port is one the system
-    /// gave and released; should another process take it first, the start is tried again on
-    /// another (up to three times).
+    /// Creates a cluster in a scratch directory and starts it (on a free port: see
+    /// `on_a_free_port`).
     pub fn start() -> io::Result<Self> {
-        let mut last = None;
-        for _ in 0..3 {
-            match Self::start_on(free_port()?) {
-                Ok(pg) => return Ok(pg),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| io::Error::other("postgres did not start")))
+        on_a_free_port(Self::start_on)
     }
 
     fn start_on(port: u16) -> io::Result<Self> {
@@ -273,17 +278,9 @@ pub struct Redis {
 }
 
 impl Redis {
-    /// Starts one on a free port. The port is one the system gave and released; should another
-    /// process take it first, the start is tried again on another (up to three times).
+    /// Starts one on a free port (see `on_a_free_port`).
     pub fn start() -> io::Result<Self> {
-        let mut last = None;
-        for _ in 0..3 {
-            match Self::start_on(free_port()?) {
-                Ok(redis) => return Ok(redis),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| io::Error::other("redis-server did not start")))
+        on_a_free_port(Self::start_on)
     }
 
     fn start_on(port: u16) -> io::Result<Self> {
