@@ -21,10 +21,10 @@
 //! Denials are RFC 6750 answers (401, 403, 503 when a validation or the contract store is
 //! unavailable); an upstream that cannot be reached is a 502, one that does not answer in time a
 //! 504. `GET /healthz` answers 200 (`ok`). Once listening it logs `oauth-gateway ready` with the
-//! bound address (`listen = "127.0.0.1:0"` lets the system choose the port). SIGTERM or Ctrl-C stops accepting connections and lets
-//! requests in flight finish (at most `shutdown_grace_secs`). Logs are one line per request
-//! (method, path without the query, status, API, client, time) and never hold a token or
-//! secret.
+//! bound address (`listen = "127.0.0.1:0"` lets the system choose the port). SIGTERM or Ctrl-C
+//! stops accepting connections and lets requests in flight finish (at most
+//! `shutdown_grace_secs`). Logs are one line per request (method, path without the query,
+//! status, API, client, time) and never hold a token or secret.
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stderr)]
 
