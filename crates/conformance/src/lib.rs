@@ -7,6 +7,7 @@
 //! certificate authority generated for the run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod echo;
 pub mod engine;
 pub mod flows;
 pub mod oidc_provider;

@@ -165,6 +165,14 @@ fn no_secret_in_logs_or_errors() {
     let mut texts = Vec::new();
     exercise::<Ureq>(&mut secrets, &mut texts);
     exercise::<Reqwest>(&mut secrets, &mut texts);
+    // Every request type against a server that echoes each request into its errors.
+    for echoed in [
+        conformance::echo::exercise::<Ureq>(),
+        conformance::echo::exercise::<Reqwest>(),
+    ] {
+        secrets.extend(echoed.planted);
+        texts.extend(echoed.errors.into_iter().map(|(_, text)| text));
+    }
 
     let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert!(

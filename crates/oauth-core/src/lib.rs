@@ -104,7 +104,7 @@ use client::{
 };
 #[cfg(feature = "authorization-code")]
 use common::sha256;
-use common::{encoding, endpoint, error, random, scope, secret, time, transport};
+use common::{encoding, endpoint, error, random, scope, scrub, secret, time, transport};
 use resource_server as resource;
 
 #[cfg(feature = "authorization-code")]
@@ -162,6 +162,7 @@ pub use resource::{
 };
 pub use response::{MAX_BODY_LEN, TokenResponse, TokenType, parse_token_response};
 pub use scope::Scope;
+pub use scrub::SentSecrets;
 pub use secret::{
     AccessToken, Assertion, AuthorizationCode, ClientSecret, IdToken, Nonce, Password,
     PkceVerifier, RefreshToken, SecurityToken, State, constant_time_eq,

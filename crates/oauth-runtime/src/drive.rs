@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use oauth_core::http::{Request, Response, StatusCode};
 use oauth_core::{
     AccessToken, CallStep, Client, Endpoint, Error, Introspection, IntrospectionRequest,
-    RejectionClassifier, RequestBody, ResourceCall, ResourceStep, RevocationRequest,
+    RejectionClassifier, RequestBody, ResourceCall, ResourceStep, RevocationRequest, SentSecrets,
     ServerMetadata, TokenRequest, TokenResponse, TransportError, TransportErrorKind, WellKnown,
     discovery_request, parse_server_metadata,
 };
@@ -108,6 +108,28 @@ pub async fn execute_oauth<I: Io>(
     execute_oauth_within(io, request, timeout).await
 }
 
+/// Sends a request built by oauth-core once (as [`execute_oauth`]) and reads its answer with
+/// `parse`. Whatever the request carries of secrets ([`SentSecrets::of`]: its secret body
+/// parameters, its `Authorization` credential, its DPoP proof) is scrubbed from the error, in
+/// every form a server may echo it; every driver here reads its answers this way, so a new
+/// endpoint's errors are scrubbed without anyone remembering to.
+pub async fn exchange<I: Io, T>(
+    io: &I,
+    request: Request<RequestBody>,
+    parse: impl Fn(&Response<Vec<u8>>) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let sent = SentSecrets::of(&request);
+    let response = execute_oauth(io, request).await.map_err(|mut e| {
+        sent.redact(&mut e);
+        e
+    })?;
+    let mut response = response;
+    let result = sent.parse(&response, parse);
+    // The answer may hold tokens or a client secret: its buffer is wiped once it is read.
+    zeroize::Zeroize::zeroize(response.body_mut());
+    result
+}
+
 async fn execute_oauth_within<I: Io>(
     io: &I,
     request: Request<RequestBody>,
@@ -168,7 +190,7 @@ pub async fn introspect<I: Io>(
     request: &IntrospectionRequest,
 ) -> Result<Introspection, Error> {
     let built = request.build_at(endpoint, client, now().wall())?;
-    request.parse_response(client, &execute_oauth(io, built).await?)
+    exchange(io, built, |r| request.parse_response(client, r)).await
 }
 
 /// Revokes a token (RFC 7009).
@@ -179,7 +201,7 @@ pub async fn revoke<I: Io>(
     request: &RevocationRequest,
 ) -> Result<(), Error> {
     let built = request.build_at(endpoint, client, now().wall())?;
-    request.parse_response(client, &execute_oauth(io, built).await?)
+    exchange(io, built, |r| request.parse_response(client, r)).await
 }
 
 /// Sends `request` to a protected resource with the token source's token, and once more with

@@ -11,7 +11,7 @@ use oauth_core::{
     parse_registration_delete_response, parse_registration_response, parse_registration_update,
 };
 
-use crate::drive::{Io, execute_oauth, request_token};
+use crate::drive::{Io, exchange, request_token};
 use crate::now;
 
 /// Asks the device authorization endpoint for a device code and a user code (RFC 8628 §3.1).
@@ -22,8 +22,7 @@ pub async fn device_authorization<I: Io>(
     request: &DeviceAuthorizationRequest,
 ) -> Result<DeviceAuthorization, Error> {
     let built = request.build_at(endpoint, client, now().wall())?;
-    let response = execute_oauth(io, built).await?;
-    parse_device_authorization_response(&response, now())
+    exchange(io, built, |r| parse_device_authorization_response(r, now())).await
 }
 
 /// The whole device flow: the device authorization request, `prompt` called once with the
@@ -82,8 +81,7 @@ pub async fn push_authorization<I: Io>(
     pending: &oauth_core::PendingAuthorization,
 ) -> Result<oauth_core::PendingAuthorization, Error> {
     let request = pending.push_request(par_endpoint, client, now().wall())?;
-    let response = execute_oauth(io, request).await?;
-    pending.pushed(&response)
+    exchange(io, request, |r| pending.pushed(r)).await
 }
 
 /// Registers a client (RFC 7591).
@@ -92,8 +90,11 @@ pub async fn register_client<I: Io>(
     endpoint: &Endpoint,
     request: &RegistrationRequest,
 ) -> Result<RegisteredClient, Error> {
-    let response = execute_oauth(io, request.build(endpoint)?).await?;
-    parse_registration_response(&response, io.config().scheme_policy)
+    let policy = io.config().scheme_policy;
+    exchange(io, request.build(endpoint)?, |r| {
+        parse_registration_response(r, policy)
+    })
+    .await
 }
 
 /// Reads a registration (RFC 7592 §2.1).
@@ -101,8 +102,11 @@ pub async fn read_client_registration<I: Io>(
     io: &I,
     client: &RegisteredClient,
 ) -> Result<RegisteredClient, Error> {
-    let response = execute_oauth(io, client.read_request()?).await?;
-    parse_registration_update(&response, io.config().scheme_policy, client)
+    let policy = io.config().scheme_policy;
+    exchange(io, client.read_request()?, |r| {
+        parse_registration_update(r, policy, client)
+    })
+    .await
 }
 
 /// Replaces a registration's metadata (RFC 7592 §2.2).
@@ -111,8 +115,11 @@ pub async fn update_client_registration<I: Io>(
     client: &RegisteredClient,
     metadata: &ClientMetadata,
 ) -> Result<RegisteredClient, Error> {
-    let response = execute_oauth(io, client.update_request(metadata)?).await?;
-    parse_registration_update(&response, io.config().scheme_policy, client)
+    let policy = io.config().scheme_policy;
+    exchange(io, client.update_request(metadata)?, |r| {
+        parse_registration_update(r, policy, client)
+    })
+    .await
 }
 
 /// Deletes a registration (RFC 7592 §2.3).
@@ -120,6 +127,10 @@ pub async fn delete_client_registration<I: Io>(
     io: &I,
     client: &RegisteredClient,
 ) -> Result<(), Error> {
-    let response = execute_oauth(io, client.delete_request()?).await?;
-    parse_registration_delete_response(&response)
+    exchange(
+        io,
+        client.delete_request()?,
+        parse_registration_delete_response,
+    )
+    .await
 }

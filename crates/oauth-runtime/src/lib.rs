@@ -38,8 +38,8 @@ mod store;
 pub use builder::{OwnedRefresh, SourceCore, SourceKind, SourceParts, TokenSourceBuilder};
 pub use config::{HttpConfig, Roots};
 pub use drive::{
-    Body, Io, block_on, body_buffer, discover, execute, execute_oauth, introspect, request_token,
-    revoke, send, too_large, trim,
+    Body, Io, block_on, body_buffer, discover, exchange, execute, execute_oauth, introspect,
+    request_token, revoke, send, too_large, trim,
 };
 #[cfg(feature = "authorization-code")]
 pub use flows::push_authorization;

@@ -20,7 +20,7 @@ use oauth_core::{
     userinfo_request_with, validate_userinfo,
 };
 
-use crate::drive::{Io, execute_oauth, request_token};
+use crate::drive::{Io, exchange, execute_oauth, request_token};
 use crate::now;
 
 /// How long a caller waits between looks at a JWK set fetch another caller is making.
@@ -533,8 +533,7 @@ impl OpenIdCore {
                 name: "userinfo_endpoint",
             })?;
         let request = userinfo_request_with(endpoint, token, self.client.dpop(), now().wall())?;
-        let response = execute_oauth(io, request).await?;
-        match parse_userinfo_response(&response)? {
+        match exchange(io, request, parse_userinfo_response).await? {
             UserInfoResponse::Claims(claims) => validate_userinfo(claims, expected_subject, None),
             UserInfoResponse::Signed(jwt) => {
                 let verified =

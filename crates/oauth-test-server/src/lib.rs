@@ -92,6 +92,10 @@ pub struct Behaviour {
     /// `Authorization` header and its body, raw and form-decoded) in `error_description`, and
     /// [`Scripted::Echo`] answers 500 with the whole request as plain text.
     pub echo_requests: bool,
+    /// A more careless server still: *every* endpoint (but discovery and the JWK set) answers
+    /// every request with an error that echoes it — its `Authorization`, `Proxy-Authorization`
+    /// and `DPoP` headers, its body raw, form-decoded and, for JSON, member by member.
+    pub echo_all: Option<EchoStyle>,
     /// The device flow's polling interval, in seconds (sent as `interval`).
     pub device_interval: u64,
     /// The device code's lifetime, in seconds.
@@ -127,6 +131,7 @@ impl Default for Behaviour {
             introspection_failure: None,
             introspection_delay: Duration::ZERO,
             echo_requests: false,
+            echo_all: None,
             device_interval: 1,
             device_expires_in: 600,
             device_slow_downs: 0,
@@ -134,6 +139,15 @@ impl Default for Behaviour {
             require_par: false,
         }
     }
+}
+
+/// How [`Behaviour::echo_all`] answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EchoStyle {
+    /// 400 `{"error": "invalid_client", "error_description": "you sent: …"}`.
+    OAuthError,
+    /// 500 with the request as a plain-text page.
+    Page,
 }
 
 /// A response the token endpoint gives instead of its normal answer, once, in order.

@@ -159,6 +159,18 @@ impl Store {
 
 pub(crate) fn handle(state: &Mutex<State>, request: &Request) -> Response {
     let path = request.path.as_str();
+    let echo_all = lock(state).behaviour.echo_all;
+    if let Some(style) = echo_all.filter(|_| !path.starts_with("/.well-known/") && path != "/jwks")
+    {
+        let text = format!("you sent: {}", echo(request));
+        return match style {
+            crate::EchoStyle::OAuthError => Response::json(
+                400,
+                &json!({"error": "invalid_client", "error_description": text}),
+            ),
+            crate::EchoStyle::Page => Response::new(500, "text/plain", text),
+        };
+    }
     match (request.method.as_str(), path) {
         ("POST", "/token" | "/redirect/token" | "/oversize/token" | "/slow/token") => {
             token_endpoint(state, request)
@@ -303,11 +315,24 @@ fn echo(request: &Request) -> String {
         .into_iter()
         .map(|(n, v)| format!("{n}={v}"))
         .collect();
+    let members: Vec<String> = serde_json::from_slice::<Value>(&request.body)
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .into_iter()
+        .flatten()
+        .map(|(n, v)| match v {
+            Value::String(s) => format!("{n}={s}"),
+            other => format!("{n}={other}"),
+        })
+        .collect();
     format!(
-        "authorization: {} | body: {} | decoded: {}",
+        "authorization: {} | proxy-authorization: {} | dpop: {} | body: {} | decoded: {} | members: {}",
         request.header("authorization").unwrap_or_default(),
+        request.header("proxy-authorization").unwrap_or_default(),
+        request.header("dpop").unwrap_or_default(),
         body,
-        decoded.join(" ")
+        decoded.join(" "),
+        members.join(" ")
     )
 }
 

@@ -27,7 +27,8 @@ use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::request::{RequestBody, TokenRequest};
 use crate::response::{TokenResponse, TokenType, parse_token_response};
-use crate::secret::{AccessToken, Assertion};
+use crate::scrub::SentSecrets;
+use crate::secret::AccessToken;
 use crate::time::Now;
 use crate::transport::{RetryPolicy, TransportError, TransportErrorKind, retry_after};
 
@@ -49,8 +50,9 @@ pub struct TokenCall<'a> {
     attempt_timeout: Duration,
     attempt: u32,
     state: CallState,
-    /// The assertions signed for the attempt in flight, to scrub them from its answer.
-    signed: Vec<Assertion>,
+    /// The secrets the attempt in flight sends (its body's, its `Authorization` header's, its
+    /// DPoP proof), to scrub them from its answer.
+    sent: SentSecrets,
     last_error: Option<Error>,
     /// Whether the call was sent again with the DPoP nonce the server asked for.
     nonce_retried: bool,
@@ -104,7 +106,7 @@ impl<'a> TokenCall<'a> {
             attempt_timeout,
             attempt: 0,
             state: CallState::Ready,
-            signed: Vec::new(),
+            sent: SentSecrets::default(),
             last_error: None,
             nonce_retried: false,
         }
@@ -145,15 +147,14 @@ impl<'a> TokenCall<'a> {
             let error = self.last_error.take().unwrap_or_else(deadline_error);
             return self.finish(Err(error));
         }
-        let built = match self
-            .request
-            .build_parts(self.endpoint, self.client, Some(now.wall()))
-        {
-            Ok(built) => built,
-            Err(e) => return self.finish(Err(e)),
-        };
-        self.signed = built.signed;
-        let mut request = built.request;
+        let mut request =
+            match self
+                .request
+                .build_parts(self.endpoint, self.client, Some(now.wall()))
+            {
+                Ok(request) => request,
+                Err(e) => return self.finish(Err(e)),
+            };
         if let Some(dpop) = self.client.dpop() {
             // RFC 9449 §5: a proof for this attempt, with the server's latest nonce.
             match dpop.proof(&Method::POST, self.endpoint.uri(), now.wall(), None) {
@@ -163,6 +164,7 @@ impl<'a> TokenCall<'a> {
                 Err(e) => return self.finish(Err(e)),
             }
         }
+        self.sent = SentSecrets::of(&request);
         self.attempt += 1;
         self.state = CallState::InFlight;
         CallStep::Send {
@@ -200,7 +202,7 @@ impl<'a> TokenCall<'a> {
         };
         let mut error = match result {
             Ok(token) => {
-                self.signed.clear();
+                self.sent = SentSecrets::default();
                 self.state = CallState::Done(Ok(token));
                 return;
             }
@@ -249,24 +251,12 @@ impl<'a> TokenCall<'a> {
 
     /// Removes the secrets this call sent from what the error keeps of the answer.
     fn scrub(&self, error: &mut Error) {
-        self.with_secrets(|secrets| error.redact(secrets));
-    }
-
-    fn with_secrets(&self, f: impl FnOnce(&[&str])) {
-        let mut secrets = self.request.secrets();
-        let client_secrets = self.client.sent_secrets();
-        secrets.extend(client_secrets.iter().map(String::as_str));
-        secrets.extend(self.signed.iter().map(Assertion::expose_secret));
-        f(&secrets);
+        self.sent.redact(error);
     }
 
     /// A copy of `response` whose body holds none of the secrets this call sent.
     fn scrubbed<B: AsRef<[u8]>>(&self, response: &Response<B>) -> Response<Vec<u8>> {
-        let mut copy = None;
-        self.with_secrets(|secrets| {
-            copy = Some(crate::error::scrubbed_response(response, secrets))
-        });
-        copy.unwrap_or_else(|| crate::error::scrubbed_response(response, &[]))
+        self.sent.scrubbed_response(response)
     }
 }
 
@@ -580,6 +570,7 @@ fn clone_request<B: Clone>(request: &Request<B>) -> Request<B> {
 mod tests {
     use super::*;
     use crate::client::{AssertionSigner, ClientAuthentication, SigningContext};
+    use crate::secret::Assertion;
     use crate::secret::ClientSecret;
     use crate::time::test_support::at;
     use std::sync::atomic::{AtomicU32, Ordering};

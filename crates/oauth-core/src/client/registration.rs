@@ -153,7 +153,15 @@ fn json_request(
         })?,
         None => Vec::new(),
     };
-    let mut request = Request::new(RequestBody::from_vec(bytes));
+    // A `client_secret` in the metadata (RFC 7592 §2.2 sends it back on update) is a secret
+    // the body carries; the bearer token in the header is found there by `SentSecrets`.
+    let secrets = body
+        .and_then(|map| map.get("client_secret"))
+        .and_then(Value::as_str)
+        .map(|s| zeroize::Zeroizing::new(s.to_owned()))
+        .into_iter()
+        .collect();
+    let mut request = Request::new(RequestBody::new(bytes, secrets));
     *request.method_mut() = method;
     *request.uri_mut() = endpoint.uri().clone();
     let headers = request.headers_mut();

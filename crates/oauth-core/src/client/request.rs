@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::client::{AssertionSigner, BodyEncoding, Client};
 use crate::endpoint::Endpoint;
@@ -31,46 +31,65 @@ pub const TOKEN_TYPE_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token
 /// The body of a request built by this crate.
 ///
 /// It usually holds secrets (a client secret, a code, a refresh token, a password), so its
-/// `Debug` shows only its length, and its buffer is wiped when dropped.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct RequestBody(Vec<u8>);
+/// `Debug` shows only its length, and its buffer is wiped when dropped. It also remembers which
+/// of the values it carries are secrets, so that whatever turns the answer into an error can
+/// scrub them ([`SentSecrets`](crate::SentSecrets)); a body built elsewhere carries none.
+#[derive(Clone, Default)]
+pub struct RequestBody {
+    bytes: Vec<u8>,
+    /// The secret values in `bytes`, as given (before any encoding).
+    secrets: Vec<Zeroizing<String>>,
+}
 
 impl RequestBody {
     /// The body's bytes, to hand to an HTTP client.
     pub fn expose_secret(&self) -> &[u8] {
-        &self.0
+        &self.bytes
     }
 
-    /// A body of these bytes (wiped on drop).
-    pub(crate) fn from_vec(bytes: Vec<u8>) -> Self {
-        Self(bytes)
+    /// A body of these bytes (wiped on drop) carrying these secret values.
+    pub(crate) fn new(bytes: Vec<u8>, secrets: Vec<Zeroizing<String>>) -> Self {
+        Self { bytes, secrets }
+    }
+
+    /// The secret values this body carries, as given (before any encoding).
+    pub(crate) fn secrets(&self) -> &[Zeroizing<String>] {
+        &self.secrets
     }
 
     /// Takes the bytes out, leaving the body empty. The caller becomes responsible for them.
     pub fn into_bytes(mut self) -> Vec<u8> {
-        std::mem::take(&mut self.0)
+        std::mem::take(&mut self.bytes)
     }
 
     /// The length in bytes.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.bytes.len()
     }
 
     /// Whether the body is empty.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.bytes.is_empty()
     }
 }
 
+impl PartialEq for RequestBody {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for RequestBody {}
+
 impl fmt::Debug for RequestBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RequestBody(<{} bytes redacted>)", self.0.len())
+        write!(f, "RequestBody(<{} bytes redacted>)", self.bytes.len())
     }
 }
 
 impl Drop for RequestBody {
     fn drop(&mut self) {
-        self.0.zeroize();
+        self.bytes.zeroize();
     }
 }
 
@@ -78,15 +97,26 @@ impl Drop for RequestBody {
 /// secret types wipe themselves; the encoded body is a wiped [`RequestBody`]), so that building
 /// a request copies each value once, into the body.
 #[derive(Default)]
-pub(crate) struct Params<'a>(Vec<(&'a str, &'a str)>);
+pub(crate) struct Params<'a>(Vec<(&'a str, &'a str)>, Vec<&'a str>);
 
 impl<'a> Params<'a> {
     pub(crate) fn push_plain(&mut self, name: &'a str, value: &'a str) {
         self.0.push((name, value));
     }
 
+    /// Adds a parameter whose value is a secret: the body remembers it, to scrub it from
+    /// errors.
     pub(crate) fn push_secret(&mut self, name: &'a str, value: &'a str) {
         self.0.push((name, value));
+        self.1.push(value);
+    }
+
+    /// The secret values pushed, as owned copies wiped on drop.
+    fn secrets(&self) -> Vec<Zeroizing<String>> {
+        self.1
+            .iter()
+            .map(|s| Zeroizing::new((*s).to_owned()))
+            .collect()
     }
 
     fn contains(&self, name: &str) -> bool {
@@ -194,10 +224,11 @@ pub(crate) fn build_post<'a>(
     client_assertion: Option<&'a Assertion>,
 ) -> Result<Request<RequestBody>, Error> {
     let authorization = client.authenticate(&mut params, client_assertion)?;
+    let secrets = params.secrets();
     let (body, content_type) = params.into_body(client.body_encoding());
     // Filled in place rather than through `http::request::Builder`, which moves its parts on
     // every call (measurable on the in-process exchange benchmark).
-    let mut request = Request::new(RequestBody(body));
+    let mut request = Request::new(RequestBody::new(body, secrets));
     *request.method_mut() = Method::POST;
     *request.uri_mut() = endpoint.uri().clone();
     let headers = request.headers_mut();
@@ -461,39 +492,6 @@ impl TokenRequest {
         }
     }
 
-    /// The secrets this request sends, to scrub them from whatever a server echoes back.
-    pub(crate) fn secrets(&self) -> Vec<&str> {
-        let mut out = Vec::new();
-        match &self.grant {
-            Grant::AuthorizationCode {
-                code,
-                code_verifier,
-                ..
-            } => {
-                out.push(code.expose_secret());
-                if let Some(v) = code_verifier {
-                    out.push(v.expose_secret());
-                }
-            }
-            Grant::RefreshToken(t) => out.push(t.expose_secret()),
-            Grant::Password { password, .. } => out.push(password.expose_secret()),
-            Grant::JwtBearer(a) => out.push(a.expose_secret()),
-            Grant::TokenExchange(e) => {
-                out.push(e.subject_token.expose_secret());
-                if let Some((t, _)) = &e.actor {
-                    out.push(t.expose_secret());
-                }
-            }
-            Grant::ClientCredentials | Grant::JwtBearerSigned(_) | Grant::Extension(_) => {}
-        }
-        for (_, value) in &self.extra {
-            if let ParamValue::Secret(v) = value {
-                out.push(v.expose_secret());
-            }
-        }
-        out
-    }
-
     /// The scopes asked for, if any.
     pub fn requested_scope(&self) -> Option<&Scope> {
         self.scope.as_ref()
@@ -509,7 +507,7 @@ impl TokenRequest {
         endpoint: &Endpoint,
         client: &Client,
     ) -> Result<Request<RequestBody>, Error> {
-        self.build_parts(endpoint, client, None).map(|b| b.request)
+        self.build_parts(endpoint, client, None)
     }
 
     /// Builds the `POST` to the token endpoint at `now`, signing the assertions that are
@@ -521,17 +519,16 @@ impl TokenRequest {
         now: SystemTime,
     ) -> Result<Request<RequestBody>, Error> {
         self.build_parts(endpoint, client, Some(now))
-            .map(|b| b.request)
     }
 
-    /// Builds the request and returns the assertions signed for it, so that a caller can
-    /// scrub them from an echoed answer.
+    /// Builds the request, signing its assertions at `now` (the body remembers them as
+    /// secrets, like every other secret it carries).
     pub(crate) fn build_parts(
         &self,
         endpoint: &Endpoint,
         client: &Client,
         now: Option<SystemTime>,
-    ) -> Result<Built, Error> {
+    ) -> Result<Request<RequestBody>, Error> {
         let grant_assertion = match &self.grant {
             Grant::JwtBearerSigned(signer) => Some(crate::client::sign_now(
                 signer.as_ref(),
@@ -542,19 +539,12 @@ impl TokenRequest {
             _ => None,
         };
         let client_assertion = client.sign_assertion(endpoint, now)?;
-        let request = self.build_with(
+        self.build_with(
             endpoint,
             client,
             grant_assertion.as_ref(),
             client_assertion.as_ref(),
-        )?;
-        Ok(Built {
-            request,
-            signed: grant_assertion
-                .into_iter()
-                .chain(client_assertion)
-                .collect(),
-        })
+        )
     }
 
     fn build_with(
@@ -630,12 +620,6 @@ impl TokenRequest {
         }
         build_post(endpoint, client, params, client_assertion)
     }
-}
-
-/// A built request and the assertions signed for it.
-pub(crate) struct Built {
-    pub(crate) request: Request<RequestBody>,
-    pub(crate) signed: Vec<Assertion>,
 }
 
 /// When a request may be sent again after it failed.

@@ -6,6 +6,7 @@ pub(crate) mod endpoint;
 pub(crate) mod error;
 pub(crate) mod random;
 pub(crate) mod scope;
+pub(crate) mod scrub;
 pub(crate) mod secret;
 #[cfg(feature = "authorization-code")]
 pub(crate) mod sha256;
