@@ -300,6 +300,43 @@ pub fn retry_after_date_and_deadline<H: Harness>() {
     assert!(started.elapsed() < Duration::from_secs(1));
 }
 
+/// An authorization code is sent once: a 503 (a proxy may answer it after the server consumed
+/// the code) and a timeout both end the call; a code redeemed twice would make the server
+/// revoke every token issued from it (RFC 6749 §4.1.2). Only a refused connection is retried.
+pub fn an_authorization_code_is_never_sent_twice<H: Harness>() {
+    let b = Behaviour::default();
+    let server = start(b.clone());
+    let h: H = harness_with(
+        &server,
+        Setup {
+            retry: Some(
+                RetryPolicy::default().backoff(Duration::from_millis(5), Duration::from_millis(10)),
+            ),
+            ..Setup::default()
+        },
+    );
+    let endpoint = h.endpoint(&server.url("/token")).unwrap();
+    let client = Client::new(
+        "test-client",
+        ClientAuthentication::SecretBasic(ClientSecret::new(b.client_secret.as_str())),
+    );
+    let request = TokenRequest::authorization_code(
+        oauth_core::AuthorizationCode::new("a-code-the-server-consumed"),
+        Some("https://app.example/cb".into()),
+        None,
+    );
+    for status in [503, 502, 429] {
+        let before = server.counters().token_requests;
+        server.script([Scripted::Status(status)]);
+        let err = h.request_token(&endpoint, &client, &request).unwrap_err();
+        assert_eq!(
+            server.counters().token_requests - before,
+            1,
+            "{status}: the code was sent again ({err})"
+        );
+    }
+}
+
 /// A refresh token request answered 503 is retried (the server did nothing), and a refresh
 /// token refused with nothing to fall back on keeps the server's answer as the evidence.
 pub fn refresh_token_retried_after_503_and_refusal_kept<H: Harness>() {

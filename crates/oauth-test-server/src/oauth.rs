@@ -273,7 +273,7 @@ fn token_endpoint(state: &Mutex<State>, request: &Request) -> Response {
             ),
             Some(Scripted::TooManyRequests { retry_after }) => Response::json(
                 429,
-                &json!({"error": "slow_down", "error_description": "rate limited"}),
+                &json!({"error": "rate_limited", "error_description": "too many requests"}),
             )
             .header("retry-after", &retry_after.to_string()),
             Some(Scripted::Raw(r)) => r,

@@ -560,6 +560,95 @@ mod tests {
         ));
     }
 
+    /// One device poll's answer as the server sends it: an RFC 8628 code, with a status real
+    /// servers use for it (400, and 429 or 503 that some send with `slow_down`).
+    fn http_answer(kind: u8) -> Response<Vec<u8>> {
+        let (status, code) = match kind {
+            0 => (400, "authorization_pending"),
+            1 => (400, "slow_down"),
+            2 => (429, "slow_down"),
+            3 => (503, "slow_down"),
+            _ => (503, "authorization_pending"),
+        };
+        Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"error":"{code}"}}"#).into_bytes())
+            .unwrap_or_default()
+    }
+
+    proptest! {
+        /// The same promise with the retry layer in the loop, as oauth-runtime drives it: each
+        /// poll is a `TokenCall` with the default retry policy, and the server answers every
+        /// HTTP request with a device-flow code (any status). No HTTP request is ever sent
+        /// sooner than the interval in force after the previous answer: a flow's own codes are
+        /// the machine's to act on, never the retry policy's (RFC 8628 §3.5).
+        #[test]
+        fn never_polls_earlier_than_allowed_through_the_token_call(
+            interval in 1u64..10,
+            answers in proptest::collection::vec(0u8..5, 1..25),
+            lag in 0u64..300,
+        ) {
+            let endpoint = crate::endpoint::Endpoint::new("https://as.example/token")
+                .unwrap_or_else(|e| panic!("{e}"));
+            let client = crate::client::Client::new("app", crate::client::ClientAuthentication::None);
+            let policy = crate::transport::RetryPolicy::default();
+            let a = auth(Some(interval), 3600);
+            let mut p = DevicePoll::new(&a, t(0));
+            let mut now = 0u64;
+            let mut last_answer: Option<(u64, Duration)> = None;
+            let mut answers = answers.into_iter();
+            let mut sends = 0;
+            'flow: loop {
+                let request = match p.poll(t(now)) {
+                    DeviceStep::Send(request) => request,
+                    DeviceStep::Wait(until) => {
+                        now = (until - t0().monotonic()).as_millis() as u64 + lag;
+                        continue;
+                    }
+                    DeviceStep::Done(_) => break,
+                };
+                let mut call = crate::engine::TokenCall::new(
+                    &endpoint,
+                    &client,
+                    &request,
+                    &policy,
+                    t(now),
+                    Duration::from_secs(30),
+                    Duration::from_secs(10),
+                );
+                let result = loop {
+                    match call.poll(t(now)) {
+                        crate::engine::CallStep::Send { .. } => {
+                            if let Some((at, interval)) = last_answer {
+                                let allowed = at + interval.as_millis() as u64;
+                                prop_assert!(
+                                    now >= allowed,
+                                    "HTTP request at {now} ms, allowed from {allowed} ms"
+                                );
+                            }
+                            sends += 1;
+                            let Some(kind) = answers.next() else { break 'flow };
+                            call.handle_response(Ok(http_answer(kind)), t(now));
+                            // The interval the answer puts in force is known once the machine
+                            // has read it; until then, the one before.
+                            last_answer = Some((now, p.interval()));
+                        }
+                        crate::engine::CallStep::Wait(until) => {
+                            now = (until - t0().monotonic()).as_millis() as u64;
+                        }
+                        crate::engine::CallStep::Done(result) => break result,
+                    }
+                };
+                let _ = p.handle_response(result, t(now));
+                if let Some((at, _)) = last_answer {
+                    last_answer = Some((at, p.interval()));
+                }
+            }
+            prop_assert!(sends >= 1);
+        }
+    }
+
     proptest! {
         /// Whatever the server answers and whenever the driver polls, a request is never handed
         /// out before the interval in force has passed since the last answer, never while one

@@ -487,7 +487,8 @@ impl TokenRequest {
         match self.grant {
             // An authorization code is single-use, and a refresh token may rotate once the
             // server has acted on the request.
-            Grant::AuthorizationCode { .. } | Grant::RefreshToken(_) => Repeat::IfNotProcessed,
+            Grant::AuthorizationCode { .. } => Repeat::IfNotSent,
+            Grant::RefreshToken(_) => Repeat::IfNotProcessed,
             _ => Repeat::Always,
         }
     }
@@ -630,9 +631,14 @@ pub enum Repeat {
     /// password, JWT bearer, token exchange, introspection).
     Always,
     /// Only when the server certainly did not act on it: the connection was never made, or the
-    /// server answered 503, 429 or `temporarily_unavailable`. After a timeout or a broken
-    /// connection the server may have used the code or rotated the refresh token.
+    /// server answered 503, 429 or `temporarily_unavailable` (a refresh token). After a timeout
+    /// or a broken connection the server may have rotated the refresh token.
     IfNotProcessed,
+    /// Only when the request provably never reached the server: the connection was never
+    /// made (an authorization code). A 503 may come from a proxy after the server consumed
+    /// the code, and a code redeemed twice makes the server revoke every token issued from it
+    /// (RFC 6749 §4.1.2, RFC 9700 §4.5).
+    IfNotSent,
 }
 
 /// Parameters that client authentication adds, so that an extra parameter cannot shadow them.

@@ -221,32 +221,67 @@ impl RetryPolicy {
 }
 
 /// Whether trying `error`'s request again later may succeed: a connection that failed or
-/// broke, a 5xx, 429, `temporarily_unavailable` or `slow_down`; for a request that must not
-/// be repeated once processed, only the failures that show it was not.
+/// broke, a 5xx, 429, `temporarily_unavailable`; for a request that must not be repeated once
+/// processed, only the failures that show it was not; for one that must not be repeated once
+/// sent ([`Repeat::IfNotSent`], an authorization code), only a connection never made.
+///
+/// An answer that carries an OAuth error code the RFCs define is the server's decision, not a
+/// hiccup: the codes a flow owns (`authorization_pending`, `slow_down`, `use_dpop_nonce`,
+/// `access_denied`, ...) are for that flow's machine to act on (the device flow's
+/// [`DevicePoll`](crate::DevicePoll) waits the interval, plus 5 s after `slow_down`), so the
+/// retry policy never re-sends them, whatever the status. Only `temporarily_unavailable` and
+/// `server_error` say "try again later"; those, and a code no RFC defines, are judged by their
+/// status like a body without one (any 5xx for a request that may be repeated, else only 503
+/// and 429).
 pub fn is_transient(error: &Error, repeat: Repeat) -> bool {
+    if repeat == Repeat::IfNotSent {
+        // An authorization code consumed by the server and sent again makes it revoke every
+        // token issued from it (RFC 6749 §4.1.2, RFC 9700 §4.5): a 503 may come from a proxy
+        // after the server acted, so only a connection that was never made is proof.
+        return matches!(error, Error::Transport(t) if t.kind() == TransportErrorKind::Connect);
+    }
     let always = repeat == Repeat::Always;
     let unprocessed_status = |s: http::StatusCode| s.as_u16() == 503 || s.as_u16() == 429;
+    let status_says =
+        |s: http::StatusCode| unprocessed_status(s) || (always && s.is_server_error());
     match error {
         Error::Transport(t) => {
             t.kind() == TransportErrorKind::Connect || (always && t.is_transient())
         }
-        Error::Server(e) => {
-            let code_says_unprocessed = matches!(
-                e.code(),
-                ErrorCode::TemporarilyUnavailable | ErrorCode::SlowDown
-            );
-            code_says_unprocessed
-                || e.status().is_some_and(unprocessed_status)
-                || (always
-                    && (e.code() == &ErrorCode::ServerError
-                        || e.status().is_some_and(|s| s.is_server_error())))
-        }
-        Error::UnexpectedResponse(u) => {
-            unprocessed_status(u.status()) || (always && u.status().is_server_error())
-        }
+        Error::Server(e) => match e.code() {
+            ErrorCode::TemporarilyUnavailable => true,
+            ErrorCode::ServerError => always || e.status().is_some_and(status_says),
+            ErrorCode::Other(code) if RFC_CODES.contains(&code.as_str()) => false,
+            ErrorCode::Other(_) => e.status().is_some_and(status_says),
+            _ => false,
+        },
+        Error::UnexpectedResponse(u) => status_says(u.status()),
         _ => false,
     }
 }
+
+/// Error codes other RFCs define (beyond [`ErrorCode`]'s variants): each is a decision of the
+/// server that a flow acts on, never a reason to send the same request again.
+const RFC_CODES: &[&str] = &[
+    // RFC 9449 (DPoP)
+    "use_dpop_nonce",
+    "invalid_dpop_proof",
+    // RFC 7591 (registration)
+    "invalid_redirect_uri",
+    "invalid_client_metadata",
+    "invalid_software_statement",
+    "unapproved_software_statement",
+    // RFC 7009 (revocation)
+    "unsupported_token_type",
+    // RFC 9101 (JAR), RFC 9126 (PAR), RFC 9396 (RAR), OpenID Connect Core §3.1.2.6
+    "invalid_request_uri",
+    "invalid_request_object",
+    "request_not_supported",
+    "request_uri_not_supported",
+    "registration_not_supported",
+    "invalid_authorization_details",
+    "account_selection_required",
+];
 
 /// The `Retry-After` header (RFC 9110 §10.2.3) as a delay from `now`: delay-seconds, or an
 /// HTTP-date (IMF-fixdate, the form RFC 9110 §5.6.7 says senders use) turned into a delay with
@@ -405,9 +440,56 @@ mod tests {
     }
 
     #[test]
+    fn a_flows_own_codes_are_never_retried_and_a_code_only_when_never_sent() {
+        let p = RetryPolicy::default();
+        // RFC 8628 §3.5: `slow_down` is the device machine's (wait the interval + 5 s), with
+        // whatever status it comes.
+        for status in [400, 429, 503] {
+            for code in [
+                "slow_down",
+                "authorization_pending",
+                "use_dpop_nonce",
+                "access_denied",
+            ] {
+                for repeat in [Repeat::Always, Repeat::IfNotProcessed, Repeat::IfNotSent] {
+                    assert_eq!(
+                        p.retry_delay(1, &server(status, code), None, repeat),
+                        None,
+                        "{status} {code} {repeat:?}"
+                    );
+                }
+            }
+        }
+        // An authorization code: a 503 may come from a proxy after the server consumed it.
+        for e in [
+            server(503, "server_error"),
+            server(503, "temporarily_unavailable"),
+            server(429, "rate_limited"),
+            Error::Transport(TransportError::new(TransportErrorKind::Timeout, "")),
+            Error::Transport(TransportError::new(TransportErrorKind::Io, "")),
+        ] {
+            assert_eq!(p.retry_delay(1, &e, None, Repeat::IfNotSent), None, "{e}");
+        }
+        let connect = Error::Transport(TransportError::new(TransportErrorKind::Connect, ""));
+        assert!(
+            p.retry_delay(1, &connect, None, Repeat::IfNotSent)
+                .is_some()
+        );
+        // A code no RFC defines is judged by its status.
+        assert!(
+            p.retry_delay(1, &server(429, "rate_limited"), None, Repeat::Always)
+                .is_some()
+        );
+        assert_eq!(
+            p.retry_delay(1, &server(400, "rate_limited"), None, Repeat::Always),
+            None
+        );
+    }
+
+    #[test]
     fn honours_retry_after_up_to_the_cap() {
         let p = RetryPolicy::default();
-        let e = server(429, "slow_down");
+        let e = server(429, "rate_limited");
         assert_eq!(
             p.retry_delay(1, &e, Some(Duration::from_secs(2)), Repeat::Always),
             Some(Duration::from_secs(2))
