@@ -589,9 +589,9 @@ mod tests {
             answers in proptest::collection::vec(0u8..5, 1..25),
             lag in 0u64..300,
         ) {
-            let endpoint = crate::endpoint::Endpoint::new("https://as.example/token")
+            let endpoint = Endpoint::new("https://as.example/token")
                 .unwrap_or_else(|e| panic!("{e}"));
-            let client = crate::client::Client::new("app", crate::client::ClientAuthentication::None);
+            let client = Client::new("app", crate::client::ClientAuthentication::None);
             let policy = crate::transport::RetryPolicy::default();
             let a = auth(Some(interval), 3600);
             let mut p = DevicePoll::new(&a, t(0));
