@@ -18,6 +18,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert!(response.status().is_success());
+    // A member named twice is never read one way or the other: refused.
+    assert!(!common::has_duplicate_member(response.body()));
     if !result.active() {
         // Nothing is read off an inactive token.
         assert!(result.client_id().is_none() && result.scope().is_none());

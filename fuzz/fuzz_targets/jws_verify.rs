@@ -6,6 +6,9 @@ use jwt_assertion::Algorithm;
 use jwt_assertion::verify::{KeySet, VerifyingKey, verify};
 use libfuzzer_sys::fuzz_target;
 
+#[path = "common.rs"]
+mod common;
+
 const ALL: &[Algorithm] = &[
     Algorithm::RS256,
     Algorithm::PS256,
@@ -28,6 +31,9 @@ fuzz_target!(|data: &[u8]| {
             // A token that verifies names an allowed algorithm that some key in the set fits,
             // and verifies the same way again.
             assert!(ALL.contains(&verified.alg()));
+            // A header or claim set naming a member twice is refused, as is such a key set.
+            assert!(!common::jws_parts(token).iter().any(|p| common::has_duplicate_member(p)));
+            assert!(!common::has_duplicate_member(jwks) || keys.keys().len() == 1);
             assert!(keys.keys().iter().any(|k| k.fits(verified.alg())));
             let again = verify(token, &keys, ALL).expect("verifies again");
             assert_eq!(again.claims(), verified.claims());

@@ -16,6 +16,8 @@ fuzz_target!(|data: &[u8]| {
         Ok(token) => {
             // A token is only ever read from a 2xx answer, and expiry never precedes receipt.
             assert!(response.status().is_success());
+            // A member named twice is never read one way or the other: refused.
+            assert!(!common::has_duplicate_member(response.body()));
             if let Some(at) = token.expires_at() {
                 assert!(at >= now);
             }

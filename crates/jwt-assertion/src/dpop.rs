@@ -346,10 +346,10 @@ pub fn verify_proof(proof: &str, check: &ProofCheck<'_>) -> Result<CheckedProof,
         let bytes = URL_SAFE_NO_PAD
             .decode(segment)
             .map_err(|_| DpopError::Malformed("the proof is not base64url"))?;
-        match serde_json::from_slice(&bytes) {
-            Ok(Value::Object(map)) => Ok(map),
-            _ => Err(DpopError::Malformed("the proof is not JSON objects")),
-        }
+        // A member named twice is refused (see `oauth_core::json`).
+        oauth_core::json::object_from_slice(&bytes).ok_or(DpopError::Malformed(
+            "the proof is not JSON objects without duplicates",
+        ))
     };
     let header = object(h)?;
     if !header

@@ -284,7 +284,8 @@ impl KeySet {
         if bytes.len() > MAX_JWKS_LEN {
             return Err(JwkError::TooLarge);
         }
-        let doc: Value = serde_json::from_slice(bytes).map_err(|_| JwkError::NotAnObject)?;
+        // A member named twice is refused (see `oauth_core::json`).
+        let doc: Value = oauth_core::json::from_slice(bytes).map_err(|_| JwkError::NotAnObject)?;
         let keys = doc
             .get("keys")
             .and_then(Value::as_array)
@@ -466,10 +467,8 @@ pub fn verify(token: &str, keys: &KeySet, allowed: &[Algorithm]) -> Result<Verif
         let bytes = URL_SAFE_NO_PAD
             .decode(segment)
             .map_err(|_| VerifyError::Malformed(what))?;
-        match serde_json::from_slice(&bytes) {
-            Ok(Value::Object(map)) => Ok(map),
-            _ => Err(VerifyError::Malformed(what)),
-        }
+        // A member named twice is refused (see `oauth_core::json`).
+        oauth_core::json::object_from_slice(&bytes).ok_or(VerifyError::Malformed(what))
     };
     let header = object(h, "the header is not a base64url JSON object")?;
     let alg = match header.get("alg") {

@@ -223,3 +223,41 @@ fn every_refusal_has_its_error() {
 fn proof_without_token(key: &DpopKey) -> String {
     proof(key, None, None)
 }
+
+/// A proof whose header or claims name a member twice is refused, signature valid or not.
+#[test]
+fn a_proof_naming_a_member_twice_is_refused() {
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let key = SigningKey::generate(Algorithm::ES256).unwrap();
+    let jwk = key.public_jwk().unwrap();
+    let iat = now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let signed = |header: String, claims: String| {
+        let input = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
+        let sig = key.sign(input.as_bytes()).unwrap();
+        format!("{input}.{}", b64(sig.as_ref()))
+    };
+    let header = format!(r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{jwk}}}"#);
+    let claims =
+        |extra: &str| format!(r#"{{"jti":"j-1","htm":"GET","htu":"{HTU}","iat":{iat}{extra}}}"#);
+    let check = ProofCheck::new("GET", HTU, now());
+    assert!(verify_proof(&signed(header.clone(), claims("")), &check).is_ok());
+    for proof in [
+        signed(
+            header.clone(),
+            claims(r#","htu":"https://elsewhere.example/""#),
+        ),
+        signed(header.clone(), claims(r#","jti":"j-2""#)),
+        signed(
+            format!(r#"{{"typ":"dpop+jwt","alg":"ES256","alg":"ES256","jwk":{jwk}}}"#),
+            claims(""),
+        ),
+    ] {
+        assert!(
+            matches!(verify_proof(&proof, &check), Err(DpopError::Malformed(_))),
+            "{proof}"
+        );
+    }
+}

@@ -460,3 +460,51 @@ proptest::proptest! {
         let _ = KeySet::from_jwks(&bytes);
     }
 }
+
+/// A JWT whose header or claims name a member twice is refused even with a valid signature:
+/// the issuer and this verifier could read different values (RFC 8259 §4 leaves it open).
+#[test]
+fn a_member_named_twice_is_refused() {
+    let es = SigningKey::from_pem(&key_file("p256-pkcs8.pem"), Algorithm::ES256).unwrap();
+    let keys = keys_for(Algorithm::ES256, &es);
+    let signed = |header: &str, claims: &str| {
+        let input = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
+        let sig = es.sign(input.as_bytes()).unwrap();
+        format!("{input}.{}", b64(sig.as_ref()))
+    };
+    let header = r#"{"alg":"ES256","typ":"JWT"}"#;
+    assert!(
+        verify(
+            &signed(header, r#"{"sub":"alice"}"#),
+            &keys,
+            &[Algorithm::ES256]
+        )
+        .is_ok()
+    );
+    for (header, claims) in [
+        (header, r#"{"sub":"alice","sub":"admin"}"#),
+        (header, r#"{"sub":"alice","cnf":{"jkt":"a","jkt":"b"}}"#),
+        (
+            r#"{"alg":"ES256","typ":"JWT","typ":"at+jwt"}"#,
+            r#"{"sub":"alice"}"#,
+        ),
+    ] {
+        assert!(
+            matches!(
+                verify(&signed(header, claims), &keys, &[Algorithm::ES256]),
+                Err(VerifyError::Malformed(_))
+            ),
+            "{header} {claims}"
+        );
+    }
+    // A JWK set naming a member twice, at any depth.
+    let jwk = es.public_jwk().unwrap();
+    let set = format!(r#"{{"keys":[{jwk}],"keys":[]}}"#);
+    assert!(KeySet::from_jwks(set.as_bytes()).is_err());
+    let mut one = jwk.to_string();
+    one.insert_str(1, r#""kty":"EC","#);
+    assert!(
+        KeySet::from_jwks(format!(r#"{{"keys":[{one}]}}"#).as_bytes()).is_err(),
+        "{one}"
+    );
+}

@@ -102,6 +102,7 @@ use client::{
     bearer, device, discovery, dpop, engine, id_token, introspection, jwks, lifecycle,
     registration, request, response, userinfo,
 };
+pub use common::json;
 #[cfg(feature = "authorization-code")]
 use common::sha256;
 use common::{encoding, endpoint, error, random, scope, scrub, secret, time, transport};

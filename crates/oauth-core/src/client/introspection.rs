@@ -512,8 +512,10 @@ impl fmt::Debug for Introspection {
     }
 }
 
-/// Parses an introspection response (RFC 7662 §2.2), leniently: `active` as a boolean or the
-/// string `"true"`/`"false"`; `exp`, `iat`, `nbf` as numbers or numeric strings (seconds since
+/// Parses an introspection response (RFC 7662 §2.2), leniently where leniency cannot let a
+/// token through: `active` must be the JSON `true` (or `true` in a form-encoded answer) for an
+/// active token, while the string `"false"` reads as inactive; a member named twice is
+/// refused (a parser differential is an authentication bypass); `exp`, `iat`, `nbf` as numbers or numeric strings (seconds since
 /// the epoch); `scope` as a string or an array; `aud` as a string or an array; `token_type` in
 /// any case; a form-encoded body instead of JSON. Strict where a wrong guess would let a
 /// request through: a response without a readable `active` is an error, never "active".
@@ -540,9 +542,15 @@ pub fn parse_introspection_response<B: AsRef<[u8]>>(
     let mut map = parse_object(response)?;
     let invalid = |field| unexpected(response, UnexpectedReason::InvalidField(field));
 
+    // RFC 7662 §2.2: `active` is a boolean. Only the JSON `true` makes a token active; a
+    // string "true" is refused (a server that sends one is broken, and reading it as active
+    // is how a parser differential lets a token through), while a string "false" still
+    // means inactive, the safe reading.
+    let form = crate::response::is_form(crate::response::content_type(response));
     let active = match map.remove("active") {
         Some(Value::Bool(b)) => b,
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
+        // A form-encoded answer has only strings.
+        Some(Value::String(s)) if form && s == "true" => true,
         Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
         None | Some(Value::Null) => {
             return Err(unexpected(
@@ -758,9 +766,33 @@ mod tests {
     }
 
     #[test]
+    fn strict_where_a_token_could_get_through() {
+        // `active` is the JSON boolean; a string "true" in JSON is refused, never active.
+        for body in [
+            r#"{"active":"TRUE"}"#,
+            r#"{"active":"true"}"#,
+            r#"{"active":1}"#,
+            r#"{"active":false,"client_id":"c","active":true}"#,
+            r#"{"active":true,"active":true}"#,
+            r#"{"active":true,"cnf":{"jkt":"a","jkt":"b"}}"#,
+            r#"{"active":true,"client_id":"a","client_id":"b"}"#,
+        ] {
+            assert!(json(body).is_err(), "{body}");
+        }
+        let form = |body: &str| {
+            parse_introspection_response(&response(200, "application/x-www-form-urlencoded", body))
+        };
+        assert!(form("active=true&active=false").is_err());
+        assert!(form("active=TRUE").is_err());
+        // Inactive however it is said.
+        assert!(!json(r#"{"active":"false"}"#).unwrap().active());
+        assert!(!form("active=false").unwrap().active());
+    }
+
+    #[test]
     fn lenient_forms() {
         let i = json(
-            r#"{"active":"true","exp":"1419356238","nbf":1419350000.5,"scope":["a","b"],
+            r#"{"active":true,"exp":"1419356238","nbf":1419350000.5,"scope":["a","b"],
                 "aud":["x","y"],"token_type":"bearer","client_id":42}"#,
         )
         .unwrap();

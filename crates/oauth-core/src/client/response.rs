@@ -393,12 +393,20 @@ impl<'de> serde::Deserialize<'de> for Members {
                 mut access: A,
             ) -> Result<Members, A::Error> {
                 let mut members = Members::default();
+                // A member named twice (at any depth) is refused: see `json`.
+                let twice = || serde::de::Error::custom("a member is named twice");
                 while let Some(key) = access.next_key::<Key>()? {
-                    let value: Value = access.next_value()?;
+                    let crate::json::StrictValue(value) = access.next_value()?;
                     match key {
-                        Key::Known(m) => members.known[m as usize] = Some(value),
+                        Key::Known(m) => {
+                            if members.known[m as usize].replace(value).is_some() {
+                                return Err(twice());
+                            }
+                        }
                         Key::Other(name) => {
-                            members.extra.insert(name, value);
+                            if members.extra.insert(name, value).is_some() {
+                                return Err(twice());
+                            }
                         }
                     }
                 }
@@ -464,7 +472,7 @@ fn read_members<B: AsRef<[u8]>>(response: &Response<B>) -> Result<Members, Error
     Ok(members)
 }
 
-fn is_form(content_type: Option<&str>) -> bool {
+pub(crate) fn is_form(content_type: Option<&str>) -> bool {
     content_type.is_some_and(|ct| {
         ct.split(';').next().is_some_and(|m| {
             m.trim()
@@ -577,14 +585,15 @@ pub(crate) fn decode_object(content_type: Option<&str>, body: &[u8]) -> Option<M
         let text = std::str::from_utf8(body).ok()?;
         let mut map = Map::new();
         for (name, value) in form_parse(text.trim()) {
-            map.insert(name, Value::String(value));
+            // A parameter given twice is refused, as a JSON member named twice is.
+            if map.insert(name, Value::String(value)).is_some() {
+                return None;
+            }
         }
         return Some(map);
     }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Some(map),
-        _ => None,
-    }
+    // A member named twice is refused: see `json`.
+    crate::json::object_from_slice(body)
 }
 
 /// An RFC 6749 §5.2 error, if `map` carries a string `error`.
@@ -621,6 +630,31 @@ mod tests {
 
     fn now() -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    #[test]
+    fn a_member_named_twice_is_refused() {
+        for body in [
+            r#"{"access_token":"a","access_token":"b","token_type":"Bearer"}"#,
+            r#"{"access_token":"a","token_type":"Bearer","token_type":"DPoP"}"#,
+            r#"{"access_token":"a","token_type":"Bearer","x":1,"x":2}"#,
+            r#"{"access_token":"a","token_type":"Bearer","authorization_details":[{"t":1,"t":2}]}"#,
+            r#"{"error":"invalid_grant","error":"x"}"#,
+        ] {
+            assert!(
+                parse_token_response(&response(200, Some("application/json"), body), now())
+                    .is_err(),
+                "{body}"
+            );
+        }
+        let form = "access_token=a&token_type=Bearer&access_token=b";
+        assert!(
+            parse_token_response(
+                &response(200, Some("application/x-www-form-urlencoded"), form),
+                now()
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -136,7 +136,7 @@ pub fn jwt_issuer_hint(token: &str) -> Option<String> {
         return None;
     };
     let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
-    match serde_json::from_slice::<Value>(&bytes).ok()? {
+    match crate::json::from_slice(&bytes).ok()? {
         Value::Object(mut claims) => match claims.remove("iss")? {
             Value::String(iss) => Some(iss),
             _ => None,
