@@ -249,7 +249,7 @@ fn a_proof_naming_a_member_twice_is_refused() {
             header.clone(),
             claims(r#","htu":"https://elsewhere.example/""#),
         ),
-        signed(header.clone(), claims(r#","jti":"j-2""#)),
+        signed(header, claims(r#","jti":"j-2""#)),
         signed(
             format!(r#"{{"typ":"dpop+jwt","alg":"ES256","alg":"ES256","jwk":{jwk}}}"#),
             claims(""),
