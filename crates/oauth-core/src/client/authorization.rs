@@ -441,6 +441,9 @@ impl std::fmt::Debug for PendingParts {
     }
 }
 
+/// The longest `request_uri` taken from a PAR answer (RFC 9126 §2.2).
+const MAX_REQUEST_URI_LEN: usize = 2048;
+
 impl PendingAuthorization {
     /// Its parts, to persist them (see [`PendingParts`]).
     pub fn into_parts(self) -> PendingParts {
@@ -548,14 +551,21 @@ impl PendingAuthorization {
         request
     }
 
-    /// Reads the pushed authorization response (RFC 9126 §2.2: `request_uri`, `expires_in`)
+    /// Reads the pushed authorization response (RFC 9126 §2.2; a `request_uri` of at most
+    /// 2048 visible ASCII characters: `request_uri`, `expires_in`)
     /// and returns this authorization with its URL reduced to `client_id` and `request_uri`
     /// (§4); the state, nonce, verifier and issuer for the callback are unchanged.
     pub fn pushed<B: AsRef<[u8]>>(&self, response: &Response<B>) -> Result<Self, Error> {
         let mut map = parse_object(response)?;
         let invalid = |name| unexpected(response, UnexpectedReason::InvalidField(name));
+        // It goes into the authorization URL: a URI (no spaces, no control characters) of a
+        // sensible length (RFC 9126 §2.2; a 100 KB one would make a 100 KB URL).
         let request_uri = match map.remove("request_uri") {
-            Some(serde_json::Value::String(uri)) if !uri.is_empty() => uri,
+            Some(serde_json::Value::String(uri))
+                if crate::response::is_identifier(&uri, MAX_REQUEST_URI_LEN, false) =>
+            {
+                uri
+            }
             None | Some(serde_json::Value::Null) => {
                 return Err(unexpected(
                     response,
@@ -742,6 +752,19 @@ mod tests {
             pending.pushed(&answer(400, r#"{"error":"invalid_request"}"#)),
             Err(Error::Server(_))
         ));
+        // The request_uri goes into the URL: bounded, no spaces or control characters.
+        let uri = |value: String| {
+            pending.pushed(&answer(
+                201,
+                &serde_json::json!({"request_uri": value, "expires_in": 60}).to_string(),
+            ))
+        };
+        assert!(uri(format!("urn:x:{}", "a".repeat(2042))).is_ok());
+        assert!(uri(format!("urn:x:{}", "a".repeat(2043))).is_err());
+        assert!(uri(format!("urn:x:{}", "a".repeat(100_000))).is_err());
+        for bad in ["urn:x\r\nLocation: evil", "urn:x y", "urn:caf\u{e9}", ""] {
+            assert!(uri(bad.to_owned()).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

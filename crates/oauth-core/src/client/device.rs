@@ -23,7 +23,7 @@ use crate::client::Client;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorCode, ErrorResponse, UnexpectedReason};
 use crate::request::{Params, RequestBody, TokenRequest, build_post};
-use crate::response::{parse_object, unexpected};
+use crate::response::{is_identifier, parse_object, unexpected};
 use crate::scope::Scope;
 use crate::secret::SecurityToken;
 use crate::time::Now;
@@ -182,20 +182,26 @@ pub fn parse_device_authorization_response<B: AsRef<[u8]>>(
     let mut map = parse_object(response)?;
     let missing = |name| unexpected(response, UnexpectedReason::MissingField(name));
     let invalid = |name| unexpected(response, UnexpectedReason::InvalidField(name));
-    let mut text = |name: &'static str| -> Result<Option<String>, Error> {
-        match map.remove(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if !s.is_empty() => Ok(Some(s)),
-            Some(_) => Err(invalid(name)),
-        }
-    };
-    let device_code = text("device_code")?.ok_or_else(|| missing("device_code"))?;
-    let user_code = text("user_code")?.ok_or_else(|| missing("user_code"))?;
-    let verification_uri = match text("verification_uri")? {
+    // The codes go into a body and onto the user's terminal, the URIs into a browser: RFC 6749
+    // Appendix A's VSCHAR, bounded (a control character on a terminal is an escape sequence).
+    let mut text =
+        |name: &'static str, max: usize, spaces: bool| -> Result<Option<String>, Error> {
+            match map.remove(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if is_identifier(&s, max, spaces) => Ok(Some(s)),
+                Some(_) => Err(invalid(name)),
+            }
+        };
+    let device_code =
+        text("device_code", MAX_CODE_LEN, true)?.ok_or_else(|| missing("device_code"))?;
+    let user_code =
+        text("user_code", MAX_USER_CODE_LEN, true)?.ok_or_else(|| missing("user_code"))?;
+    let verification_uri = match text("verification_uri", MAX_URI_LEN, false)? {
         Some(uri) => uri,
-        None => text("verification_url")?.ok_or_else(|| missing("verification_uri"))?,
+        None => text("verification_url", MAX_URI_LEN, false)?
+            .ok_or_else(|| missing("verification_uri"))?,
     };
-    let verification_uri_complete = text("verification_uri_complete")?;
+    let verification_uri_complete = text("verification_uri_complete", MAX_URI_LEN, false)?;
     let mut seconds = |name: &'static str| -> Result<Option<u64>, Error> {
         match map.remove(name) {
             None | Some(Value::Null) => Ok(None),
@@ -231,6 +237,13 @@ pub fn parse_device_authorization_response<B: AsRef<[u8]>>(
         extra: map,
     })
 }
+
+/// The longest `device_code` taken from a server.
+const MAX_CODE_LEN: usize = 8 * 1024;
+/// The longest `user_code` taken from a server (RFC 8628 §6.1: short, for a person to type).
+const MAX_USER_CODE_LEN: usize = 256;
+/// The longest verification URI taken from a server.
+const MAX_URI_LEN: usize = 2048;
 
 /// What to do next in a device flow; returned by [`DevicePoll::poll`].
 #[derive(Debug)]
@@ -474,6 +487,30 @@ mod tests {
                 matches!(reason, Some(UnexpectedReason::MissingField(f) | UnexpectedReason::InvalidField(f)) if f == field),
                 "{body}: {e:?}"
             );
+        }
+    }
+
+    #[test]
+    fn codes_and_uris_are_visible_ascii_and_bounded() {
+        let parse = |user_code: &str, uri: &str| {
+            let body = serde_json::json!({
+                "device_code": "GmRh-dev", "user_code": user_code,
+                "verification_uri": uri, "expires_in": 600,
+            });
+            parse_device_authorization_response(&answer(&body.to_string()), at(0))
+        };
+        assert!(parse("WDJB-MJHT", "https://as.example/device").is_ok());
+        for (code, uri) in [
+            ("WDJB\u{1b}[2J", "https://as.example/device"),
+            ("WDJB\nMJHT", "https://as.example/device"),
+            (&"W".repeat(257), "https://as.example/device"),
+            ("WDJB-MJHT", "https://as.example/de vice"),
+            (
+                "WDJB-MJHT",
+                &format!("https://as.example/{}", "d".repeat(2048)),
+            ),
+        ] {
+            assert!(parse(code, uri).is_err(), "{code:?} {uri}");
         }
     }
 

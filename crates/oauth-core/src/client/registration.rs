@@ -20,7 +20,7 @@ use crate::client::{Client, ClientAuthentication};
 use crate::endpoint::{Endpoint, SchemePolicy};
 use crate::error::{Error, UnexpectedReason};
 use crate::request::RequestBody;
-use crate::response::{parse_object, unexpected};
+use crate::response::{is_identifier, parse_object, unexpected};
 use crate::secret::{AccessToken, ClientSecret};
 
 /// Client metadata (RFC 7591 §2): typed setters for the common members, any other member as
@@ -339,20 +339,23 @@ pub fn parse_registration_response<B: AsRef<[u8]>>(
 ) -> Result<RegisteredClient, Error> {
     let mut map = parse_object(response)?;
     let invalid = |name| unexpected(response, UnexpectedReason::InvalidField(name));
-    let mut text = |name: &'static str| -> Result<Option<String>, Error> {
-        match map.remove(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if !s.is_empty() => Ok(Some(s)),
-            // Some servers send numeric client ids.
-            Some(Value::Number(n)) if name == "client_id" => Ok(Some(n.to_string())),
-            Some(_) => Err(invalid(name)),
-        }
-    };
-    let client_id = text("client_id")?
+    // Each value goes into a header, a URL or a file name later: RFC 6749 Appendix A's VSCHAR
+    // (RFC 7591 §3.2.1 says client_id is a string), bounded; a JSON number, CR/LF or a
+    // control character is refused here rather than found later.
+    let mut text =
+        |name: &'static str, max: usize, spaces: bool| -> Result<Option<String>, Error> {
+            match map.remove(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if is_identifier(&s, max, spaces) => Ok(Some(s)),
+                Some(_) => Err(invalid(name)),
+            }
+        };
+    let client_id = text("client_id", MAX_IDENTIFIER_LEN, true)?
         .ok_or_else(|| unexpected(response, UnexpectedReason::MissingField("client_id")))?;
-    let client_secret = text("client_secret")?.map(ClientSecret::new);
-    let registration_access_token = text("registration_access_token")?.map(AccessToken::new);
-    let registration_client_uri = text("registration_client_uri")?
+    let client_secret = text("client_secret", MAX_IDENTIFIER_LEN, true)?.map(ClientSecret::new);
+    let registration_access_token =
+        text("registration_access_token", MAX_TOKEN_LEN, false)?.map(AccessToken::new);
+    let registration_client_uri = text("registration_client_uri", MAX_URI_LEN, false)?
         .map(|uri| Endpoint::with_policy(&uri, policy))
         .transpose()
         .map_err(|_| invalid("registration_client_uri"))?;
@@ -374,6 +377,13 @@ pub fn parse_registration_response<B: AsRef<[u8]>>(
         metadata: ClientMetadata(map),
     })
 }
+
+/// The longest `client_id` or `client_secret` taken from a server.
+const MAX_IDENTIFIER_LEN: usize = 1024;
+/// The longest registration access token taken from a server.
+const MAX_TOKEN_LEN: usize = 8 * 1024;
+/// The longest `registration_client_uri` taken from a server.
+const MAX_URI_LEN: usize = 2048;
 
 /// Parses the answer to a read or an update (RFC 7592 §3): as
 /// [`parse_registration_response`], keeping `previous`'s registration access token and URI
@@ -424,6 +434,25 @@ mod tests {
             .header("content-type", "application/json")
             .body(body.to_string().into_bytes())
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn identifiers_from_the_server_are_visible_ascii_and_bounded() {
+        let policy = SchemePolicy::HttpsOnly;
+        let ok = |body: Value| parse_registration_response(&answer(201, body), policy);
+        assert!(ok(json!({"client_id": "s6BhdRkqt3", "client_secret": "cf136dc3 c1fc"})).is_ok());
+        for body in [
+            json!({"client_id": 12345}),
+            json!({"client_id": "a\r\nX-Injected: 1"}),
+            json!({"client_id": "tab\there"}),
+            json!({"client_id": "caf\u{e9}"}),
+            json!({"client_id": "a".repeat(1025)}),
+            json!({"client_id": "c", "client_secret": "s\n"}),
+            json!({"client_id": "c", "registration_access_token": "has space"}),
+            json!({"client_id": "c", "registration_client_uri": format!("https://as.example/{}", "r".repeat(2048))}),
+        ] {
+            assert!(ok(body.clone()).is_err(), "{body}");
+        }
     }
 
     #[test]
@@ -535,11 +564,11 @@ mod tests {
             SchemePolicy::HttpsOnly,
         );
         assert!(matches!(refused, Err(Error::Server(_))));
-        // A numeric client id is read as text; no secret for `none`.
+        // A client id is a string (RFC 7591 §3.2.1); no secret for `none`.
         let public = parse_registration_response(
             &answer(
                 201,
-                json!({"client_id": 42, "token_endpoint_auth_method": "none"}),
+                json!({"client_id": "42", "token_endpoint_auth_method": "none"}),
             ),
             SchemePolicy::HttpsOnly,
         )

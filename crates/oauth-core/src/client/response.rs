@@ -546,6 +546,15 @@ pub(crate) fn unexpected<B: AsRef<[u8]>>(
     ))
 }
 
+/// Whether `value`, handed to us by a server, may later go into a header, a URL, a terminal
+/// or a file name: 1 to `max` bytes of RFC 6749 Appendix A's VSCHAR (`%x20-7E`), or of
+/// `%x21-7E` when `spaces` is false (a URI, a token). No CR/LF, no control character, nothing
+/// outside ASCII, nothing unbounded.
+pub(crate) fn is_identifier(value: &str, max: usize, spaces: bool) -> bool {
+    let low = if spaces { 0x20 } else { 0x21 };
+    !value.is_empty() && value.len() <= max && value.bytes().all(|b| (low..=0x7e).contains(&b))
+}
+
 /// Reads a JSON object (or a form-encoded body) from an OAuth endpoint's response, turning
 /// an RFC 6749 §5.2 error, whatever the status, into [`Error::Server`], and a non-2xx status
 /// without one into [`Error::UnexpectedResponse`].
