@@ -5,6 +5,8 @@
 //! cargo xtask purity   fail if oauth-core's normal dependency tree holds an I/O crate
 //! cargo xtask deny     cargo-deny against the offline advisory snapshot
 //! cargo xtask fuzz --smoke SECS [TARGET...]   every (or the named) fuzz target for SECS each
+//! cargo xtask fuzz --long [TARGET...]         the same for 10 minutes each, for depth
+//! cargo xtask wasm     oauth-core and jwt-assertion for wasm32; the core's wasm tests under Node
 //! cargo xtask interop  both adapters against oidc-provider (npm ci, then the ignored tests)
 //! cargo xtask bench    the comparison benchmarks, written to BENCHMARKS.md
 //! ```
@@ -28,9 +30,10 @@ fn main() -> ExitCode {
         Some("bench") => bench(),
         Some("features") => features(),
         Some("msrv") => msrv(),
+        Some("wasm") => wasm(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|purity|deny|features|msrv|interop|bench|fuzz --smoke SECS [TARGET...]>"
+                "usage: cargo xtask <ci|purity|deny|features|msrv|wasm|interop|bench|fuzz --smoke SECS [TARGET...]|fuzz --long [TARGET...]>"
             );
             return ExitCode::from(2);
         }
@@ -147,6 +150,7 @@ fn ci() -> Result {
     deny()?;
     features()?;
     msrv()?;
+    wasm()?;
 
     run(
         "fuzz targets' build check (stable)",
@@ -158,10 +162,12 @@ fn ci() -> Result {
             "--locked",
         ]),
     )?;
+    // A smoke run: every target starts from its seeds and runs briefly, enough to catch a
+    // parser that panics on something near them. Depth is `cargo xtask fuzz --long`.
     let secs = env::var("XTASK_FUZZ_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
+        .unwrap_or(10);
     interop()?;
     fuzz(secs, &[])?;
     // Last: it forces our crates to be compiled again (see `clear_package_overlays`).
@@ -454,8 +460,97 @@ fn fuzz_command(args: &[String]) -> Result {
                 .map_err(|_| format!("--smoke takes a number of seconds, not {secs:?}"))?;
             fuzz(secs, targets)
         }
-        _ => Err("usage: cargo xtask fuzz --smoke SECS [TARGET...]".into()),
+        [flag, targets @ ..] if flag == "--long" => fuzz(LONG_FUZZ_SECS, targets),
+        _ => Err("usage: cargo xtask fuzz --smoke SECS [TARGET...] | --long [TARGET...]".into()),
     }
+}
+
+/// How long `cargo xtask fuzz --long` runs each target.
+const LONG_FUZZ_SECS: u64 = 600;
+
+/// The wasm32 checks: oauth-core and jwt-assertion (feature `wasm32-js`; ring's C needs clang)
+/// build for `wasm32-unknown-unknown`, and `wasm/` (oauth-core alone in a wasm-bindgen library)
+/// runs its tests under Node with wasm-bindgen-test-runner. The target is added with rustup and
+/// wasm-bindgen-cli installed at the version `wasm/Cargo.lock` holds, when missing.
+fn wasm() -> Result {
+    const TARGET: &str = "wasm32-unknown-unknown";
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == TARGET)
+        })
+        .unwrap_or(false);
+    if !installed {
+        run(
+            "wasm: rustup target add wasm32-unknown-unknown",
+            Command::new("rustup").args(["target", "add", TARGET]),
+        )?;
+    }
+    run(
+        "wasm: oauth-core for wasm32-unknown-unknown",
+        cargo().args([
+            "build",
+            "-p",
+            "oauth-core",
+            "--target",
+            TARGET,
+            "--locked",
+            "--target-dir",
+            "target/wasm",
+        ]),
+    )?;
+    run(
+        "wasm: jwt-assertion (feature wasm32-js) for wasm32-unknown-unknown",
+        cargo().args([
+            "build",
+            "-p",
+            "jwt-assertion",
+            "--features",
+            "wasm32-js",
+            "--target",
+            TARGET,
+            "--locked",
+            "--target-dir",
+            "target/wasm",
+        ]),
+    )?;
+    let lock = fs::read_to_string(root().join("wasm").join("Cargo.lock"))
+        .map_err(|e| format!("wasm/Cargo.lock: {e}"))?;
+    let version = lock
+        .split("[[package]]")
+        .find(|p| p.contains("name = \"wasm-bindgen\"\n"))
+        .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = ")))
+        .map(|v| v.trim_matches('"').to_owned())
+        .ok_or("wasm/Cargo.lock holds no wasm-bindgen")?;
+    let present = Command::new("wasm-bindgen-test-runner")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&version));
+    if !present {
+        run(
+            &format!("wasm: cargo install wasm-bindgen-cli {version}"),
+            cargo().args(["install", "wasm-bindgen-cli", "--version", &version]),
+        )?;
+    }
+    run(
+        "wasm: the core's wasm tests under Node (wasm-bindgen-test)",
+        cargo()
+            .args([
+                "test",
+                "--manifest-path",
+                "wasm/Cargo.toml",
+                "--target",
+                TARGET,
+                "--locked",
+            ])
+            .env(
+                "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+                "wasm-bindgen-test-runner",
+            ),
+    )
 }
 
 /// The fuzz targets, from fuzz/Cargo.toml's `[[bin]]` names.

@@ -17,7 +17,7 @@ use oauth_runtime::{KeysError, RemoteKeys};
 
 use crate::cache::{CacheConfig, IntrospectionCache, Key};
 use crate::contracts::ContractStore;
-use crate::shared::{Shared, SharedCache};
+use crate::shared::Shared;
 
 /// An introspection outcome, shared by every request that waited for it.
 pub(crate) type Outcome = Result<Arc<Introspection>, Denial>;
@@ -223,9 +223,10 @@ impl<H> GatewayBuilder<H> {
         }
     }
 
-    /// Shares introspection results with the other async gateways of a fleet through `store`
-    /// (Redis: `oauth_redis::RedisValidationCache`): one introspection call per token for the
-    /// fleet. `secret` (32 bytes, the same on every node, from your secret store) seals the
+    /// Shares introspection results with the other async gateways of a fleet through `store`,
+    /// oauth-runtime's [`TokenStore`](oauth_runtime::TokenStore) (Redis: oauth-redis's
+    /// `AsyncRedisStore`, whose operations never block a tokio worker): one introspection
+    /// call per token for the fleet. `secret` (32 bytes, the same on every node, from your secret store) seals the
     /// records, so a value the fleet did not write is ignored. A node waits at most `lease`
     /// (for example 2 s) for another node's call before calling itself. If the store fails,
     /// each node introspects alone. Local JWT validation is not shared (it needs no call). The
@@ -233,7 +234,7 @@ impl<H> GatewayBuilder<H> {
     /// its key and `jti`), so a proof used on one node is a replay on every other.
     pub fn shared_cache(
         mut self,
-        store: impl SharedCache,
+        store: impl oauth_runtime::TokenStore + 'static,
         secret: &[u8; 32],
         lease: Duration,
     ) -> Self {

@@ -55,7 +55,6 @@ pub use engine::GatewayBuilder;
 pub use engine::{DpopPolicy, JwtIssuer};
 #[cfg(feature = "redb")]
 pub use redb_store::RedbContracts;
-pub use shared::{SharedCache, SharedCacheError};
 
 /// Not part of the API: the node cache, for `benches/memory.rs`.
 #[doc(hidden)]

@@ -1,80 +1,32 @@
 //! Validation results shared by a fleet of gateways: one introspection call per token for the
 //! whole fleet, not one per node.
 //!
-//! The store (Redis in `oauth-redis`) holds sealed records under the token's SHA-256: a record
+//! The store is oauth-runtime's [`TokenStore`], the one fleet store trait (the token sources'
+//! too): `oauth-redis`'s `AsyncRedisStore` for the async gateway, `RedisStore` where blocking
+//! is fine. It holds sealed records under the token's SHA-256: a record
 //! is the compacted introspection result (RFC 7662 JSON: what decisions read) and the time it
 //! may be used until, encrypted with AES-256-GCM under a key every node has, authenticated with
 //! the token's digest and the introspection endpoint and client it came from — so a corrupt,
 //! foreign, moved or other-gateway value is ignored, never served, and the store holds no
-//! readable personal data. A node that misses takes a lease for the token (`SET NX PX`); the
-//! others wait for its record (polling, at most the lease) instead of calling the endpoint too.
+//! readable personal data. A node that misses takes a lease for the token (`SET NX PX`, held
+//! under this node's own holder name and released only by it); the others wait for its record
+//! (polling, at most the lease) instead of calling the endpoint too.
 //! When the store fails, each node validates by itself (its local cache still in front) and
 //! leaves the store alone for a few seconds.
 
 use std::fmt;
+use std::fmt::Write as _;
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use oauth_core::{Introspection, IntrospectionPool};
+use oauth_runtime::{StoreError, TokenStore};
 use ring::aead;
 use ring::rand::SecureRandom as _;
 
 use crate::cache::{CacheConfig, Key};
-
-/// A store for the fleet's validation results, keyed by the token's SHA-256 (never the token).
-/// Blocking: the async gateway calls it on tokio's blocking pool.
-pub trait SharedCache: Send + Sync + 'static {
-    /// The record stored for `key`, if any.
-    fn get(&self, key: &[u8; 32]) -> Result<Option<Vec<u8>>, SharedCacheError>;
-
-    /// Stores `record` for `ttl`.
-    fn put(&self, key: &[u8; 32], record: &[u8], ttl: Duration) -> Result<(), SharedCacheError>;
-
-    /// Takes the lease to validate `key` for `ttl` if nobody holds it (`SET NX PX`).
-    fn try_lease(&self, key: &[u8; 32], ttl: Duration) -> Result<bool, SharedCacheError>;
-
-    /// Gives the lease back (the record was stored, or validation failed).
-    fn release(&self, key: &[u8; 32]) -> Result<(), SharedCacheError>;
-}
-
-impl<T: SharedCache + ?Sized> SharedCache for Arc<T> {
-    fn get(&self, key: &[u8; 32]) -> Result<Option<Vec<u8>>, SharedCacheError> {
-        (**self).get(key)
-    }
-
-    fn put(&self, key: &[u8; 32], record: &[u8], ttl: Duration) -> Result<(), SharedCacheError> {
-        (**self).put(key, record, ttl)
-    }
-
-    fn try_lease(&self, key: &[u8; 32], ttl: Duration) -> Result<bool, SharedCacheError> {
-        (**self).try_lease(key, ttl)
-    }
-
-    fn release(&self, key: &[u8; 32]) -> Result<(), SharedCacheError> {
-        (**self).release(key)
-    }
-}
-
-/// A shared cache that could not be used (connection refused, timeout, protocol error).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SharedCacheError(String);
-
-impl SharedCacheError {
-    /// An error with this description (which must hold no secret).
-    pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
-    }
-}
-
-impl fmt::Display for SharedCacheError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "shared cache: {}", self.0)
-    }
-}
-
-impl std::error::Error for SharedCacheError {}
 
 const VERSION: &[u8] = b"og2";
 const NONCE: usize = aead::NONCE_LEN;
@@ -86,7 +38,9 @@ const BACK_OFF: Duration = Duration::from_secs(5);
 /// the lease.
 #[derive(Clone)]
 pub(crate) struct Shared {
-    store: Arc<dyn SharedCache>,
+    store: Arc<dyn TokenStore>,
+    /// This node's name on the leases it takes (random), so that only it releases them.
+    holder: Arc<str>,
     /// (`None` is not reached: AES-256-GCM takes any 32-byte key; without one nothing opens.)
     key: Option<Arc<aead::LessSafeKey>>,
     /// The introspection endpoint and client, authenticated with every record.
@@ -118,12 +72,22 @@ pub(crate) enum Found {
 
 #[cfg_attr(not(feature = "tower"), allow(dead_code))]
 impl Shared {
-    pub(crate) fn new(store: Arc<dyn SharedCache>, secret: &[u8; 32], lease: Duration) -> Self {
+    pub(crate) fn new(store: Arc<dyn TokenStore>, secret: &[u8; 32], lease: Duration) -> Self {
         let key = aead::UnboundKey::new(&aead::AES_256_GCM, secret)
             .ok()
             .map(|k| Arc::new(aead::LessSafeKey::new(k)));
+        let mut id = [0u8; 16];
+        // A failing OS random source leaves zeros: the leases still work, only the holder
+        // names of such nodes could coincide.
+        let _ = ring::rand::SystemRandom::new().fill(&mut id);
+        let mut holder = String::with_capacity(40);
+        holder.push_str("gw-");
+        for b in id {
+            let _ = write!(holder, "{b:02x}");
+        }
         Self {
             store,
+            holder: holder.into(),
             key,
             binding: Arc::from(&b""[..]),
             lease,
@@ -211,15 +175,15 @@ impl Shared {
     }
 
     /// After a failure: the store is left alone for a while.
-    fn failed(&self, e: &SharedCacheError) {
+    fn failed(&self, e: &StoreError) {
         tracing::warn!(error = %e, "shared cache unavailable; validating locally");
         let until = self.millis().saturating_add(BACK_OFF.as_millis() as u64);
         self.down_until.store(until, Ordering::Release);
     }
 
     /// The record stored for `key`, opened, if there is a current one of ours.
-    fn look(&self, key: &Key) -> Result<Option<(Introspection, Duration)>, SharedCacheError> {
-        let Some(record) = self.store.get(key)? else {
+    async fn look(&self, key: &Key) -> Result<Option<(Introspection, Duration)>, StoreError> {
+        let Some(record) = self.store.load(&record_name(key)).await? else {
             return Ok(None);
         };
         let opened = self.open(key, &record, SystemTime::now());
@@ -229,15 +193,27 @@ impl Shared {
         Ok(opened)
     }
 
+    async fn release(&self, key: &Key) {
+        if let Err(e) = self.store.release(&lease_name(key), &self.holder).await {
+            tracing::warn!(error = %e, "shared cache: lease not released");
+        }
+    }
+
     /// Looks for `key`'s record; if there is none, takes the lease or waits for the holder's
-    /// record (polling every 20 ms, at most the lease). A store that failed recently is not asked.
-    pub(crate) fn find(&self, key: &Key) -> Found {
+    /// record (looking again every 20 ms with `sleep`, at most the lease). A store that failed
+    /// recently is not asked.
+    pub(crate) async fn find<S, F>(&self, key: &Key, sleep: S) -> Found
+    where
+        S: Fn(Duration) -> F,
+        F: Future<Output = ()>,
+    {
         if self.millis() < self.down_until.load(Ordering::Acquire) {
             return Found::Alone;
         }
         let deadline = Instant::now().checked_add(self.lease);
+        let lease = lease_name(key);
         loop {
-            match self.look(key) {
+            match self.look(key).await {
                 Ok(Some((result, left))) => return Found::Result(Arc::new(result), left),
                 Ok(None) => {}
                 Err(e) => {
@@ -245,14 +221,12 @@ impl Shared {
                     return Found::Alone;
                 }
             }
-            match self.store.try_lease(key, self.lease) {
+            match self.store.try_lease(&lease, &self.holder, self.lease).await {
                 // The previous holder may have stored its record and given the lease back
                 // between the look above and this lease: look again before validating.
-                Ok(true) => match self.look(key) {
+                Ok(true) => match self.look(key).await {
                     Ok(Some((result, left))) => {
-                        if let Err(e) = self.store.release(key) {
-                            tracing::warn!(error = %e, "shared cache: lease not released");
-                        }
+                        self.release(key).await;
                         return Found::Result(Arc::new(result), left);
                     }
                     Ok(None) => return Found::Leased,
@@ -262,7 +236,7 @@ impl Shared {
                     }
                 },
                 Ok(false) if deadline.is_some_and(|d| Instant::now() < d) => {
-                    std::thread::sleep(Duration::from_millis(20));
+                    sleep(Duration::from_millis(20)).await;
                 }
                 Ok(false) => return Found::Alone,
                 Err(e) => {
@@ -276,11 +250,14 @@ impl Shared {
     /// Records a DPoP proof's use for the fleet (`SET NX PX`): `false` if another node (or
     /// this one) saw it already. A store that fails cannot tell: the node's own replay cache
     /// has decided, and the answer is `true`.
-    pub(crate) fn first_use(&self, replay: &Key, remember: Duration) -> bool {
+    pub(crate) async fn first_use(&self, replay: &Key, remember: Duration) -> bool {
         if self.millis() < self.down_until.load(Ordering::Acquire) {
             return true;
         }
-        match self.store.try_lease(replay, remember) {
+        let mut name = String::with_capacity(20 + 64);
+        name.push_str("oauth-gateway:dpop:");
+        hex_into(&mut name, replay);
+        match self.store.try_lease(&name, &self.holder, remember).await {
             Ok(first) => first,
             Err(e) => {
                 self.failed(&e);
@@ -291,7 +268,7 @@ impl Shared {
 
     /// Stores the result this node obtained under its lease (compacted, for as long as the
     /// local cache would keep it) and gives the lease back; a failure gives the lease back only.
-    pub(crate) fn store(
+    pub(crate) async fn store(
         &self,
         key: &Key,
         result: Option<&Introspection>,
@@ -306,36 +283,64 @@ impl Shared {
                 .and_then(|until| self.seal(key, &compact, until));
             if !ttl.is_zero()
                 && let Some(record) = record
-                && let Err(e) = self.store.put(key, &record, ttl)
+                && let Err(e) = self.store.save(&record_name(key), &record, ttl).await
             {
                 self.failed(&e);
             }
         }
-        if let Err(e) = self.store.release(key) {
-            tracing::warn!(error = %e, "shared cache: lease not released");
-        }
+        self.release(key).await;
+    }
+}
+
+/// `oauth-gateway:v1:<the token's SHA-256, hex>`: a record's name in the store.
+fn record_name(key: &Key) -> String {
+    let mut name = String::with_capacity(17 + 64);
+    name.push_str("oauth-gateway:v1:");
+    hex_into(&mut name, key);
+    name
+}
+
+/// The lease on a token's record.
+fn lease_name(key: &Key) -> String {
+    let mut name = record_name(key);
+    name.push_str(":lease");
+    name
+}
+
+fn hex_into(out: &mut String, bytes: &[u8]) {
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use oauth_runtime::StoreFuture;
+
+    fn ready<'a, T: Send + 'a>(value: Result<T, StoreError>) -> StoreFuture<'a, T> {
+        Box::pin(std::future::ready(value))
+    }
 
     struct Nothing;
 
-    impl SharedCache for Nothing {
-        fn get(&self, _: &[u8; 32]) -> Result<Option<Vec<u8>>, SharedCacheError> {
-            Ok(None)
+    impl TokenStore for Nothing {
+        fn load<'a>(&'a self, _: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+            ready(Ok(None))
         }
-        fn put(&self, _: &[u8; 32], _: &[u8], _: Duration) -> Result<(), SharedCacheError> {
-            Ok(())
+        fn save<'a>(&'a self, _: &'a str, _: &'a [u8], _: Duration) -> StoreFuture<'a, ()> {
+            ready(Ok(()))
         }
-        fn try_lease(&self, _: &[u8; 32], _: Duration) -> Result<bool, SharedCacheError> {
-            Ok(true)
+        fn try_lease<'a>(&'a self, _: &'a str, _: &'a str, _: Duration) -> StoreFuture<'a, bool> {
+            ready(Ok(true))
         }
-        fn release(&self, _: &[u8; 32]) -> Result<(), SharedCacheError> {
-            Ok(())
+        fn release<'a>(&'a self, _: &'a str, _: &'a str) -> StoreFuture<'a, ()> {
+            ready(Ok(()))
         }
+    }
+
+    fn no_sleep(_: Duration) -> std::future::Ready<()> {
+        std::future::ready(())
     }
 
     fn active() -> Introspection {
@@ -400,23 +405,28 @@ mod tests {
             gets: AtomicU64,
             released: AtomicU64,
         }
-        impl SharedCache for Racy {
-            fn get(&self, _: &[u8; 32]) -> Result<Option<Vec<u8>>, SharedCacheError> {
+        impl TokenStore for Racy {
+            fn load<'a>(&'a self, _: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
                 // The first look misses; the record is there from the second on.
                 if self.gets.fetch_add(1, Ordering::SeqCst) == 0 {
-                    return Ok(None);
+                    return ready(Ok(None));
                 }
-                Ok(self.record.lock().unwrap().clone())
+                ready(Ok(self.record.lock().unwrap().clone()))
             }
-            fn put(&self, _: &[u8; 32], _: &[u8], _: Duration) -> Result<(), SharedCacheError> {
-                Ok(())
+            fn save<'a>(&'a self, _: &'a str, _: &'a [u8], _: Duration) -> StoreFuture<'a, ()> {
+                ready(Ok(()))
             }
-            fn try_lease(&self, _: &[u8; 32], _: Duration) -> Result<bool, SharedCacheError> {
-                Ok(true)
+            fn try_lease<'a>(
+                &'a self,
+                _: &'a str,
+                _: &'a str,
+                _: Duration,
+            ) -> StoreFuture<'a, bool> {
+                ready(Ok(true))
             }
-            fn release(&self, _: &[u8; 32]) -> Result<(), SharedCacheError> {
+            fn release<'a>(&'a self, _: &'a str, _: &'a str) -> StoreFuture<'a, ()> {
                 self.released.fetch_add(1, Ordering::SeqCst);
-                Ok(())
+                ready(Ok(()))
             }
         }
 
@@ -424,7 +434,7 @@ mod tests {
         let shared = Shared::new(store.clone(), &[7; 32], Duration::from_secs(1));
         let until = SystemTime::now() + Duration::from_secs(60);
         *store.record.lock().unwrap() = shared.seal(&[1; 32], &active(), until);
-        match shared.find(&[1; 32]) {
+        match oauth_runtime::block_on(shared.find(&[1; 32], no_sleep)) {
             Found::Result(result, _) => assert_eq!(result.client_id(), Some("app")),
             Found::Leased => panic!("validated although the record was there"),
             Found::Alone => panic!("alone"),
@@ -436,6 +446,9 @@ mod tests {
     #[test]
     fn a_huge_lease_does_not_overflow() {
         let shared = Shared::new(Arc::new(Nothing), &[7; 32], Duration::MAX);
-        assert!(matches!(shared.find(&[1; 32]), Found::Leased));
+        assert!(matches!(
+            oauth_runtime::block_on(shared.find(&[1; 32], no_sleep)),
+            Found::Leased
+        ));
     }
 }

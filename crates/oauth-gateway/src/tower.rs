@@ -126,17 +126,12 @@ impl Gateway {
             TokenScheme::Dpop => {
                 let proof = self.inner.engine.dpop_proof(method, uri, headers, token)?;
                 // A fleet remembers proofs together: one used on another node is a replay.
-                if let Some(shared) = self.inner.engine.shared.clone() {
-                    let (replay, remember) = (proof.replay, proof.remember);
-                    let first =
-                        tokio::task::spawn_blocking(move || shared.first_use(&replay, remember))
-                            .await
-                            .unwrap_or(true);
-                    if !first {
-                        return Err(Denial::InvalidDpopProof {
-                            reason: "The DPoP proof was used before.",
-                        });
-                    }
+                if let Some(shared) = &self.inner.engine.shared
+                    && !shared.first_use(&proof.replay, proof.remember).await
+                {
+                    return Err(Denial::InvalidDpopProof {
+                        reason: "The DPoP proof was used before.",
+                    });
                 }
                 self.decide_token(token, Presentation::Dpop { jkt: &proof.jkt })
                     .await
@@ -207,24 +202,26 @@ impl Gateway {
         engine.decide(&outcome?, presentation)
     }
 
-    /// Looks in the fleet's shared cache, if there is one (on tokio's blocking pool).
+    /// Looks in the fleet's shared cache, if there is one (its store's futures are awaited on
+    /// this task: use an async store, such as oauth-redis's `AsyncRedisStore`).
     async fn shared_find(&self, key: Key) -> Found {
-        let Some(shared) = self.inner.engine.shared.clone() else {
+        let Some(shared) = &self.inner.engine.shared else {
             return Found::Alone;
         };
-        tokio::task::spawn_blocking(move || shared.find(&key))
-            .await
-            .unwrap_or(Found::Alone)
+        shared.find(&key, tokio::time::sleep).await
     }
 
-    /// Stores this node's result in the fleet's shared cache and releases the lease.
+    /// Stores this node's result in the fleet's shared cache and releases the lease, on a task
+    /// of its own so that a cancelled request does not leave the lease held.
     async fn shared_store(&self, leased: bool, key: Key, result: Option<Arc<Introspection>>) {
         let (true, Some(shared)) = (leased, self.inner.engine.shared.clone()) else {
             return;
         };
         let config = self.inner.engine.cache.config;
-        let _ = tokio::task::spawn_blocking(move || {
-            shared.store(&key, result.as_deref(), &config, SystemTime::now());
+        let _ = tokio::spawn(async move {
+            shared
+                .store(&key, result.as_deref(), &config, SystemTime::now())
+                .await;
         })
         .await;
     }

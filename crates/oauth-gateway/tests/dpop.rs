@@ -254,41 +254,52 @@ fn dpop_bound_tokens_need_a_proof_of_the_bound_key() {
     }
 }
 
-/// A fleet's store for the test: what `SET NX PX` would do, in memory.
+/// A fleet's store for the test: what `GET`, `SET PX`, `SET NX PX` and a holder-checked
+/// delete would do, in memory.
 #[derive(Default)]
 struct FleetStore {
-    seen: std::sync::Mutex<std::collections::HashMap<[u8; 32], Vec<u8>>>,
+    seen: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
 }
 
-impl oauth_gateway::SharedCache for FleetStore {
-    fn get(&self, key: &[u8; 32]) -> Result<Option<Vec<u8>>, oauth_gateway::SharedCacheError> {
-        Ok(self.seen.lock().unwrap().get(key).cloned())
+fn ready<'a, T: Send + 'a>(value: T) -> oauth_runtime::StoreFuture<'a, T> {
+    Box::pin(std::future::ready(Ok(value)))
+}
+
+impl oauth_runtime::TokenStore for FleetStore {
+    fn load<'a>(&'a self, key: &'a str) -> oauth_runtime::StoreFuture<'a, Option<Vec<u8>>> {
+        ready(self.seen.lock().unwrap().get(key).cloned())
     }
-    fn put(
-        &self,
-        key: &[u8; 32],
-        record: &[u8],
+    fn save<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
         _: Duration,
-    ) -> Result<(), oauth_gateway::SharedCacheError> {
-        self.seen.lock().unwrap().insert(*key, record.to_vec());
-        Ok(())
+    ) -> oauth_runtime::StoreFuture<'a, ()> {
+        self.seen
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), value.to_vec());
+        ready(())
     }
-    fn try_lease(
-        &self,
-        key: &[u8; 32],
+    fn try_lease<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
         _: Duration,
-    ) -> Result<bool, oauth_gateway::SharedCacheError> {
+    ) -> oauth_runtime::StoreFuture<'a, bool> {
         let mut seen = self.seen.lock().unwrap();
-        let mut lease = key.to_vec();
-        lease.push(b'L');
-        let lease: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, &lease)
-            .as_ref()
-            .try_into()
-            .unwrap();
-        Ok(seen.insert(lease, Vec::new()).is_none())
+        if seen.contains_key(key) {
+            return ready(false);
+        }
+        seen.insert(key.to_owned(), holder.as_bytes().to_vec());
+        ready(true)
     }
-    fn release(&self, _: &[u8; 32]) -> Result<(), oauth_gateway::SharedCacheError> {
-        Ok(())
+    fn release<'a>(&'a self, key: &'a str, holder: &'a str) -> oauth_runtime::StoreFuture<'a, ()> {
+        let mut seen = self.seen.lock().unwrap();
+        if seen.get(key).is_some_and(|v| v == holder.as_bytes()) {
+            seen.remove(key);
+        }
+        ready(())
     }
 }
 

@@ -157,8 +157,8 @@ fn build(config: &Config) -> Result<App, String> {
         None => None,
         Some(redis) => {
             let url = env_secret(&redis.url_env, "[cache.redis] url_env")?;
-            let store =
-                oauth_redis::RedisStore::open(&url).map_err(|e| format!("[cache.redis] {e}"))?;
+            let store = oauth_redis::AsyncRedisStore::open(&url)
+                .map_err(|e| format!("[cache.redis] {e}"))?;
             let key = env_secret(&redis.secret_env, "[cache.redis] secret_env")?;
             let key: [u8; 32] = base64::engine::general_purpose::STANDARD
                 .decode(key.trim())

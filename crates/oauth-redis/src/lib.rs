@@ -1,5 +1,13 @@
-//! A Redis [`TokenStore`] for oauth-reqwest and oauth-ureq token sources: one token per
-//! lifetime for a whole fleet of processes.
+//! Redis as oauth-runtime's [`TokenStore`], the fleet's one store: one token per lifetime for
+//! a whole fleet of processes (oauth-reqwest and oauth-ureq token sources), and one
+//! introspection call per token for a fleet of gateways (oauth-gateway's `shared_cache`).
+//!
+//! Two implementations of the same commands:
+//!
+//! | store | for | how it waits |
+//! | --- | --- | --- |
+//! | [`AsyncRedisStore`] (feature `tokio`, default) | oauth-reqwest token sources, the tower gateway, the proxy | redis's async connection manager on tokio: a store operation never blocks a worker thread; it reconnects by itself |
+//! | [`RedisStore`] | oauth-ureq token sources, blocking programs | the blocking protocol: the calling thread waits (at most the timeout) |
 //!
 //! ```no_run
 //! use oauth_redis::RedisStore;
@@ -18,18 +26,19 @@
 //! # let _ = token; Ok(()) }
 //! ```
 //!
-//! The store speaks plain Redis commands (`GET`, `SET … PX`, `SET … NX PX`, and a
-//! compare-and-delete script to release a lease), so any Redis 6+ (or Valkey) works. Each
-//! operation has a short timeout (500 ms by default); a failed connection is dropped and opened
-//! again on the next use. The operations block: a loopback round trip, made only when a token
-//! source needs a new token (with the async adapter, on its refresh task).
+//! Both speak plain Redis commands (`GET`, `SET … PX`, `SET … NX PX`, and a compare-and-delete
+//! script to release a lease only by its holder), so any Redis 6+ (or Valkey) works. Each
+//! operation has a short timeout (500 ms by default). `RedisStore` drops a failed connection
+//! and opens it again on the next use; `AsyncRedisStore` connects on first use and its
+//! connection manager reconnects in the background.
 //!
 //! # Features
 //!
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
-//! | `gateway` | no | `RedisStore` as oauth-gateway's `SharedCache`: a gateway fleet's introspection results, one call per token for the fleet |
+//! | `tokio` | yes | [`AsyncRedisStore`] (redis's `tokio-comp` and `connection-manager`) |
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::fmt;
 use std::sync::Mutex;
@@ -37,10 +46,16 @@ use std::time::Duration;
 
 pub use oauth_runtime::{SharedStore, StoreError, StoreFuture, StoreKey, TokenStore};
 
-/// Deletes the lease only if it still holds the caller's value.
-const RELEASE: &str = r#"if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end"#;
+#[cfg(feature = "tokio")]
+mod async_store;
+#[cfg(feature = "tokio")]
+pub use async_store::AsyncRedisStore;
 
-/// A Redis server, for [`SharedStore`].
+/// Deletes the lease only if it still holds the caller's value.
+pub(crate) const RELEASE: &str = r#"if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end"#;
+
+/// A Redis server, for [`SharedStore`], through the blocking protocol: the calling thread waits
+/// for each operation (at most the timeout). In a tokio program, use [`AsyncRedisStore`].
 pub struct RedisStore {
     client: redis::Client,
     connection: Mutex<Option<redis::Connection>>,
@@ -57,7 +72,7 @@ impl fmt::Debug for RedisStore {
     }
 }
 
-fn failed(what: &str, e: &redis::RedisError) -> StoreError {
+pub(crate) fn failed(what: &str, e: &redis::RedisError) -> StoreError {
     // The error's kind and category, not its detail (which may name the server's address).
     StoreError::new(format!("redis {what}: {:?} ({})", e.kind(), e.category()))
 }
@@ -112,7 +127,7 @@ impl RedisStore {
     }
 }
 
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
@@ -161,91 +176,5 @@ impl TokenStore for RedisStore {
                 .map(|_| ())
         });
         Box::pin(std::future::ready(result))
-    }
-}
-
-/// The gateway fleet's shared validation cache (feature `gateway`): records under
-/// `oauth-gateway:v1:<sha-256 of the token, hex>`, leases under the same name with `:lease`,
-/// released only by the node that holds them.
-#[cfg(feature = "gateway")]
-impl oauth_gateway::SharedCache for RedisStore {
-    fn get(&self, key: &[u8; 32]) -> Result<Option<Vec<u8>>, oauth_gateway::SharedCacheError> {
-        self.with("GET", |c| redis::cmd("GET").arg(record_key(key)).query(c))
-            .map_err(gateway_error)
-    }
-
-    fn put(
-        &self,
-        key: &[u8; 32],
-        record: &[u8],
-        ttl: Duration,
-    ) -> Result<(), oauth_gateway::SharedCacheError> {
-        self.with("SET", |c| {
-            redis::cmd("SET")
-                .arg(record_key(key))
-                .arg(record)
-                .arg("PX")
-                .arg(millis(ttl))
-                .query(c)
-        })
-        .map_err(gateway_error)
-    }
-
-    fn try_lease(
-        &self,
-        key: &[u8; 32],
-        ttl: Duration,
-    ) -> Result<bool, oauth_gateway::SharedCacheError> {
-        let holder = node_id();
-        TokenStore::try_lease(self, &format!("{}:lease", record_key(key)), holder, ttl)
-            .now()
-            .map_err(gateway_error)
-    }
-
-    fn release(&self, key: &[u8; 32]) -> Result<(), oauth_gateway::SharedCacheError> {
-        TokenStore::release(self, &format!("{}:lease", record_key(key)), node_id())
-            .now()
-            .map_err(gateway_error)
-    }
-}
-
-#[cfg(feature = "gateway")]
-fn record_key(key: &[u8; 32]) -> String {
-    use std::fmt::Write as _;
-    let mut name = String::with_capacity(17 + 64);
-    name.push_str("oauth-gateway:v1:");
-    for b in key {
-        let _ = write!(name, "{b:02x}");
-    }
-    name
-}
-
-/// This process's lease holder name.
-#[cfg(feature = "gateway")]
-fn node_id() -> &'static str {
-    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ID.get_or_init(|| {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        format!("{}-{nanos}", std::process::id())
-    })
-}
-
-#[cfg(feature = "gateway")]
-fn gateway_error(e: StoreError) -> oauth_gateway::SharedCacheError {
-    oauth_gateway::SharedCacheError::new(e.to_string())
-}
-
-/// The store's futures finish in their first poll (the operations block).
-#[cfg(feature = "gateway")]
-trait Now<T> {
-    fn now(self) -> Result<T, StoreError>;
-}
-
-#[cfg(feature = "gateway")]
-impl<T> Now<T> for StoreFuture<'_, T> {
-    fn now(self) -> Result<T, StoreError> {
-        oauth_runtime::block_on(self)
     }
 }

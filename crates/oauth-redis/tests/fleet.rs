@@ -1,6 +1,7 @@
 //! A fleet of OS processes sharing one token through a real Redis (`redis-server` from the
 //! distribution, started here on 127.0.0.1 with a data directory of its own), against the
-//! loopback test authorization server: one token request for 8 × 200 callers; Redis down →
+//! loopback test authorization server: one token request for 8 × 200 callers (half the
+//! processes on oauth-ureq and `RedisStore`, half on oauth-reqwest and `AsyncRedisStore`); Redis down →
 //! each process fetches its own, then sharing resumes; a lease holder killed mid-refresh;
 //! corrupt records ignored and overwritten.
 //!
@@ -124,6 +125,9 @@ fn child_process() {
         .with_max_level(tracing::Level::WARN)
         .init();
     let env = |name: &str| std::env::var(name).unwrap();
+    if std::env::var_os("FLEET_ASYNC").is_some() {
+        return async_child();
+    }
     let ca = std::fs::read(env("FLEET_CA")).unwrap();
     let http = oauth_ureq::HttpClient::new(
         oauth_ureq::HttpConfig::new()
@@ -183,12 +187,86 @@ fn child_process() {
     println!("ELAPSED_MS {}", started.elapsed().as_millis());
 }
 
+/// The async child: oauth-reqwest's token source on `AsyncRedisStore`, `FLEET_CALLERS` tasks
+/// asking at once on a tokio runtime.
+fn async_child() {
+    let env = |name: &str| std::env::var(name).unwrap();
+    let ca = std::fs::read(env("FLEET_CA")).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let http = oauth_reqwest::HttpClient::new(
+            oauth_reqwest::HttpConfig::new()
+                .add_root_certificates_pem(&ca)
+                .unwrap()
+                .timeout(Duration::from_secs(20)),
+        )
+        .unwrap();
+        let b = Behaviour::default();
+        let client = oauth_reqwest::Client::new(
+            b.client_id,
+            oauth_reqwest::ClientAuthentication::SecretBasic(oauth_reqwest::ClientSecret::new(
+                b.client_secret,
+            )),
+        );
+        let store = oauth_redis::SharedStore::new(
+            oauth_redis::AsyncRedisStore::open(&env("FLEET_REDIS"))
+                .unwrap()
+                .timeout(Duration::from_secs(5)),
+            oauth_redis::StoreKey::new("k1", &[7; 32]).unwrap(),
+        )
+        .lease(Duration::from_millis(
+            env("FLEET_LEASE_MS").parse().unwrap(),
+        ))
+        .slot(env(SLOT_ENV));
+        let source = oauth_reqwest::TokenSource::builder(
+            http.clone(),
+            http.endpoint(&env("FLEET_TOKEN_URL")).unwrap(),
+            client,
+        )
+        .grant(oauth_reqwest::TokenRequest::client_credentials())
+        .shared_store(store)
+        .build();
+        let callers: usize = env("FLEET_CALLERS").parse().unwrap();
+        let started = Instant::now();
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(callers));
+        let tasks: Vec<_> = (0..callers)
+            .map(|_| {
+                let (barrier, source) = (barrier.clone(), source.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    source.token().await.unwrap().expose_secret().to_owned()
+                })
+            })
+            .collect();
+        let mut got = BTreeSet::new();
+        for task in tasks {
+            got.insert(task.await.unwrap());
+        }
+        for t in got {
+            println!("TOKEN {t}");
+        }
+        println!("ELAPSED_MS {}", started.elapsed().as_millis());
+    });
+}
+
 #[test]
 fn eight_processes_two_hundred_callers_one_token_request() {
     let mut redis = start_redis();
     let fleet = Fleet::new(Behaviour::default(), "eight");
+    // Half the fleet blocking (oauth-ureq, `RedisStore`), half async (oauth-reqwest,
+    // `AsyncRedisStore`): one record format, one lease, one token.
     let children: Vec<Child> = (0..8)
-        .map(|_| fleet.child(&redis.url(), 200, 5000).spawn().unwrap())
+        .map(|i| {
+            let mut child = fleet.child(&redis.url(), 200, 5000);
+            if i % 2 == 1 {
+                child.env("FLEET_ASYNC", "1");
+            }
+            child.spawn().unwrap()
+        })
         .collect();
     let mut all = BTreeSet::new();
     let mut warnings = String::new();

@@ -70,6 +70,26 @@ pub trait TokenStore: Send + Sync {
     fn release<'a>(&'a self, key: &'a str, holder: &'a str) -> StoreFuture<'a, ()>;
 }
 
+impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
+    fn load<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        (**self).load(key)
+    }
+    fn save<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> StoreFuture<'a, ()> {
+        (**self).save(key, value, ttl)
+    }
+    fn try_lease<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        lease: Duration,
+    ) -> StoreFuture<'a, bool> {
+        (**self).try_lease(key, holder, lease)
+    }
+    fn release<'a>(&'a self, key: &'a str, holder: &'a str) -> StoreFuture<'a, ()> {
+        (**self).release(key, holder)
+    }
+}
+
 /// A key that seals the records: AES-256-GCM, with an id stored in each record.
 #[derive(Clone)]
 pub struct StoreKey {

@@ -1,0 +1,157 @@
+//! The async store: redis's connection manager on tokio.
+
+use std::fmt;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::OnceCell;
+
+use crate::{RELEASE, StoreError, StoreFuture, TokenStore, failed, millis};
+
+/// A Redis server, for oauth-runtime's [`TokenStore`] users in a tokio program: oauth-reqwest
+/// token sources ([`SharedStore`](crate::SharedStore)), oauth-gateway's `shared_cache` (the
+/// tower gateway) and the `oauth-gateway` proxy.
+///
+/// Every operation is awaited on the caller's task — it never blocks a tokio worker thread —
+/// and gives up after the timeout (500 ms by default). The connection is made on first use (a
+/// Redis that is down at start only fails the operations until it is up); redis's connection
+/// manager then reconnects by itself after a failure.
+///
+/// ```no_run
+/// use oauth_redis::{AsyncRedisStore, SharedStore, StoreKey};
+///
+/// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let key = StoreKey::from_base64("2026-12", &std::env::var("TOKEN_STORE_KEY")?)?;
+/// let store = SharedStore::new(AsyncRedisStore::open("redis://127.0.0.1:6379/")?, key);
+/// # let _ = store; Ok(()) }
+/// ```
+pub struct AsyncRedisStore {
+    client: redis::Client,
+    connection: OnceCell<ConnectionManager>,
+    timeout: Duration,
+    release: redis::Script,
+}
+
+impl fmt::Debug for AsyncRedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password: not shown.
+        f.debug_struct("AsyncRedisStore")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncRedisStore {
+    /// A store at `url` (`redis://[:password@]host:port/db`); nothing is connected yet.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(|e| failed("URL", &e))?;
+        Ok(Self {
+            client,
+            connection: OnceCell::new(),
+            timeout: Duration::from_millis(500),
+            release: redis::Script::new(RELEASE),
+        })
+    }
+
+    /// How long one operation (connecting included) may take.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The connection manager, connecting first if this is the first use (or every attempt
+    /// so far failed).
+    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        let connect = || async {
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(self.timeout))
+                .set_response_timeout(Some(self.timeout))
+                .set_number_of_retries(2)
+                .set_max_delay(Duration::from_secs(1));
+            match tokio::time::timeout(
+                self.timeout,
+                ConnectionManager::new_with_config(self.client.clone(), config),
+            )
+            .await
+            {
+                Ok(Ok(manager)) => Ok(manager),
+                Ok(Err(e)) => Err(failed("connect", &e)),
+                Err(_) => Err(StoreError::new("redis connect: timed out")),
+            }
+        };
+        self.connection.get_or_try_init(connect).await.cloned()
+    }
+
+    /// Runs one command on the connection within the timeout.
+    async fn run<'a, T: redis::FromRedisValue>(
+        &'a self,
+        what: &str,
+        command: impl FnOnce(ConnectionManager) -> redis::RedisFuture<'a, T>,
+    ) -> Result<T, StoreError> {
+        let connection = self.connection().await?;
+        match tokio::time::timeout(self.timeout, command(connection)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(failed(what, &e)),
+            Err(_) => Err(StoreError::new(format!("redis {what}: timed out"))),
+        }
+    }
+}
+
+impl TokenStore for AsyncRedisStore {
+    fn load<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        let command = redis::cmd("GET").arg(key).clone();
+        Box::pin(self.run("GET", move |mut c| {
+            Box::pin(async move { command.query_async(&mut c).await })
+        }))
+    }
+
+    fn save<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> StoreFuture<'a, ()> {
+        let command = redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("PX")
+            .arg(millis(ttl))
+            .clone();
+        Box::pin(self.run("SET", move |mut c| {
+            Box::pin(async move { command.query_async(&mut c).await })
+        }))
+    }
+
+    fn try_lease<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        lease: Duration,
+    ) -> StoreFuture<'a, bool> {
+        let command = redis::cmd("SET")
+            .arg(key)
+            .arg(holder)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(lease))
+            .clone();
+        Box::pin(async move {
+            let set: Option<String> = self
+                .run("SET NX", move |mut c| {
+                    Box::pin(async move { command.query_async(&mut c).await })
+                })
+                .await?;
+            Ok(set.is_some())
+        })
+    }
+
+    fn release<'a>(&'a self, key: &'a str, holder: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let _: i64 = self
+                .run("release", move |mut c| {
+                    Box::pin(async move {
+                        let mut invocation = self.release.key(key);
+                        invocation.arg(holder);
+                        invocation.invoke_async(&mut c).await
+                    })
+                })
+                .await?;
+            Ok(())
+        })
+    }
+}
