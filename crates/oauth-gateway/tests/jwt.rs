@@ -299,6 +299,48 @@ fn no_key_set_is_503_never_allowed() {
 }
 
 #[test]
+fn a_jwks_outage_ends_for_tokens_about_a_second_after_the_endpoint_is_back() {
+    // Issue #26: the JWKS endpoint answers 503 once, then the keys. The first fetch failing
+    // used to refuse every token (503) for the 30 s refetch interval; now the next token to
+    // need the keys a second later (the first backoff) fetches again and is verified.
+    let server = TestServer::start(Behaviour::default()).unwrap();
+    for (name, check) in gateways(&server, "/jwks") {
+        let start = server.counters().jwks_requests;
+        server.fail_jwks(1);
+        let token = server.issue_jwt_access_token("app-1", "orders:read", AUDIENCE, HOUR);
+        let denial = check(&token).unwrap_err();
+        assert_eq!(denial.status(), StatusCode::SERVICE_UNAVAILABLE, "{name}");
+        // The 503 was the endpoint's last: it is back from here.
+        let back = std::time::Instant::now();
+        assert_eq!(server.counters().jwks_requests, start + 1, "{name}");
+        let verified_after = loop {
+            std::thread::sleep(Duration::from_millis(100));
+            match check(&token) {
+                Ok(principal) => {
+                    assert_eq!(principal.client_id(), "app-1", "{name}");
+                    break back.elapsed();
+                }
+                Err(denial) => {
+                    assert_eq!(denial.status(), StatusCode::SERVICE_UNAVAILABLE, "{name}");
+                    // Generous: about 1 s is expected; 30 s was the bug.
+                    assert!(
+                        back.elapsed() < Duration::from_secs(10),
+                        "{name}: still refused {:?} after the JWKS endpoint came back",
+                        back.elapsed()
+                    );
+                }
+            }
+        };
+        assert!(
+            verified_after < Duration::from_secs(5),
+            "{name}: verified only {verified_after:?} after the endpoint came back"
+        );
+        // One failed fetch, one that worked: not a fetch per refused request.
+        assert_eq!(server.counters().jwks_requests, start + 2, "{name}");
+    }
+}
+
+#[test]
 fn a_local_only_gateway_refuses_what_it_cannot_validate() {
     let server = TestServer::start(Behaviour::default()).unwrap();
     let http = oauth_ureq::HttpClient::new(

@@ -29,8 +29,10 @@ const FETCH_POLL: Duration = Duration::from_millis(10);
 /// A JWK set at `jwks_uri`, fetched when first needed, cached, and fetched again past its max
 /// age or when a token names a `kid` it does not hold — at most once per
 /// `min_refetch_interval` for that reason, so a flood of tokens with made-up `kid`s costs at
-/// most `1 + T / interval + T / max_age` fetches over a span `T` (10 minutes and 30 seconds by
-/// default: see [`JwksCache`]). One fetch at a time; other callers wait for it.
+/// most `2 + T / interval + T / max_age` fetches over a span `T` (10 minutes and 30 seconds by
+/// default: see [`JwksCache`]). After a failed fetch, the next caller that needs the keys (no
+/// set, or an unknown `kid`) fetches again once a backoff has passed (1 s, doubling up to the
+/// interval; reset by a success). One fetch at a time; other callers wait for it.
 pub struct RemoteKeys {
     uri: Endpoint,
     cache: Mutex<JwksCache<KeySet>>,

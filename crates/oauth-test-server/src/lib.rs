@@ -230,6 +230,8 @@ pub(crate) struct State {
     pub(crate) store: oauth::Store,
     pub(crate) jwt_keys: Vec<JwtKey>,
     pub(crate) keys_made: usize,
+    /// `/jwks` requests still to be answered 503.
+    pub(crate) jwks_failures: usize,
 }
 
 /// A running server. Stops when dropped.
@@ -271,6 +273,7 @@ impl TestServer {
             store: oauth::Store::default(),
             jwt_keys: vec![JwtKey::generate(0)?],
             keys_made: 1,
+            jwks_failures: 0,
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let handler_state = state.clone();
@@ -312,6 +315,12 @@ impl TestServer {
     /// Queues responses that the token endpoint gives before answering normally again.
     pub fn script(&self, responses: impl IntoIterator<Item = Scripted>) {
         self.lock().script.extend(responses);
+    }
+
+    /// Answers the next `n` requests to `/jwks` with 503 (a JWKS endpoint in an outage), then
+    /// the keys again.
+    pub fn fail_jwks(&self, n: usize) {
+        self.lock().jwks_failures = n;
     }
 
     /// Changes the behaviour while running.

@@ -223,6 +223,10 @@ pub(crate) fn handle(state: &Mutex<State>, request: &Request) -> Response {
         ("GET", "/jwks") => {
             let mut st = lock(state);
             st.counters.jwks_requests += 1;
+            if st.jwks_failures > 0 {
+                st.jwks_failures -= 1;
+                return Response::new(503, "text/plain", "JWKS endpoint unavailable");
+            }
             let keys: Vec<_> = st.jwt_keys.iter().map(crate::JwtKey::public_jwk).collect();
             Response::json(200, &json!({ "keys": keys }))
         }
