@@ -170,6 +170,10 @@ pub(crate) struct Route {
     pub(crate) scopes: Vec<String>,
     /// The audience tokens must carry, if checked.
     pub(crate) audience: Option<String>,
+    /// Whether paths may hold `%25` (an encoded `%`). Off by default: an upstream that decodes
+    /// twice would read `%252e%252e` as `..`. Turn it on only for an upstream that decodes once.
+    #[serde(default)]
+    pub(crate) allow_encoded_percent: bool,
 }
 
 impl Config {
@@ -259,6 +263,12 @@ scopes = ["orders:read"]
         assert!(matches!(config.contracts, Contracts::Redb { .. }));
         assert!(config.cache.redis.is_none());
         assert!(!config.forward_token);
+        assert!(!config.routes[0].allow_encoded_percent);
+        let percent = GOOD.replace(
+            "api = \"orders\"",
+            "api = \"orders\"\nallow_encoded_percent = true",
+        );
+        assert!(parse(&percent).unwrap().routes[0].allow_encoded_percent);
         let unknown = GOOD.replace("api = \"orders\"", "api = \"orders\"\nscope = [\"x\"]");
         let err = parse(&unknown).unwrap_err();
         assert!(err.contains("unknown field `scope`"), "{err}");

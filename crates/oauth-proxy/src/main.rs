@@ -18,6 +18,10 @@
 //! | `x-oauth-subject` | the resource owner, for tokens issued on a user's behalf |
 //! | `x-oauth-expires-at` | the token's expiry, seconds since the epoch |
 //!
+//! A path is forwarded as sent; one an upstream could read as another API's path (a `.` or `..`
+//! segment, raw, percent-encoded or behind `;params`; an encoded `/` or `\`; an empty segment;
+//! `%25` unless the route sets `allow_encoded_percent = true`) is refused with a 400.
+//!
 //! Denials are RFC 6750 answers (401, 403, 503 when a validation or the contract store is
 //! unavailable); an upstream that cannot be reached is a 502, one that does not answer in time a
 //! 504. `GET /healthz` answers 200 (`ok`). Once listening it logs `oauth-gateway ready` with the

@@ -18,6 +18,8 @@ struct Route {
     prefix: String,
     api: String,
     gateway: Gateway,
+    /// Whether `%25` (an encoded `%`) may appear in this route's paths.
+    allow_encoded_percent: bool,
 }
 
 struct App {
@@ -186,6 +188,7 @@ fn build(config: &Config) -> Result<App, String> {
             prefix: r.prefix.trim_end_matches('/').to_owned(),
             api: r.api.clone(),
             gateway: builder.build(policy, Arc::clone(&contracts)),
+            allow_encoded_percent: r.allow_encoded_percent,
         });
     }
     // Longest prefix first.
@@ -224,9 +227,11 @@ async fn handle(State(app): State<Arc<App>>, request: Request<Body>) -> Response
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     // The path is routed and forwarded as sent: one that an upstream could read as another
-    // (dot segments, encoded slashes, empty segments) is refused rather than normalised, so that
-    // no request reaches one API's backend under another API's policy.
-    if !plain_path(&path) {
+    // (dot segments, also behind `;params` or an encoding, encoded slashes, empty segments, a
+    // second layer of encoding) is refused rather than normalised, so that no request reaches
+    // one API's backend under another API's policy.
+    let path_check = check_path(&path);
+    if path_check == PathCheck::Ambiguous {
         tracing::info!(%method, status = 400, "ambiguous path refused");
         return plain(StatusCode::BAD_REQUEST, "ambiguous path");
     }
@@ -234,6 +239,10 @@ async fn handle(State(app): State<Arc<App>>, request: Request<Body>) -> Response
         tracing::info!(%method, path, status = 404, "no route");
         return plain(StatusCode::NOT_FOUND, "no route");
     };
+    if path_check == PathCheck::EncodedPercent && !route.allow_encoded_percent {
+        tracing::info!(%method, status = 400, api = route.api, "encoded % in path refused");
+        return plain(StatusCode::BAD_REQUEST, "ambiguous path: encoded %");
+    }
     let decision = route
         .gateway
         .check_parts(request.method(), request.uri(), request.headers())
@@ -260,20 +269,84 @@ async fn handle(State(app): State<Arc<App>>, request: Request<Body>) -> Response
     response
 }
 
-/// Whether `path` means the same to every reader: no `.`/`..` segment (raw or percent-encoded),
-/// no encoded `/` or `\\`, no `\\`, no empty segment.
-fn plain_path(path: &str) -> bool {
+/// What [`check_path`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PathCheck {
+    /// The path means the same to every reader.
+    Plain,
+    /// As `Plain`, but it holds `%25`: an upstream that decodes twice would read other
+    /// characters than the gateway did, so only routes that opt in accept it.
+    EncodedPercent,
+    /// An upstream could read another path than the one the gateway routed.
+    Ambiguous,
+}
+
+/// Checks the path every request passes through before it is routed. Ambiguous: a `.` or `..`
+/// segment as an upstream may read it (raw, percent-decoded once, with its `;params` removed
+/// before or after decoding, as Tomcat, Jetty and Spring do), an encoded `/` or `\\`, a `\\`, an
+/// empty segment (`//`, or one that is only `;params`).
+fn check_path(path: &str) -> PathCheck {
     let lower = path.to_ascii_lowercase();
     if lower.contains("%2f")
         || lower.contains("%5c")
         || lower.contains('\\')
         || lower.contains("//")
     {
-        return false;
+        return PathCheck::Ambiguous;
     }
-    !lower
-        .split('/')
-        .any(|segment| matches!(segment.replace("%2e", ".").as_str(), "." | ".."))
+    let dot = |segment: &[u8]| matches!(segment, b"." | b"..");
+    for segment in path.split('/') {
+        let bare = without_params(segment.as_bytes());
+        let decoded = percent_decode(segment.as_bytes());
+        if dot(segment.as_bytes())
+            || dot(bare)
+            || dot(&percent_decode(bare))
+            || dot(&decoded)
+            || dot(without_params(&decoded))
+            || (!segment.is_empty() && bare.is_empty())
+        {
+            return PathCheck::Ambiguous;
+        }
+    }
+    if lower.contains("%25") {
+        PathCheck::EncodedPercent
+    } else {
+        PathCheck::Plain
+    }
+}
+
+/// A path segment without its `;params` (RFC 3986 §3.3 allows them; servlet containers drop
+/// them before matching).
+fn without_params(segment: &[u8]) -> &[u8] {
+    segment
+        .iter()
+        .position(|&b| b == b';')
+        .map_or(segment, |end| &segment[..end])
+}
+
+/// One round of percent-decoding; a `%` not followed by two hex digits stays as it is.
+fn percent_decode(text: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let escaped = match text.get(i..i + 3) {
+            Some([b'%', h, l]) => hex(*h).zip(hex(*l)),
+            _ => None,
+        };
+        match escaped {
+            // Two hex digits: at most 0xff.
+            Some((h, l)) => {
+                out.push(u8::try_from(h * 16 + l).unwrap_or(u8::MAX));
+                i += 3;
+            }
+            None => {
+                out.push(text[i]);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Headers a hop must not pass on (RFC 9110 §7.6.1).
@@ -409,24 +482,60 @@ mod tests {
         assert!(h.contains_key("accept"));
     }
 
+    /// One case per line: the path and what the check must find.
+    fn check(cases: &[(&str, PathCheck)]) {
+        let wrong: Vec<String> = cases
+            .iter()
+            .filter(|(path, expected)| check_path(path) != *expected)
+            .map(|(path, expected)| {
+                format!("{path}: {:?}, expected {expected:?}", check_path(path))
+            })
+            .collect();
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
     #[test]
     fn ambiguous_paths_are_refused() {
-        for ok in ["/orders", "/orders/1", "/orders/a.b", "/orders/..x", "/"] {
-            assert!(plain_path(ok), "{ok}");
-        }
-        for bad in [
-            "/orders/../admin",
-            "/orders/%2e%2E/admin",
-            "/orders/.%2e/admin",
-            "/orders/./1",
-            "//admin",
-            "/orders//x",
-            "/orders%2fadmin",
-            "/orders/%5Cadmin",
-            "/orders\\admin",
-            "/orders/..",
-        ] {
-            assert!(!plain_path(bad), "{bad}");
-        }
+        use PathCheck::{Ambiguous, EncodedPercent, Plain};
+        check(&[
+            ("/orders", Plain),
+            ("/orders/", Plain),
+            ("/orders/1", Plain),
+            ("/orders/a.b", Plain),
+            ("/orders/..x", Plain),
+            ("/orders/...", Plain),
+            ("/orders/.x;y", Plain),
+            ("/orders/1;v=2", Plain),
+            ("/orders/%41", Plain),
+            ("/orders/100%", Plain),
+            ("/orders/%zz", Plain),
+            ("/", Plain),
+            ("/orders/../admin", Ambiguous),
+            ("/orders/%2e%2E/admin", Ambiguous),
+            ("/orders/.%2e/admin", Ambiguous),
+            ("/orders/./1", Ambiguous),
+            ("//admin", Ambiguous),
+            ("/orders//x", Ambiguous),
+            ("/orders%2fadmin", Ambiguous),
+            ("/orders/%5Cadmin", Ambiguous),
+            ("/orders\\admin", Ambiguous),
+            ("/orders/..", Ambiguous),
+            // `;params` are dropped per segment by servlet containers.
+            ("/orders/..;/admin/x", Ambiguous),
+            ("/orders/..;x=1/admin", Ambiguous),
+            ("/orders/.;jsessionid=1/x", Ambiguous),
+            ("/orders/%2e%2e;x/admin", Ambiguous),
+            ("/orders/%2E;/x", Ambiguous),
+            // An encoded `;`, read after decoding.
+            ("/orders/..%3b/admin", Ambiguous),
+            ("/orders/%2e%2e%3Bx/admin", Ambiguous),
+            // A segment that is only `;params` is an empty segment.
+            ("/orders/;x/admin", Ambiguous),
+            ("/orders/;", Ambiguous),
+            // A second layer of encoding: refused unless the route accepts `%25`.
+            ("/orders/%252e%252e/admin", EncodedPercent),
+            ("/orders/100%25", EncodedPercent),
+            ("/orders/%252F", EncodedPercent),
+        ]);
     }
 }
