@@ -22,6 +22,14 @@ pub(crate) struct Config {
     /// How long in-flight requests may run after a shutdown signal, in seconds.
     #[serde(default = "default_grace")]
     pub(crate) shutdown_grace_secs: u64,
+    /// How long a client may take to send a request's headers, in seconds; the connection is
+    /// closed when it runs out. It also bounds how long an idle keep-alive connection is kept.
+    #[serde(default = "default_header_read_timeout")]
+    pub(crate) header_read_timeout_secs: u64,
+    /// How many connections may be sending their first request's headers at once, for all
+    /// clients together; a connection that arrives beyond it is closed at once.
+    #[serde(default = "default_max_pending_connections")]
+    pub(crate) max_pending_connections: usize,
     /// Whether the caller's `Authorization` header is passed upstream (dropped by default).
     #[serde(default)]
     pub(crate) forward_token: bool,
@@ -41,6 +49,14 @@ fn default_upstream_timeout() -> u64 {
 
 fn default_grace() -> u64 {
     10
+}
+
+fn default_header_read_timeout() -> u64 {
+    10
+}
+
+fn default_max_pending_connections() -> usize {
+    512
 }
 
 /// The authorization server's introspection endpoint and the gateway's credentials.
@@ -197,6 +213,12 @@ impl Config {
                 return Err(format!("route prefix {:?} must start with /", route.prefix));
             }
         }
+        if self.header_read_timeout_secs == 0 {
+            return Err("header_read_timeout_secs must be at least 1".into());
+        }
+        if self.max_pending_connections == 0 {
+            return Err("max_pending_connections must be at least 1".into());
+        }
         let upstream = self.upstream.as_str();
         if !(upstream.starts_with("http://") || upstream.starts_with("https://")) {
             return Err(format!("upstream {upstream:?} is not an http(s) URL"));
@@ -226,6 +248,10 @@ impl Config {
 
     pub(crate) fn grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    pub(crate) fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs)
     }
 }
 
@@ -264,6 +290,15 @@ scopes = ["orders:read"]
         assert!(config.cache.redis.is_none());
         assert!(!config.forward_token);
         assert!(!config.routes[0].allow_encoded_percent);
+        assert_eq!(config.header_read_timeout(), Duration::from_secs(10));
+        assert_eq!(config.max_pending_connections, 512);
+        for zero in [
+            "header_read_timeout_secs = 0",
+            "max_pending_connections = 0",
+        ] {
+            let err = parse(&format!("{zero}\n{GOOD}")).unwrap_err();
+            assert!(err.contains("must be at least 1"), "{err}");
+        }
         let percent = GOOD.replace(
             "api = \"orders\"",
             "api = \"orders\"\nallow_encoded_percent = true",

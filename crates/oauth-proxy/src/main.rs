@@ -27,8 +27,11 @@
 //! 504. `GET /healthz` answers 200 (`ok`). Once listening it logs `oauth-gateway ready` with the
 //! bound address (`listen = "127.0.0.1:0"` lets the system choose the port). SIGTERM or Ctrl-C
 //! stops accepting connections and lets requests in flight finish (at most
-//! `shutdown_grace_secs`). Logs are one line per request (method, path without the query,
-//! status, API, client, time) and never hold a token or secret.
+//! `shutdown_grace_secs`). A client has `header_read_timeout_secs` (default 10) to send a
+//! request's headers, and at most `max_pending_connections` (default 512) connections may be
+//! sending their first request's headers at once; a connection beyond that is closed. Logs are
+//! one line per request (method, path without the query, status, API, client, time) and never
+//! hold a token or secret.
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stderr)]
 

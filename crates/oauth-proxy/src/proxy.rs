@@ -55,14 +55,19 @@ pub(crate) async fn run(config: Config) -> Result<(), String> {
         tracing::info!("shutting down: no new connections, finishing requests in flight");
         let _ = signalled.send(true);
     });
-    let mut on_signal = signal.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        let _ = on_signal.wait_for(|s| *s).await;
-    });
+    let server = serve(
+        listener,
+        router,
+        Limits {
+            header_read_timeout: config.header_read_timeout(),
+            max_pending: config.max_pending_connections,
+        },
+        signal.clone(),
+    );
     let grace = config.grace();
     let mut after_signal = signal;
     tokio::select! {
-        served = server => served.map_err(|e| format!("serve: {e}")),
+        () = server => Ok(()),
         () = async {
             let _ = after_signal.wait_for(|s| *s).await;
             tokio::time::sleep(grace).await;
@@ -70,6 +75,97 @@ pub(crate) async fn run(config: Config) -> Result<(), String> {
             tracing::warn!("requests still in flight after the grace period; stopping");
             Ok(())
         }
+    }
+}
+
+/// What a client may cost before it has sent a request.
+struct Limits {
+    /// The time a client has to send a request's headers (hyper closes the connection then).
+    header_read_timeout: Duration,
+    /// Connections still sending their first request's headers, for all clients together.
+    max_pending: usize,
+}
+
+/// Accepts connections and serves each with hyper's HTTP/1 connection until `stop` turns true,
+/// then lets every connection finish its request in flight.
+///
+/// A client that sends its headers slowly (slowloris) holds a connection for at most
+/// `header_read_timeout`, and at most `max_pending` connections can be in that state at once:
+/// the limit is global, not per client address, because behind a load balancer every client
+/// has the balancer's address, and the timeout already bounds how long one slot is held.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    limits: Limits,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let pending = Arc::new(tokio::sync::Semaphore::new(limits.max_pending));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, say: wait for connections to end rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let Ok(permit) = Arc::clone(&pending).try_acquire_owned() else {
+            tracing::warn!(
+                %peer,
+                max_pending_connections = limits.max_pending,
+                "too many connections still sending request headers; connection closed"
+            );
+            continue;
+        };
+        tracing::debug!(%peer, "connection accepted");
+        let service = Admitted {
+            pending: std::sync::Mutex::new(Some(permit)),
+            inner: hyper_util::service::TowerToHyperService::new(router.clone()),
+        };
+        let connection =
+            graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            match connection.await {
+                Ok(()) => tracing::debug!(%peer, "connection closed"),
+                Err(e) if e.is_timeout() => {
+                    tracing::debug!(%peer, "request headers not received in time; connection closed");
+                }
+                Err(e) => tracing::debug!(%peer, error = %e, "connection closed"),
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// A connection's service: counts the connection as pending (holds a permit) until its first
+/// request's headers have arrived.
+struct Admitted<S> {
+    pending: std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+    inner: S,
+}
+
+impl<S, B> hyper::service::Service<Request<B>> for Admitted<S>
+where
+    S: hyper::service::Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, request: Request<B>) -> Self::Future {
+        if let Ok(mut permit) = self.pending.lock() {
+            permit.take();
+        }
+        self.inner.call(request)
     }
 }
 

@@ -9,8 +9,12 @@
 
 mod support;
 
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
 use oauth_test_server::{Behaviour, TestServer};
-use support::{HOUR, Proxy, Upstream, config, scratch, secrets};
+use support::{HOUR, Proxy, Upstream, config, config_with, get, scratch, secrets};
 
 /// Contracts for `app-1` on `orders` and `files`, in the redb file a gateway started in `dir`
 /// opens.
@@ -70,4 +74,150 @@ fn paths_an_upstream_could_read_as_another_are_refused() {
         upstream.targets(),
         ["/svc/orders/1", "/svc/files/100%25", "/svc/orders/1;v=2"]
     );
+}
+
+/// Connects to the gateway.
+fn connect(proxy: &Proxy) -> TcpStream {
+    TcpStream::connect(("127.0.0.1", proxy.port)).unwrap()
+}
+
+/// Reads until the gateway closes the connection: what it sent, or an error if it has not
+/// closed it `within` this long.
+fn read_to_close(stream: &mut TcpStream, within: Duration) -> Result<Vec<u8>, std::io::Error> {
+    let deadline = Instant::now() + within;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(answer),
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(answer),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[test]
+fn a_client_that_sends_its_headers_slowly_is_cut_off() {
+    let server = TestServer::start(Behaviour::default()).unwrap();
+    let upstream = Upstream::start();
+    let dir = scratch("slowloris");
+    grant(&dir);
+    let text = config_with(
+        &server,
+        upstream.port,
+        "header_read_timeout_secs = 1\nmax_pending_connections = 4",
+        "",
+        "",
+    );
+    let proxy = Proxy::start(&text, &dir, &secrets(&[]));
+    let token = server.issue_access_token("app-1", "orders:read", HOUR);
+
+    // A request line, then header lines that never end, at 5 bytes a second: the gateway
+    // closes the connection once its 1 s is up, without an answer (the writer stops when the
+    // connection is gone).
+    let mut stream = connect(&proxy);
+    let started = Instant::now();
+    let mut writer = stream.try_clone().unwrap();
+    let dribble = std::thread::spawn(move || {
+        let line = b"GET /orders/1 HTTP/1.1\r\n".iter();
+        for &byte in line.chain(b"x-slow: 1\r\n".iter().cycle()) {
+            if writer.write_all(&[byte]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let answer = read_to_close(&mut stream, Duration::from_secs(15));
+    let took = started.elapsed();
+    assert!(
+        matches!(&answer, Ok(bytes) if bytes.is_empty()),
+        "{answer:?} after {took:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(10),
+        "closed after {took:?}"
+    );
+    // (The writer notices within two writes.)
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    drop(stream);
+    dribble.join().unwrap();
+
+    // A client that sends its request at once is served, on a keep-alive connection too.
+    let mut stream = connect(&proxy);
+    for _ in 0..2 {
+        write!(
+            stream,
+            "GET /orders/1 HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {token}\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        // (The body is the upstream's JSON; the next read starts after it.)
+        let mut rest = Vec::new();
+        let mut byte = [0u8; 1];
+        while !rest.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).unwrap();
+            rest.push(byte[0]);
+        }
+        let text = String::from_utf8_lossy(&rest).to_ascii_lowercase();
+        let length: usize = text
+            .split("content-length:")
+            .nth(1)
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).unwrap();
+    }
+    // An idle keep-alive connection is closed after the same timeout.
+    let idle = read_to_close(&mut stream, Duration::from_secs(15));
+    assert!(matches!(&idle, Ok(bytes) if bytes.is_empty()), "{idle:?}");
+}
+
+#[test]
+fn connections_still_sending_headers_are_limited() {
+    let server = TestServer::start(Behaviour::default()).unwrap();
+    let upstream = Upstream::start();
+    let dir = scratch("pending");
+    let text = config_with(
+        &server,
+        upstream.port,
+        "header_read_timeout_secs = 60\nmax_pending_connections = 2",
+        "",
+        "",
+    );
+    let proxy = Proxy::start(&text, &dir, &secrets(&[]));
+    // Two connections with half a request head each: the limit. (Accepted in the order they
+    // connected, so the third is the one beyond it.)
+    let mut first = connect(&proxy);
+    let mut second = connect(&proxy);
+    first.write_all(b"GET /orders/1 HTTP/1.1\r\n").unwrap();
+    second.write_all(b"GET /orders/1 HTTP/1.1\r\n").unwrap();
+    let mut third = connect(&proxy);
+    let started = Instant::now();
+    let refused = read_to_close(&mut third, Duration::from_secs(15));
+    assert!(
+        matches!(&refused, Ok(bytes) if bytes.is_empty()),
+        "{refused:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    proxy.wait_for_log(&[
+        "too many connections still sending request headers",
+        "max_pending_connections=2",
+    ]);
+    // One of them goes away: a new client is served again (once the gateway has seen it go).
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(&proxy.url("/healthz"), None).0 != 200 {
+        assert!(Instant::now() < deadline, "{}", proxy.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(second);
 }
