@@ -30,6 +30,10 @@ pub(crate) struct Config {
     /// clients together; a connection that arrives beyond it is closed at once.
     #[serde(default = "default_max_pending_connections")]
     pub(crate) max_pending_connections: usize,
+    /// How log lines are written to stderr: `text` (default) or `json` (one object a line).
+    /// Levels come from `RUST_LOG` (default `info`).
+    #[serde(default)]
+    pub(crate) log_format: LogFormat,
     /// Whether the caller's `Authorization` header is passed upstream (dropped by default).
     #[serde(default)]
     pub(crate) forward_token: bool,
@@ -57,6 +61,17 @@ fn default_header_read_timeout() -> u64 {
 
 fn default_max_pending_connections() -> usize {
     512
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields`, ...).
+    Json,
 }
 
 /// The authorization server's introspection endpoint and the gateway's credentials.
@@ -290,6 +305,11 @@ scopes = ["orders:read"]
         assert!(config.cache.redis.is_none());
         assert!(!config.forward_token);
         assert!(!config.routes[0].allow_encoded_percent);
+        assert_eq!(config.log_format, LogFormat::Text);
+        let json = parse(&format!("log_format = \"json\"\n{GOOD}")).unwrap();
+        assert_eq!(json.log_format, LogFormat::Json);
+        let err = parse(&format!("log_format = \"xml\"\n{GOOD}")).unwrap_err();
+        assert!(err.contains("unknown variant `xml`"), "{err}");
         assert_eq!(config.header_read_timeout(), Duration::from_secs(10));
         assert_eq!(config.max_pending_connections, 512);
         for zero in [

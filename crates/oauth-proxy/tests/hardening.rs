@@ -1,5 +1,5 @@
-//! One `oauth-gateway` process against hostile requests: paths an upstream could read as
-//! another API's, connections that send their headers slowly, and its logs at every level.
+//! One `oauth-gateway` process against hostile requests (paths an upstream could read as
+//! another API's, connections that send their headers slowly), and its logs at every level.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,7 +14,9 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use oauth_test_server::{Behaviour, TestServer};
-use support::{HOUR, Proxy, Upstream, config, config_with, get, scratch, secrets};
+use support::{
+    HOUR, Proxy, Upstream, assert_no_secret, config, config_with, get, scratch, secrets,
+};
 
 /// Contracts for `app-1` on `orders` and `files`, in the redb file a gateway started in `dir`
 /// opens.
@@ -220,4 +222,90 @@ fn connections_still_sending_headers_are_limited() {
         std::thread::sleep(Duration::from_millis(20));
     }
     drop(second);
+}
+
+#[test]
+fn logs_follow_rust_log_and_log_format_and_never_hold_a_secret() {
+    let server = TestServer::start(Behaviour::default()).unwrap();
+    let upstream = Upstream::start();
+    let dir = scratch("logs");
+    grant(&dir);
+    // A gateway with `top` in its configuration and `RUST_LOG`; a request that it introspects
+    // (with its client secret) and forwards, one with an unknown token; then its log, and the
+    // bearer tokens it was sent.
+    let run = |top: &str, rust_log: Option<&str>| {
+        let mut env = secrets(&[]);
+        if let Some(level) = rust_log {
+            env.push(("RUST_LOG", level.to_owned()));
+        }
+        let proxy = Proxy::start(
+            &config_with(&server, upstream.port, top, "", ""),
+            &dir,
+            &env,
+        );
+        let token = server.issue_access_token("app-1", "orders:read", HOUR);
+        let unknown = format!("unknown-{token}");
+        assert_eq!(proxy.raw_get("/orders/1", Some(&token)), 200);
+        assert_eq!(proxy.raw_get("/orders/1", Some(&unknown)), 401);
+        // (The request line is written before the answer is sent.)
+        let log = proxy.log_text();
+        assert!(log.contains("status") && log.contains("401"), "{log}");
+        (log, [token, unknown])
+    };
+    let client_secret = Behaviour::default().client_secret;
+
+    // The default: INFO, text.
+    let (log, _) = run("", None);
+    assert!(log.contains(" INFO "), "{log}");
+    assert!(
+        !log.contains("DEBUG") && !log.contains("connection accepted"),
+        "{log}"
+    );
+
+    // RUST_LOG=debug: the gateway's connection lines appear.
+    let (log, _) = run("", Some("debug"));
+    assert!(
+        log.lines()
+            .any(|l| l.contains("DEBUG") && l.contains("connection accepted")),
+        "{log}"
+    );
+
+    // RUST_LOG=trace, as text and as JSON: everything, and no secret in any form.
+    for (top, json) in [("", false), ("log_format = \"json\"", true)] {
+        let (log, tokens) = run(top, Some("trace"));
+        assert!(log.contains("TRACE"), "{log}");
+        for line in log.lines().filter(|l| !l.trim().is_empty()) {
+            let parsed = serde_json::from_str::<serde_json::Value>(line);
+            assert_eq!(parsed.is_ok(), json, "{line}");
+        }
+        if json {
+            let lines: Vec<serde_json::Value> = log
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            assert!(lines.iter().any(|l| l["fields"]["message"] == "request"
+                && l["fields"]["status"] == 401
+                && l["level"] == "INFO"));
+        }
+        let secrets: Vec<&str> = tokens
+            .iter()
+            .map(String::as_str)
+            .chain([client_secret.as_str()])
+            .collect();
+        assert_no_secret(&log, &secrets);
+    }
+}
+
+#[test]
+#[should_panic(expected = "the log holds a secret")]
+fn the_secret_check_finds_a_basic_header() {
+    use base64::Engine as _;
+    let b = Behaviour::default();
+    // RFC 6749 §2.3.1: each part form-encoded, then base64.
+    let header = format!("{}:test-secret~%3F%3A%25%2B%26+with+spaces", b.client_id);
+    let log = format!(
+        "authorization: Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(header)
+    );
+    assert_no_secret(&log, &[&b.client_secret]);
 }

@@ -313,3 +313,67 @@ pub(crate) fn secrets(extra: &[(&str, String)]) -> Vec<(&'static str, String)> {
     }
     env
 }
+
+/// `text` as an `application/x-www-form-urlencoded` value (RFC 6749 appendix B).
+fn form_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                char::from(b).to_string()
+            }
+            b' ' => "+".to_owned(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Fragments of every form in which `secret` could reach a log: as it is, form-encoded, and,
+/// for its longest prefix that no encoding changes (its stem), in hex and in base64 (standard
+/// and URL-safe, at each of the three alignments, alone and after `client_id:` as in a Basic
+/// header), so that a differently encoded tail or what surrounds it does not hide it.
+fn forms(secret: &str, client_id: &str) -> Vec<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let stem: String = secret
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || "-._".contains(*c))
+        .collect();
+    assert!(
+        stem.len() >= 8,
+        "the secret {secret:?} needs a longer plain prefix"
+    );
+    let mut forms = vec![
+        secret.to_owned(),
+        form_encoded(secret),
+        stem.clone(),
+        stem.bytes().map(|b| format!("{b:02x}")).collect(),
+    ];
+    for text in [stem.clone(), format!("{client_id}:{stem}")] {
+        for shift in 0..3 {
+            // `shift` bytes before it: the first group holds them, the last may hold what
+            // follows; only the groups in between are certain.
+            let mut bytes = vec![0u8; shift];
+            bytes.extend_from_slice(text.as_bytes());
+            let whole = bytes.len() / 3 * 3;
+            let skip = if shift == 0 { 0 } else { 4 };
+            for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+                let encoded = engine.encode(&bytes[..whole]);
+                forms.push(encoded[skip..].to_owned());
+            }
+        }
+    }
+    forms
+}
+
+/// Panics if `log` holds any of `secrets` in any of the forms [`forms`] lists.
+pub(crate) fn assert_no_secret(log: &str, secrets: &[&str]) {
+    let client_id = Behaviour::default().client_id;
+    for secret in secrets {
+        for form in forms(secret, &client_id) {
+            assert!(
+                !log.contains(&form),
+                "the log holds a secret ({secret:?} as {form:?})"
+            );
+        }
+    }
+}
