@@ -270,6 +270,14 @@ fn logs_follow_rust_log_and_log_format_and_never_hold_a_secret() {
         "{log}"
     );
 
+    // An invalid RUST_LOG: said so, and INFO.
+    let (log, _) = run("", Some("oauth_gateway=loud"));
+    assert!(
+        log.contains("RUST_LOG \"oauth_gateway=loud\" ignored"),
+        "{log}"
+    );
+    assert!(log.contains(" INFO ") && !log.contains("DEBUG"), "{log}");
+
     // RUST_LOG=trace, as text and as JSON: everything, and no secret in any form.
     for (top, json) in [("", false), ("log_format = \"json\"", true)] {
         let (log, tokens) = run(top, Some("trace"));
