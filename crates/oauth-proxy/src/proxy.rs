@@ -104,6 +104,8 @@ async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
+    // Connections closed for the limit since the last warning, and when that was.
+    let (mut refused, mut last_warning) = (0u64, None::<Instant>);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -118,11 +120,18 @@ async fn serve(
             _ = stop.wait_for(|s| *s) => break,
         };
         let Ok(permit) = Arc::clone(&pending).try_acquire_owned() else {
-            tracing::warn!(
-                %peer,
-                max_pending_connections = limits.max_pending,
-                "too many connections still sending request headers; connection closed"
-            );
+            // One line a second at most, with the count: a flood must not flood the log too.
+            refused += 1;
+            if last_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                tracing::warn!(
+                    %peer,
+                    refused,
+                    max_pending_connections = limits.max_pending,
+                    "too many connections still sending request headers; connection closed"
+                );
+                refused = 0;
+                last_warning = Some(Instant::now());
+            }
             continue;
         };
         tracing::debug!(%peer, "connection accepted");
