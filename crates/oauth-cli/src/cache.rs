@@ -1,6 +1,11 @@
 //! The token cache: one file per profile in the user's cache directory, readable by the user
 //! alone (mode 0600; a broader file is refused), written atomically (a temporary file renamed
 //! over the old one), so two `oauth` processes never see half a file.
+//!
+//! Another user must not be able to redirect what is written: a directory that others may
+//! write to is refused (they could replace the file or plant links in it), so is a cache file
+//! that is a symbolic link, and the temporary file has a random name and is created only if
+//! nothing (not even a dangling link) is there yet.
 
 use std::fs;
 use std::io::Write as _;
@@ -113,9 +118,25 @@ pub(crate) fn path(name: &str) -> Result<PathBuf, CliError> {
 }
 
 /// Reads the cache entry `name`; `None` if there is none (or it is unreadable JSON, which is
-/// then replaced). A file others may read is an error.
+/// then replaced). A file others may read, a file that is a symbolic link and a directory
+/// others may write to are errors.
 pub(crate) fn load(name: &str) -> Result<Option<Cached>, CliError> {
     let path = path(name)?;
+    if let Some(dir) = path.parent() {
+        match fs::metadata(dir) {
+            Ok(_) => check_dir(dir)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(CliError::config(format!(
+                    "cannot read the cache directory {}: {e}",
+                    dir.display()
+                )));
+            }
+        }
+    }
+    if !check_not_a_link(&path)? {
+        return Ok(None);
+    }
     let bytes = match fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -151,35 +172,99 @@ fn check_private(_: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Refuses a cache directory that others may write to: they could swap the cache file for
+/// their own or for a link. (The directory itself may be a link, as `~/.cache` often is; what
+/// it leads to is checked.)
+#[cfg(unix)]
+fn check_dir(dir: &Path) -> Result<(), CliError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = fs::metadata(dir)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .map_err(|e| {
+            CliError::config(format!(
+                "cannot read the cache directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+    if mode & 0o022 != 0 {
+        return Err(CliError::config(format!(
+            "the cache directory {} can be written by others (mode {mode:o}): run `chmod 700 {}` \
+             or set OAUTH_CACHE_DIR to a directory of your own",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_dir(_: &Path) -> Result<(), CliError> {
+    Ok(())
+}
+
+/// Refuses a cache file that is a symbolic link (reading or replacing it would act on what it
+/// points to, which someone else may have chosen). True if there is a file, false if none.
+fn check_not_a_link(path: &Path) -> Result<bool, CliError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(CliError::config(format!(
+            "the token cache {} is a symbolic link: delete it (`rm {}`)",
+            path.display(),
+            path.display()
+        ))),
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(CliError::config(format!(
+            "cannot read the token cache {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 /// Writes the cache entry `name` (mode 0600, atomically).
 pub(crate) fn store(name: &str, entry: &Cached) -> Result<(), CliError> {
     let path = path(name)?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     create_private_dir(&dir)?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("token"),
-        std::process::id()
-    ));
+    check_dir(&dir)?;
+    check_not_a_link(&path)?;
     let failed = |e: std::io::Error| {
         CliError::config(format!(
             "cannot write the token cache {}: {e}",
             path.display()
         ))
     };
+    let mut random = [0u8; 12];
+    oauth_core::RandomSource::fill(&oauth_ureq::SystemRandom, &mut random)
+        .map_err(|e| failed(std::io::Error::other(e)))?;
+    let random: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let tmp = dir.join(format!(
+        ".{}.{random}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("token"),
+    ));
+    let json = serde_json::to_vec(entry).map_err(|e| failed(std::io::Error::other(e)))?;
+    let written = create_private_file(&tmp).and_then(|mut file| {
+        file.write_all(&json)?;
+        file.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| fs::rename(&tmp, &path)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(failed(e));
+    }
+    Ok(())
+}
+
+/// Creates `path` for writing, mode 0600, only if nothing is there: no existing file is
+/// truncated and no symbolic link followed (O_CREAT | O_EXCL refuses a link, even a dangling
+/// one; O_NOFOLLOW says so again).
+fn create_private_file(path: &Path) -> std::io::Result<fs::File> {
     let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
     }
-    let mut file = options.open(&tmp).map_err(failed)?;
-    let json = serde_json::to_vec(entry).map_err(|e| failed(std::io::Error::other(e)))?;
-    file.write_all(&json).map_err(failed)?;
-    file.sync_all().map_err(failed)?;
-    drop(file);
-    fs::rename(&tmp, &path).map_err(failed)
+    options.open(path)
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), CliError> {
@@ -206,5 +291,29 @@ pub(crate) fn remove(name: &str) -> Result<bool, CliError> {
         Err(e) => Err(CliError::config(format!(
             "cannot delete the token cache: {e}"
         ))),
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_private_file_is_never_created_through_a_link() {
+        let dir = std::env::temp_dir().join(format!("oauth-cli-cache-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("target");
+        fs::write(&target, "mine").unwrap();
+        for (link, to) in [("link", target.clone()), ("dangling", dir.join("nothing"))] {
+            std::os::unix::fs::symlink(&to, dir.join(link)).unwrap();
+            assert!(create_private_file(&dir.join(link)).is_err(), "{link}");
+        }
+        assert_eq!(fs::read_to_string(&target).unwrap(), "mine");
+        assert!(!dir.join("nothing").exists());
+        // An existing file is not truncated either.
+        assert!(create_private_file(&target).is_err());
+        assert_eq!(fs::read_to_string(&target).unwrap(), "mine");
+        let _ = fs::remove_dir_all(&dir);
     }
 }

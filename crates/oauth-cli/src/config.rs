@@ -323,6 +323,31 @@ fn fnv1a(text: &str) -> u64 {
     })
 }
 
+/// Refuses a client secret file that others may read or write, as ssh refuses such a key
+/// file: the secret is as good as theirs. (Of a link, what it leads to is checked; a pipe such
+/// as `<(pass show x)` is the user's alone.)
+#[cfg(unix)]
+fn check_secret_file(file: &Path) -> Result<(), CliError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(file)
+        .map(|m| m.permissions().mode() & 0o777)
+        .map_err(|e| CliError::config(format!("cannot read {}: {e}", file.display())))?;
+    if mode & 0o077 != 0 {
+        return Err(CliError::config(format!(
+            "the client secret file {} is open to others (mode {mode:o}): run `chmod 600 {}`, or \
+             pass it with --client-secret-stdin if you cannot",
+            file.display(),
+            file.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_secret_file(_: &Path) -> Result<(), CliError> {
+    Ok(())
+}
+
 impl Settings {
     /// The HTTP client: https only (loopback http by --allow-http-loopback), the extra CA.
     pub(crate) fn http(&self) -> Result<HttpClient, CliError> {
@@ -358,6 +383,7 @@ impl Settings {
             });
         }
         if let Some(file) = &s.file {
+            check_secret_file(file)?;
             let text = std::fs::read_to_string(file)
                 .map_err(|e| CliError::config(format!("cannot read {}: {e}", file.display())))?;
             return Ok(ClientSecret::new(text.trim_end_matches(['\r', '\n'])));

@@ -28,7 +28,8 @@ Exit status:
   64  bad input (a malformed JWT or URL, an unknown profile)
   69  the server could not be reached (connection, TLS, timeout)
   77  the authorization server refused (wrong credentials, invalid grant, access denied)
-  78  configuration problem (missing secret, unreadable config, unsafe cache file)
+  78  configuration problem (missing secret, unreadable config, unsafe cache file or
+      directory, a secret file others may read)
   1   anything else";
 
 /// OAuth 2.0 tokens from the terminal: get, cache, use.
@@ -101,7 +102,9 @@ pub(crate) struct ClientArgs {
     /// Read the client secret from this environment variable.
     #[arg(long)]
     pub(crate) client_secret_env: Option<String>,
-    /// Read the client secret from this file.
+    /// Read the client secret from this file (trailing newlines removed). It must be yours alone
+    /// (mode 0600 or narrower): a file others may read or write is refused, as ssh refuses such
+    /// a key.
     #[arg(long)]
     pub(crate) client_secret_file: Option<PathBuf>,
     /// Read the client secret from stdin.

@@ -200,6 +200,128 @@ fn an_unsafe_cache_file_is_refused_and_concurrent_processes_do_not_corrupt_it() 
     assert!(after["expires_at"].as_u64().unwrap() > 1);
 }
 
+/// A file only its owner may read or write, holding `text`.
+#[cfg(unix)]
+fn private_file(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn links_planted_in_the_cache_directory_are_not_followed() {
+    use std::os::unix::fs::symlink;
+    let env = Env::new(Behaviour::default());
+    assert_eq!(code(&env.run(&["token"], true)), 0);
+    let file = env.cache_file();
+    let dir = file.parent().unwrap().to_path_buf();
+    let name = file.file_name().unwrap().to_str().unwrap().to_owned();
+    let victim = env.dir.join("victim");
+    private_file(&victim, "precious");
+
+    // Links at the temporary names `.<file>.<pid>.tmp` that the next processes would have
+    // used (pids follow the namespace's last one; other tests start processes too, hence the
+    // margin): the token is written, the links' target is not.
+    std::fs::remove_file(&file).unwrap();
+    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0);
+    for pid in last + 1..=last + 2000 {
+        symlink(&victim, dir.join(format!(".{name}.{pid}.tmp"))).unwrap();
+    }
+    let out = env.run(&["token"], true);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let written = std::fs::symlink_metadata(&file).unwrap();
+    assert!(written.file_type().is_file());
+
+    // A link as the cache file itself: refused, its target neither read into a token nor
+    // written.
+    std::fs::remove_file(&file).unwrap();
+    symlink(&victim, &file).unwrap();
+    let before = env.server.counters().token_requests;
+    let refused = env.run(&["token"], true);
+    assert_eq!(code(&refused), 78);
+    let message = text(&refused.stderr);
+    assert!(
+        message.contains("is a symbolic link") && message.lines().count() == 1,
+        "{message}"
+    );
+    assert!(refused.stdout.is_empty());
+    assert_eq!(env.server.counters().token_requests, before);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_cache_directory_others_may_write_to_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let env = Env::new(Behaviour::default());
+    let dir = env.dir.join("cache");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Group-writable, and world-writable with the sticky bit (as /tmp).
+    for mode in [0o770, 0o1777] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+        let refused = env.run(&["token"], true);
+        assert_eq!(code(&refused), 78);
+        let message = text(&refused.stderr);
+        assert!(
+            message.contains(&format!("run `chmod 700 {}`", dir.display()))
+                && message.lines().count() == 1,
+            "{message}"
+        );
+        assert!(refused.stdout.is_empty());
+        assert!(std::fs::read_dir(&dir).unwrap().next().is_none());
+    }
+    assert_eq!(env.server.counters().token_requests, 0);
+    // As the message says:
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(code(&env.run(&["token"], true)), 0);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_client_secret_file_others_may_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let env = Env::new(Behaviour::default());
+    let file = env.dir.join("client-secret");
+    std::fs::write(&file, format!("{SECRET}\n")).unwrap();
+    let args = |file: &Path| {
+        vec![
+            "token".to_owned(),
+            "--token-url".into(),
+            env.url("/token"),
+            "--client-id".into(),
+            Behaviour::default().client_id,
+            "--client-secret-file".into(),
+            file.display().to_string(),
+            "--ca-file".into(),
+            env.dir.join("ca.pem").display().to_string(),
+        ]
+    };
+    let args = args(&file);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    for mode in [0o644, 0o640, 0o604] {
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+        let refused = env.run(&args, false);
+        assert_eq!(code(&refused), 78);
+        let message = text(&refused.stderr);
+        assert!(
+            message.contains(&format!("run `chmod 600 {}`", file.display()))
+                && message.lines().count() == 1,
+            "{message}"
+        );
+        assert!(refused.stdout.is_empty());
+    }
+    assert_eq!(env.server.counters().token_requests, 0);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = env.run(&args, false);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(env.server.counters().token_requests, 1);
+}
+
 #[test]
 fn call_adds_the_token_and_recovers_from_token_expired() {
     let env = Env::new(Behaviour {

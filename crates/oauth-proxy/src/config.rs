@@ -22,6 +22,18 @@ pub(crate) struct Config {
     /// How long in-flight requests may run after a shutdown signal, in seconds.
     #[serde(default = "default_grace")]
     pub(crate) shutdown_grace_secs: u64,
+    /// How long a client may take to send a request's headers, in seconds; the connection is
+    /// closed when it runs out. It also bounds how long an idle keep-alive connection is kept.
+    #[serde(default = "default_header_read_timeout")]
+    pub(crate) header_read_timeout_secs: u64,
+    /// How many connections may be sending their first request's headers at once, for all
+    /// clients together; a connection that arrives beyond it is closed at once.
+    #[serde(default = "default_max_pending_connections")]
+    pub(crate) max_pending_connections: usize,
+    /// How log lines are written to stderr: `text` (default) or `json` (one object a line).
+    /// Levels come from `RUST_LOG` (default `info`).
+    #[serde(default)]
+    pub(crate) log_format: LogFormat,
     /// Whether the caller's `Authorization` header is passed upstream (dropped by default).
     #[serde(default)]
     pub(crate) forward_token: bool,
@@ -41,6 +53,25 @@ fn default_upstream_timeout() -> u64 {
 
 fn default_grace() -> u64 {
     10
+}
+
+fn default_header_read_timeout() -> u64 {
+    10
+}
+
+fn default_max_pending_connections() -> usize {
+    512
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields`, ...).
+    Json,
 }
 
 /// The authorization server's introspection endpoint and the gateway's credentials.
@@ -170,6 +201,10 @@ pub(crate) struct Route {
     pub(crate) scopes: Vec<String>,
     /// The audience tokens must carry, if checked.
     pub(crate) audience: Option<String>,
+    /// Whether paths may hold `%25` (an encoded `%`). Off by default: an upstream that decodes
+    /// twice would read `%252e%252e` as `..`. Turn it on only for an upstream that decodes once.
+    #[serde(default)]
+    pub(crate) allow_encoded_percent: bool,
 }
 
 impl Config {
@@ -192,6 +227,12 @@ impl Config {
             if !route.prefix.starts_with('/') {
                 return Err(format!("route prefix {:?} must start with /", route.prefix));
             }
+        }
+        if self.header_read_timeout_secs == 0 {
+            return Err("header_read_timeout_secs must be at least 1".into());
+        }
+        if self.max_pending_connections == 0 {
+            return Err("max_pending_connections must be at least 1".into());
         }
         let upstream = self.upstream.as_str();
         if !(upstream.starts_with("http://") || upstream.starts_with("https://")) {
@@ -222,6 +263,10 @@ impl Config {
 
     pub(crate) fn grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    pub(crate) fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs)
     }
 }
 
@@ -259,6 +304,26 @@ scopes = ["orders:read"]
         assert!(matches!(config.contracts, Contracts::Redb { .. }));
         assert!(config.cache.redis.is_none());
         assert!(!config.forward_token);
+        assert!(!config.routes[0].allow_encoded_percent);
+        assert_eq!(config.log_format, LogFormat::Text);
+        let json = parse(&format!("log_format = \"json\"\n{GOOD}")).unwrap();
+        assert_eq!(json.log_format, LogFormat::Json);
+        let err = parse(&format!("log_format = \"xml\"\n{GOOD}")).unwrap_err();
+        assert!(err.contains("unknown variant `xml`"), "{err}");
+        assert_eq!(config.header_read_timeout(), Duration::from_secs(10));
+        assert_eq!(config.max_pending_connections, 512);
+        for zero in [
+            "header_read_timeout_secs = 0",
+            "max_pending_connections = 0",
+        ] {
+            let err = parse(&format!("{zero}\n{GOOD}")).unwrap_err();
+            assert!(err.contains("must be at least 1"), "{err}");
+        }
+        let percent = GOOD.replace(
+            "api = \"orders\"",
+            "api = \"orders\"\nallow_encoded_percent = true",
+        );
+        assert!(parse(&percent).unwrap().routes[0].allow_encoded_percent);
         let unknown = GOOD.replace("api = \"orders\"", "api = \"orders\"\nscope = [\"x\"]");
         let err = parse(&unknown).unwrap_err();
         assert!(err.contains("unknown field `scope`"), "{err}");

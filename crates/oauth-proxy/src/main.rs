@@ -18,13 +18,22 @@
 //! | `x-oauth-subject` | the resource owner, for tokens issued on a user's behalf |
 //! | `x-oauth-expires-at` | the token's expiry, seconds since the epoch |
 //!
+//! A path is forwarded as sent; one an upstream could read as another API's path (a `.` or `..`
+//! segment, raw, percent-encoded or behind `;params`; an encoded `/` or `\`; an empty segment;
+//! `%25` unless the route sets `allow_encoded_percent = true`) is refused with a 400.
+//!
 //! Denials are RFC 6750 answers (401, 403, 503 when a validation or the contract store is
 //! unavailable); an upstream that cannot be reached is a 502, one that does not answer in time a
 //! 504. `GET /healthz` answers 200 (`ok`). Once listening it logs `oauth-gateway ready` with the
 //! bound address (`listen = "127.0.0.1:0"` lets the system choose the port). SIGTERM or Ctrl-C
 //! stops accepting connections and lets requests in flight finish (at most
-//! `shutdown_grace_secs`). Logs are one line per request (method, path without the query,
-//! status, API, client, time) and never hold a token or secret.
+//! `shutdown_grace_secs`). A client has `header_read_timeout_secs` (default 10) to send a
+//! request's headers, and at most `max_pending_connections` (default 512) connections may be
+//! sending their first request's headers at once; a connection beyond that is closed. Logs (stderr)
+//! are one line per request (method, path without the query, status, API, client, time), at
+//! the levels `RUST_LOG` names (default `info`; `debug` adds connections, `trace` the
+//! dependencies' detail), as text or, with `log_format = "json"`, one JSON object a line; at no
+//! level do they hold a token or secret.
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stderr)]
 
@@ -42,10 +51,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .init();
     let config = match config::Config::load(std::path::Path::new(&path)) {
         Ok(config) => config,
         Err(e) => {
@@ -53,6 +58,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    logging(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -69,5 +75,29 @@ fn main() -> ExitCode {
             eprintln!("oauth-gateway: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Logs to stderr at the levels `RUST_LOG` names (`info` if unset; an invalid value is
+/// reported and `info` used), in the configured format. `log` records of the dependencies
+/// that use that crate are included.
+fn logging(format: config::LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::LevelFilter;
+    let builder = EnvFilter::builder().with_default_directive(LevelFilter::INFO.into());
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(value) => builder.parse(&value).unwrap_or_else(|e| {
+            eprintln!("oauth-gateway: RUST_LOG {value:?} ignored ({e}); logging at info");
+            EnvFilter::new("info")
+        }),
+        Err(_) => builder.parse_lossy(""),
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr);
+    match format {
+        config::LogFormat::Text => subscriber.init(),
+        config::LogFormat::Json => subscriber.json().init(),
     }
 }

@@ -18,6 +18,8 @@ struct Route {
     prefix: String,
     api: String,
     gateway: Gateway,
+    /// Whether `%25` (an encoded `%`) may appear in this route's paths.
+    allow_encoded_percent: bool,
 }
 
 struct App {
@@ -53,14 +55,19 @@ pub(crate) async fn run(config: Config) -> Result<(), String> {
         tracing::info!("shutting down: no new connections, finishing requests in flight");
         let _ = signalled.send(true);
     });
-    let mut on_signal = signal.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        let _ = on_signal.wait_for(|s| *s).await;
-    });
+    let server = serve(
+        listener,
+        router,
+        Limits {
+            header_read_timeout: config.header_read_timeout(),
+            max_pending: config.max_pending_connections,
+        },
+        signal.clone(),
+    );
     let grace = config.grace();
     let mut after_signal = signal;
     tokio::select! {
-        served = server => served.map_err(|e| format!("serve: {e}")),
+        () = server => Ok(()),
         () = async {
             let _ = after_signal.wait_for(|s| *s).await;
             tokio::time::sleep(grace).await;
@@ -68,6 +75,106 @@ pub(crate) async fn run(config: Config) -> Result<(), String> {
             tracing::warn!("requests still in flight after the grace period; stopping");
             Ok(())
         }
+    }
+}
+
+/// What a client may cost before it has sent a request.
+struct Limits {
+    /// The time a client has to send a request's headers (hyper closes the connection then).
+    header_read_timeout: Duration,
+    /// Connections still sending their first request's headers, for all clients together.
+    max_pending: usize,
+}
+
+/// Accepts connections and serves each with hyper's HTTP/1 connection until `stop` turns true,
+/// then lets every connection finish its request in flight.
+///
+/// A client that sends its headers slowly (slowloris) holds a connection for at most
+/// `header_read_timeout`, and at most `max_pending` connections can be in that state at once:
+/// the limit is global, not per client address, because behind a load balancer every client
+/// has the balancer's address, and the timeout already bounds how long one slot is held.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    limits: Limits,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let pending = Arc::new(tokio::sync::Semaphore::new(limits.max_pending));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    // Connections closed for the limit since the last warning, and when that was.
+    let (mut refused, mut last_warning) = (0u64, None::<Instant>);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, say: wait for connections to end rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let Ok(permit) = Arc::clone(&pending).try_acquire_owned() else {
+            // One line a second at most, with the count: a flood must not flood the log too.
+            refused += 1;
+            if last_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                tracing::warn!(
+                    %peer,
+                    refused,
+                    max_pending_connections = limits.max_pending,
+                    "too many connections still sending request headers; connection closed"
+                );
+                refused = 0;
+                last_warning = Some(Instant::now());
+            }
+            continue;
+        };
+        tracing::debug!(%peer, "connection accepted");
+        let service = Admitted {
+            pending: std::sync::Mutex::new(Some(permit)),
+            inner: hyper_util::service::TowerToHyperService::new(router.clone()),
+        };
+        let connection =
+            graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            match connection.await {
+                Ok(()) => tracing::debug!(%peer, "connection closed"),
+                Err(e) if e.is_timeout() => {
+                    tracing::debug!(%peer, "request headers not received in time; connection closed");
+                }
+                Err(e) => tracing::debug!(%peer, error = %e, "connection closed"),
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// A connection's service: counts the connection as pending (holds a permit) until its first
+/// request's headers have arrived.
+struct Admitted<S> {
+    pending: std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+    inner: S,
+}
+
+impl<S, B> hyper::service::Service<Request<B>> for Admitted<S>
+where
+    S: hyper::service::Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, request: Request<B>) -> Self::Future {
+        if let Ok(mut permit) = self.pending.lock() {
+            permit.take();
+        }
+        self.inner.call(request)
     }
 }
 
@@ -186,6 +293,7 @@ fn build(config: &Config) -> Result<App, String> {
             prefix: r.prefix.trim_end_matches('/').to_owned(),
             api: r.api.clone(),
             gateway: builder.build(policy, Arc::clone(&contracts)),
+            allow_encoded_percent: r.allow_encoded_percent,
         });
     }
     // Longest prefix first.
@@ -224,9 +332,11 @@ async fn handle(State(app): State<Arc<App>>, request: Request<Body>) -> Response
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     // The path is routed and forwarded as sent: one that an upstream could read as another
-    // (dot segments, encoded slashes, empty segments) is refused rather than normalised, so that
-    // no request reaches one API's backend under another API's policy.
-    if !plain_path(&path) {
+    // (dot segments, also behind `;params` or an encoding, encoded slashes, empty segments, a
+    // second layer of encoding) is refused rather than normalised, so that no request reaches
+    // one API's backend under another API's policy.
+    let path_check = check_path(&path);
+    if path_check == PathCheck::Ambiguous {
         tracing::info!(%method, status = 400, "ambiguous path refused");
         return plain(StatusCode::BAD_REQUEST, "ambiguous path");
     }
@@ -234,6 +344,10 @@ async fn handle(State(app): State<Arc<App>>, request: Request<Body>) -> Response
         tracing::info!(%method, path, status = 404, "no route");
         return plain(StatusCode::NOT_FOUND, "no route");
     };
+    if path_check == PathCheck::EncodedPercent && !route.allow_encoded_percent {
+        tracing::info!(%method, status = 400, api = route.api, "encoded % in path refused");
+        return plain(StatusCode::BAD_REQUEST, "ambiguous path: encoded %");
+    }
     let decision = route
         .gateway
         .check_parts(request.method(), request.uri(), request.headers())
@@ -260,20 +374,84 @@ async fn handle(State(app): State<Arc<App>>, request: Request<Body>) -> Response
     response
 }
 
-/// Whether `path` means the same to every reader: no `.`/`..` segment (raw or percent-encoded),
-/// no encoded `/` or `\\`, no `\\`, no empty segment.
-fn plain_path(path: &str) -> bool {
+/// What [`check_path`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PathCheck {
+    /// The path means the same to every reader.
+    Plain,
+    /// As `Plain`, but it holds `%25`: an upstream that decodes twice would read other
+    /// characters than the gateway did, so only routes that opt in accept it.
+    EncodedPercent,
+    /// An upstream could read another path than the one the gateway routed.
+    Ambiguous,
+}
+
+/// Checks the path every request passes through before it is routed. Ambiguous: a `.` or `..`
+/// segment as an upstream may read it (raw, percent-decoded once, with its `;params` removed
+/// before or after decoding, as Tomcat, Jetty and Spring do), an encoded `/` or `\\`, a `\\`, an
+/// empty segment (`//`, or one that is only `;params`).
+fn check_path(path: &str) -> PathCheck {
     let lower = path.to_ascii_lowercase();
     if lower.contains("%2f")
         || lower.contains("%5c")
         || lower.contains('\\')
         || lower.contains("//")
     {
-        return false;
+        return PathCheck::Ambiguous;
     }
-    !lower
-        .split('/')
-        .any(|segment| matches!(segment.replace("%2e", ".").as_str(), "." | ".."))
+    let dot = |segment: &[u8]| matches!(segment, b"." | b"..");
+    for segment in path.split('/') {
+        let bare = without_params(segment.as_bytes());
+        let decoded = percent_decode(segment.as_bytes());
+        if dot(segment.as_bytes())
+            || dot(bare)
+            || dot(&percent_decode(bare))
+            || dot(&decoded)
+            || dot(without_params(&decoded))
+            || (!segment.is_empty() && bare.is_empty())
+        {
+            return PathCheck::Ambiguous;
+        }
+    }
+    if lower.contains("%25") {
+        PathCheck::EncodedPercent
+    } else {
+        PathCheck::Plain
+    }
+}
+
+/// A path segment without its `;params` (RFC 3986 §3.3 allows them; servlet containers drop
+/// them before matching).
+fn without_params(segment: &[u8]) -> &[u8] {
+    segment
+        .iter()
+        .position(|&b| b == b';')
+        .map_or(segment, |end| &segment[..end])
+}
+
+/// One round of percent-decoding; a `%` not followed by two hex digits stays as it is.
+fn percent_decode(text: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let escaped = match text.get(i..i + 3) {
+            Some([b'%', h, l]) => hex(*h).zip(hex(*l)),
+            _ => None,
+        };
+        match escaped {
+            // Two hex digits: at most 0xff.
+            Some((h, l)) => {
+                out.push(u8::try_from(h * 16 + l).unwrap_or(u8::MAX));
+                i += 3;
+            }
+            None => {
+                out.push(text[i]);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Headers a hop must not pass on (RFC 9110 §7.6.1).
@@ -409,24 +587,60 @@ mod tests {
         assert!(h.contains_key("accept"));
     }
 
+    /// One case per line: the path and what the check must find.
+    fn check(cases: &[(&str, PathCheck)]) {
+        let wrong: Vec<String> = cases
+            .iter()
+            .filter(|(path, expected)| check_path(path) != *expected)
+            .map(|(path, expected)| {
+                format!("{path}: {:?}, expected {expected:?}", check_path(path))
+            })
+            .collect();
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
     #[test]
     fn ambiguous_paths_are_refused() {
-        for ok in ["/orders", "/orders/1", "/orders/a.b", "/orders/..x", "/"] {
-            assert!(plain_path(ok), "{ok}");
-        }
-        for bad in [
-            "/orders/../admin",
-            "/orders/%2e%2E/admin",
-            "/orders/.%2e/admin",
-            "/orders/./1",
-            "//admin",
-            "/orders//x",
-            "/orders%2fadmin",
-            "/orders/%5Cadmin",
-            "/orders\\admin",
-            "/orders/..",
-        ] {
-            assert!(!plain_path(bad), "{bad}");
-        }
+        use PathCheck::{Ambiguous, EncodedPercent, Plain};
+        check(&[
+            ("/orders", Plain),
+            ("/orders/", Plain),
+            ("/orders/1", Plain),
+            ("/orders/a.b", Plain),
+            ("/orders/..x", Plain),
+            ("/orders/...", Plain),
+            ("/orders/.x;y", Plain),
+            ("/orders/1;v=2", Plain),
+            ("/orders/%41", Plain),
+            ("/orders/100%", Plain),
+            ("/orders/%zz", Plain),
+            ("/", Plain),
+            ("/orders/../admin", Ambiguous),
+            ("/orders/%2e%2E/admin", Ambiguous),
+            ("/orders/.%2e/admin", Ambiguous),
+            ("/orders/./1", Ambiguous),
+            ("//admin", Ambiguous),
+            ("/orders//x", Ambiguous),
+            ("/orders%2fadmin", Ambiguous),
+            ("/orders/%5Cadmin", Ambiguous),
+            ("/orders\\admin", Ambiguous),
+            ("/orders/..", Ambiguous),
+            // `;params` are dropped per segment by servlet containers.
+            ("/orders/..;/admin/x", Ambiguous),
+            ("/orders/..;x=1/admin", Ambiguous),
+            ("/orders/.;jsessionid=1/x", Ambiguous),
+            ("/orders/%2e%2e;x/admin", Ambiguous),
+            ("/orders/%2E;/x", Ambiguous),
+            // An encoded `;`, read after decoding.
+            ("/orders/..%3b/admin", Ambiguous),
+            ("/orders/%2e%2e%3Bx/admin", Ambiguous),
+            // A segment that is only `;params` is an empty segment.
+            ("/orders/;x/admin", Ambiguous),
+            ("/orders/;", Ambiguous),
+            // A second layer of encoding: refused unless the route accepts `%25`.
+            ("/orders/%252e%252e/admin", EncodedPercent),
+            ("/orders/100%25", EncodedPercent),
+            ("/orders/%252F", EncodedPercent),
+        ]);
     }
 }

@@ -9,257 +9,17 @@
     clippy::print_stdout
 )]
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+mod support;
+
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use oauth_test_server::services::{Postgres, Redis};
 use oauth_test_server::{Behaviour, TestServer};
+use support::{HOUR, Proxy, Upstream, assert_no_secret, config, get, get_with, scratch, secrets};
 
-const HOUR: Duration = Duration::from_secs(3600);
 const CACHE_SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes
-
-fn scratch(name: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "oauth-proxy-{name}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// An upstream service: answers every request with the headers it received, as JSON; counts.
-struct Upstream {
-    port: u16,
-    seen: Arc<AtomicUsize>,
-}
-
-impl Upstream {
-    fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let seen = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&seen);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let counter = Arc::clone(&counter);
-                std::thread::spawn(move || {
-                    let mut reader = BufReader::new(stream);
-                    loop {
-                        let mut headers = serde_json::Map::new();
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let request_line = line.clone();
-                        let mut length = 0usize;
-                        loop {
-                            line.clear();
-                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                                return;
-                            }
-                            let l = line.trim_end();
-                            if l.is_empty() {
-                                break;
-                            }
-                            if let Some((n, v)) = l.split_once(':') {
-                                let n = n.trim().to_ascii_lowercase();
-                                if n == "content-length" {
-                                    length = v.trim().parse().unwrap_or(0);
-                                }
-                                headers.insert(n, v.trim().into());
-                            }
-                        }
-                        let mut body = vec![0; length];
-                        if reader.read_exact(&mut body).is_err() {
-                            return;
-                        }
-                        counter.fetch_add(1, Ordering::Relaxed);
-                        if request_line.contains("/slow") {
-                            std::thread::sleep(Duration::from_millis(800));
-                        }
-                        let json = serde_json::Value::Object(headers).to_string();
-                        let answer = format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{json}",
-                            json.len()
-                        );
-                        if reader.get_mut().write_all(answer.as_bytes()).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Self { port, seen }
-    }
-}
-
-/// One `oauth-gateway` process.
-struct Proxy {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Proxy {
-    /// Starts a gateway on a port the system chooses (read from its "ready" line, so no other
-    /// listener can be mistaken for it) and waits for its health check.
-    fn start(config: &str, dir: &Path, env: &[(&str, String)]) -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!("gateway-{n}.toml"));
-        std::fs::write(&path, format!("listen = \"127.0.0.1:0\"\n{config}")).unwrap();
-        let log = dir.join(format!("gateway-{n}.log"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oauth-gateway"));
-        cmd.arg("--config")
-            .arg(&path)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut proxy = Self {
-            child: cmd.spawn().unwrap(),
-            port: 0,
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let port = proxy.log_text().lines().find_map(|l| {
-                let rest = l.split("oauth-gateway ready listen=127.0.0.1:").nth(1)?;
-                rest.split_whitespace().next()?.parse::<u16>().ok()
-            });
-            if let Some(port) = port {
-                proxy.port = port;
-                break;
-            }
-            assert!(
-                proxy.child.try_wait().unwrap().is_none(),
-                "the gateway exited: {}",
-                proxy.log_text()
-            );
-            assert!(
-                Instant::now() < deadline,
-                "the gateway did not start: {}",
-                proxy.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert_eq!(get(&proxy.url("/healthz"), None), (200, "ok".to_owned()));
-        proxy
-    }
-
-    /// Waits (at most 10 s) until the gateway's log has a line containing every one of `parts`.
-    fn wait_for_log(&self, parts: &[&str]) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self
-            .log_text()
-            .lines()
-            .any(|l| parts.iter().all(|p| l.contains(p)))
-        {
-            assert!(
-                Instant::now() < deadline,
-                "no log line with {parts:?}: {}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into()
-}
-
-/// GET with an optional bearer token: the status and the body.
-fn get(url: &str, token: Option<&str>) -> (u16, String) {
-    get_with(url, token, &[])
-}
-
-fn get_with(url: &str, token: Option<&str>, headers: &[(&str, &str)]) -> (u16, String) {
-    let mut request = agent().get(url);
-    if let Some(token) = token {
-        request = request.header("authorization", &format!("Bearer {token}"));
-    }
-    for (n, v) in headers {
-        request = request.header(*n, *v);
-    }
-    match request.call() {
-        Ok(mut r) => (
-            r.status().as_u16(),
-            r.body_mut().read_to_string().unwrap_or_default(),
-        ),
-        Err(_) => (0, String::new()),
-    }
-}
-
-fn config(server: &TestServer, upstream: u16, contracts: &str, cache: &str) -> String {
-    let ca = server.ca_pem();
-    let dir = scratch("ca");
-    let ca_path = dir.join("ca.pem");
-    std::fs::write(&ca_path, ca).unwrap();
-    format!(
-        r#"upstream = "http://127.0.0.1:{upstream}/svc"
-upstream_timeout_secs = 5
-
-[introspection]
-endpoint = "{endpoint}"
-client_id = "{client}"
-client_secret_env = "GATEWAY_SECRET"
-ca_file = "{ca}"
-
-{contracts}
-
-[cache]
-max_age_secs = 60
-{cache}
-
-[[route]]
-prefix = "/orders"
-api = "orders"
-scopes = ["orders:read"]
-"#,
-        endpoint = server.url("/introspect"),
-        client = Behaviour::default().client_id,
-        ca = ca_path.display(),
-    )
-}
-
-fn secrets(extra: &[(&str, String)]) -> Vec<(&'static str, String)> {
-    let mut env = vec![("GATEWAY_SECRET", Behaviour::default().client_secret)];
-    for (k, v) in extra {
-        env.push((Box::leak(k.to_string().into_boxed_str()), v.clone()));
-    }
-    env
-}
 
 fn redis_key(token: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
@@ -456,8 +216,10 @@ fn a_fleet_of_three_shares_one_introspection_and_follows_postgres() {
         assert_eq!(get(&proxy.url("/orders/1"), Some(&token)).0, 503);
     }
     let logs: String = proxies.iter().map(Proxy::log_text).collect();
-    assert!(!logs.contains(&token) && !logs.contains(&fresh));
-    assert!(!logs.contains(&Behaviour::default().client_secret));
+    assert_no_secret(
+        &logs,
+        &[&token, &fresh, &Behaviour::default().client_secret],
+    );
 }
 
 #[test]
