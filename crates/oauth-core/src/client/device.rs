@@ -23,7 +23,7 @@ use crate::client::Client;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorCode, ErrorResponse, UnexpectedReason};
 use crate::request::{Params, RequestBody, TokenRequest, build_post};
-use crate::response::{is_identifier, parse_object, unexpected};
+use crate::response::{parse_object, take_identifier, unexpected};
 use crate::scope::Scope;
 use crate::secret::SecurityToken;
 use crate::time::Now;
@@ -184,14 +184,9 @@ pub fn parse_device_authorization_response<B: AsRef<[u8]>>(
     let invalid = |name| unexpected(response, UnexpectedReason::InvalidField(name));
     // The codes go into a body and onto the user's terminal, the URIs into a browser: RFC 6749
     // Appendix A's VSCHAR, bounded (a control character on a terminal is an escape sequence).
-    let mut text =
-        |name: &'static str, max: usize, spaces: bool| -> Result<Option<String>, Error> {
-            match map.remove(name) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) if is_identifier(&s, max, spaces) => Ok(Some(s)),
-                Some(_) => Err(invalid(name)),
-            }
-        };
+    let mut text = |name: &'static str, max: usize, spaces: bool| {
+        take_identifier(&mut map, name, max, spaces).map_err(invalid)
+    };
     let device_code =
         text("device_code", MAX_CODE_LEN, true)?.ok_or_else(|| missing("device_code"))?;
     let user_code =

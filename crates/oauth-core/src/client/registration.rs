@@ -20,7 +20,7 @@ use crate::client::{Client, ClientAuthentication};
 use crate::endpoint::{Endpoint, SchemePolicy};
 use crate::error::{Error, UnexpectedReason};
 use crate::request::RequestBody;
-use crate::response::{is_identifier, parse_object, unexpected};
+use crate::response::{parse_object, take_identifier, unexpected};
 use crate::secret::{AccessToken, ClientSecret};
 
 /// Client metadata (RFC 7591 §2): typed setters for the common members, any other member as
@@ -342,14 +342,9 @@ pub fn parse_registration_response<B: AsRef<[u8]>>(
     // Each value goes into a header, a URL or a file name later: RFC 6749 Appendix A's VSCHAR
     // (RFC 7591 §3.2.1 says client_id is a string), bounded; a JSON number, CR/LF or a
     // control character is refused here rather than found later.
-    let mut text =
-        |name: &'static str, max: usize, spaces: bool| -> Result<Option<String>, Error> {
-            match map.remove(name) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) if is_identifier(&s, max, spaces) => Ok(Some(s)),
-                Some(_) => Err(invalid(name)),
-            }
-        };
+    let mut text = |name: &'static str, max: usize, spaces: bool| {
+        take_identifier(&mut map, name, max, spaces).map_err(invalid)
+    };
     let client_id = text("client_id", MAX_IDENTIFIER_LEN, true)?
         .ok_or_else(|| unexpected(response, UnexpectedReason::MissingField("client_id")))?;
     let client_secret = text("client_secret", MAX_IDENTIFIER_LEN, true)?.map(ClientSecret::new);

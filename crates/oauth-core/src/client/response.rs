@@ -555,6 +555,21 @@ pub(crate) fn is_identifier(value: &str, max: usize, spaces: bool) -> bool {
     !value.is_empty() && value.len() <= max && value.bytes().all(|b| (low..=0x7e).contains(&b))
 }
 
+/// Takes member `name` out of `map` when it is absent, `null`, or a string that
+/// [`is_identifier`]; `Err(name)` for anything else (a number, CR/LF, too long).
+pub(crate) fn take_identifier(
+    map: &mut Map<String, Value>,
+    name: &'static str,
+    max: usize,
+    spaces: bool,
+) -> Result<Option<String>, &'static str> {
+    match map.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if is_identifier(&s, max, spaces) => Ok(Some(s)),
+        Some(_) => Err(name),
+    }
+}
+
 /// Reads a JSON object (or a form-encoded body) from an OAuth endpoint's response, turning
 /// an RFC 6749 §5.2 error, whatever the status, into [`Error::Server`], and a non-2xx status
 /// without one into [`Error::UnexpectedResponse`].
