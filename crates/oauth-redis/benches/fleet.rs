@@ -100,15 +100,6 @@ fn main() {
     println!(
         "# A refresh with and without the shared store ({ROUNDS} rounds x {REFRESHES} refreshes, loopback HTTPS + loopback Redis, medians)\n"
     );
-    println!(
-        "Per iteration:\n\n\
-         - in-process only: a new oauth-ureq `TokenSource` (client_credentials, Basic) and its \
-         first `token()`: one token request over the kept-alive loopback HTTPS connection.\n\
-         - shared through Redis: a new `RedisStore` (connecting to Redis included) on a fresh \
-         slot, a new source with that `shared_store`, and its first `token()`: the store read \
-         (empty), the lease taken, the same token request, the record sealed (AES-256-GCM) and \
-         stored, the lease released.\n"
-    );
     println!("| token source | per refresh | added by the store |");
     println!("|---|---|---|");
     println!("| in-process only | {p:.0} µs | |");
