@@ -63,8 +63,17 @@ fn rfc_9449_examples() {
     );
 }
 
+/// Selects jsonwebtoken's RustCrypto backend, the independent implementation, for this test
+/// binary. Built alone, these tests have only that backend; in a workspace build the benchmarks
+/// turn on its aws-lc-rs backend too, and with both on jsonwebtoken picks neither by itself.
+fn independent_backend() {
+    // An error means a provider is installed already: this one, by another test.
+    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+}
+
 #[test]
 fn proofs_check_out_here_and_with_jsonwebtoken() {
+    independent_backend();
     for key in keys() {
         let token = "an-access-token";
         let p = proof(&key, Some(token), Some("n-1"));

@@ -23,8 +23,17 @@ fn b64url_decode(s: &str) -> Vec<u8> {
 
 const HMAC_SECRET: &[u8] = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
+/// Selects jsonwebtoken's RustCrypto backend, the independent implementation, for this test
+/// binary. Built alone, these tests have only that backend; in a workspace build the benchmarks
+/// turn on its aws-lc-rs backend too, and with both on jsonwebtoken picks neither by itself.
+fn independent_backend() {
+    // An error means a provider is installed already: this one, by another test.
+    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+}
+
 /// (algorithm, private key file, how the independent verifier gets the public key)
 fn cases() -> Vec<(Algorithm, SigningKey, DecodingKey)> {
+    independent_backend();
     let rsa_public = DecodingKey::from_rsa_pem(key_file("rsa2048-public.pem").as_bytes()).unwrap();
     let rsa = |alg| SigningKey::from_pem(&key_file("rsa2048-pkcs8.pem"), alg).unwrap();
     vec![

@@ -34,8 +34,17 @@ const ALL: &[Algorithm] = &[
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
+/// Selects jsonwebtoken's RustCrypto backend, the independent implementation, for this test
+/// binary. Built alone, these tests have only that backend; in a workspace build the benchmarks
+/// turn on its aws-lc-rs backend too, and with both on jsonwebtoken picks neither by itself.
+fn independent_backend() {
+    // An error means a provider is installed already: this one, by another test.
+    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+}
+
 /// (algorithm, our signing key (for its public JWK), the independent signer's key)
 fn cases() -> Vec<(Algorithm, SigningKey, EncodingKey)> {
+    independent_backend();
     let rsa_pem = key_file("rsa2048-pkcs8.pem");
     let rsa = |alg| SigningKey::from_pem(&rsa_pem, alg).unwrap();
     let their_rsa = || EncodingKey::from_rsa_pem(rsa_pem.as_bytes()).unwrap();

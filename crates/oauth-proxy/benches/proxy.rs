@@ -177,6 +177,15 @@ fn main() {
          machine runs the load generator, the upstream and the gateway.\n",
         ROUND.as_secs()
     );
+    println!(
+        "Per request, on each of the {CONNECTIONS} connections, back to back for {} s:\n\n\
+         - upstream, direct: `GET /orders/1` to the upstream (a hyper server answering 200 with \
+         a 11-byte body), the whole answer read.\n\
+         - through oauth-gateway: the same request with a Bearer token, to the gateway, which \
+         takes the token, finds its decision in its cache (introspected once, in the warm-up), \
+         and forwards the request to the same upstream over its own connections.\n",
+        ROUND.as_secs()
+    );
     println!("| | requests/s (median round) | p50 | p99 |");
     println!("| --- | ---: | ---: | ---: |");
     let row = |what: &str, rate: f64, v: &[u32]| {
