@@ -161,6 +161,13 @@ fn main() {
     println!(
         "# A refresh with and without the shared store ({ROUNDS} rounds x {REFRESHES} refreshes, loopback HTTPS + loopback Redis, medians)\n"
     );
+    println!("Per iteration:\n");
+    println!(
+        "- in-process only: a new `TokenSource` (client_credentials, Basic; oauth-ureq, or oauth-reqwest awaited on a 2-thread runtime) and its first `token()`: one token request over the kept-alive loopback HTTPS connection."
+    );
+    println!(
+        "- shared through Redis: the same, with `shared_store` on a fresh slot of one store opened before the round (`RedisStore` for oauth-ureq, `AsyncRedisStore` for oauth-reqwest): the store read (empty), the lease taken, the same token request, the record sealed (AES-256-GCM) and stored, the lease released.\n"
+    );
     println!("| token source | per refresh | added by the store |");
     println!("|---|---|---|");
     println!("| oauth-ureq, in-process only | {p:.0} µs | |");
@@ -250,6 +257,9 @@ fn gateway_misses(
     let (n, bl, a) = (median(none), median(blocking), median(asynchronous));
     println!(
         "\n# The tower gateway's miss path ({ROUNDS} rounds x {TOKENS} new tokens, loopback HTTPS introspection + loopback Redis, medians)\n"
+    );
+    println!(
+        "Per iteration: the tower gateway's `check` of a request bearing a token it has never seen (issued beforehand): no shared cache → one introspection call over loopback HTTPS, the result cached; with a store → look (miss), lease (`SET NX PX`), look again, the same introspection call, the record sealed and stored, the lease released. Each store opened once per round.\n"
     );
     println!("| shared cache | per miss | added by the store |");
     println!("|---|---|---|");
