@@ -63,9 +63,12 @@ fn cargo() -> Command {
 
 fn run(step: &str, cmd: &mut Command) -> Result {
     println!("\n=== {step}");
+    let started = std::time::Instant::now();
     let status = cmd
         .status()
         .map_err(|e| format!("{step}: cannot start: {e}"))?;
+    // Each step's time, so that what CI spends its minutes on is in its log.
+    println!("=== {step}: {} s", started.elapsed().as_secs());
     if status.success() {
         Ok(())
     } else {
