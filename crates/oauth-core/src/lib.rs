@@ -103,10 +103,13 @@ use client::{
     registration, request, response, userinfo,
 };
 pub use common::json;
+pub use common::lease;
 #[cfg(feature = "authorization-code")]
 use common::sha256;
 use common::{encoding, endpoint, error, random, scope, scrub, secret, time, transport};
 use resource_server as resource;
+/// The gateway's bookkeeping as a sans-IO machine (cache, DPoP replays, single flight).
+pub use resource_server::gateway;
 
 #[cfg(feature = "authorization-code")]
 pub use authorization::{
@@ -156,7 +159,7 @@ pub use request::{
     TOKEN_TYPE_ID_TOKEN, TOKEN_TYPE_JWT, TokenExchange, TokenRequest,
 };
 pub use resource::{
-    ApiPolicy, BearerLocations, ContractStatus, DEFAULT_MAX_TOKEN_LEN, Denial, InvalidTokenReason,
+    ApiPolicy, BearerLocations, Cause, ContractStatus, DEFAULT_MAX_TOKEN_LEN, Denial, InvalidTokenReason,
     JwtAccessTokenChecks, Presentation, Principal, RequestToken, TokenScheme, extract_bearer_token,
     extract_bearer_token_from_parts, extract_token_from_parts, jwt_issuer_hint,
     validate_jwt_access_token,

@@ -25,7 +25,7 @@
 //!   dropped only after a backoff, so a resource that rejects every token cannot make each
 //!   call fetch a new one.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::{Error, ErrorCode, ErrorResponse};
 use crate::random::RandomSource;
@@ -110,6 +110,37 @@ impl RefreshPolicy {
         self.backoff_initial = initial;
         self.backoff_max = max.max(initial);
         self
+    }
+
+    /// Whether a token another process of a fleet stored may be taken instead of requesting
+    /// one, at `now`: it is not `replacing` (the token this process is done with), and it
+    /// has more than the serving margin left (one with no stated expiry is served until
+    /// rejected, as [`UnknownExpiry`] says, unless it is assumed to have expired already).
+    pub fn takes_shared(
+        &self,
+        token: &TokenResponse,
+        replacing: Option<&AccessToken>,
+        now: SystemTime,
+    ) -> bool {
+        let different =
+            replacing.is_none_or(|r| r.expose_secret() != token.access_token().expose_secret());
+        let lasting = match self.shared_ttl(token, now) {
+            Some(left) => left > self.margin,
+            None => true,
+        };
+        different && lasting
+    }
+
+    /// How long a fleet's store keeps `token` from `now`: until its expiry (stated, or
+    /// assumed as [`UnknownExpiry::Assume`] says); `None` for a token with no expiry served
+    /// until rejected ([`UnknownExpiry::UntilRejected`]): the process that sees it rejected
+    /// replaces it.
+    pub fn shared_ttl(&self, token: &TokenResponse, now: SystemTime) -> Option<Duration> {
+        match (token.expires_at(), &self.unknown_expiry) {
+            (Some(exp), _) => Some(exp.duration_since(now).unwrap_or(Duration::ZERO)),
+            (None, UnknownExpiry::Assume(d)) => Some(*d),
+            (None, UnknownExpiry::UntilRejected) => None,
+        }
     }
 
     fn backoff_after(&self, failures: u32, lifetime: Option<Duration>) -> Duration {
@@ -1015,8 +1046,8 @@ mod tests {
             let mut now = t(0);
             let mut in_flight = false;
             // Expiry and effective margin of each token handed to the lifecycle, by name.
-            let mut issued: Vec<(String, Option<std::time::SystemTime>, Duration)> = Vec::new();
-            let mut not_before: Option<std::time::SystemTime> = None;
+            let mut issued: Vec<(String, Option<SystemTime>, Duration)> = Vec::new();
+            let mut not_before: Option<SystemTime> = None;
             let mut last_failure_permanent = false;
             for s in steps {
                 match s {

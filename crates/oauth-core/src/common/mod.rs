@@ -5,6 +5,7 @@ pub(crate) mod encoding;
 pub(crate) mod endpoint;
 pub(crate) mod error;
 pub mod json;
+pub mod lease;
 pub(crate) mod random;
 pub(crate) mod scope;
 pub(crate) mod scrub;

@@ -21,6 +21,7 @@ use crate::response::TokenType;
 use crate::scope::Scope;
 use crate::secret::AccessToken;
 
+pub mod gateway;
 mod jwt;
 pub use jwt::{JwtAccessTokenChecks, jwt_issuer_hint, validate_jwt_access_token};
 
@@ -527,6 +528,7 @@ impl ApiPolicy {
             ContractStatus::Unavailable => {
                 return Err(Denial::Unavailable {
                     reason: "The contract store could not be read.",
+                    cause: None,
                 });
             }
         };
@@ -674,8 +676,11 @@ pub enum Denial {
     /// The token could not be validated (the introspection endpoint or the contract store is
     /// down or answered nonsense): 503. Never an allow.
     Unavailable {
-        /// What failed.
+        /// What failed, safe to send to the client.
         reason: &'static str,
+        /// Why, for the gateway's logs (never sent): the introspection endpoint's error, the
+        /// key set's, the contract store's. [`Denial`]'s `source()` too.
+        cause: Option<Cause>,
     },
     /// The DPoP proof is missing, malformed, for another request, replayed, or made with
     /// another key than the token is bound to: 401 with `WWW-Authenticate: DPoP
@@ -717,7 +722,7 @@ impl Denial {
         match self {
             Self::MissingToken => "An access token is required.",
             Self::InvalidRequest { reason }
-            | Self::Unavailable { reason }
+            | Self::Unavailable { reason, .. }
             | Self::InvalidDpopProof { reason } => reason,
             Self::InvalidToken { reason } => reason.description(),
             Self::InsufficientScope { .. } => "The access token lacks a scope this API requires.",
@@ -808,7 +813,54 @@ impl fmt::Display for Denial {
     }
 }
 
-impl std::error::Error for Denial {}
+impl std::error::Error for Denial {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Unavailable {
+                cause: Some(cause), ..
+            } => Some(cause.0.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+/// Why a token could not be validated ([`Denial::Unavailable`]): the error underneath,
+/// kept for logs and `source()`, never put in the answer to the client.
+#[derive(Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl Cause {
+    /// The cause `error`.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Arc::new(error))
+    }
+
+    /// The error underneath.
+    pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self.0.as_ref()
+    }
+}
+
+impl fmt::Debug for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// Two causes are equal when they say the same (errors are not comparable otherwise).
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for Cause {}
 
 #[cfg(test)]
 mod tests {
@@ -1092,7 +1144,10 @@ mod tests {
             TokenVerdict::NotRejected
         ));
 
-        let r = Denial::Unavailable { reason: "down" }.to_response(None);
+        let r = Denial::Unavailable {
+            reason: "down",
+            cause: None,
+        }.to_response(None);
         assert_eq!(r.status(), 503);
         let r = Denial::InvalidRequest { reason: "x" }.to_response(None);
         assert_eq!(r.status(), 400);
