@@ -1,20 +1,19 @@
 //! The blocking gateway on oauth-ureq, for thread-per-request servers.
 
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::sync::Arc;
 
 use oauth_core::http::{Method, Request, Response, Uri};
-use oauth_core::{
-    AccessToken, ApiPolicy, Denial, Presentation, Principal, TokenScheme, extract_token_from_parts,
-};
+use oauth_core::{AccessToken, ApiPolicy, Denial, Presentation, Principal};
+use oauth_runtime::block_on;
 use oauth_ureq::HttpClient;
 
-use crate::cache::key;
 use crate::contracts::ContractStore;
-use crate::engine::{Engine, GatewayBuilder, InFlight, Outcome, Route};
+use crate::engine::{Engine, GatewayBuilder};
 
-/// The gateway policy for blocking servers: the same decisions as [`Gateway`](crate::Gateway),
-/// as plain functions. Cheap to clone and share between threads.
+/// The gateway policy for blocking servers: the same engine as [`Gateway`](crate::Gateway) (the
+/// same cache, single flight, DPoP replay sets, JWT issuers and fleet cache), run to its end
+/// on the calling thread. Cheap to clone and share between threads. Its fleet store
+/// ([`GatewayBuilder::shared_cache`]) must be a blocking one (oauth-redis's `RedisStore`).
 ///
 /// ```no_run
 /// use oauth_gateway::{ApiPolicy, BlockingGateway, Contract, MemoryContracts};
@@ -49,7 +48,6 @@ pub struct BlockingGateway {
 struct Inner {
     engine: Engine,
     http: HttpClient,
-    in_flight: InFlight<OnceLock<Outcome>>,
 }
 
 impl BlockingGateway {
@@ -75,82 +73,33 @@ impl BlockingGateway {
 
     /// Decides on a request, reading the token from the places the builder allowed.
     pub fn check<B: AsRef<[u8]>>(&self, request: &Request<B>) -> Result<Principal, Denial> {
-        let (token, scheme) = extract_token_from_parts(
+        let body = Some(request.body().as_ref());
+        let (engine, http) = (&self.inner.engine, &self.inner.http);
+        block_on(engine.check(
+            http,
             request.method(),
             request.uri(),
             request.headers(),
-            Some(request.body().as_ref()),
-            self.inner.engine.locations,
-        )?;
-        self.decide_presented(
-            request.method(),
-            request.uri(),
-            request.headers(),
-            token.expose_secret(),
-            scheme,
-        )
+            body,
+        ))
     }
 
-    /// Decides on a token: from the cache, or after one introspection call shared by every
-    /// concurrent request with the same token (the others block until it answers).
-    pub fn validate(&self, token: &AccessToken) -> Result<Principal, Denial> {
-        self.decide_token(token.expose_secret(), Presentation::Bearer)
-    }
-
-    fn decide_presented(
+    /// Decides on a request whose body has not been read (the form-body method is skipped).
+    pub fn check_parts(
         &self,
         method: &Method,
         uri: &Uri,
         headers: &oauth_core::http::HeaderMap,
-        token: &str,
-        scheme: TokenScheme,
     ) -> Result<Principal, Denial> {
-        match scheme {
-            TokenScheme::Dpop => {
-                let proof = self.inner.engine.dpop_proof(method, uri, headers, token)?;
-                self.decide_token(token, Presentation::Dpop { jkt: &proof.jkt })
-            }
-            _ => self.decide_token(token, Presentation::Bearer),
-        }
+        let (engine, http) = (&self.inner.engine, &self.inner.http);
+        block_on(engine.check(http, method, uri, headers, None))
     }
 
-    fn decide_token(
-        &self,
-        token: &str,
-        presentation: Presentation<'_>,
-    ) -> Result<Principal, Denial> {
-        let engine = &self.inner.engine;
-        let key = key(token);
-        if let Some(result) = engine.cached(&key) {
-            return engine.decide(&result, presentation);
-        }
-        let call = self.inner.in_flight.join(key);
-        let outcome = call
-            .cell
-            .get_or_init(|| {
-                if let Some(result) = engine.cached(&key) {
-                    return Ok(result);
-                }
-                match engine.route(token)? {
-                    Route::Local(issuer) => {
-                        let verified = oauth_runtime::block_on(issuer.keys.verify(
-                            &self.inner.http,
-                            token,
-                            &issuer.algorithms,
-                        ));
-                        engine.local_outcome(key, issuer, verified)
-                    }
-                    Route::Introspect => {
-                        let started = Instant::now();
-                        let request = engine.request(token)?;
-                        let answer = self.inner.http.execute_oauth(request);
-                        engine.outcome(key, token, answer, started)
-                    }
-                }
-            })
-            .clone();
-        drop(call);
-        engine.decide(&outcome?, presentation)
+    /// Decides on a token: from the cache, or after one validation shared by every
+    /// concurrent request with the same token (the others block until it ends).
+    pub fn validate(&self, token: &AccessToken) -> Result<Principal, Denial> {
+        let (engine, http) = (&self.inner.engine, &self.inner.http);
+        block_on(engine.decide_token(http, token.expose_secret(), Presentation::Bearer))
     }
 
     /// The response for a denial (RFC 6750 status, challenge and JSON body).
@@ -170,13 +119,10 @@ impl std::fmt::Debug for BlockingGateway {
 impl GatewayBuilder<HttpClient> {
     /// Builds the blocking gateway enforcing `policy` with `contracts`.
     pub fn build(self, policy: ApiPolicy, contracts: impl ContractStore) -> BlockingGateway {
-        let (http, engine) = self.engine(policy, contracts);
+        let wait = self.http.config().timeout;
+        let (http, engine) = self.engine(policy, contracts, wait);
         BlockingGateway {
-            inner: Arc::new(Inner {
-                engine,
-                http,
-                in_flight: InFlight::new(),
-            }),
+            inner: Arc::new(Inner { engine, http }),
         }
     }
 }

@@ -1,26 +1,35 @@
-//! What the async and the blocking gateway share: configuration, the cache, the decision.
+//! The gateway, written once: configuration, and the driver of oauth-core's gateway machine
+//! over an adapter's [`Io`]. The async face (`tower.rs`) awaits it on oauth-reqwest; the
+//! blocking face (`blocking.rs`) runs it with [`oauth_runtime::block_on`] on oauth-ureq. Both
+//! faces therefore make the same decisions, with the same cache, single flight, DPoP replay
+//! set (the node's and the fleet's), JWT issuers and fleet cache.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use jwt_assertion::Algorithm;
 use jwt_assertion::verify::{KeySet, Verified};
+use oauth_core::gateway::{CacheConfig, Check, CheckStep, GatewayState, Outcome, ReplaySet, TokenKey};
 use oauth_core::http::{HeaderMap, Method, Response, StatusCode, Uri};
 use oauth_core::{
-    ApiPolicy, BearerLocations, Client, Denial, Endpoint, Error, Introspection,
-    IntrospectionRequest, InvalidTokenReason, JwksCache, JwtAccessTokenChecks, Presentation,
-    Principal, RequestBody, SecurityToken, TokenTypeHint, jwt_issuer_hint,
-    validate_jwt_access_token,
+    ApiPolicy, BearerLocations, Cause, Client, Denial, Endpoint, Introspection,
+    IntrospectionRequest, InvalidTokenReason, JwksCache, JwtAccessTokenChecks, Now, Presentation,
+    Principal, SecurityToken, TokenScheme, TokenTypeHint, extract_token_from_parts,
+    jwt_issuer_hint, validate_jwt_access_token,
 };
-use oauth_runtime::{KeysError, RemoteKeys};
+use oauth_runtime::{FleetStore, Io, KeysError, RemoteKeys, Signal, StoreKey, exchange, now};
 
-use crate::cache::{CacheConfig, IntrospectionCache, Key};
 use crate::contracts::ContractStore;
 use crate::shared::Shared;
 
-/// An introspection outcome, shared by every request that waited for it.
-pub(crate) type Outcome = Result<Arc<Introspection>, Denial>;
+/// A token's key in the node's and the fleet's tables: its SHA-256.
+#[doc(hidden)]
+pub fn token_key(token: &str) -> TokenKey {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let mut key = [0; 32];
+    key.copy_from_slice(digest.as_ref());
+    key
+}
 
 /// Builds a gateway. `H` is the adapter's HTTP client: `oauth_reqwest::HttpClient` builds the
 /// async [`Gateway`](crate::Gateway), `oauth_ureq::HttpClient` the
@@ -84,49 +93,11 @@ impl DpopPolicy {
         self.replay_capacity = proofs;
         self
     }
-}
 
-/// Proof ids seen, and their order of arrival (for forgetting the old ones).
-type Seen = (HashMap<String, Instant>, VecDeque<(Instant, String)>);
-
-/// The `jti`s of the proofs seen within the window (RFC 9449 §11.1).
-pub(crate) struct ReplayCache {
-    seen: Mutex<Seen>,
-    capacity: usize,
-    window: Duration,
-}
-
-impl ReplayCache {
-    fn new(capacity: usize, window: Duration) -> Self {
-        Self {
-            seen: Mutex::new((HashMap::new(), VecDeque::new())),
-            capacity,
-            window,
-        }
-    }
-
-    /// Records `id`; false if it was seen within the window (or there is no room).
-    fn first_use(&self, id: String, now: Instant) -> bool {
-        let mut guard = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let (map, order) = &mut *guard;
-        // Forget what is older than twice the window: such a proof is stale anyway.
-        while let Some((at, _)) = order.front() {
-            if now.saturating_duration_since(*at) <= self.window * 2 {
-                break;
-            }
-            if let Some((_, old)) = order.pop_front() {
-                map.remove(&old);
-            }
-        }
-        if map.contains_key(&id) {
-            return false;
-        }
-        if map.len() >= self.capacity {
-            return false;
-        }
-        map.insert(id.clone(), now);
-        order.push_back((now, id));
-        true
+    /// How long a proof is remembered: twice the window (its `iat` may be a window either
+    /// side of now).
+    fn remember(&self) -> Duration {
+        self.window.saturating_mul(2)
     }
 }
 
@@ -195,19 +166,16 @@ pub(crate) struct IssuerKeys {
     pub(crate) algorithms: Vec<Algorithm>,
 }
 
-/// A DPoP proof that passed: its key's thumbprint, and what the fleet must remember of it.
-pub(crate) struct Proof {
-    pub(crate) jkt: String,
-    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
-    pub(crate) replay: Key,
-    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
-    pub(crate) remember: Duration,
+/// A DPoP proof that passed: its key's thumbprint, and its digest for the replay sets.
+struct Proof {
+    jkt: String,
+    replay: TokenKey,
 }
 
 /// How a token is validated.
-pub(crate) enum Route<'a> {
+enum Route<'a> {
     Local(&'a IssuerKeys),
-    Introspect,
+    Introspect(&'a Endpoint, &'a Client),
 }
 
 impl<H> GatewayBuilder<H> {
@@ -223,22 +191,45 @@ impl<H> GatewayBuilder<H> {
         }
     }
 
-    /// Shares introspection results with the other async gateways of a fleet through `store`,
-    /// oauth-runtime's [`TokenStore`](oauth_runtime::TokenStore) (Redis: oauth-redis's
-    /// `AsyncRedisStore`, whose operations never block a tokio worker): one introspection
-    /// call per token for the fleet. `secret` (32 bytes, the same on every node, from your secret store) seals the
-    /// records, so a value the fleet did not write is ignored. A node waits at most `lease`
-    /// (for example 2 s) for another node's call before calling itself. If the store fails,
-    /// each node introspects alone. Local JWT validation is not shared (it needs no call). The
-    /// async gateway also records each DPoP proof it accepts there (`SET NX PX` on a digest of
-    /// its key and `jti`), so a proof used on one node is a replay on every other.
+    /// Shares validation results with the other gateways of a fleet through `store`, the
+    /// fleet's [`FleetStore`] (Redis: oauth-redis's `AsyncRedisStore` for the async gateway,
+    /// whose operations never block a tokio worker; `RedisStore` for the blocking one): one
+    /// introspection call per token for the fleet. `secret` (32 bytes, the same on every node,
+    /// from your secret store) seals the records, so a value the fleet did not write is
+    /// ignored. A node waits at most `lease` (for example 2 s) for another node's call before
+    /// calling itself; it is woken when that call's record is stored. If the store fails, each
+    /// node introspects alone. Local JWT validation is not shared (it needs no call). Each DPoP
+    /// proof a gateway accepts is recorded there too (`SET NX PX` on a digest of its key and
+    /// `jti`), so a proof used on one node is a replay on every other.
     pub fn shared_cache(
-        mut self,
-        store: impl oauth_runtime::TokenStore + 'static,
+        self,
+        store: impl FleetStore + 'static,
         secret: &[u8; 32],
         lease: Duration,
     ) -> Self {
-        self.shared = Some(Shared::new(Arc::new(store), secret, lease));
+        match StoreKey::new("gateway", secret) {
+            Ok(key) => self.shared_cache_key(store, key, lease),
+            // Not reached: any 32 bytes are an AES-256 key, and the id is valid.
+            Err(_) => self,
+        }
+    }
+
+    /// [`shared_cache`](Self::shared_cache) with a named key, so that keys can rotate
+    /// ([`previous_shared_key`](Self::previous_shared_key)).
+    pub fn shared_cache_key(
+        mut self,
+        store: impl FleetStore + 'static,
+        key: StoreKey,
+        lease: Duration,
+    ) -> Self {
+        self.shared = Some(Shared::new(Arc::new(store), key, lease));
+        self
+    }
+
+    /// Also opens the fleet's records sealed with this older key (rotation: new records use
+    /// the key given to [`shared_cache_key`](Self::shared_cache_key)).
+    pub fn previous_shared_key(mut self, key: StoreKey) -> Self {
+        self.shared = self.shared.map(|s| s.previous_key(key));
         self
     }
 
@@ -255,7 +246,7 @@ impl<H> GatewayBuilder<H> {
         self
     }
 
-    /// How introspection results are cached ([`CacheConfig::default`] otherwise).
+    /// How validation results are cached ([`CacheConfig::default`] otherwise).
     pub fn cache(mut self, config: CacheConfig) -> Self {
         self.cache = config;
         self
@@ -267,20 +258,36 @@ impl<H> GatewayBuilder<H> {
         self
     }
 
-    pub(crate) fn engine(self, policy: ApiPolicy, contracts: impl ContractStore) -> (H, Engine) {
+    /// The engine, and the HTTP client it runs over. `max_wait`: how long a request waits for
+    /// another's validation of the same token (the adapter's whole-call timeout).
+    pub(crate) fn engine(
+        self,
+        policy: ApiPolicy,
+        contracts: impl ContractStore,
+        max_wait: Duration,
+    ) -> (H, Engine) {
+        let shared = match (self.shared, &self.introspection) {
+            (Some(shared), Some((endpoint, client))) => Some(
+                shared.bound_to(endpoint.as_str(), client.id().map_or("", |id| id.as_str())),
+            ),
+            (shared, _) => shared,
+        };
+        let wait = shared
+            .as_ref()
+            .map_or(max_wait, |s| max_wait.saturating_add(s.lease()));
         let engine = Engine {
             policy,
             contracts: Box::new(contracts),
-            cache: IntrospectionCache::new(self.cache),
+            state: Mutex::new(GatewayState::new(
+                self.cache,
+                ReplaySet::new(self.dpop.replay_capacity, self.dpop.window),
+                wait,
+            )),
+            signal: Signal::new(),
+            cache: self.cache,
             locations: self.locations,
-            replays: ReplayCache::new(self.dpop.replay_capacity, self.dpop.window),
             dpop: self.dpop,
-            shared: match (self.shared, &self.introspection) {
-                (Some(shared), Some((endpoint, client))) => Some(
-                    shared.bound_to(endpoint.as_str(), client.id().map_or("", |id| id.as_str())),
-                ),
-                (shared, _) => shared,
-            },
+            shared,
             introspection: self.introspection,
             issuers: self
                 .issuers
@@ -296,34 +303,174 @@ impl<H> GatewayBuilder<H> {
     }
 }
 
+/// The gateway's configuration and its node state, driven over any [`Io`].
 pub(crate) struct Engine {
     pub(crate) policy: ApiPolicy,
     contracts: Box<dyn ContractStore>,
-    pub(crate) cache: IntrospectionCache,
+    /// The core's machine state: cache, DPoP replays, validations in flight.
+    state: Mutex<GatewayState>,
+    /// Raised after each validation ends (or is abandoned), for the requests waiting on it.
+    signal: Signal,
+    cache: CacheConfig,
     pub(crate) locations: BearerLocations,
     introspection: Option<(Endpoint, Client)>,
     issuers: Vec<IssuerKeys>,
     dpop: DpopPolicy,
-    replays: ReplayCache,
-    /// The fleet's shared cache (used by the async gateway).
-    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
-    pub(crate) shared: Option<Shared>,
+    shared: Option<Shared>,
+}
+
+/// The generic reason of a 503: the cause goes to the log and `source()`, never to the caller.
+const UNVALIDATED: &str = "The token could not be validated.";
+
+fn unavailable(cause: impl std::error::Error + Send + Sync + 'static) -> Denial {
+    Denial::Unavailable {
+        reason: UNVALIDATED,
+        cause: Some(Cause::new(cause)),
+    }
 }
 
 impl Engine {
-    pub(crate) fn cached(&self, key: &Key) -> Option<Arc<Introspection>> {
-        self.cache.get(key, Instant::now())
+    fn lock(&self) -> MutexGuard<'_, GatewayState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Decides on a request: the token from where the builder allows (the form body only if
+    /// `body` is given), its DPoP proof if it is presented with one, then the token.
+    pub(crate) async fn check<I: Io>(
+        &self,
+        io: &I,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: Option<&[u8]>,
+    ) -> Result<Principal, Denial> {
+        let (token, scheme) = extract_token_from_parts(method, uri, headers, body, self.locations)?;
+        let token = token.expose_secret();
+        match scheme {
+            TokenScheme::Dpop => {
+                let proof = self.dpop_proof(method, uri, headers, token, now())?;
+                // A fleet remembers proofs together: one used on another node is a replay.
+                if let Some(shared) = &self.shared
+                    && !shared.first_use(&proof.replay, self.dpop.remember()).await
+                {
+                    return Err(Denial::InvalidDpopProof {
+                        reason: "The DPoP proof was used before.",
+                    });
+                }
+                self.decide_token(io, token, Presentation::Dpop { jkt: &proof.jkt })
+                    .await
+            }
+            _ => self.decide_token(io, token, Presentation::Bearer).await,
+        }
+    }
+
+    /// Decides on a token: from the cache, by waiting for the validation another request of
+    /// this node is making, or by validating it (the fleet's cache first).
+    pub(crate) async fn decide_token<I: Io>(
+        &self,
+        io: &I,
+        token: &str,
+        presentation: Presentation<'_>,
+    ) -> Result<Principal, Denial> {
+        let mut check = Running {
+            engine: self,
+            check: Check::new(token_key(token)),
+        };
+        loop {
+            // Read before looking, so that a validation ending after the look still wakes us.
+            let seen = self.signal.generation();
+            let step = check.check.poll(&mut self.lock(), Instant::now());
+            match step {
+                CheckStep::Validated(result) => return self.decide(&result, presentation),
+                CheckStep::Denied(denial) => return Err(denial),
+                CheckStep::Wait { until } => io.wait(&self.signal, seen, until).await,
+                CheckStep::Validate => {
+                    let (outcome, limit) = self.validate(io, check.check.key(), token).await;
+                    check.check.handle_outcome(&mut self.lock(), outcome, now(), limit);
+                    self.signal.notify();
+                }
+                other => {
+                    debug_assert!(false, "unknown gateway step {other:?}");
+                    return Err(Denial::Unavailable {
+                        reason: UNVALIDATED,
+                        cause: None,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Validates a token this node has no result for: locally if it is a JWT from a
+    /// configured issuer, else at the introspection endpoint (through the fleet's cache if
+    /// there is one), else refused. Returns the outcome and how long it may be kept at most
+    /// (what is left of a fleet record's time).
+    async fn validate<I: Io>(&self, io: &I, key: &TokenKey, token: &str) -> (Outcome, Duration) {
+        match self.route(token) {
+            Err(denial) => (Err(denial), Duration::MAX),
+            Ok(Route::Local(issuer)) => {
+                let verified = issuer.keys.verify(io, token, &issuer.algorithms).await;
+                (self.local_outcome(issuer, verified), Duration::MAX)
+            }
+            Ok(Route::Introspect(endpoint, client)) => match &self.shared {
+                Some(shared) => {
+                    let introspect = || self.introspect(io, endpoint, client, token);
+                    shared.validate(key, &self.cache, introspect).await
+                }
+                None => (
+                    self.introspect(io, endpoint, client, token).await,
+                    Duration::MAX,
+                ),
+            },
+        }
+    }
+
+    /// One introspection call; every failure (transport, 5xx, a refused gateway client,
+    /// nonsense) is a 503 that keeps its cause: a failure never lets a request through, and
+    /// never blames the caller's token.
+    async fn introspect<I: Io>(
+        &self,
+        io: &I,
+        endpoint: &Endpoint,
+        client: &Client,
+        token: &str,
+    ) -> Outcome {
+        let started = Instant::now();
+        let request = IntrospectionRequest::new(SecurityToken::new(token))
+            .token_type_hint(TokenTypeHint::AccessToken);
+        // Built when sent, so that a gateway client signing its assertions per request
+        // (`private_key_jwt`) sends a fresh one each time; parsed through the request, so that
+        // an error keeps nothing of the token or the gateway's credentials if echoed.
+        let result = match request.build_at(endpoint, client, now().wall()) {
+            Ok(built) => exchange(io, built, |r| request.parse_response(client, r)).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(result) => {
+                tracing::debug!(
+                    api = self.policy.api(),
+                    active = result.active(),
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "token introspected"
+                );
+                Ok(Arc::new(result))
+            }
+            Err(e) => {
+                tracing::warn!(api = self.policy.api(), error = %e, "introspection failed");
+                Err(unavailable(e))
+            }
+        }
     }
 
     /// Checks the DPoP proof of a request presenting `token` with the `DPoP` scheme (RFC 9449
-    /// §7.1, §4.3) and returns the proof key's thumbprint, with the proof's replay key (for the
-    /// fleet's shared check) and how long it must be remembered.
-    pub(crate) fn dpop_proof(
+    /// §7.1, §4.3) at `now`, records it in the node's replay set, and returns the proof key's
+    /// thumbprint and the proof's digest (for the fleet's replay set).
+    fn dpop_proof(
         &self,
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
         token: &str,
+        now: Now,
     ) -> Result<Proof, Denial> {
         let invalid = |reason| Err(Denial::InvalidDpopProof { reason });
         let mut proofs = headers.get_all(oauth_core::DPOP).iter();
@@ -346,54 +493,43 @@ impl Engine {
                 None => return invalid("The request's URL is unknown."),
             },
         };
-        let check = jwt_assertion::dpop::ProofCheck::new(method.as_str(), &htu, SystemTime::now())
+        let check = jwt_assertion::dpop::ProofCheck::new(method.as_str(), &htu, now.wall())
             .access_token(token)
             .window(self.dpop.window);
         let checked = jwt_assertion::dpop::verify_proof(proof, &check).map_err(|e| {
             tracing::debug!(api = self.policy.api(), error = %e, "DPoP proof refused");
+            use jwt_assertion::dpop::DpopError;
             Denial::InvalidDpopProof {
                 reason: match e {
-                    jwt_assertion::dpop::DpopError::Method
-                    | jwt_assertion::dpop::DpopError::Url => {
-                        "The DPoP proof is for another request."
-                    }
-                    jwt_assertion::dpop::DpopError::Stale => {
-                        "The DPoP proof is too old or too new."
-                    }
-                    jwt_assertion::dpop::DpopError::AccessTokenHash => {
-                        "The DPoP proof is for another access token."
-                    }
-                    jwt_assertion::dpop::DpopError::Algorithm => {
-                        "The DPoP proof's algorithm is not accepted."
-                    }
-                    jwt_assertion::dpop::DpopError::Signature => {
-                        "The DPoP proof's signature is not valid."
-                    }
+                    DpopError::Method | DpopError::Url => "The DPoP proof is for another request.",
+                    DpopError::Stale => "The DPoP proof is too old or too new.",
+                    DpopError::AccessTokenHash => "The DPoP proof is for another access token.",
+                    DpopError::Algorithm => "The DPoP proof's algorithm is not accepted.",
+                    DpopError::Signature => "The DPoP proof's signature is not valid.",
+                    // Whatever else a proof may get wrong, the answer is the generic one.
                     _ => "The DPoP proof is not valid.",
                 },
             }
         })?;
-        let seen = format!("{}:{}", checked.jkt, checked.jti);
-        if !self.replays.first_use(seen.clone(), Instant::now()) {
+        // Not a token's digest (those hash the token alone): the two never share a key.
+        let replay = token_key(&format!("dpop-jti\0{}:{}", checked.jkt, checked.jti));
+        if !self.lock().first_use(replay, now.monotonic()) {
             return invalid("The DPoP proof was used before.");
         }
-        // Not a token's digest (those hash the token alone): the two never share a key.
-        let replay = crate::cache::key(&format!("dpop-jti\0{seen}"));
         Ok(Proof {
             jkt: checked.jkt,
             replay,
-            remember: self.dpop.window.saturating_mul(2),
         })
     }
 
-    pub(crate) fn decide(
+    fn decide(
         &self,
         introspection: &Arc<Introspection>,
         presentation: Presentation<'_>,
     ) -> Result<Principal, Denial> {
         let decision = self.policy.decide_with(
             introspection,
-            SystemTime::now(),
+            now().wall(),
             presentation,
             |client, api| self.contracts.lookup(client, api),
         );
@@ -411,7 +547,7 @@ impl Engine {
 
     /// How `token` is validated: locally if it is a JWT from a configured issuer, else by
     /// introspection, else refused.
-    pub(crate) fn route(&self, token: &str) -> Result<Route<'_>, Denial> {
+    fn route(&self, token: &str) -> Result<Route<'_>, Denial> {
         if token.len() > self.locations.token_len_limit() {
             return Err(Denial::InvalidToken {
                 reason: InvalidTokenReason::TooLong,
@@ -426,28 +562,23 @@ impl Engine {
         if let Some(issuer) = issuer {
             return Ok(Route::Local(issuer));
         }
-        if self.introspection.is_some() {
-            return Ok(Route::Introspect);
+        match &self.introspection {
+            Some((endpoint, client)) => Ok(Route::Introspect(endpoint, client)),
+            None => Err(Denial::InvalidToken {
+                reason: InvalidTokenReason::WrongIssuer,
+            }),
         }
-        Err(Denial::InvalidToken {
-            reason: InvalidTokenReason::WrongIssuer,
-        })
     }
 
-    /// Turns a local verification into an outcome: the claims checked (RFC 9068), cached
-    /// until `exp` at most; a refused token is 401; no key set to verify with is 503.
-    pub(crate) fn local_outcome(
-        &self,
-        key: Key,
-        issuer: &IssuerKeys,
-        verified: Result<Verified, KeysError>,
-    ) -> Outcome {
+    /// Turns a local verification into an outcome: the claims checked (RFC 9068); a refused
+    /// token is 401; no key set to verify with is 503, with the key set's error as its cause.
+    fn local_outcome(&self, issuer: &IssuerKeys, verified: Result<Verified, KeysError>) -> Outcome {
         let claims = match verified {
             Ok(v) => validate_jwt_access_token(
                 v.header(),
                 v.claims().clone(),
                 &issuer.checks,
-                SystemTime::now(),
+                now().wall(),
             ),
             Err(KeysError::Refused(e)) => {
                 tracing::debug!(api = self.policy.api(), error = %e, "JWT access token refused");
@@ -455,85 +586,12 @@ impl Engine {
             }
             Err(e) => {
                 tracing::warn!(api = self.policy.api(), error = %e, "JWT access token not verifiable");
-                return Err(Denial::Unavailable {
-                    reason: "The token could not be validated.",
-                });
+                return Err(unavailable(e));
             }
         };
-        match claims {
-            Ok(result) => {
-                let result = Arc::new(result);
-                self.cache
-                    .insert(key, Arc::clone(&result), Instant::now(), SystemTime::now());
-                Ok(result)
-            }
-            Err(reason) => Err(Denial::InvalidToken { reason }),
-        }
-    }
-
-    pub(crate) fn request(
-        &self,
-        token: &str,
-    ) -> Result<oauth_core::http::Request<RequestBody>, Denial> {
-        let Some((endpoint, client)) = &self.introspection else {
-            return Err(Denial::InvalidToken {
-                reason: InvalidTokenReason::WrongIssuer,
-            });
-        };
-        IntrospectionRequest::new(SecurityToken::new(token))
-            .token_type_hint(TokenTypeHint::AccessToken)
-            // Built at the time it is sent, so a gateway client that signs its assertions per
-            // request (`private_key_jwt`) sends a fresh one with every introspection.
-            .build_at(endpoint, client, SystemTime::now())
-            .map_err(|e| {
-                tracing::warn!(error = %e, "introspection request could not be built");
-                Denial::Unavailable {
-                    reason: "The token could not be validated.",
-                }
-            })
-    }
-
-    /// Turns the introspection endpoint's answer into an outcome, caches it, and maps every
-    /// failure (transport, 5xx, a refused gateway client, nonsense) to 503: a failure never
-    /// lets a request through, and never blames the caller's token.
-    pub(crate) fn outcome(
-        &self,
-        key: Key,
-        token: &str,
-        answer: Result<Response<Vec<u8>>, Error>,
-        started: Instant,
-    ) -> Outcome {
-        // Parsed through the request, so that an error (and the warning that prints it) keeps
-        // nothing of the caller's token or the gateway's credentials if the server echoes them.
-        let Some((_, client)) = &self.introspection else {
-            return Err(Denial::Unavailable {
-                reason: "The token could not be validated.",
-            });
-        };
-        let parsed = answer.and_then(|r| {
-            IntrospectionRequest::new(SecurityToken::new(token))
-                .parse_response(client, &r)
-                .map(Arc::new)
-        });
-        match parsed {
-            Ok(result) => {
-                tracing::debug!(
-                    api = self.policy.api(),
-                    active = result.active(),
-                    elapsed_us = started.elapsed().as_micros() as u64,
-                    "token introspected"
-                );
-                self.cache
-                    .insert(key, Arc::clone(&result), Instant::now(), SystemTime::now());
-                Ok(result)
-            }
-            Err(e) => {
-                tracing::warn!(api = self.policy.api(), error = %e, "introspection failed");
-                Err(Denial::Unavailable {
-                    reason: "The token could not be validated.",
-                })
-            }
-        }
+        claims
+            .map(Arc::new)
+            .map_err(|reason| Denial::InvalidToken { reason })
     }
 
     pub(crate) fn deny_response(&self, denial: &Denial) -> Response<Vec<u8>> {
@@ -548,46 +606,18 @@ impl Engine {
     }
 }
 
-/// The calls in flight, one per token: concurrent requests with the same uncached token wait
-/// for one introspection call. `C` is the async or the blocking once-cell.
-pub(crate) struct InFlight<C> {
-    calls: Mutex<HashMap<Key, Arc<C>>>,
+/// A check in progress; dropped before its end (a cancelled request), it gives up its part
+/// so that requests waiting on its validation go on.
+struct Running<'a> {
+    engine: &'a Engine,
+    check: Check,
 }
 
-impl<C: Default> InFlight<C> {
-    pub(crate) fn new() -> Self {
-        Self {
-            calls: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Joins the call for `key`, or starts one. The guard forgets the call when dropped
-    /// (completed or cancelled), so that the map never outlives the calls in it.
-    pub(crate) fn join(&self, key: Key) -> InFlightGuard<'_, C> {
-        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        let cell = Arc::clone(calls.entry(key).or_default());
-        InFlightGuard {
-            owner: self,
-            key,
-            cell,
-        }
-    }
-}
-
-pub(crate) struct InFlightGuard<'a, C> {
-    owner: &'a InFlight<C>,
-    key: Key,
-    pub(crate) cell: Arc<C>,
-}
-
-impl<C> Drop for InFlightGuard<'_, C> {
+impl Drop for Running<'_> {
     fn drop(&mut self) {
-        let mut calls = self.owner.calls.lock().unwrap_or_else(|e| e.into_inner());
-        if calls
-            .get(&self.key)
-            .is_some_and(|c| Arc::ptr_eq(c, &self.cell))
-        {
-            calls.remove(&self.key);
+        if !self.check.is_done() {
+            self.check.abandon(&mut self.engine.lock());
+            self.engine.signal.notify();
         }
     }
 }

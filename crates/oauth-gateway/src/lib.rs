@@ -38,7 +38,6 @@
 
 #[cfg(feature = "blocking")]
 mod blocking;
-mod cache;
 mod contracts;
 mod engine;
 #[cfg(feature = "redb")]
@@ -49,17 +48,17 @@ mod tower;
 
 #[cfg(feature = "blocking")]
 pub use blocking::BlockingGateway;
-pub use cache::CacheConfig;
+pub use oauth_core::gateway::CacheConfig;
 pub use contracts::{Contract, ContractError, ContractSet, ContractStore, MemoryContracts};
 pub use engine::GatewayBuilder;
 pub use engine::{DpopPolicy, JwtIssuer};
 #[cfg(feature = "redb")]
 pub use redb_store::RedbContracts;
 
-/// Not part of the API: the node cache, for `benches/memory.rs`.
+/// Not part of the API: the token digest, for `benches/memory.rs`.
 #[doc(hidden)]
 pub mod __bench {
-    pub use crate::cache::{IntrospectionCache, Key, key};
+    pub use crate::engine::token_key as key;
 }
 #[cfg(feature = "tower")]
 pub use tower::{Gateway, GatewayLayer, GatewayService};

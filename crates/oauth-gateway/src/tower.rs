@@ -4,20 +4,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime};
 
 use oauth_core::http::{Method, Request, Response, Uri};
-use oauth_core::{
-    AccessToken, ApiPolicy, Denial, Introspection, Presentation, Principal, TokenScheme,
-    extract_token_from_parts,
-};
+use oauth_core::{AccessToken, ApiPolicy, Denial, Presentation, Principal};
 use oauth_reqwest::HttpClient;
-use tokio::sync::OnceCell;
 
-use crate::cache::{Key, key};
 use crate::contracts::ContractStore;
-use crate::engine::{Engine, GatewayBuilder, InFlight, Outcome, Route};
-use crate::shared::Found;
+use crate::engine::{Engine, GatewayBuilder};
 
 /// The gateway policy for async servers: takes the bearer token from a request, validates it
 /// at the introspection endpoint (cached, one call per token at a time), checks the client's
@@ -50,7 +43,6 @@ pub struct Gateway {
 struct Inner {
     engine: Engine,
     http: HttpClient,
-    in_flight: InFlight<OnceCell<Outcome>>,
 }
 
 impl Gateway {
@@ -77,21 +69,11 @@ impl Gateway {
     /// Decides on a request, reading the token from the places the builder allowed (the form
     /// body too, since the body is here).
     pub async fn check<B: AsRef<[u8]>>(&self, request: &Request<B>) -> Result<Principal, Denial> {
-        let (token, scheme) = extract_token_from_parts(
-            request.method(),
-            request.uri(),
-            request.headers(),
-            Some(request.body().as_ref()),
-            self.inner.engine.locations,
-        )?;
-        self.decide_presented(
-            request.method(),
-            request.uri(),
-            request.headers(),
-            token.expose_secret(),
-            scheme,
-        )
-        .await
+        let body = Some(request.body().as_ref());
+        let (engine, http) = (&self.inner.engine, &self.inner.http);
+        engine
+            .check(http, request.method(), request.uri(), request.headers(), body)
+            .await
     }
 
     /// Decides on a request whose body has not been read (the form-body method is skipped).
@@ -101,129 +83,17 @@ impl Gateway {
         uri: &Uri,
         headers: &oauth_core::http::HeaderMap,
     ) -> Result<Principal, Denial> {
-        let (token, scheme) =
-            extract_token_from_parts(method, uri, headers, None, self.inner.engine.locations)?;
-        self.decide_presented(method, uri, headers, token.expose_secret(), scheme)
-            .await
+        let (engine, http) = (&self.inner.engine, &self.inner.http);
+        engine.check(http, method, uri, headers, None).await
     }
 
-    /// Decides on a token: from the cache, or after one introspection call shared by every
+    /// Decides on a token: from the cache, or after one validation shared by every
     /// concurrent request with the same token.
     pub async fn validate(&self, token: &AccessToken) -> Result<Principal, Denial> {
-        self.decide_token(token.expose_secret(), Presentation::Bearer)
+        let (engine, http) = (&self.inner.engine, &self.inner.http);
+        engine
+            .decide_token(http, token.expose_secret(), Presentation::Bearer)
             .await
-    }
-
-    async fn decide_presented(
-        &self,
-        method: &Method,
-        uri: &Uri,
-        headers: &oauth_core::http::HeaderMap,
-        token: &str,
-        scheme: TokenScheme,
-    ) -> Result<Principal, Denial> {
-        match scheme {
-            TokenScheme::Dpop => {
-                let proof = self.inner.engine.dpop_proof(method, uri, headers, token)?;
-                // A fleet remembers proofs together: one used on another node is a replay.
-                if let Some(shared) = &self.inner.engine.shared
-                    && !shared.first_use(&proof.replay, proof.remember).await
-                {
-                    return Err(Denial::InvalidDpopProof {
-                        reason: "The DPoP proof was used before.",
-                    });
-                }
-                self.decide_token(token, Presentation::Dpop { jkt: &proof.jkt })
-                    .await
-            }
-            _ => self.decide_token(token, Presentation::Bearer).await,
-        }
-    }
-
-    async fn decide_token(
-        &self,
-        token: &str,
-        presentation: Presentation<'_>,
-    ) -> Result<Principal, Denial> {
-        let engine = &self.inner.engine;
-        let key = key(token);
-        if let Some(result) = engine.cached(&key) {
-            return engine.decide(&result, presentation);
-        }
-        let call = self.inner.in_flight.join(key);
-        let outcome = call
-            .cell
-            .get_or_init(|| async {
-                // Another call may have filled the cache while this one queued.
-                if let Some(result) = engine.cached(&key) {
-                    return Ok(result);
-                }
-                match engine.route(token)? {
-                    Route::Local(issuer) => {
-                        let verified = issuer
-                            .keys
-                            .verify(&self.inner.http, token, &issuer.algorithms)
-                            .await;
-                        engine.local_outcome(key, issuer, verified)
-                    }
-                    Route::Introspect => {
-                        let leased = match self.shared_find(key).await {
-                            Found::Result(result, left) => {
-                                engine.cache.insert_within(
-                                    key,
-                                    Arc::clone(&result),
-                                    Instant::now(),
-                                    SystemTime::now(),
-                                    left,
-                                );
-                                return Ok(result);
-                            }
-                            Found::Leased => true,
-                            Found::Alone => false,
-                        };
-                        let started = Instant::now();
-                        let answer = match engine.request(token) {
-                            Ok(request) => self.inner.http.execute_oauth(request).await,
-                            Err(denial) => {
-                                self.shared_store(leased, key, None).await;
-                                return Err(denial);
-                            }
-                        };
-                        let outcome = engine.outcome(key, token, answer, started);
-                        self.shared_store(leased, key, outcome.as_ref().ok().cloned())
-                            .await;
-                        outcome
-                    }
-                }
-            })
-            .await
-            .clone();
-        drop(call);
-        engine.decide(&outcome?, presentation)
-    }
-
-    /// Looks in the fleet's shared cache, if there is one (its store's futures are awaited on
-    /// this task: use an async store, such as oauth-redis's `AsyncRedisStore`).
-    async fn shared_find(&self, key: Key) -> Found {
-        let Some(shared) = &self.inner.engine.shared else {
-            return Found::Alone;
-        };
-        shared.find(&key, tokio::time::sleep).await
-    }
-
-    /// Stores this node's result in the fleet's shared cache and releases the lease, on a task
-    /// of its own so that a cancelled request does not leave the lease held.
-    async fn shared_store(&self, leased: bool, key: Key, result: Option<Arc<Introspection>>) {
-        let (true, Some(shared)) = (leased, self.inner.engine.shared.clone()) else {
-            return;
-        };
-        let config = self.inner.engine.cache.config;
-        let _ = tokio::spawn(async move {
-            shared
-                .store(&key, result.as_deref(), &config, SystemTime::now())
-                .await;
-        })
-        .await;
     }
 
     /// The response for a denial (RFC 6750 status, challenge and JSON body).
@@ -252,13 +122,10 @@ impl std::fmt::Debug for Gateway {
 impl GatewayBuilder<HttpClient> {
     /// Builds the async gateway enforcing `policy` with `contracts`.
     pub fn build(self, policy: ApiPolicy, contracts: impl ContractStore) -> Gateway {
-        let (http, engine) = self.engine(policy, contracts);
+        let wait = self.http.config().timeout;
+        let (http, engine) = self.engine(policy, contracts, wait);
         Gateway {
-            inner: Arc::new(Inner {
-                engine,
-                http,
-                in_flight: InFlight::new(),
-            }),
+            inner: Arc::new(Inner { engine, http }),
         }
     }
 }

@@ -6,7 +6,10 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
-use crate::{RELEASE, StoreError, StoreFuture, TokenStore, failed, millis};
+use crate::{
+    FleetStore, RELEASE, StoreError, StoreErrorKind, StoreFuture, failed, millis,
+    released_channel, wait_for,
+};
 
 /// A Redis server, for oauth-runtime's [`TokenStore`] users in a tokio program: oauth-reqwest
 /// token sources ([`SharedStore`](crate::SharedStore)), oauth-gateway's `shared_cache` (the
@@ -76,7 +79,10 @@ impl AsyncRedisStore {
             {
                 Ok(Ok(manager)) => Ok(manager),
                 Ok(Err(e)) => Err(failed("connect", &e)),
-                Err(_) => Err(StoreError::new("redis connect: timed out")),
+                Err(_) => Err(StoreError::new(
+                    StoreErrorKind::Unavailable,
+                    "redis connect: timed out",
+                )),
             }
         };
         self.connection.get_or_try_init(connect).await.cloned()
@@ -85,19 +91,22 @@ impl AsyncRedisStore {
     /// Runs one command on the connection within the timeout.
     async fn run<'a, T: redis::FromRedisValue>(
         &'a self,
-        what: &str,
+        what: &'static str,
         command: impl FnOnce(ConnectionManager) -> redis::RedisFuture<'a, T>,
     ) -> Result<T, StoreError> {
         let connection = self.connection().await?;
         match tokio::time::timeout(self.timeout, command(connection)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(failed(what, &e)),
-            Err(_) => Err(StoreError::new(format!("redis {what}: timed out"))),
+            Err(_) => Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                format!("redis {what}: timed out"),
+            )),
         }
     }
 }
 
-impl TokenStore for AsyncRedisStore {
+impl FleetStore for AsyncRedisStore {
     fn load<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
         let command = redis::cmd("GET").arg(key).clone();
         Box::pin(self.run("GET", move |mut c| {
@@ -105,13 +114,17 @@ impl TokenStore for AsyncRedisStore {
         }))
     }
 
-    fn save<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> StoreFuture<'a, ()> {
-        let command = redis::cmd("SET")
-            .arg(key)
-            .arg(value)
-            .arg("PX")
-            .arg(millis(ttl))
-            .clone();
+    fn save<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, ()> {
+        let mut command = redis::cmd("SET");
+        command.arg(key).arg(value);
+        if let Some(ttl) = ttl {
+            command.arg("PX").arg(millis(ttl));
+        }
         Box::pin(self.run("SET", move |mut c| {
             Box::pin(async move { command.query_async(&mut c).await })
         }))
@@ -151,6 +164,53 @@ impl TokenStore for AsyncRedisStore {
                     })
                 })
                 .await?;
+            Ok(())
+        })
+    }
+
+    /// Subscribes to the lease's release channel (a connection of its own), then asks whether
+    /// the lease is still held (so a release in between is not missed), then waits for the
+    /// announcement, the lease's expiry, or `until` — parked on the task, never polling.
+    fn wait_released<'a>(
+        &'a self,
+        key: &'a str,
+        until: std::time::Instant,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let connect = self.client.get_async_pubsub();
+            let mut pubsub = match tokio::time::timeout(self.timeout, connect).await {
+                Ok(Ok(pubsub)) => pubsub,
+                Ok(Err(e)) => return Err(failed("connect", &e)),
+                Err(_) => {
+                    return Err(StoreError::new(
+                        StoreErrorKind::Unavailable,
+                        "redis connect: timed out",
+                    ));
+                }
+            };
+            match tokio::time::timeout(self.timeout, pubsub.subscribe(released_channel(key))).await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(failed("SUBSCRIBE", &e)),
+                Err(_) => {
+                    return Err(StoreError::new(
+                        StoreErrorKind::Unavailable,
+                        "redis SUBSCRIBE: timed out",
+                    ));
+                }
+            }
+            let command = redis::cmd("PTTL").arg(key).clone();
+            let pttl: i64 = self
+                .run("PTTL", move |mut c| {
+                    Box::pin(async move { command.query_async(&mut c).await })
+                })
+                .await?;
+            let Some(wait) = wait_for(pttl, until) else {
+                return Ok(());
+            };
+            let mut messages = pubsub.on_message();
+            // Released (a message), expired or past `until` (the timeout): either way, look.
+            let _ = tokio::time::timeout(wait, futures_util::StreamExt::next(&mut messages)).await;
             Ok(())
         })
     }

@@ -44,15 +44,36 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
-pub use oauth_runtime::{SharedStore, StoreError, StoreFuture, StoreKey, TokenStore};
+pub use oauth_runtime::{
+    FleetStore, FleetTokens, StoreError, StoreErrorKind, StoreFuture, StoreKey,
+};
+#[doc(hidden)]
+pub use oauth_runtime::{SharedStore, TokenStore};
 
 #[cfg(feature = "tokio")]
 mod async_store;
 #[cfg(feature = "tokio")]
 pub use async_store::AsyncRedisStore;
 
-/// Deletes the lease only if it still holds the caller's value.
-pub(crate) const RELEASE: &str = r#"if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end"#;
+/// Deletes the lease only if it still holds the caller's value, and tells those waiting for
+/// it (on the channel `<lease>:released`).
+pub(crate) const RELEASE: &str = r#"if redis.call("get", KEYS[1]) == ARGV[1] then redis.call("del", KEYS[1]); redis.call("publish", KEYS[1] .. ":released", "1"); return 1 else return 0 end"#;
+
+/// The channel a lease's release is announced on.
+pub(crate) fn released_channel(lease: &str) -> String {
+    format!("{lease}:released")
+}
+
+/// How long to wait for `lease`, whose remaining time Redis reported as `pttl` (ms; -2: gone,
+/// -1: no expiry), at most until `until`: `None` if it is gone already.
+pub(crate) fn wait_for(pttl: i64, until: std::time::Instant) -> Option<Duration> {
+    let left = until.saturating_duration_since(std::time::Instant::now());
+    match pttl {
+        -2 => None,
+        ms if ms >= 0 => Some(left.min(Duration::from_millis(ms as u64))),
+        _ => Some(left),
+    }
+}
 
 /// A Redis server, for [`SharedStore`], through the blocking protocol: the calling thread waits
 /// for each operation (at most the timeout). In a tokio program, use [`AsyncRedisStore`].
@@ -72,9 +93,33 @@ impl fmt::Debug for RedisStore {
     }
 }
 
-pub(crate) fn failed(what: &str, e: &redis::RedisError) -> StoreError {
-    // The error's kind and category, not its detail (which may name the server's address).
-    StoreError::new(format!("redis {what}: {:?} ({})", e.kind(), e.category()))
+/// The redis error's kind and category, as a source for [`StoreError`] (its detail may name
+/// the server's address, with a password: not kept).
+#[derive(Debug)]
+pub struct RedisFailure {
+    kind: redis::ErrorKind,
+    category: String,
+}
+
+impl fmt::Display for RedisFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} ({})", self.kind, self.category)
+    }
+}
+
+impl std::error::Error for RedisFailure {}
+
+pub(crate) fn failed(what: &'static str, e: &redis::RedisError) -> StoreError {
+    let failure = RedisFailure {
+        kind: e.kind(),
+        category: e.category().to_owned(),
+    };
+    let kind = if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
+        StoreErrorKind::Unavailable
+    } else {
+        StoreErrorKind::Refused
+    };
+    StoreError::new(kind, format!("redis {what}")).with_source(failure)
 }
 
 impl RedisStore {
@@ -99,7 +144,7 @@ impl RedisStore {
     /// connection so that the next use reconnects.
     fn with<T>(
         &self,
-        what: &str,
+        what: &'static str,
         f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
         let mut guard = self.connection.lock().unwrap_or_else(|e| e.into_inner());
@@ -115,7 +160,10 @@ impl RedisStore {
             *guard = Some(connection);
         }
         let Some(connection) = guard.as_mut() else {
-            return Err(StoreError::new("redis: no connection"));
+            return Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                "redis: no connection",
+            ));
         };
         match f(connection) {
             Ok(value) => Ok(value),
@@ -131,20 +179,25 @@ pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-impl TokenStore for RedisStore {
+impl FleetStore for RedisStore {
     fn load<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
         let result = self.with("GET", |c| redis::cmd("GET").arg(key).query(c));
         Box::pin(std::future::ready(result))
     }
 
-    fn save<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> StoreFuture<'a, ()> {
+    fn save<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, ()> {
         let result = self.with("SET", |c| {
-            redis::cmd("SET")
-                .arg(key)
-                .arg(value)
-                .arg("PX")
-                .arg(millis(ttl))
-                .query(c)
+            let mut command = redis::cmd("SET");
+            command.arg(key).arg(value);
+            if let Some(ttl) = ttl {
+                command.arg("PX").arg(millis(ttl));
+            }
+            command.query(c)
         });
         Box::pin(std::future::ready(result))
     }
@@ -176,5 +229,44 @@ impl TokenStore for RedisStore {
                 .map(|_| ())
         });
         Box::pin(std::future::ready(result))
+    }
+
+    /// Subscribes to the lease's release channel on a connection of its own, then asks
+    /// whether the lease is still held (so a release in between is not missed), then waits
+    /// for the announcement, the lease's expiry, or `until`.
+    fn wait_released<'a>(
+        &'a self,
+        key: &'a str,
+        until: std::time::Instant,
+    ) -> StoreFuture<'a, ()> {
+        let wait = || -> Result<(), StoreError> {
+            let mut connection = self
+                .client
+                .get_connection_with_timeout(self.timeout)
+                .map_err(|e| failed("connect", &e))?;
+            connection
+                .set_write_timeout(Some(self.timeout))
+                .map_err(|e| failed("connect", &e))?;
+            let mut pubsub = connection.as_pubsub();
+            pubsub
+                .subscribe(released_channel(key))
+                .map_err(|e| failed("SUBSCRIBE", &e))?;
+            let pttl: i64 = self.with("PTTL", |c| redis::cmd("PTTL").arg(key).query(c))?;
+            let Some(wait) = wait_for(pttl, until) else {
+                return Ok(());
+            };
+            if wait.is_zero() {
+                return Ok(());
+            }
+            pubsub
+                .set_read_timeout(Some(wait))
+                .map_err(|e| failed("SUBSCRIBE", &e))?;
+            match pubsub.get_message() {
+                Ok(_) => Ok(()),
+                Err(e) if e.is_timeout() => Ok(()),
+                Err(e) => Err(failed("SUBSCRIBE", &e)),
+            }
+        };
+        Box::pin(std::future::ready(wait()))
     }
 }

@@ -240,6 +240,11 @@ impl Io for HttpClient {
     async fn sleep_until(&self, until: Instant) {
         tokio::time::sleep_until(until.into()).await;
     }
+
+    async fn wait(&self, signal: &oauth_runtime::Signal, seen: u64, until: Instant) {
+        // Ends at the signal or at the deadline; which one, the caller looks.
+        let _ = tokio::time::timeout_at(until.into(), signal.changed(seen)).await;
+    }
 }
 
 /// The rustls configuration: ring, TLS 1.2 and 1.3, the configured roots.

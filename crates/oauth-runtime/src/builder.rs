@@ -93,6 +93,7 @@ impl<H: crate::Io> SourceCore<H> {
                 crate::fleet_token(
                     &self.http,
                     store,
+                    &self.shared.policy(),
                     slot,
                     self.shared.last().as_ref(),
                     &self.endpoint,

@@ -19,7 +19,7 @@ use oauth_core::{
     discovery_request, parse_server_metadata,
 };
 
-use crate::{CallEvent, HttpConfig, SharedToken, log_call, now};
+use crate::{CallEvent, HttpConfig, SharedToken, Signal, log_call, now};
 
 /// A request body: one that holds secrets (wiped when the adapter is done with it), or any
 /// other.
@@ -48,6 +48,11 @@ pub trait Io: Sync {
 
     /// Waits until `until`.
     fn sleep_until(&self, until: Instant) -> impl Future<Output = ()> + Send;
+
+    /// Waits until `signal` is raised past generation `seen`, or until `until`, whichever
+    /// comes first: how a driver waits for another caller without polling (the async adapter
+    /// parks the task, the blocking one the thread).
+    fn wait(&self, signal: &Signal, seen: u64, until: Instant) -> impl Future<Output = ()> + Send;
 }
 
 /// Runs a future whose every poll completes (a blocking adapter's driver) to its end.

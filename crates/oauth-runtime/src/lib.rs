@@ -33,6 +33,7 @@ mod middleware;
 #[cfg(feature = "openid")]
 mod openid;
 mod shared;
+mod signal;
 mod store;
 
 pub use builder::{OwnedRefresh, SourceCore, SourceKind, SourceParts, TokenSourceBuilder};
@@ -53,7 +54,13 @@ pub use middleware::{
 #[cfg(feature = "openid")]
 pub use openid::{IdTokenExpectations, KeysError, Login, OpenIdCore, RemoteKeys};
 pub use shared::{RefreshGuard, SharedToken};
-pub use store::{SharedStore, StoreError, StoreFuture, StoreKey, TokenStore, fleet_token};
+pub use signal::{Changed, Signal};
+pub use store::{
+    FleetStore, FleetTokens, LeaseSlot, Leased, Sealer, StoreError, StoreErrorKind, StoreFuture,
+    StoreKey, fleet_token, holder_name, leased,
+};
+#[doc(hidden)]
+pub use store::{SharedStore, TokenStore};
 
 use std::time::{Instant, SystemTime};
 

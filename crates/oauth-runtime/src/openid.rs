@@ -21,10 +21,7 @@ use oauth_core::{
 };
 
 use crate::drive::{Io, exchange, execute_oauth, request_token};
-use crate::now;
-
-/// How long a caller waits between looks at a JWK set fetch another caller is making.
-const FETCH_POLL: Duration = Duration::from_millis(10);
+use crate::{Signal, now};
 
 /// A JWK set at `jwks_uri`, fetched when first needed, cached, and fetched again past its max
 /// age or when a token names a `kid` it does not hold — at most once per
@@ -37,6 +34,8 @@ pub struct RemoteKeys {
     uri: Endpoint,
     cache: Mutex<JwksCache<KeySet>>,
     fetches: AtomicU64,
+    /// Raised when a fetch ends (or is abandoned), for the callers waiting on it.
+    fetched: Signal,
 }
 
 impl fmt::Debug for RemoteKeys {
@@ -81,6 +80,7 @@ impl RemoteKeys {
             uri,
             cache: Mutex::new(cache),
             fetches: AtomicU64::new(0),
+            fetched: Signal::new(),
         }
     }
 
@@ -121,6 +121,8 @@ impl RemoteKeys {
         let deadline = io.config().deadline(now());
         let mut unknown_kid = unknown_kid;
         loop {
+            // Read before looking, so that a fetch ending after the look still wakes us.
+            let seen = self.fetched.generation();
             let decision = self.lock().poll(Instant::now(), unknown_kid);
             match decision {
                 JwksDecision::Use(keys) => return Ok(keys),
@@ -154,9 +156,10 @@ impl RemoteKeys {
                         )
                         .into());
                     }
-                    io.sleep_until((now + FETCH_POLL).min(deadline)).await;
+                    io.wait(&self.fetched, seen, deadline).await;
                 }
-                _ => {
+                other => {
+                    debug_assert!(false, "unknown JWK set decision {other:?}");
                     return Err(TransportError::new(
                         TransportErrorKind::Io,
                         "unexpected state of the JWK set cache",
@@ -208,6 +211,7 @@ struct InFlightFetch<'a> {
 impl InFlightFetch<'_> {
     fn finish(self, result: Result<KeySet, Error>) {
         self.keys.lock().handle_response(result, Instant::now());
+        self.keys.fetched.notify();
         std::mem::forget(self);
     }
 }
@@ -215,6 +219,7 @@ impl InFlightFetch<'_> {
 impl Drop for InFlightFetch<'_> {
     fn drop(&mut self) {
         self.keys.lock().cancel();
+        self.keys.fetched.notify();
     }
 }
 

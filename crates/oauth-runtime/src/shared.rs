@@ -91,6 +91,11 @@ impl SharedToken {
         None
     }
 
+    /// The lifecycle's policy (a copy: it decides what a fleet's stored token is worth).
+    pub fn policy(&self) -> RefreshPolicy {
+        self.lock().lifecycle.policy().clone()
+    }
+
     /// The published token, fresh or not (the one a refresh replaces).
     pub fn last(&self) -> Option<AccessToken> {
         self.current.load().as_ref().map(|p| p.token.clone())

@@ -247,6 +247,10 @@ impl Io for HttpClient {
     async fn sleep_until(&self, until: Instant) {
         std::thread::sleep(until.saturating_duration_since(Instant::now()));
     }
+
+    async fn wait(&self, signal: &oauth_runtime::Signal, seen: u64, until: Instant) {
+        signal.wait_blocking(seen, until);
+    }
 }
 
 /// ureq's TLS settings: rustls with ring and the configured roots.
