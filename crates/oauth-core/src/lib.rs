@@ -159,10 +159,10 @@ pub use request::{
     TOKEN_TYPE_ID_TOKEN, TOKEN_TYPE_JWT, TokenExchange, TokenRequest,
 };
 pub use resource::{
-    ApiPolicy, BearerLocations, Cause, ContractStatus, DEFAULT_MAX_TOKEN_LEN, Denial, InvalidTokenReason,
-    JwtAccessTokenChecks, Presentation, Principal, RequestToken, TokenScheme, extract_bearer_token,
-    extract_bearer_token_from_parts, extract_token_from_parts, jwt_issuer_hint,
-    validate_jwt_access_token,
+    ApiPolicy, BearerLocations, Cause, ContractStatus, DEFAULT_MAX_TOKEN_LEN, Denial,
+    InvalidTokenReason, JwtAccessTokenChecks, Presentation, Principal, RequestToken, TokenScheme,
+    extract_bearer_token, extract_bearer_token_from_parts, extract_token_from_parts,
+    jwt_issuer_hint, validate_jwt_access_token,
 };
 pub use response::{MAX_BODY_LEN, TokenResponse, TokenType, parse_token_response};
 pub use scope::Scope;

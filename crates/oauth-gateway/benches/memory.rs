@@ -10,8 +10,10 @@ use std::alloc::System;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use oauth_gateway::__bench::{IntrospectionCache, key};
+use oauth_gateway::__bench::key;
 use oauth_gateway::CacheConfig;
+use oauth_gateway::oauth_core::Now;
+use oauth_gateway::oauth_core::gateway::ResultCache;
 use oauth_gateway::oauth_core::http::Response;
 use oauth_gateway::oauth_core::{Introspection, parse_introspection_response};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
@@ -37,15 +39,19 @@ fn per_entry(n: usize, make: &dyn Fn(usize) -> Introspection) -> f64 {
         .capacity(n)
         .max_age(Duration::from_secs(3600));
     let region = Region::new(GLOBAL);
-    let cache = IntrospectionCache::new(config);
-    let (now, wall) = (Instant::now(), SystemTime::now());
+    let mut cache = ResultCache::new(config);
+    let now = Now::new(SystemTime::now(), Instant::now());
     for i in 0..n {
         let token = format!("token-{i:012}");
-        cache.insert(key(&token), Arc::new(make(i)), now, wall);
+        cache.insert(key(&token), &make(i), now, Duration::MAX);
     }
     let stats = region.change();
     let held = stats.bytes_allocated as f64 - stats.bytes_deallocated as f64;
-    assert!(cache.get(&key("token-000000000007"), now).is_some());
+    assert!(
+        cache
+            .get(&key("token-000000000007"), now.monotonic())
+            .is_some()
+    );
     drop(cache);
     held / n as f64
 }
@@ -74,7 +80,7 @@ fn main() {
     println!(
         "Heap held per entry, counted by an instrumented allocator (no timing): the first row \
          holds 10,000 parsed introspection answers as `Arc<Introspection>`; the others fill an \
-         `IntrospectionCache` with {N} entries (key: the token's SHA-256) of the answers \
+         `ResultCache` (oauth-core's gateway machine) with {N} entries (key: the token's SHA-256) of the answers \
          described, as the gateway's cache stores them (compacted, shared).\n"
     );
     println!("| cached tokens: {N} | heap bytes per entry | for 1,000,000 tokens |");

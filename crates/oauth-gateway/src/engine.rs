@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use jwt_assertion::Algorithm;
 use jwt_assertion::verify::{KeySet, Verified};
-use oauth_core::gateway::{CacheConfig, Check, CheckStep, GatewayState, Outcome, ReplaySet, TokenKey};
+use oauth_core::gateway::{
+    CacheConfig, Check, CheckStep, GatewayState, Outcome, ReplaySet, TokenKey,
+};
 use oauth_core::http::{HeaderMap, Method, Response, StatusCode, Uri};
 use oauth_core::{
     ApiPolicy, BearerLocations, Cause, Client, Denial, Endpoint, Introspection,
@@ -267,9 +269,9 @@ impl<H> GatewayBuilder<H> {
         max_wait: Duration,
     ) -> (H, Engine) {
         let shared = match (self.shared, &self.introspection) {
-            (Some(shared), Some((endpoint, client))) => Some(
-                shared.bound_to(endpoint.as_str(), client.id().map_or("", |id| id.as_str())),
-            ),
+            (Some(shared), Some((endpoint, client))) => {
+                Some(shared.bound_to(endpoint.as_str(), client.id().map_or("", |id| id.as_str())))
+            }
             (shared, _) => shared,
         };
         let wait = shared
@@ -386,7 +388,9 @@ impl Engine {
                 CheckStep::Wait { until } => io.wait(&self.signal, seen, until).await,
                 CheckStep::Validate => {
                     let (outcome, limit) = self.validate(io, check.check.key(), token).await;
-                    check.check.handle_outcome(&mut self.lock(), outcome, now(), limit);
+                    check
+                        .check
+                        .handle_outcome(&mut self.lock(), outcome, now(), limit);
                     self.signal.notify();
                 }
                 other => {
@@ -527,12 +531,11 @@ impl Engine {
         introspection: &Arc<Introspection>,
         presentation: Presentation<'_>,
     ) -> Result<Principal, Denial> {
-        let decision = self.policy.decide_with(
-            introspection,
-            now().wall(),
-            presentation,
-            |client, api| self.contracts.lookup(client, api),
-        );
+        let decision =
+            self.policy
+                .decide_with(introspection, now().wall(), presentation, |client, api| {
+                    self.contracts.lookup(client, api)
+                });
         if let Err(denial) = &decision {
             tracing::debug!(
                 api = self.policy.api(),

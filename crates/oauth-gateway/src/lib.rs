@@ -48,10 +48,10 @@ mod tower;
 
 #[cfg(feature = "blocking")]
 pub use blocking::BlockingGateway;
-pub use oauth_core::gateway::CacheConfig;
 pub use contracts::{Contract, ContractError, ContractSet, ContractStore, MemoryContracts};
 pub use engine::GatewayBuilder;
 pub use engine::{DpopPolicy, JwtIssuer};
+pub use oauth_core::gateway::CacheConfig;
 #[cfg(feature = "redb")]
 pub use redb_store::RedbContracts;
 

@@ -72,7 +72,13 @@ impl Gateway {
         let body = Some(request.body().as_ref());
         let (engine, http) = (&self.inner.engine, &self.inner.http);
         engine
-            .check(http, request.method(), request.uri(), request.headers(), body)
+            .check(
+                http,
+                request.method(),
+                request.uri(),
+                request.headers(),
+                body,
+            )
             .await
     }
 

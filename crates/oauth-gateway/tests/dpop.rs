@@ -3,6 +3,8 @@
 //! refusal with its RFC 9449 answer. Both the async (tower) and the blocking gateway.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -254,57 +256,8 @@ fn dpop_bound_tokens_need_a_proof_of_the_bound_key() {
     }
 }
 
-/// A fleet's store for the test: what `GET`, `SET PX`, `SET NX PX` and a holder-checked
-/// delete would do, in memory.
-#[derive(Default)]
-struct FleetStore {
-    seen: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
-}
-
-fn ready<'a, T: Send + 'a>(value: T) -> oauth_runtime::StoreFuture<'a, T> {
-    Box::pin(std::future::ready(Ok(value)))
-}
-
-impl oauth_runtime::TokenStore for FleetStore {
-    fn load<'a>(&'a self, key: &'a str) -> oauth_runtime::StoreFuture<'a, Option<Vec<u8>>> {
-        ready(self.seen.lock().unwrap().get(key).cloned())
-    }
-    fn save<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a [u8],
-        _: Duration,
-    ) -> oauth_runtime::StoreFuture<'a, ()> {
-        self.seen
-            .lock()
-            .unwrap()
-            .insert(key.to_owned(), value.to_vec());
-        ready(())
-    }
-    fn try_lease<'a>(
-        &'a self,
-        key: &'a str,
-        holder: &'a str,
-        _: Duration,
-    ) -> oauth_runtime::StoreFuture<'a, bool> {
-        let mut seen = self.seen.lock().unwrap();
-        if seen.contains_key(key) {
-            return ready(false);
-        }
-        seen.insert(key.to_owned(), holder.as_bytes().to_vec());
-        ready(true)
-    }
-    fn release<'a>(&'a self, key: &'a str, holder: &'a str) -> oauth_runtime::StoreFuture<'a, ()> {
-        let mut seen = self.seen.lock().unwrap();
-        if seen.get(key).is_some_and(|v| v == holder.as_bytes()) {
-            seen.remove(key);
-        }
-        ready(())
-    }
-}
-
-/// Two async gateways of one fleet: a proof accepted by one is a replay at the other
-/// (RFC 9449 §11.1), while a fresh proof is accepted anywhere.
+/// Two gateways of one fleet, one async and one blocking: a proof accepted by one is a replay
+/// at the other (RFC 9449 §11.1), whichever face, while a fresh proof is accepted anywhere.
 #[test]
 fn a_fleet_remembers_dpop_proofs_together() {
     let server = TestServer::start(Behaviour::default()).unwrap();
@@ -318,7 +271,7 @@ fn a_fleet_remembers_dpop_proofs_together() {
     let _guard = rt.enter();
     let contracts = Arc::new(MemoryContracts::new());
     contracts.grant(Contract::new("app-1", "orders"));
-    let store = Arc::new(FleetStore::default());
+    let store = Arc::new(support::MemoryFleet::default());
     let node = || {
         let http = oauth_reqwest::HttpClient::new(
             oauth_reqwest::HttpConfig::new()
@@ -339,22 +292,45 @@ fn a_fleet_remembers_dpop_proofs_together() {
                 Arc::clone(&contracts),
             )
     };
-    let (a, b) = (node(), node());
+    let blocking_node = || {
+        let http = oauth_ureq::HttpClient::new(
+            oauth_ureq::HttpConfig::new()
+                .add_root_certificates_pem(server.ca_pem().as_bytes())
+                .unwrap(),
+        )
+        .unwrap();
+        let issuer = JwtIssuer::new(
+            server.url(""),
+            AUDIENCE,
+            http.endpoint(&server.url("/jwks")).unwrap(),
+        );
+        BlockingGateway::local_builder(http)
+            .jwt_issuer(issuer)
+            .shared_cache(Arc::clone(&store), &[9; 32], Duration::from_secs(1))
+            .build(
+                ApiPolicy::new("orders").require_scope(["orders:read"]),
+                Arc::clone(&contracts),
+            )
+    };
+    let (a, b) = (node(), blocking_node());
     let good = proof(&key, "GET", URL, Some(&token), SystemTime::now());
     assert!(
         rt.block_on(a.check(&request("DPoP", &token, &[&good])))
             .is_ok()
     );
-    let replayed = rt
-        .block_on(b.check(&request("DPoP", &token, &[&good])))
-        .unwrap_err();
+    let replayed = b.check(&request("DPoP", &token, &[&good])).unwrap_err();
     assert!(
         matches!(replayed, Denial::InvalidDpopProof { reason } if reason.contains("used before")),
         "{replayed:?}"
     );
+    // And the other way round.
     let fresh = proof(&key, "GET", URL, Some(&token), SystemTime::now());
+    assert!(b.check(&request("DPoP", &token, &[&fresh])).is_ok());
+    let replayed = rt
+        .block_on(a.check(&request("DPoP", &token, &[&fresh])))
+        .unwrap_err();
     assert!(
-        rt.block_on(b.check(&request("DPoP", &token, &[&fresh])))
-            .is_ok()
+        matches!(replayed, Denial::InvalidDpopProof { .. }),
+        "{replayed:?}"
     );
 }

@@ -3,6 +3,8 @@
 //! a restart. Both the async (tower) and the blocking gateway.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -321,6 +323,102 @@ fn concurrent_requests_with_one_token_make_one_call() {
         t.join().unwrap().unwrap();
     }
     assert_eq!(server.counters().introspection_requests, 2);
+}
+
+/// A fleet of two gateways, one of each face, sharing one store: the token is introspected
+/// once for the fleet, whichever face asks first; each node then answers from its own cache.
+#[test]
+fn a_fleet_of_both_faces_makes_one_introspection_call_per_token() {
+    let server = server();
+    let store = Arc::new(support::MemoryFleet::default());
+    let rt = runtime();
+    let _guard = rt.enter();
+    let tokio_http = oauth_reqwest::HttpClient::new(
+        oauth_reqwest::HttpConfig::new()
+            .add_root_certificates_pem(server.ca_pem().as_bytes())
+            .unwrap(),
+    )
+    .unwrap();
+    let endpoint = tokio_http.endpoint(&server.url("/introspect")).unwrap();
+    let a = Gateway::builder(tokio_http, endpoint, credentials(&server))
+        .shared_cache(Arc::clone(&store), &[5; 32], Duration::from_secs(2))
+        .build(policy(), contracts());
+    let ureq_http = oauth_ureq::HttpClient::new(
+        oauth_ureq::HttpConfig::new()
+            .add_root_certificates_pem(server.ca_pem().as_bytes())
+            .unwrap(),
+    )
+    .unwrap();
+    let endpoint = ureq_http.endpoint(&server.url("/introspect")).unwrap();
+    let b = BlockingGateway::builder(ureq_http, endpoint, credentials(&server))
+        .shared_cache(Arc::clone(&store), &[5; 32], Duration::from_secs(2))
+        .build(policy(), contracts());
+    // The async node first, then the blocking one: one call.
+    let first = server.issue_access_token("app-1", "orders:read", HOUR);
+    rt.block_on(a.validate(&AccessToken::new(first.clone())))
+        .unwrap();
+    b.validate(&AccessToken::new(first)).unwrap();
+    assert_eq!(server.counters().introspection_requests, 1);
+    // The blocking node first, then the async one: one more.
+    let second = server.issue_access_token("app-1", "orders:read", HOUR);
+    b.validate(&AccessToken::new(second.clone())).unwrap();
+    rt.block_on(a.validate(&AccessToken::new(second))).unwrap();
+    assert_eq!(server.counters().introspection_requests, 2);
+}
+
+/// A request validating a token is cancelled (its client went away) while others wait for
+/// its call: one of them takes over at once instead of waiting out the whole timeout.
+#[test]
+fn a_cancelled_validation_hands_over_to_a_waiting_request() {
+    let server = server();
+    server.configure(|b| b.introspection_delay = Duration::from_millis(400));
+    let a = async_gateway(&server, contracts(), CacheConfig::default(), TIMEOUT);
+    let token = server.issue_access_token("app-1", "orders:read", HOUR);
+    let rt = runtime();
+    let started = Instant::now();
+    let result = rt.block_on(async {
+        let leader = {
+            let (a, t) = (a.clone(), AccessToken::new(token.clone()));
+            tokio::spawn(async move { a.validate(&t).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let waiter = {
+            let (a, t) = (a.clone(), AccessToken::new(token.clone()));
+            tokio::spawn(async move { a.validate(&t).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        leader.abort();
+        waiter.await.unwrap()
+    });
+    assert!(result.is_ok(), "{result:?}");
+    // The waiter called again itself, well before the 10 s it could have waited.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.counters().introspection_requests, 2);
+}
+
+/// A 503 keeps its cause (for the gateway's logs and `source()`), while the answer to the
+/// caller stays generic.
+#[test]
+fn an_unavailable_denial_keeps_its_cause_but_answers_generically() {
+    let server = server();
+    server.configure(|b| b.introspection_failure = Some(500));
+    let g = blocking_gateway(&server, contracts(), CacheConfig::default(), TIMEOUT);
+    let token = server.issue_access_token("app-1", "orders:read", HOUR);
+    let denial = g.validate(&AccessToken::new(token)).unwrap_err();
+    let Denial::Unavailable { cause, .. } = &denial else {
+        panic!("{denial:?}");
+    };
+    let cause = cause.as_ref().expect("a cause");
+    assert!(cause.to_string().contains("500"), "{cause}");
+    assert!(std::error::Error::source(&denial).is_some());
+    let response = g.deny_response(&denial);
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = String::from_utf8(response.into_body()).unwrap();
+    assert!(!body.contains("500"), "{body}");
 }
 
 #[test]

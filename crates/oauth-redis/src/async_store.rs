@@ -7,8 +7,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
 use crate::{
-    FleetStore, RELEASE, StoreError, StoreErrorKind, StoreFuture, failed, millis,
-    released_channel, wait_for,
+    FleetStore, RELEASE, StoreError, StoreErrorKind, StoreFuture, failed, millis, released_channel,
+    wait_for,
 };
 
 /// A Redis server, for oauth-runtime's [`TokenStore`] users in a tokio program: oauth-reqwest
@@ -171,11 +171,7 @@ impl FleetStore for AsyncRedisStore {
     /// Subscribes to the lease's release channel (a connection of its own), then asks whether
     /// the lease is still held (so a release in between is not missed), then waits for the
     /// announcement, the lease's expiry, or `until` — parked on the task, never polling.
-    fn wait_released<'a>(
-        &'a self,
-        key: &'a str,
-        until: std::time::Instant,
-    ) -> StoreFuture<'a, ()> {
+    fn wait_released<'a>(&'a self, key: &'a str, until: std::time::Instant) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let connect = self.client.get_async_pubsub();
             let mut pubsub = match tokio::time::timeout(self.timeout, connect).await {

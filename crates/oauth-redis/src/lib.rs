@@ -234,11 +234,7 @@ impl FleetStore for RedisStore {
     /// Subscribes to the lease's release channel on a connection of its own, then asks
     /// whether the lease is still held (so a release in between is not missed), then waits
     /// for the announcement, the lease's expiry, or `until`.
-    fn wait_released<'a>(
-        &'a self,
-        key: &'a str,
-        until: std::time::Instant,
-    ) -> StoreFuture<'a, ()> {
+    fn wait_released<'a>(&'a self, key: &'a str, until: std::time::Instant) -> StoreFuture<'a, ()> {
         let wait = || -> Result<(), StoreError> {
             let mut connection = self
                 .client

@@ -136,7 +136,10 @@ mod tests {
         signal.notify();
         // Already past `seen`: returns at once, however far the deadline.
         signal.wait_blocking(seen, Instant::now() + Duration::from_secs(3600));
-        assert!(crate::block_on(async { signal.changed(seen).await; true }));
+        assert!(crate::block_on(async {
+            signal.changed(seen).await;
+            true
+        }));
     }
 
     #[test]

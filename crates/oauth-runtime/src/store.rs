@@ -641,12 +641,7 @@ mod tests {
         fn load<'a>(&'a self, _: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
             Box::pin(std::future::ready(Ok(None)))
         }
-        fn save<'a>(
-            &'a self,
-            _: &'a str,
-            _: &'a [u8],
-            _: Option<Duration>,
-        ) -> StoreFuture<'a, ()> {
+        fn save<'a>(&'a self, _: &'a str, _: &'a [u8], _: Option<Duration>) -> StoreFuture<'a, ()> {
             Box::pin(std::future::ready(Ok(())))
         }
         fn wait_released<'a>(&'a self, _: &'a str, _: Instant) -> StoreFuture<'a, ()> {
@@ -667,7 +662,13 @@ mod tests {
     #[test]
     fn records_open_only_with_the_key_and_for_the_slot() {
         let shared = FleetTokens::new(Nothing, key("k1", 1));
-        let record = shared.seal(&token(600), "slot-a", SystemTime::now().checked_add(Duration::from_secs(600))).unwrap_or_default();
+        let record = shared
+            .seal(
+                &token(600),
+                "slot-a",
+                SystemTime::now().checked_add(Duration::from_secs(600)),
+            )
+            .unwrap_or_default();
         assert!(
             !record.windows(11).any(|w| w == b"at-secret-1"),
             "the token is not in clear"
@@ -792,7 +793,13 @@ mod tests {
 
         let state = Arc::new(State::default());
         let shared = FleetTokens::new(Racy(Arc::clone(&state)), key("k1", 1));
-        let theirs = shared.seal(&token(600), "slot", SystemTime::now().checked_add(Duration::from_secs(600))).unwrap_or_default();
+        let theirs = shared
+            .seal(
+                &token(600),
+                "slot",
+                SystemTime::now().checked_add(Duration::from_secs(600)),
+            )
+            .unwrap_or_default();
         *state.record.lock().unwrap_or_else(|e| e.into_inner()) = Some(theirs);
         let io = Counting(crate::HttpConfig::new(), AtomicUsize::new(0));
         let endpoint = io
@@ -826,7 +833,9 @@ mod tests {
         assert!(!policy.takes_shared(&fresh, Some(fresh.access_token()), SystemTime::now()));
         assert!(!policy.takes_shared(&token(20), None, SystemTime::now()));
         assert_eq!(
-            policy.shared_ttl(&fresh, SystemTime::now()).map(|d| d.as_secs() / 10),
+            policy
+                .shared_ttl(&fresh, SystemTime::now())
+                .map(|d| d.as_secs() / 10),
             Some(59)
         );
     }

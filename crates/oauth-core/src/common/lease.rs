@@ -81,7 +81,9 @@ enum State {
     Waiting,
     /// The lease is taken: look once more.
     LookAgain,
-    Fetching { leased: bool },
+    Fetching {
+        leased: bool,
+    },
     Saving,
     Releasing(LeaseOutcome),
     Done(LeaseOutcome),

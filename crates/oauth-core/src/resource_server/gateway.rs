@@ -575,9 +575,7 @@ mod tests {
 
     fn active(exp: Option<u64>) -> Arc<Introspection> {
         match exp {
-            Some(exp) => result(&format!(
-                r#"{{"active":true,"client_id":"c","exp":{exp}}}"#
-            )),
+            Some(exp) => result(&format!(r#"{{"active":true,"client_id":"c","exp":{exp}}}"#)),
             None => result(r#"{"active":true,"client_id":"c"}"#),
         }
     }
@@ -643,7 +641,12 @@ mod tests {
         assert!(cached(&mut s, [3; 32], at(59)));
         assert!(!cached(&mut s, [3; 32], at(60)));
         // Inactive answers: the negative TTL.
-        validate(&mut s, [4; 32], Ok(Arc::new(Introspection::inactive())), at(0));
+        validate(
+            &mut s,
+            [4; 32],
+            Ok(Arc::new(Introspection::inactive())),
+            at(0),
+        );
         assert!(cached(&mut s, [4; 32], at(4)));
         assert!(!cached(&mut s, [4; 32], at(5)));
         // Already expired at validation: not kept.

@@ -1147,7 +1147,8 @@ mod tests {
         let r = Denial::Unavailable {
             reason: "down",
             cause: None,
-        }.to_response(None);
+        }
+        .to_response(None);
         assert_eq!(r.status(), 503);
         let r = Denial::InvalidRequest { reason: "x" }.to_response(None);
         assert_eq!(r.status(), 400);
