@@ -293,7 +293,7 @@ fn eight_processes_two_hundred_callers_one_token_request() {
     // The record is sealed: the token is not in it, nor any JSON.
     let token = all.into_iter().next().unwrap();
     let record = redis_get(&redis, &format!("oauth:token:{}", fleet.slot)).expect("a record");
-    assert!(record.starts_with(b"OTK1"));
+    assert!(record.starts_with(b"OFS1"));
     assert!(!record.windows(token.len()).any(|w| w == token.as_bytes()));
     assert!(serde_json_free(&record));
     redis.stop();
@@ -321,7 +321,7 @@ fn redis_down_each_process_fetches_its_own_then_sharing_resumes() {
         assert_eq!(tokens(out).len(), 1);
         // And says so.
         assert!(
-            String::from_utf8_lossy(&out.stderr).contains("shared token store is unavailable"),
+            String::from_utf8_lossy(&out.stderr).contains("shared store is unavailable"),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
@@ -393,9 +393,9 @@ fn corrupt_or_foreign_records_are_ignored_and_overwritten() {
     let key = format!("oauth:token:{}", fleet.slot);
     let junk: [&[u8]; 4] = [
         b"not a record",
-        b"OTK1",
+        b"OFS1",
         br#"{"access_token":"forged","token_type":"Bearer"}"#,
-        b"OTK1\x02k9aaaaaaaaaaaabbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+        b"OFS1\x02k9aaaaaaaaaaaabbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
     ];
     for (i, value) in junk.iter().enumerate() {
         redis_set(&redis, &key, value);
@@ -405,7 +405,7 @@ fn corrupt_or_foreign_records_are_ignored_and_overwritten() {
         assert_eq!(t.len(), 1);
         assert!(!t.contains("forged"), "a forged record was served");
         assert_eq!(fleet.requests(), i + 1, "a request replaced junk #{i}");
-        assert!(redis_get(&redis, &key).unwrap().starts_with(b"OTK1\x02k1"));
+        assert!(redis_get(&redis, &key).unwrap().starts_with(b"OFS1\x02k1"));
     }
     // Now valid: the next process takes it without a request.
     let out = fleet.child(&redis.url(), 3, 5000).output().unwrap();

@@ -352,7 +352,7 @@ where
     let mut found = None;
     let mut fetched = None;
     let warn = |what: &str, e: &StoreError| {
-        tracing::warn!(error = %e, "the fleet's store failed ({what}); working alone");
+        tracing::warn!(error = %e, "the shared store is unavailable ({what}); this process works alone");
     };
     loop {
         match machine.poll(Instant::now()) {
