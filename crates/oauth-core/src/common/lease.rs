@@ -229,7 +229,7 @@ mod tests {
 
     #[test]
     fn a_stored_value_is_used_without_a_lease() {
-        let t = Instant::now();
+        let t = crate::time::test_support::t0().monotonic();
         let mut f = LeasedFetch::new(secs(2), secs(2), t);
         assert_eq!(f.poll(t), LeaseStep::Load);
         f.handle_look(Looked::Usable);
@@ -239,7 +239,7 @@ mod tests {
 
     #[test]
     fn the_lease_holder_looks_again_fetches_saves_and_releases() {
-        let t = Instant::now();
+        let t = crate::time::test_support::t0().monotonic();
         let mut f = LeasedFetch::new(secs(2), secs(2), t);
         assert_eq!(f.poll(t), LeaseStep::Load);
         f.handle_look(Looked::Missing);
@@ -261,7 +261,7 @@ mod tests {
     /// first look and its lease: the value is used, and no second fetch is made.
     #[test]
     fn a_value_saved_just_before_the_lease_is_used() {
-        let t = Instant::now();
+        let t = crate::time::test_support::t0().monotonic();
         let mut f = LeasedFetch::new(secs(2), secs(2), t);
         f.poll(t);
         f.handle_look(Looked::Missing);
@@ -276,7 +276,7 @@ mod tests {
 
     #[test]
     fn a_failed_fetch_releases_without_saving() {
-        let t = Instant::now();
+        let t = crate::time::test_support::t0().monotonic();
         let mut f = LeasedFetch::new(secs(2), secs(2), t);
         f.poll(t);
         f.handle_look(Looked::Missing);
@@ -291,7 +291,7 @@ mod tests {
 
     #[test]
     fn a_waiter_looks_again_after_each_release_and_gives_up_in_time() {
-        let t = Instant::now();
+        let t = crate::time::test_support::t0().monotonic();
         let mut f = LeasedFetch::new(secs(2), secs(5), t);
         f.poll(t);
         f.handle_look(Looked::Missing);
@@ -311,7 +311,7 @@ mod tests {
 
     #[test]
     fn store_failures_mean_fetching_alone() {
-        let t = Instant::now();
+        let t = crate::time::test_support::t0().monotonic();
         let mut f = LeasedFetch::new(secs(2), secs(2), t);
         f.poll(t);
         f.handle_look(Looked::Failed);
@@ -331,7 +331,7 @@ mod tests {
 
     #[test]
     fn a_huge_lease_does_not_overflow() {
-        let t = Instant::now();
+        let t = crate::time::test_support::t0().monotonic();
         let mut f = LeasedFetch::new(Duration::MAX, Duration::MAX, t);
         f.poll(t);
         f.handle_look(Looked::Missing);

@@ -580,10 +580,9 @@ mod tests {
         }
     }
 
+    /// Simulated time: both readings advance together (the wall clock at 1000 s + `secs`).
     fn at(secs: u64) -> Now {
-        // A simulated clock: both readings advance together.
-        static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        let base = *BASE.get_or_init(Instant::now);
+        let base = crate::time::test_support::t0().monotonic();
         Now::new(
             SystemTime::UNIX_EPOCH + Duration::from_secs(1000 + secs),
             base + Duration::from_secs(secs),

@@ -7,7 +7,7 @@ use std::time::Duration;
 /// delete would do, in memory (no expiry: the tests are short). Its operations finish in their
 /// first poll, so both gateway faces can use it.
 #[derive(Default)]
-pub struct MemoryFleet {
+pub(crate) struct MemoryFleet {
     seen: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
 }
 
