@@ -400,9 +400,10 @@ impl Settings {
             return Ok(ClientSecret::new(text.trim_end_matches(['\r', '\n'])));
         }
         if let Some(value) = std::env::var_os(DEFAULT_SECRET_ENV) {
-            return value.into_string().map(ClientSecret::new).map_err(|_| {
-                CliError::config(format!("{DEFAULT_SECRET_ENV} is not valid UTF-8"))
-            });
+            return value
+                .into_string()
+                .map(ClientSecret::new)
+                .map_err(|_| CliError::config(format!("{DEFAULT_SECRET_ENV} is not valid UTF-8")));
         }
         prompt_secret(
             "client secret",

@@ -926,7 +926,11 @@ fn profiles_help_documents_the_file_format() {
     );
     std::fs::write(env.dir.join("config.toml"), profile).unwrap();
     let listed = env.run(&["profiles"], false);
-    assert!(text(&listed.stdout).contains("  local"), "{}", text(&listed.stdout));
+    assert!(
+        text(&listed.stdout).contains("  local"),
+        "{}",
+        text(&listed.stdout)
+    );
     let token = env.run(&["-p", "local", "token"], false);
     assert_eq!(code(&token), 0, "{}", text(&token.stderr));
 }

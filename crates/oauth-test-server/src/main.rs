@@ -226,7 +226,10 @@ mod tests {
     #[test]
     fn arguments() {
         let o = run(&[]).unwrap();
-        assert_eq!((o.port, o.ca_file, o.client_id.as_str()), (0, None, "test-client"));
+        assert_eq!(
+            (o.port, o.ca_file, o.client_id.as_str()),
+            (0, None, "test-client")
+        );
         let o = run(&["--port", "8443", "--ca-file=/x/ca.pem", "--client-id", "me"]).unwrap();
         assert_eq!(o.port, 8443);
         assert_eq!(o.ca_file, Some(PathBuf::from("/x/ca.pem")));

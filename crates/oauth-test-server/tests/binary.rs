@@ -75,12 +75,23 @@ fn the_printed_settings_get_a_token_and_call_the_api() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let ca_path = dir.join("ca.pem");
-    let (_server, vars) = start(&["--ca-file", ca_path.to_str().unwrap(), "--client-id", "cli-app"]);
+    let (_server, vars) = start(&[
+        "--ca-file",
+        ca_path.to_str().unwrap(),
+        "--client-id",
+        "cli-app",
+    ]);
     let token_url = &vars["OAUTH_TOKEN_URL"];
     assert!(token_url.starts_with("https://127.0.0.1:"), "{token_url}");
-    assert_eq!(vars["OAUTH_TOKEN_URL"], format!("{}/token", vars["OAUTH_ISSUER"]));
+    assert_eq!(
+        vars["OAUTH_TOKEN_URL"],
+        format!("{}/token", vars["OAUTH_ISSUER"])
+    );
     assert_eq!(vars["OAUTH_CLIENT_ID"], "cli-app");
-    assert_eq!(vars["OAUTH_CA_FILE"], std::path::absolute(&ca_path).unwrap().to_str().unwrap());
+    assert_eq!(
+        vars["OAUTH_CA_FILE"],
+        std::path::absolute(&ca_path).unwrap().to_str().unwrap()
+    );
     let secret = &vars["OAUTH_CLIENT_SECRET"];
     assert_eq!(secret.len(), 32, "a 128-bit random secret");
 
@@ -148,7 +159,10 @@ fn help_version_and_bad_arguments() {
     let help = run(&["--help"]);
     assert!(help.status.success());
     let text = String::from_utf8(help.stdout).unwrap();
-    assert!(text.contains("--port PORT") && text.contains("OAUTH_CLIENT_SECRET"), "{text}");
+    assert!(
+        text.contains("--port PORT") && text.contains("OAUTH_CLIENT_SECRET"),
+        "{text}"
+    );
     let version = run(&["--version"]);
     assert!(version.status.success());
     assert_eq!(
@@ -157,5 +171,9 @@ fn help_version_and_bad_arguments() {
     );
     let bad = run(&["--port", "http"]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8(bad.stderr).unwrap().contains("not a port number"));
+    assert!(
+        String::from_utf8(bad.stderr)
+            .unwrap()
+            .contains("not a port number")
+    );
 }
