@@ -219,7 +219,12 @@ impl Config {
         config
             .check()
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        config.resolve_paths(path.parent().unwrap_or(std::path::Path::new("")));
+        // Absolute, so that log lines and messages name the file wherever one reads them.
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => std::path::Path::new("."),
+        };
+        config.resolve_paths(&std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()));
         Ok(config)
     }
 

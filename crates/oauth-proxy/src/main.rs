@@ -13,8 +13,8 @@
 //! while its package is `oauth-proxy` (`cargo install oauth-proxy` installs it; `cargo install
 //! oauth-gateway` finds no binary). The name was kept on purpose: it is what operators run and
 //! what the deployment docs, logs (`oauth-gateway ready`) and scripts already say, and the
-//! library is only ever named in a `Cargo.toml`, where nobody looks for a program. Each says
-//! in its docs where the other is.
+//! library is only ever named in a `Cargo.toml`, where nobody looks for a program. The README's
+//! crate table and ARCHITECTURE.md say which is which.
 //!
 //! Contracts in the redb file (the default store: `contracts.redb` beside the configuration
 //! file; a relative `path` is read from the configuration file's directory) are managed with
