@@ -75,7 +75,6 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "oauth-gateway",
     version,
-    args_conflicts_with_subcommands = true,
     after_help = "Without a command it serves with the configuration file given: \
                   `oauth-gateway --config gateway.toml`. Logs go to stderr at the levels \
                   RUST_LOG names (default info). SIGTERM or Ctrl-C stops it gracefully."

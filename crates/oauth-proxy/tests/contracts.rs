@@ -96,6 +96,12 @@ fn contracts_round_trip_in_the_file_beside_the_configuration() {
         listed,
         "app-1\torders\torders:read\napp-2\tfiles\t(any scope)\n"
     );
+    // `--config` may come before the command too.
+    let before = gateway(
+        &elsewhere,
+        &["--config", config.to_str().unwrap(), "contracts", "list"],
+    );
+    assert_eq!(stdout(&before), listed, "{}", stderr(&before));
     let json: serde_json::Value =
         serde_json::from_str(&contracts(&elsewhere, &config, &["list", "--json"])).unwrap();
     assert_eq!(
