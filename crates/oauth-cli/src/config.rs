@@ -15,6 +15,10 @@ use oauth_ureq::{
 };
 use serde::Deserialize;
 
+/// The environment variable read for the client secret when no option names a source (the
+/// name the quickstart example and `oauth-test-server` use too).
+pub(crate) const DEFAULT_SECRET_ENV: &str = "OAUTH_CLIENT_SECRET";
+
 /// A provider page's client, from `oauth_core::providers`.
 type PresetClient = fn(&str, ClientSecret) -> Client;
 
@@ -395,9 +399,16 @@ impl Settings {
                 .map_err(|e| CliError::config(format!("cannot read the secret from stdin: {e}")))?;
             return Ok(ClientSecret::new(text.trim_end_matches(['\r', '\n'])));
         }
+        if let Some(value) = std::env::var_os(DEFAULT_SECRET_ENV) {
+            return value
+                .into_string()
+                .map(ClientSecret::new)
+                .map_err(|_| CliError::config(format!("{DEFAULT_SECRET_ENV} is not valid UTF-8")));
+        }
         prompt_secret(
             "client secret",
-            "give --client-secret-env VAR, --client-secret-file PATH or --client-secret-stdin",
+            "set OAUTH_CLIENT_SECRET, or give --client-secret-env VAR, --client-secret-file PATH \
+             or --client-secret-stdin",
         )
         .map(ClientSecret::new)
     }
@@ -497,5 +508,28 @@ impl Settings {
             .and_then(ServerMetadata::token_endpoint)
             .cloned()
             .ok_or_else(|| CliError::config("no token endpoint: give --token-url or --issuer"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example in `oauth profiles --help` is a valid config file with every key a profile
+    /// has, so the documentation cannot drift from the parser (unknown keys are refused).
+    #[test]
+    fn the_documented_profile_format_parses() {
+        let example: String = crate::PROFILE_FORMAT
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("[profiles."))
+            .take_while(|l| !l.trim().is_empty())
+            .map(|l| format!("{}\n", l.trim_start()))
+            .collect();
+        let file: ConfigFile = toml::from_str(&example).unwrap();
+        let p = &file.profiles["orders"];
+        assert_eq!(p.client_secret_env.as_deref(), Some("ORDERS_SECRET"));
+        assert_eq!(p.grant, Some(Grant::ClientCredentials));
+        assert_eq!(p.params["tenant"], "t1");
+        assert!(p.subject.is_some() && p.key.is_some() && p.password_env.is_some());
     }
 }

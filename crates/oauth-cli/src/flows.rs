@@ -537,24 +537,11 @@ pub(crate) fn introspect(ctx: &Context, a: &IntrospectArgs) -> Result<u8, CliErr
         &s.client()?,
         &IntrospectionRequest::new(SecurityToken::new(token)),
     )?;
-    let time = |t: Option<SystemTime>| {
-        t.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs())
-    };
-    let mut out = serde_json::json!({ "active": result.active() });
-    if result.active() {
-        out["client_id"] = result.client_id().into();
-        out["scope"] = result.scope().map(|s| s.as_str().to_owned()).into();
-        out["sub"] = result.subject().into();
-        out["aud"] = result.audience().into();
-        out["iss"] = result.issuer().into();
-        out["exp"] = time(result.expires_at()).into();
-        out["iat"] = time(result.issued_at()).into();
-        out["token_type"] = result.token_type().map(|t| t.as_str().to_owned()).into();
-        for (k, v) in result.extra() {
-            out[k] = v.clone();
-        }
-    }
+    // Only the members the server sent (no nulls, no defaults of ours): the result written
+    // back as JSON, which leaves out what was absent. An inactive token's other members mean
+    // nothing (RFC 7662 §2.2) and are not shown.
+    let out: serde_json::Value = serde_json::from_slice(&result.to_json())
+        .unwrap_or_else(|_| serde_json::json!({ "active": result.active() }));
     println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     Ok(if result.active() { 0 } else { 1 })
 }

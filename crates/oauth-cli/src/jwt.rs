@@ -11,16 +11,25 @@ use serde_json::Value;
 use crate::config::Context;
 use crate::{CliError, ClientArgs, GrantArgs};
 
+/// Decoding needs no client: only what `--verify` uses to fetch the keys (not the client
+/// options the other commands share, which would only clutter `oauth decode --help`).
 #[derive(Args)]
 pub(crate) struct DecodeArgs {
-    #[command(flatten)]
-    client: ClientArgs,
     /// Check the signature with the issuer's keys (--issuer, or --jwks-uri).
     #[arg(long)]
     verify: bool,
     /// The JWK set to verify with (else the discovered one).
     #[arg(long)]
     jwks_uri: Option<String>,
+    /// The issuer whose discovered JWK set verifies the signature.
+    #[arg(long, env = "OAUTH_ISSUER")]
+    issuer: Option<String>,
+    /// A CA certificate (PEM) to trust besides the system's roots, to fetch the keys.
+    #[arg(long, env = "OAUTH_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
+    /// Allow `http://` to 127.0.0.1/localhost (development only).
+    #[arg(long)]
+    allow_http_loopback: bool,
     /// The JWT (`-` reads it from stdin).
     token: String,
 }
@@ -124,7 +133,13 @@ pub(crate) fn decode(ctx: &Context, a: &DecodeArgs) -> Result<u8, CliError> {
     if !a.verify {
         return Ok(0);
     }
-    let s = ctx.settings(&a.client, &GrantArgs::default())?;
+    let client = ClientArgs {
+        issuer: a.issuer.clone(),
+        ca_file: a.ca_file.clone(),
+        allow_http_loopback: a.allow_http_loopback,
+        ..ClientArgs::default()
+    };
+    let s = ctx.settings(&client, &GrantArgs::default())?;
     let http = s.http()?;
     let jwks_uri = match (&a.jwks_uri, s.discovered(&http)?) {
         (Some(uri), _) => http.endpoint(uri)?,

@@ -30,7 +30,45 @@ Exit status:
   77  the authorization server refused (wrong credentials, invalid grant, access denied)
   78  configuration problem (missing secret, unreadable config, unsafe cache file or
       directory, a secret file others may read)
-  1   anything else";
+  1   anything else
+
+Environment:
+  OAUTH_CLIENT_SECRET  the client secret when no --client-secret* option (nor a profile's
+                       client_secret_env / client_secret_file) names one
+  OAUTH_TOKEN_URL, OAUTH_ISSUER, OAUTH_CLIENT_ID, OAUTH_CA_FILE, OAUTH_PROFILE, OAUTH_CONFIG
+                       defaults of --token-url, --issuer, --client-id, --ca-file, --profile,
+                       --config (`oauth-test-server` prints them all for its run)
+  OAUTH_CACHE_DIR      where tokens are cached";
+
+/// The config file's format, shown by `oauth profiles --help`.
+const PROFILE_FORMAT: &str = r#"The config file (TOML; --config or OAUTH_CONFIG, else oauth/config.toml in the platform's
+config directory) holds named profiles; `-p NAME` (or OAUTH_PROFILE) picks one. Options given
+on the command line override the profile, and the profile overrides the --provider preset.
+Unknown keys are refused. Every key is optional; each is the option of the same name:
+
+  [profiles.orders]
+  provider = "generic"            # anypoint | anypoint-exchange | auth0 | dataloy | generic
+  token_url = "https://as.example/oauth2/token"
+  issuer = "https://as.example"   # endpoints discovered from it
+  client_id = "my-client"
+  client_secret_env = "ORDERS_SECRET"     # or client_secret_file = "/path/0600-file";
+                                          # never the secret itself
+  auth = "basic"                  # basic | basic-verbatim | post | json | private-key-jwt |
+                                  # client-secret-jwt | none
+  key = "/path/key.pem"           # private-key-jwt and the jwt-bearer grant
+  ca_file = "/path/ca.pem"
+  allow_http_loopback = false
+  audience = "https://orders.example"
+  scope = ["orders:read", "orders:write"]
+  resource = ["https://orders.example/"]
+  params = { tenant = "t1" }      # extra request parameters
+  grant = "client-credentials"    # client-credentials | password | refresh-token |
+                                  # jwt-bearer | device
+  username = "alice"              # password grant
+  password_env = "ALICE_PASSWORD"
+  subject = "alice"               # jwt-bearer grant
+
+Tokens are cached per profile (OAUTH_CACHE_DIR, else the platform's cache directory)."#;
 
 /// OAuth 2.0 tokens from the terminal: get, cache, use.
 #[derive(Parser)]
@@ -72,6 +110,7 @@ enum Command {
     /// Print the Anypoint Exchange Maven facade `<server>` block for settings.xml.
     MavenSettings(flows::MavenArgs),
     /// Show the config file's location and its profiles.
+    #[command(after_help = PROFILE_FORMAT)]
     Profiles,
     /// Print a shell completion script.
     Completions {
@@ -99,7 +138,8 @@ pub(crate) struct ClientArgs {
     /// options below).
     #[arg(long)]
     pub(crate) client_secret: Option<String>,
-    /// Read the client secret from this environment variable.
+    /// Read the client secret from this environment variable. With no secret option at all
+    /// (here or in the profile), `OAUTH_CLIENT_SECRET` is read if it is set, before a prompt.
     #[arg(long)]
     pub(crate) client_secret_env: Option<String>,
     /// Read the client secret from this file (trailing newlines removed). It must be yours alone
@@ -117,7 +157,7 @@ pub(crate) struct ClientArgs {
     #[arg(long)]
     pub(crate) key: Option<PathBuf>,
     /// A CA certificate (PEM) to trust besides the system's roots.
-    #[arg(long)]
+    #[arg(long, env = "OAUTH_CA_FILE")]
     pub(crate) ca_file: Option<PathBuf>,
     /// Allow `http://` to 127.0.0.1/localhost (development only).
     #[arg(long)]
@@ -269,9 +309,9 @@ impl From<oauth_ureq::Error> for CliError {
                     "could not reach the server: {e} (check the URL, the network and --ca-file)"
                 ),
             ),
-            Fault::Server | Fault::Authorization => {
-                Self::new(77, format!("the server refused: {e}"))
-            }
+            // The library's message already says who refused ("the server refused the
+            // request: invalid_client ..."); a prefix of ours would say it twice.
+            Fault::Server | Fault::Authorization => Self::new(77, format!("{e}")),
             Fault::Caller => Self::new(64, format!("{e}")),
             _ => Self::new(1, format!("{e}")),
         }

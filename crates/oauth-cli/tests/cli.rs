@@ -854,3 +854,161 @@ fn provider_presets_send_each_pages_body() {
         }
     }
 }
+
+/// With no secret option, `OAUTH_CLIENT_SECRET` is the secret; an option that names another
+/// source wins over it. Everything else comes from the variables `oauth-test-server` prints.
+#[test]
+fn the_default_secret_variable_is_read_when_no_option_names_a_source() {
+    let env = Env::new(Behaviour::default());
+    let from_variables = |secret: Option<&str>, extra: &[&str]| {
+        let mut c = env.oauth();
+        c.env("OAUTH_TOKEN_URL", env.url("/token"))
+            .env("OAUTH_CLIENT_ID", Behaviour::default().client_id)
+            .env("OAUTH_CA_FILE", env.dir.join("ca.pem"))
+            .args(["token", "--no-cache"])
+            .args(extra);
+        if let Some(secret) = secret {
+            c.env("OAUTH_CLIENT_SECRET", secret);
+        }
+        let out = c.output().unwrap();
+        no_secret(&out);
+        out
+    };
+    let ok = from_variables(Some(SECRET), &[]);
+    assert_eq!(code(&ok), 0, "{}", text(&ok.stderr));
+    assert!(!text(&ok.stdout).trim().is_empty());
+    assert_eq!(env.server.counters().token_requests, 1);
+
+    let wrong = from_variables(Some("not-the-secret"), &[]);
+    assert_eq!(code(&wrong), 77, "{}", text(&wrong.stderr));
+
+    // Without it (and no terminal to prompt on), the error names it.
+    let missing = from_variables(None, &[]);
+    assert_eq!(code(&missing), 78);
+    assert!(
+        text(&missing.stderr).contains("OAUTH_CLIENT_SECRET"),
+        "{}",
+        text(&missing.stderr)
+    );
+
+    // An explicit source wins: its variable is unset, so this fails although the default is set.
+    let explicit = from_variables(Some(SECRET), &["--client-secret-env", "UNSET_VARIABLE"]);
+    assert_eq!(code(&explicit), 78);
+    assert!(text(&explicit.stderr).contains("UNSET_VARIABLE"));
+
+    let help = env.run(&["--help"], false);
+    assert!(text(&help.stdout).contains("OAUTH_CLIENT_SECRET"));
+}
+
+#[test]
+fn profiles_help_documents_the_file_format() {
+    let env = Env::new(Behaviour::default());
+    let help = env.run(&["profiles", "--help"], false);
+    assert_eq!(code(&help), 0);
+    let shown = text(&help.stdout);
+    for key in [
+        "[profiles.",
+        "token_url",
+        "client_secret_env",
+        "client_secret_file",
+        "auth = ",
+        "scope = ",
+        "grant = ",
+    ] {
+        assert!(shown.contains(key), "no {key:?} in:\n{shown}");
+    }
+    // The documented profile works as written (with this test's server in it).
+    let profile = format!(
+        "[profiles.local]\ntoken_url = \"{}\"\nclient_id = \"{}\"\nclient_secret_env = \"CLIENT_SECRET\"\nca_file = \"{}\"\nscope = [\"read\"]\n",
+        env.url("/token"),
+        Behaviour::default().client_id,
+        env.dir.join("ca.pem").display()
+    );
+    std::fs::write(env.dir.join("config.toml"), profile).unwrap();
+    let listed = env.run(&["profiles"], false);
+    assert!(
+        text(&listed.stdout).contains("  local"),
+        "{}",
+        text(&listed.stdout)
+    );
+    let token = env.run(&["-p", "local", "token"], false);
+    assert_eq!(code(&token), 0, "{}", text(&token.stderr));
+}
+
+#[test]
+fn decode_help_shows_only_decodes_options() {
+    let env = Env::new(Behaviour::default());
+    let help = env.run(&["decode", "--help"], false);
+    assert_eq!(code(&help), 0);
+    let shown = text(&help.stdout);
+    for own in ["--verify", "--jwks-uri", "--issuer", "--ca-file"] {
+        assert!(shown.contains(own), "no {own} in:\n{shown}");
+    }
+    for other in [
+        "--token-url",
+        "--client-id",
+        "--client-secret",
+        "--scope",
+        "--audience",
+        "--grant",
+        "--provider",
+        "--param",
+    ] {
+        assert!(!shown.contains(other), "{other} in:\n{shown}");
+    }
+    // A client option is now an error for decode, not silently ignored.
+    let refused = env.run(&["decode", "--scope", "x", "a.b.c"], false);
+    assert_eq!(code(&refused), 2);
+}
+
+#[test]
+fn introspect_prints_only_the_members_the_server_sent() {
+    let env = Env::new(Behaviour::default());
+    let token = env
+        .server
+        .issue_access_token("app-1", "read write", Duration::from_secs(300));
+    let run = |t: &str| {
+        env.run(
+            &["introspect", "--introspect-url", &env.url("/introspect"), t],
+            true,
+        )
+    };
+    let active = run(&token);
+    assert_eq!(code(&active), 0, "{}", text(&active.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&active.stdout).unwrap();
+    // What the test server sends for an active token (no sub, aud, iat, nbf or username).
+    let mut members: Vec<&str> = shown
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    members.sort_unstable();
+    assert_eq!(
+        members,
+        ["active", "client_id", "exp", "iss", "scope", "token_type"],
+        "{shown}"
+    );
+    assert_eq!(shown["scope"], "read write");
+    assert!(!text(&active.stdout).contains("null"));
+
+    let inactive = run("no-such-token");
+    assert_eq!(code(&inactive), 1);
+    let shown: serde_json::Value = serde_json::from_slice(&inactive.stdout).unwrap();
+    assert_eq!(shown, serde_json::json!({"active": false}));
+}
+
+#[test]
+fn a_refusal_is_reported_once() {
+    let env = Env::new(Behaviour::default());
+    let mut c = env.oauth();
+    c.env("CLIENT_SECRET", "wrong-secret")
+        .args(["token", "--no-cache"])
+        .args(env.client());
+    let out = c.output().unwrap();
+    assert_eq!(code(&out), 77);
+    let message = text(&out.stderr);
+    assert_eq!(message.matches("refused").count(), 1, "{message}");
+    assert!(message.contains("invalid_client"), "{message}");
+    assert_eq!(message.lines().count(), 1, "{message}");
+}

@@ -107,7 +107,9 @@ pub(crate) enum Auth {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(tag = "store", rename_all = "snake_case", deny_unknown_fields)]
 pub(crate) enum Contracts {
-    /// A redb file on this node (the default: `contracts.redb`).
+    /// A redb file on this node (the default: `contracts.redb`). A relative path is read
+    /// from the configuration file's directory, not the current directory, so the gateway
+    /// and `oauth-gateway contracts` find the same file wherever they are started.
     Redb {
         #[serde(default = "default_redb")]
         path: PathBuf,
@@ -213,10 +215,34 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let config: Self =
             toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
+        let mut config = config;
         config
             .check()
             .map_err(|e| format!("{}: {e}", path.display()))?;
+        // Absolute, so that log lines and messages name the file wherever one reads them.
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => std::path::Path::new("."),
+        };
+        config.resolve_paths(&std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()));
         Ok(config)
+    }
+
+    /// Makes the redb file's path relative to `dir` (the configuration file's directory).
+    fn resolve_paths(&mut self, dir: &std::path::Path) {
+        if let Contracts::Redb { path } = &mut self.contracts
+            && path.is_relative()
+        {
+            *path = dir.join(&*path);
+        }
+    }
+
+    /// The redb contracts file, if contracts are kept in one.
+    pub(crate) fn redb_path(&self) -> Option<&std::path::Path> {
+        match &self.contracts {
+            Contracts::Redb { path } => Some(path),
+            Contracts::Postgres { .. } => None,
+        }
     }
 
     fn check(&self) -> Result<(), String> {
@@ -334,6 +360,21 @@ scopes = ["orders:read"]
             parse(&bad_prefix)
                 .unwrap_err()
                 .contains("must start with /")
+        );
+        let mut beside = parse(GOOD).unwrap();
+        beside.resolve_paths(std::path::Path::new("/etc/gateway"));
+        assert_eq!(
+            beside.redb_path(),
+            Some(std::path::Path::new("/etc/gateway/contracts.redb"))
+        );
+        let mut absolute = parse(&format!(
+            "{GOOD}\n[contracts]\nstore = \"redb\"\npath = \"/var/lib/c.redb\"\n"
+        ))
+        .unwrap();
+        absolute.resolve_paths(std::path::Path::new("/etc/gateway"));
+        assert_eq!(
+            absolute.redb_path(),
+            Some(std::path::Path::new("/var/lib/c.redb"))
         );
         let pg = format!("{GOOD}\n[contracts]\nstore = \"postgres\"\nurl_env = \"DB\"\n");
         assert!(matches!(

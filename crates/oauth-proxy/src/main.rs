@@ -1,8 +1,31 @@
 //! `oauth-gateway`: the first provider page's gateway policy as a reverse proxy.
 //!
 //! ```text
-//! oauth-gateway --config gateway.toml
+//! oauth-gateway --config gateway.toml                 # serve
+//! oauth-gateway contracts --config gateway.toml add app-1 orders --scope orders:read
+//! oauth-gateway contracts --config gateway.toml list
+//! oauth-gateway contracts --config gateway.toml remove app-1 orders
+//! oauth-gateway contracts --config gateway.toml import contracts.json
+//! oauth-gateway --help | --version
 //! ```
+//!
+//! The binary is named `oauth-gateway`, like the library crate whose `Gateway` it deploys,
+//! while its package is `oauth-proxy` (`cargo install oauth-proxy` installs it; `cargo install
+//! oauth-gateway` finds no binary). The name was kept on purpose: it is what operators run and
+//! what the deployment docs, logs (`oauth-gateway ready`) and scripts already say, and the
+//! library is only ever named in a `Cargo.toml`, where nobody looks for a program. The README's
+//! crate table and ARCHITECTURE.md say which is which.
+//!
+//! Contracts in the redb file (the default store: `contracts.redb` beside the configuration
+//! file; a relative `path` is read from the configuration file's directory) are managed with
+//! `oauth-gateway contracts`. redb lets one process open a file at a time and a running gateway
+//! holds it, so a running gateway listens on an admin socket beside the file
+//! (`contracts.redb.admin.sock`, a Unix domain socket, mode 0600, answering only the file
+//! owner's user and root): the commands send their change there, and the gateway writes it to
+//! the file and applies it from the next request on; with no gateway running they open the
+//! file themselves. `import FILE` replaces every contract with the file's
+//! (`{"contracts": [{"client_id": "…", "api": "…", "scopes": ["…"]}]}`, `scopes` optional for
+//! any scope) in one transaction. Contracts in PostgreSQL are managed in its table.
 //!
 //! Each request's bearer token is validated (introspection, cached on the node and, with
 //! `[cache.redis]`, shared by the fleet), the calling client's contract for the route's API is
@@ -35,23 +58,108 @@
 //! dependencies' detail), as text or, with `log_format = "json"`, one JSON object a line; at no
 //! level do they hold a token or secret.
 #![forbid(unsafe_code)]
-#![allow(clippy::print_stderr)]
+#![allow(clippy::print_stderr, clippy::print_stdout)]
 
+mod admin;
 mod config;
 mod proxy;
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+/// The OAuth 2.0 gateway as a reverse proxy: every request's bearer token validated
+/// (introspection or a JWT), the caller's contract for the API checked, then forwarded.
+#[derive(Parser)]
+#[command(
+    name = "oauth-gateway",
+    version,
+    after_help = "Without a command it serves with the configuration file given: \
+                  `oauth-gateway --config gateway.toml`. Logs go to stderr at the levels \
+                  RUST_LOG names (default info). SIGTERM or Ctrl-C stops it gracefully."
+)]
+struct Cli {
+    /// The configuration file (TOML).
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage the contracts in the redb file the configuration names (default:
+    /// contracts.redb beside the configuration file). A running gateway applies each change
+    /// at once, through its admin socket beside that file.
+    Contracts {
+        /// The gateway's configuration file (TOML).
+        #[arg(long, value_name = "PATH", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: ContractsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ContractsAction {
+    /// Add a client's contract for an API (replacing one it has).
+    Add {
+        /// The client that may call the API.
+        client_id: String,
+        /// The API (a route's `api`).
+        api: String,
+        /// A scope the client may use on the API (repeat, or space-separated); none: any.
+        #[arg(long = "scope", short = 's')]
+        scopes: Vec<String>,
+    },
+    /// Remove a client's contract for an API.
+    Remove {
+        /// The client.
+        client_id: String,
+        /// The API.
+        api: String,
+    },
+    /// Show the contracts, one a line (`--json`: the import format).
+    List {
+        /// Print the JSON that `import` reads.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace every contract with a JSON file's, in one transaction:
+    /// {"contracts": [{"client_id": "…", "api": "…", "scopes": ["…"]}]} (scopes optional: any).
+    Import {
+        /// The JSON file (`-`: stdin).
+        file: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let path = match args.as_slice() {
-        [flag, path] if flag == "--config" => path.clone(),
-        _ => {
-            eprintln!("usage: oauth-gateway --config gateway.toml");
-            return ExitCode::from(2);
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Contracts { config, action }) => {
+            match contracts(config.as_deref().or(cli.config.as_deref()), action) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("oauth-gateway: {e}");
+                    ExitCode::from(2)
+                }
+            }
         }
-    };
-    let config = match config::Config::load(std::path::Path::new(&path)) {
+        None => match cli.config {
+            Some(path) => serve(&path),
+            None => {
+                eprintln!(
+                    "oauth-gateway: --config PATH is required (oauth-gateway --help shows the usage)"
+                );
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn serve(path: &Path) -> ExitCode {
+    let config = match config::Config::load(path) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("oauth-gateway: {e}");
@@ -78,6 +186,80 @@ fn main() -> ExitCode {
     }
 }
 
+/// `oauth-gateway contracts ...`.
+fn contracts(config: Option<&Path>, action: ContractsAction) -> Result<(), String> {
+    let path = config.ok_or("contracts: --config PATH is required")?;
+    let config = config::Config::load(path)?;
+    let db = config.redb_path().ok_or(
+        "contracts: the configuration keeps contracts in PostgreSQL; manage them in its \
+         oauth_gateway_contracts table",
+    )?;
+    let json = matches!(action, ContractsAction::List { json: true });
+    let change = match action {
+        ContractsAction::Add {
+            client_id,
+            api,
+            scopes,
+        } => {
+            if client_id.is_empty() || api.is_empty() {
+                return Err("contracts add: the client id and the API must not be empty".into());
+            }
+            admin::Change::Add(
+                [admin::contract(client_id, api, &scopes)]
+                    .into_iter()
+                    .collect(),
+            )
+        }
+        ContractsAction::Remove { client_id, api } => admin::Change::Remove { client_id, api },
+        ContractsAction::List { .. } => admin::Change::List,
+        ContractsAction::Import { file } => {
+            let bytes = if file == Path::new("-") {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+                    .map_err(|e| format!("stdin: {e}"))?;
+                bytes
+            } else {
+                std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?
+            };
+            let set = oauth_gateway::ContractSet::from_json(&bytes)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            admin::Change::Import(set)
+        }
+    };
+    let (outcome, route) = admin::run(db, &change)?;
+    let via = match route {
+        admin::Route::RunningGateway => "applied by the running gateway",
+        admin::Route::File => "written to the file (no gateway running)",
+    };
+    match outcome {
+        admin::Outcome::Added(n) => println!("added {n} contract(s) in {}: {via}", db.display()),
+        admin::Outcome::Removed(true) => {
+            println!("removed 1 contract from {}: {via}", db.display())
+        }
+        admin::Outcome::Removed(false) => {
+            return Err(format!("no such contract in {}", db.display()));
+        }
+        admin::Outcome::Imported(n) => {
+            println!(
+                "replaced every contract in {} with {n}: {via}",
+                db.display()
+            );
+        }
+        admin::Outcome::Listed(set) if json => {
+            println!("{}", String::from_utf8_lossy(&set.to_json()));
+        }
+        admin::Outcome::Listed(set) => {
+            for c in set.iter() {
+                let scopes = c
+                    .scopes
+                    .as_ref()
+                    .map_or_else(|| "(any scope)".to_owned(), |s| s.as_str().to_owned());
+                println!("{}\t{}\t{scopes}", c.client_id, c.api);
+            }
+        }
+    }
+    Ok(())
+}
 /// Logs to stderr at the levels `RUST_LOG` names (`info` if unset; an invalid value is
 /// reported and `info` used), in the configured format. `log` records of the dependencies
 /// that use that crate are included.

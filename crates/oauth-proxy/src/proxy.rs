@@ -34,7 +34,29 @@ struct App {
 
 /// Builds everything the configuration names, then serves until a shutdown signal.
 pub(crate) async fn run(config: Config) -> Result<(), String> {
-    let app = Arc::new(build(&config)?);
+    let (app, redb) = build(&config)?;
+    let app = Arc::new(app);
+    // The admin socket beside the redb file: how `oauth-gateway contracts ...` reaches this
+    // process, which holds the file open (see `admin`). It is removed when `run` returns.
+    #[cfg(unix)]
+    let _admin = redb.and_then(|(path, store)| match crate::admin::Listener::bind(&path, store) {
+        Ok(listener) => {
+            tracing::info!(
+                socket = %listener.path().display(),
+                "admin socket ready: `oauth-gateway contracts` changes apply at once"
+            );
+            Some(listener)
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "no admin socket: `oauth-gateway contracts` works only while the gateway is stopped"
+            );
+            None
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = redb;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("listen {}: {e}", config.listen))?;
@@ -199,7 +221,10 @@ async fn shutdown_signal() {
     }
 }
 
-fn build(config: &Config) -> Result<App, String> {
+/// The redb contracts file and its store, when the configuration keeps contracts there.
+type RedbStore = Option<(std::path::PathBuf, Arc<RedbContracts>)>;
+
+fn build(config: &Config) -> Result<(App, RedbStore), String> {
     let i = &config.introspection;
     let mut http_config = HttpConfig::new();
     if i.allow_http_loopback {
@@ -239,11 +264,16 @@ fn build(config: &Config) -> Result<App, String> {
             Auth::Post => ClientAuthentication::SecretPost(secret),
         },
     );
+    let mut redb = None;
     let contracts: Arc<dyn ContractStore> = match &config.contracts {
-        Contracts::Redb { path } => Arc::new(
-            RedbContracts::open(path)
-                .map_err(|e| format!("[contracts] {}: {e}", path.display()))?,
-        ),
+        Contracts::Redb { path } => {
+            let store = Arc::new(
+                RedbContracts::open(path)
+                    .map_err(|e| format!("[contracts] {}: {e}", path.display()))?,
+            );
+            redb = Some((path.clone(), Arc::clone(&store)));
+            store
+        }
         Contracts::Postgres {
             url_env,
             max_staleness_secs,
@@ -308,14 +338,15 @@ fn build(config: &Config) -> Result<App, String> {
             config.upstream
         ));
     };
-    Ok(App {
+    let app = App {
         routes,
         origin: format!("{scheme}://{authority}"),
         base: upstream.path().trim_end_matches('/').to_owned(),
         upstream: Upstream::builder(hyper_util::rt::TokioExecutor::new()).build_http(),
         timeout: config.upstream_timeout(),
         forward_token: config.forward_token,
-    })
+    };
+    Ok((app, redb))
 }
 
 impl App {

@@ -246,21 +246,28 @@ pub struct TestServer {
 impl TestServer {
     /// Starts an HTTPS server on 127.0.0.1 with a fresh certificate authority.
     pub fn start(behaviour: Behaviour) -> io::Result<Self> {
+        Self::start_on_port(behaviour, 0)
+    }
+
+    /// Starts an HTTPS server on `127.0.0.1:port` (0: a port the system chooses) with a fresh
+    /// certificate authority: what the `oauth-test-server` binary runs.
+    pub fn start_on_port(behaviour: Behaviour, port: u16) -> io::Result<Self> {
         let (ca_pem, config) = tls_config()?;
-        Self::start_inner(behaviour, Some(Arc::new(config)), ca_pem)
+        Self::start_inner(behaviour, Some(Arc::new(config)), ca_pem, port)
     }
 
     /// Starts a plain-HTTP server on 127.0.0.1 (to test the loopback opt-in).
     pub fn start_plain_http(behaviour: Behaviour) -> io::Result<Self> {
-        Self::start_inner(behaviour, None, String::new())
+        Self::start_inner(behaviour, None, String::new(), 0)
     }
 
     fn start_inner(
         behaviour: Behaviour,
         tls: Option<Arc<rustls::ServerConfig>>,
         ca_pem: String,
+        port: u16,
     ) -> io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let listener = TcpListener::bind(("127.0.0.1", port))?;
         let addr = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let base = format!("{scheme}://127.0.0.1:{}", addr.port());

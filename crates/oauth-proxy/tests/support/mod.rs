@@ -114,6 +114,8 @@ pub(crate) struct Proxy {
     pub(crate) child: Child,
     pub(crate) port: u16,
     pub(crate) log: PathBuf,
+    /// Its configuration file.
+    pub(crate) config: PathBuf,
 }
 
 impl Proxy {
@@ -140,6 +142,7 @@ impl Proxy {
             child: cmd.spawn().unwrap(),
             port: 0,
             log,
+            config: path,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
