@@ -24,7 +24,7 @@ const CACHE_SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32
 fn redis_key(token: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
     let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("oauth-gateway:v1:{hex}")
+    format!("oauth-gateway:v2:{hex}")
 }
 
 fn redis_set(redis: &Redis, key: &str, value: &[u8]) {
@@ -107,7 +107,7 @@ fn a_fleet_of_three_shares_one_introspection_and_follows_postgres() {
         .arg(redis_key(&token))
         .query(&mut c)
         .unwrap();
-    assert!(stored.starts_with(b"og2") && stored.len() > 40);
+    assert!(stored.starts_with(b"OFS1") && stored.len() > 40);
     assert!(!stored.windows(5).any(|w| w == b"app-1" || w == b"order"));
 
     // The upstream sees who calls, never what the caller claims, and no token.
@@ -129,8 +129,8 @@ fn a_fleet_of_three_shares_one_introspection_and_follows_postgres() {
     // Tokens introspection calls inactive are never allowed, wherever they arrive; neither is a
     // forged "active" record planted in Redis, nor garbage.
     let forged = "never-issued-token";
-    // (The record format: version, a 12-byte nonce, then AES-256-GCM ciphertext and tag.)
-    let mut record = b"og2".to_vec();
+    // (The record format: tag, key id, a 12-byte nonce, then AES-256-GCM ciphertext and tag.)
+    let mut record = b"OFS1\x07gateway".to_vec();
     record.extend_from_slice(&[0; 12]);
     record.extend_from_slice(&[0, 0, 1, 0, 0, 0, 0, 0]);
     record.extend_from_slice(br#"{"active":true,"client_id":"app-1","scope":"orders:read"}"#);
@@ -159,7 +159,7 @@ fn a_fleet_of_three_shares_one_introspection_and_follows_postgres() {
         }
     }
     assert_eq!(server.counters().introspection_requests - before, 3);
-    assert!(proxies[0].log_text().contains("shared cache unavailable"));
+    assert!(proxies[0].log_text().contains("shared store is unavailable"));
 
     // A contract revoked in PostgreSQL: every node denies within a second.
     pg.psql("DELETE FROM oauth_gateway_contracts WHERE client_id = 'app-1'")
