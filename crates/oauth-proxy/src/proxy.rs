@@ -9,7 +9,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCo
 use base64::Engine as _;
 use hyper_util::client::legacy::Client as Upstream;
 use hyper_util::client::legacy::connect::HttpConnector;
-use oauth_gateway::{ApiPolicy, CacheConfig, ContractStore, Gateway, Principal, RedbContracts};
+use oauth_gateway::{
+    ApiPolicy, CacheConfig, ContractStore, Denial, Gateway, Principal, RedbContracts,
+};
 use oauth_reqwest::{Client, ClientAuthentication, ClientSecret, HttpClient, HttpConfig};
 
 use crate::config::{Auth, Config, Contracts, env_secret};
@@ -384,7 +386,17 @@ async fn handle(State(app): State<Arc<App>>, request: Request<Body>) -> Response
         .check_parts(request.method(), request.uri(), request.headers())
         .await;
     let (response, client) = match decision {
-        Err(denial) => (route.gateway.deny_response(&denial).map(Body::from), None),
+        Err(denial) => {
+            // A 503's cause (the introspection endpoint's error, the key set's) is for the
+            // operator; the caller gets the generic answer.
+            if let Denial::Unavailable {
+                cause: Some(cause), ..
+            } = &denial
+            {
+                tracing::warn!(api = route.api, cause = %cause, "validation unavailable");
+            }
+            (route.gateway.deny_response(&denial).map(Body::from), None)
+        }
         Ok(principal) => {
             let client = principal.client_id().to_owned();
             (
