@@ -110,6 +110,8 @@ use common::{encoding, endpoint, error, random, scope, scrub, secret, time, tran
 use resource_server as resource;
 /// The gateway's bookkeeping as a sans-IO machine (cache, DPoP replays, single flight).
 pub use resource_server::gateway;
+/// SLA tiers and the rate limiter that enforces them (sliding window of buckets).
+pub use resource_server::rate_limit;
 
 #[cfg(feature = "authorization-code")]
 pub use authorization::{

@@ -23,6 +23,7 @@ use crate::secret::AccessToken;
 
 pub mod gateway;
 mod jwt;
+pub mod rate_limit;
 pub use jwt::{JwtAccessTokenChecks, jwt_issuer_hint, validate_jwt_access_token};
 
 // `Presentation`, `TokenScheme` and `extract_token_from_parts` are defined below.
