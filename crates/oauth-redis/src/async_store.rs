@@ -33,6 +33,7 @@ pub struct AsyncRedisStore {
     connection: OnceCell<ConnectionManager>,
     timeout: Duration,
     release: redis::Script,
+    limit: redis::Script,
 }
 
 impl fmt::Debug for AsyncRedisStore {
@@ -53,6 +54,7 @@ impl AsyncRedisStore {
             connection: OnceCell::new(),
             timeout: Duration::from_millis(500),
             release: redis::Script::new(RELEASE),
+            limit: redis::Script::new(crate::limit::CHECK),
         })
     }
 
@@ -88,8 +90,13 @@ impl AsyncRedisStore {
         self.connection.get_or_try_init(connect).await.cloned()
     }
 
+    /// The rate-limit script.
+    pub(crate) fn limit_script(&self) -> &redis::Script {
+        &self.limit
+    }
+
     /// Runs one command on the connection within the timeout.
-    async fn run<'a, T: redis::FromRedisValue>(
+    pub(crate) async fn run<'a, T: redis::FromRedisValue>(
         &'a self,
         what: &'static str,
         command: impl FnOnce(ConnectionManager) -> redis::RedisFuture<'a, T>,

@@ -45,13 +45,15 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 pub use oauth_runtime::{
-    FleetStore, FleetTokens, StoreError, StoreErrorKind, StoreFuture, StoreKey,
+    FleetStore, FleetTokens, LocalCounters, RateCounter, StoreError, StoreErrorKind, StoreFuture,
+    StoreKey,
 };
 #[doc(hidden)]
 pub use oauth_runtime::{SharedStore, TokenStore};
 
 #[cfg(feature = "tokio")]
 mod async_store;
+mod limit;
 #[cfg(feature = "tokio")]
 pub use async_store::AsyncRedisStore;
 
@@ -82,6 +84,7 @@ pub struct RedisStore {
     connection: Mutex<Option<redis::Connection>>,
     timeout: Duration,
     release: redis::Script,
+    limit: redis::Script,
 }
 
 impl fmt::Debug for RedisStore {
@@ -131,6 +134,7 @@ impl RedisStore {
             connection: Mutex::new(None),
             timeout: Duration::from_millis(500),
             release: redis::Script::new(RELEASE),
+            limit: redis::Script::new(limit::CHECK),
         })
     }
 

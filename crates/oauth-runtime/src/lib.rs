@@ -29,6 +29,7 @@ mod builder;
 mod config;
 mod drive;
 mod flows;
+mod limit;
 mod middleware;
 #[cfg(feature = "openid")]
 mod openid;
@@ -48,6 +49,7 @@ pub use flows::{
     delete_client_registration, device_authorization, device_flow, read_client_registration,
     register_client, update_client_registration,
 };
+pub use limit::{LocalCounters, RateCounter};
 pub use middleware::{
     Downstream, MAX_REJECTION_BODY, NotReplayed, authorized, copy_request, request_head,
 };

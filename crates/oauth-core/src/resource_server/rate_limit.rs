@@ -234,17 +234,14 @@ impl Buckets {
         }
         (self.newest + Self::LEN).saturating_mul(bucket_ms)
     }
-
-    /// Whether all counts are past (the state may be dropped).
-    fn idle(&self, now_index: u64) -> bool {
-        now_index >= self.newest + Self::LEN || self.total() == 0
-    }
 }
 
 /// A (client, API) counter: one [`Buckets`] per limit of its tier.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counter {
     limits: Vec<Buckets>,
+    /// When nothing counted is left in any window (ms).
+    idle_at: u64,
 }
 
 impl Counter {
@@ -287,6 +284,7 @@ impl Counter {
             if remaining < tightest.1 {
                 tightest = (i, remaining, Duration::from_millis(reset));
             }
+            self.idle_at = self.idle_at.max(now_ms.saturating_add(reset));
         }
         Verdict::Allowed {
             limit: tightest.0,
@@ -297,11 +295,8 @@ impl Counter {
 
     /// Whether nothing counted is still inside a window at `now_ms` (the counter may be
     /// dropped).
-    pub fn idle(&self, tier: &Tier, now_ms: u64) -> bool {
-        tier.limits
-            .iter()
-            .zip(&self.limits)
-            .all(|(limit, b)| b.idle(now_ms / limit.bucket_ms()))
+    pub fn idle(&self, now_ms: u64) -> bool {
+        now_ms >= self.idle_at
     }
 }
 
