@@ -311,7 +311,10 @@ fn resource_server_side_hides_tokens_and_credentials() {
     debug_clean!(introspection);
     let policy = ApiPolicy::new("api").require_scope(["b"]);
     let now = SystemTime::UNIX_EPOCH;
-    let granted = |_: &str, _: &str| ContractStatus::Granted { scopes: None };
+    let granted = |_: &str, _: &str| ContractStatus::Granted {
+        scopes: None,
+        tier: None,
+    };
     let denial = policy.decide(&introspection, now, granted).unwrap_err();
     debug_clean!(denial, policy.deny_response(&denial));
     let allowed = ApiPolicy::new("api")

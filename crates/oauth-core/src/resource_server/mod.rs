@@ -351,6 +351,8 @@ pub enum ContractStatus {
     Granted {
         /// The scopes the contract allows, or `None` for any.
         scopes: Option<Scope>,
+        /// The contract's SLA tier (its rate limits), or `None` for unlimited.
+        tier: Option<rate_limit::Tier>,
     },
     /// The client holds no contract for the API.
     None,
@@ -523,8 +525,8 @@ impl ApiPolicy {
         let Some(client_id) = introspection.client_id() else {
             return Err(Denial::NoContract);
         };
-        let contract_scopes = match contract(client_id, &self.api) {
-            ContractStatus::Granted { scopes } => scopes,
+        let (contract_scopes, tier) = match contract(client_id, &self.api) {
+            ContractStatus::Granted { scopes, tier } => (scopes, tier),
             ContractStatus::None => return Err(Denial::NoContract),
             ContractStatus::Unavailable => {
                 return Err(Denial::Unavailable {
@@ -547,6 +549,8 @@ impl ApiPolicy {
         }
         Ok(Principal {
             introspection: Arc::clone(introspection),
+            tier,
+            quota: None,
         })
     }
 
@@ -557,13 +561,66 @@ impl ApiPolicy {
     }
 }
 
-/// An allowed request: who is calling.
+/// An allowed request: who is calling, under which SLA tier, and what is left of its quota.
 #[derive(Clone)]
 pub struct Principal {
     introspection: Arc<Introspection>,
+    tier: Option<rate_limit::Tier>,
+    quota: Option<Quota>,
+}
+
+/// What is left of an allowed request's quota, as the draft-ietf-httpapi-ratelimit-headers
+/// fields say it: [`headers`](Self::headers) for the response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quota {
+    /// The `RateLimit-Policy` value: the tier's limits.
+    pub policy: String,
+    /// The `RateLimit` value: the tightest limit's remaining requests and reset.
+    pub state: String,
+}
+
+impl Quota {
+    /// The quota `verdict` leaves of `tier`.
+    pub fn new(tier: &rate_limit::Tier, verdict: &rate_limit::Verdict) -> Self {
+        Self {
+            policy: tier.policy_header(),
+            state: verdict.header(tier),
+        }
+    }
+
+    /// The two header fields (`RateLimit-Policy`, `RateLimit`), for the response.
+    pub fn headers(&self) -> [(http::HeaderName, HeaderValue); 2] {
+        let value = |v: &str| {
+            HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static("\"default\""))
+        };
+        [
+            (
+                http::HeaderName::from_static("ratelimit-policy"),
+                value(&self.policy),
+            ),
+            (http::HeaderName::from_static("ratelimit"), value(&self.state)),
+        ]
+    }
 }
 
 impl Principal {
+    /// The contract's SLA tier, if it has one (its requests are counted against it).
+    pub fn tier(&self) -> Option<&rate_limit::Tier> {
+        self.tier.as_ref()
+    }
+
+    /// What is left of the quota after this request, once the rate limiter counted it.
+    pub fn quota(&self) -> Option<&Quota> {
+        self.quota.as_ref()
+    }
+
+    /// This principal, with what the rate limiter left of its quota.
+    #[must_use]
+    pub fn with_quota(mut self, quota: Quota) -> Self {
+        self.quota = Some(quota);
+        self
+    }
+
     /// The calling client's id (the one that holds the contract).
     pub fn client_id(&self) -> &str {
         self.introspection.client_id().unwrap_or_default()
@@ -690,6 +747,14 @@ pub enum Denial {
         /// Why.
         reason: &'static str,
     },
+    /// The client's SLA tier for this API is used up: 429 with `Retry-After` and the
+    /// `RateLimit-Policy` / `RateLimit` fields.
+    RateLimited {
+        /// When the request would be allowed.
+        retry_after: Duration,
+        /// The quota's header fields.
+        quota: Quota,
+    },
 }
 
 impl Denial {
@@ -702,6 +767,7 @@ impl Denial {
             Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             Self::InsufficientScope { .. } | Self::NoContract => StatusCode::FORBIDDEN,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -715,6 +781,7 @@ impl Denial {
             Self::NoContract => Some(ErrorCode::AccessDenied),
             Self::Unavailable { .. } => Some(ErrorCode::TemporarilyUnavailable),
             Self::InvalidDpopProof { .. } => Some(ErrorCode::parse("invalid_dpop_proof")),
+            Self::RateLimited { .. } => Some(ErrorCode::parse("rate_limited")),
         }
     }
 
@@ -728,6 +795,7 @@ impl Denial {
             Self::InvalidToken { reason } => reason.description(),
             Self::InsufficientScope { .. } => "The access token lacks a scope this API requires.",
             Self::NoContract => "The client has no contract for this API.",
+            Self::RateLimited { .. } => "The client's rate limit for this API is reached.",
         }
     }
 
@@ -739,7 +807,7 @@ impl Denial {
             | Self::InvalidToken { .. }
             | Self::InsufficientScope { .. }
             | Self::InvalidDpopProof { .. } => self.error_code(),
-            Self::NoContract | Self::Unavailable { .. } => return None,
+            Self::NoContract | Self::Unavailable { .. } | Self::RateLimited { .. } => return None,
         };
         let mut params: Vec<(&str, &str)> = Vec::new();
         if let Some(realm) = realm {
@@ -803,6 +871,15 @@ impl Denial {
             response
                 .headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        if let Self::RateLimited { retry_after, quota } = self {
+            let seconds = rate_limit::seconds_up(*retry_after);
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
+            for (name, value) in quota.headers() {
+                response.headers_mut().insert(name, value);
+            }
         }
         response
     }
