@@ -273,6 +273,8 @@ impl From<oauth_ureq::Error> for CliError {
                 Self::new(77, format!("the server refused: {e}"))
             }
             Fault::Caller => Self::new(64, format!("{e}")),
+            // EX_SOFTWARE: a bug in the library, not in what the user gave.
+            Fault::Bug => Self::new(70, format!("{e}")),
             _ => Self::new(1, format!("{e}")),
         }
     }

@@ -182,22 +182,50 @@ impl FromIterator<Contract> for ContractSet {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ContractError {
-    /// The JSON export is malformed.
+    /// The JSON export is malformed: what is wrong, and where.
     Json(String),
-    /// The database failed.
-    Database(String),
+    /// The database failed while doing `operation`; the database's own error is the
+    /// [`source`](std::error::Error::source).
+    Database {
+        /// What the store was doing ("open", "begin a write", "commit", ...).
+        operation: &'static str,
+        /// The database's error.
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+}
+
+impl ContractError {
+    /// A database failure during `operation`, keeping the database's error as the source.
+    pub fn database(
+        operation: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Self::Database {
+            operation,
+            source: source.into(),
+        }
+    }
 }
 
 impl fmt::Display for ContractError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Json(m) => write!(f, "contract export: {m}"),
-            Self::Database(m) => write!(f, "contract database: {m}"),
+            Self::Database { operation, .. } => {
+                write!(f, "contract database: {operation} failed")
+            }
         }
     }
 }
 
-impl std::error::Error for ContractError {}
+impl std::error::Error for ContractError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Json(_) => None,
+            Self::Database { source, .. } => Some(&**source),
+        }
+    }
+}
 
 type Table = HashMap<String, HashMap<String, Option<Scope>>>;
 

@@ -36,18 +36,23 @@ pub struct RedbContracts {
     mirror: MemoryContracts,
 }
 
-fn db_error(e: impl fmt::Display) -> ContractError {
-    ContractError::Database(e.to_string())
+/// Keeps redb's error as the source of a [`ContractError::Database`] for `operation`.
+fn db_error<E>(operation: &'static str) -> impl FnOnce(E) -> ContractError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    move |e| ContractError::database(operation, e)
 }
 
 impl RedbContracts {
     /// Opens the database at `path`, creating it if it does not exist.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ContractError> {
-        let db = Database::create(path).map_err(db_error)?;
+        let db = Database::create(path).map_err(db_error("open"))?;
         // Create the table so that readers never see "no such table".
-        let txn = db.begin_write().map_err(db_error)?;
-        txn.open_table(CONTRACTS).map_err(db_error)?;
-        txn.commit().map_err(db_error)?;
+        let txn = db.begin_write().map_err(db_error("begin a write"))?;
+        txn.open_table(CONTRACTS)
+            .map_err(db_error("open the contracts table"))?;
+        txn.commit().map_err(db_error("commit"))?;
         let store = Self {
             db,
             mirror: MemoryContracts::new(),
@@ -58,27 +63,34 @@ impl RedbContracts {
 
     /// Adds or replaces a contract.
     pub fn grant(&self, contract: &Contract) -> Result<(), ContractError> {
-        let txn = self.db.begin_write().map_err(db_error)?;
+        let txn = self.db.begin_write().map_err(db_error("begin a write"))?;
         {
-            let mut table = txn.open_table(CONTRACTS).map_err(db_error)?;
+            let mut table = txn
+                .open_table(CONTRACTS)
+                .map_err(db_error("open the contracts table"))?;
             let scopes = contract.scopes.as_ref().map(Scope::as_str);
             table
                 .insert((contract.client_id.as_str(), contract.api.as_str()), scopes)
-                .map_err(db_error)?;
+                .map_err(db_error("insert a contract"))?;
         }
-        txn.commit().map_err(db_error)?;
+        txn.commit().map_err(db_error("commit"))?;
         self.mirror.grant(contract.clone());
         Ok(())
     }
 
     /// Removes a client's contract for `api`. Returns whether there was one.
     pub fn revoke(&self, client_id: &str, api: &str) -> Result<bool, ContractError> {
-        let txn = self.db.begin_write().map_err(db_error)?;
+        let txn = self.db.begin_write().map_err(db_error("begin a write"))?;
         let removed = {
-            let mut table = txn.open_table(CONTRACTS).map_err(db_error)?;
-            table.remove((client_id, api)).map_err(db_error)?.is_some()
+            let mut table = txn
+                .open_table(CONTRACTS)
+                .map_err(db_error("open the contracts table"))?;
+            table
+                .remove((client_id, api))
+                .map_err(db_error("remove a contract"))?
+                .is_some()
         };
-        txn.commit().map_err(db_error)?;
+        txn.commit().map_err(db_error("commit"))?;
         self.mirror.revoke(client_id, api);
         Ok(removed)
     }
@@ -86,29 +98,35 @@ impl RedbContracts {
     /// Replaces every contract with `set` in one transaction: readers see the old set or the
     /// new one, never a mix, and a crash keeps the old one.
     pub fn replace_all(&self, set: &ContractSet) -> Result<(), ContractError> {
-        let txn = self.db.begin_write().map_err(db_error)?;
+        let txn = self.db.begin_write().map_err(db_error("begin a write"))?;
         {
-            let mut table = txn.open_table(CONTRACTS).map_err(db_error)?;
-            table.retain(|_, _| false).map_err(db_error)?;
+            let mut table = txn
+                .open_table(CONTRACTS)
+                .map_err(db_error("open the contracts table"))?;
+            table
+                .retain(|_, _| false)
+                .map_err(db_error("clear the table"))?;
             for c in set.iter() {
                 let scopes = c.scopes.as_ref().map(Scope::as_str);
                 table
                     .insert((c.client_id.as_str(), c.api.as_str()), scopes)
-                    .map_err(db_error)?;
+                    .map_err(db_error("insert a contract"))?;
             }
         }
-        txn.commit().map_err(db_error)?;
+        txn.commit().map_err(db_error("commit"))?;
         self.mirror.replace_all(set);
         Ok(())
     }
 
     /// Every contract, in (client id, API) order.
     pub fn export(&self) -> Result<ContractSet, ContractError> {
-        let txn = self.db.begin_read().map_err(db_error)?;
-        let table = txn.open_table(CONTRACTS).map_err(db_error)?;
+        let txn = self.db.begin_read().map_err(db_error("begin a read"))?;
+        let table = txn
+            .open_table(CONTRACTS)
+            .map_err(db_error("open the contracts table"))?;
         let mut set = ContractSet::new();
-        for row in table.iter().map_err(db_error)? {
-            let (key, value) = row.map_err(db_error)?;
+        for row in table.iter().map_err(db_error("read the table"))? {
+            let (key, value) = row.map_err(db_error("read a contract"))?;
             let (client_id, api) = key.value();
             set.insert(Contract {
                 client_id: client_id.to_owned(),
@@ -129,5 +147,80 @@ impl ContractStore for RedbContracts {
 impl fmt::Debug for RedbContracts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedbContracts").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::error::Error as _;
+    use std::path::PathBuf;
+
+    use super::*;
+
+    /// A path of this test's own under the system's temporary directory, removed first.
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("oauth-gateway-redb-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_opened_keeps_redbs_error_as_the_source() {
+        // The parent directory does not exist: redb cannot create the file.
+        let path = scratch("missing-parent").join("no-such-dir").join("c.redb");
+        let e = RedbContracts::open(&path).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ContractError::Database {
+                    operation: "open",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "contract database: open failed");
+        let source = e.source().expect("a source");
+        let redb = source
+            .downcast_ref::<redb::DatabaseError>()
+            .unwrap_or_else(|| panic!("not redb's error: {source:?}"));
+        assert!(matches!(redb, redb::DatabaseError::Storage(_)), "{redb:?}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_refused_with_redbs_reason() {
+        let path = scratch("garbage").join("c.redb");
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let e = RedbContracts::open(&path).unwrap_err();
+        let source = e.source().expect("a source");
+        assert!(
+            source.downcast_ref::<redb::DatabaseError>().is_some(),
+            "{source:?}"
+        );
+    }
+
+    #[test]
+    fn a_file_open_twice_names_the_operation_and_keeps_the_lock_error() {
+        let path = scratch("twice").join("c.redb");
+        let first = RedbContracts::open(&path).unwrap();
+        first.grant(&Contract::new("app", "orders")).unwrap();
+        let e = RedbContracts::open(&path).unwrap_err();
+        let redb = e
+            .source()
+            .and_then(|s| s.downcast_ref::<redb::DatabaseError>())
+            .unwrap_or_else(|| panic!("{e:?}"));
+        assert!(
+            matches!(redb, redb::DatabaseError::DatabaseAlreadyOpen),
+            "{redb:?}"
+        );
+        // The first handle is unaffected.
+        assert!(matches!(
+            first.lookup("app", "orders"),
+            ContractStatus::Granted { .. }
+        ));
     }
 }

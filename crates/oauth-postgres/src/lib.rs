@@ -90,20 +90,45 @@ impl PostgresConfig {
 }
 
 /// PostgreSQL could not be used at start (the URL, the connection, the migration, the load).
+///
+/// [`operation`](Self::operation) says which step failed; the driver's (or the operating
+/// system's) own error is the [`source`](std::error::Error::source), when there is one.
 #[derive(Debug)]
-pub struct PostgresError(String);
+pub struct PostgresError {
+    operation: &'static str,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
 
-impl fmt::Display for PostgresError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "postgres: {}", self.0)
+impl PostgresError {
+    /// The step that failed: "the database URL", "connect", "migrate", "LISTEN", "load",
+    /// "start the listener thread" or "the listener thread ended before it started".
+    pub fn operation(&self) -> &'static str {
+        self.operation
     }
 }
 
-impl std::error::Error for PostgresError {}
+impl fmt::Display for PostgresError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "postgres: {} failed", self.operation)
+    }
+}
 
-fn failed(what: &str, e: &postgres::Error) -> PostgresError {
-    // The error's own text names no password (the URL is never in it).
-    PostgresError(format!("{what}: {e}"))
+impl std::error::Error for PostgresError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
+}
+
+/// Keeps `e` as the source of the failure of `operation`. The driver's error names no password
+/// (the URL is never in it).
+fn failed(
+    operation: &'static str,
+    e: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+) -> PostgresError {
+    PostgresError {
+        operation,
+        source: Some(e.into()),
+    }
 }
 
 /// Contracts in PostgreSQL, decided from an in-memory snapshot (see the crate docs).
@@ -148,7 +173,7 @@ impl PostgresContracts {
     pub fn connect(url: &str, config: PostgresConfig) -> Result<Self, PostgresError> {
         let mut pg_config: postgres::Config = url
             .parse()
-            .map_err(|e: postgres::Error| failed("the database URL", &e))?;
+            .map_err(|e: postgres::Error| failed("the database URL", e))?;
         // A dropped link must not hold the listener for the kernel's minutes-long default:
         // keepalives and a send timeout bound how long a dead connection goes unnoticed.
         pg_config
@@ -181,10 +206,11 @@ impl PostgresContracts {
                     let _ = started.send(Err(e));
                 }
             })
-            .map_err(|e| PostgresError(format!("listener thread: {e}")))?;
-        result
-            .recv()
-            .map_err(|_| PostgresError("the listener thread ended".into()))??;
+            .map_err(|e| failed("start the listener thread", e))?;
+        result.recv().map_err(|_| PostgresError {
+            operation: "the listener thread ended before it started",
+            source: None,
+        })??;
         Ok(Self { shared })
     }
 
@@ -219,23 +245,23 @@ impl ContractStore for PostgresContracts {
 fn start(config: &postgres::Config, shared: &Shared) -> Result<postgres::Client, PostgresError> {
     let mut client = config
         .connect(postgres::NoTls)
-        .map_err(|e| failed("connect", &e))?;
+        .map_err(|e| failed("connect", e))?;
     migrate(&mut client)?;
     client
         .batch_execute(&format!("LISTEN {CHANNEL}"))
-        .map_err(|e| failed("LISTEN", &e))?;
-    reload(&mut client, shared).map_err(|e| failed("load", &e))?;
+        .map_err(|e| failed("LISTEN", e))?;
+    reload(&mut client, shared).map_err(|e| failed("load", e))?;
     Ok(client)
 }
 
 /// Creates the table and its trigger, one node at a time.
 fn migrate(client: &mut postgres::Client) -> Result<(), PostgresError> {
-    let mut tx = client.transaction().map_err(|e| failed("migrate", &e))?;
+    let mut tx = client.transaction().map_err(|e| failed("migrate", e))?;
     tx.batch_execute("SELECT pg_advisory_xact_lock(7273947025116)")
-        .map_err(|e| failed("migrate", &e))?;
+        .map_err(|e| failed("migrate", e))?;
     tx.batch_execute(MIGRATION)
-        .map_err(|e| failed("migrate", &e))?;
-    tx.commit().map_err(|e| failed("migrate", &e))
+        .map_err(|e| failed("migrate", e))?;
+    tx.commit().map_err(|e| failed("migrate", e))
 }
 
 /// Reads every row into a new snapshot, skipping (and logging) the invalid ones.
@@ -349,6 +375,43 @@ fn reconnect(config: &postgres::Config, shared: &Shared) -> Option<postgres::Cli
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_url_names_the_step_and_keeps_the_drivers_error() {
+        use std::error::Error as _;
+        let e = PostgresContracts::connect(
+            "postgresql://u:hunter2@host:notaport/db",
+            PostgresConfig::new(),
+        )
+        .unwrap_err();
+        assert_eq!(e.operation(), "the database URL");
+        assert_eq!(e.to_string(), "postgres: the database URL failed");
+        let source = e.source().expect("a source");
+        assert!(
+            source.downcast_ref::<postgres::Error>().is_some(),
+            "{source:?}"
+        );
+        // Neither the message nor the chain shows the password.
+        assert!(!format!("{e} {e:?} {source}").contains("hunter2"));
+    }
+
+    #[test]
+    fn an_unreachable_server_is_a_connect_failure_with_a_source() {
+        use std::error::Error as _;
+        // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+        let e = PostgresContracts::connect(
+            "host=127.0.0.1 port=1 user=nobody dbname=none connect_timeout=2",
+            PostgresConfig::new(),
+        )
+        .unwrap_err();
+        assert_eq!(e.operation(), "connect");
+        assert!(
+            e.source()
+                .and_then(|s| s.downcast_ref::<postgres::Error>())
+                .is_some(),
+            "{e:?}"
+        );
+    }
 
     #[test]
     fn rows_are_validated() {

@@ -199,6 +199,19 @@ async fn shutdown_signal() {
     }
 }
 
+/// An error and its chain of sources on one line ("open failed: ...: ..."), for a start-up
+/// message that names the cause, not only the step.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
+}
+
 fn build(config: &Config) -> Result<App, String> {
     let i = &config.introspection;
     let mut http_config = HttpConfig::new();
@@ -242,7 +255,7 @@ fn build(config: &Config) -> Result<App, String> {
     let contracts: Arc<dyn ContractStore> = match &config.contracts {
         Contracts::Redb { path } => Arc::new(
             RedbContracts::open(path)
-                .map_err(|e| format!("[contracts] {}: {e}", path.display()))?,
+                .map_err(|e| format!("[contracts] {}: {}", path.display(), with_causes(&e)))?,
         ),
         Contracts::Postgres {
             url_env,
@@ -256,7 +269,7 @@ fn build(config: &Config) -> Result<App, String> {
                     &url,
                     oauth_postgres::PostgresConfig::new().max_staleness(staleness),
                 )
-                .map_err(|e| format!("[contracts] {e}"))?,
+                .map_err(|e| format!("[contracts] {}", with_causes(&e)))?,
             )
         }
     };
@@ -571,6 +584,24 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_contract_store_that_cannot_open_names_the_step_and_the_cause() {
+        let path = std::env::temp_dir()
+            .join(format!("oauth-proxy-{}-no-such-dir", std::process::id()))
+            .join("c.redb");
+        let e = RedbContracts::open(&path).unwrap_err();
+        let text = with_causes(&e);
+        // The step, then redb's reason (and its own cause, the OS error).
+        assert!(
+            text.starts_with("contract database: open failed: "),
+            "{text}"
+        );
+        assert!(
+            text.len() > "contract database: open failed: ".len() + 5,
+            "{text}"
+        );
+    }
 
     #[test]
     fn spoofed_and_hop_by_hop_headers_are_removed() {

@@ -95,7 +95,11 @@ impl TokenSource {
                     let _ = tokio::time::timeout_at(until.into(), changed).await;
                 }
                 Decision::Fail(error) => return Err(error),
-                _ => return Err(Error::ReauthorizationRequired),
+                _ => {
+                    return Err(oauth_runtime::internal_error(
+                        "TokenSource::token met a Decision it does not know",
+                    ));
+                }
             }
         }
     }

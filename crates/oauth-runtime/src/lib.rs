@@ -59,6 +59,16 @@ use std::time::{Instant, SystemTime};
 
 use oauth_core::{Error, Now, TokenCall, TokenResponse};
 
+/// The error for a state a driver cannot be in (a `_` arm over one of oauth-core's
+/// `#[non_exhaustive]` step enums, a single-use handle used twice): [`Error::Internal`], a
+/// bug of ours, never disguised as a network failure or an expired grant. Debug builds stop
+/// at once, so a test finds it; release builds return the error.
+#[doc(hidden)]
+pub fn internal_error(what: &'static str) -> Error {
+    debug_assert!(false, "internal error: {what}");
+    Error::Internal { what }
+}
+
 /// Reads both clocks.
 pub fn now() -> Now {
     Now::new(SystemTime::now(), Instant::now())

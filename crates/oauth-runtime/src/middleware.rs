@@ -137,7 +137,9 @@ where
                     .or_else(|| spare.as_ref().and_then(D::try_clone))
                 else {
                     // Unreachable: `NeedToken` returned the last answer when nothing was left.
-                    return Err(Error::ReauthorizationRequired.into());
+                    return Err(
+                        crate::internal_error("authorized had no request left to send").into(),
+                    );
                 };
                 copy_credentials(authorized.headers(), D::headers_mut(&mut request));
                 let response = downstream.send(request).await?;
@@ -178,7 +180,12 @@ where
                     _ => D::unbuffer(answer),
                 });
             }
-            _ => return Err(Error::ReauthorizationRequired.into()),
+            _ => {
+                return Err(crate::internal_error(
+                    "authorized met a ResourceStep it does not know",
+                )
+                .into());
+            }
         }
     }
 }

@@ -72,7 +72,11 @@ impl TokenSource {
                 Decision::Refresh(request) => refresh(&self.inner, &request),
                 Decision::Wait { until } => self.inner.shared.wait(generation, until),
                 Decision::Fail(error) => return Err(error),
-                _ => return Err(Error::ReauthorizationRequired),
+                _ => {
+                    return Err(oauth_runtime::internal_error(
+                        "TokenSource::token met a Decision it does not know",
+                    ));
+                }
             }
         }
     }
