@@ -142,3 +142,66 @@ fn refresh(inner: &SourceCore<HttpClient>, request: &TokenRequest) {
     let result = block_on(inner.obtain(request));
     guard.finish(result);
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use oauth_core::{Assertion, ClientAssertion, ClientAuthentication, ClientSecret};
+
+    use super::*;
+    use crate::HttpConfig;
+
+    fn builder(auth: ClientAuthentication) -> TokenSourceBuilder {
+        let config = HttpConfig::default().timeout(std::time::Duration::from_millis(500));
+        let http = HttpClient::new(config).unwrap();
+        // Nothing listens on port 1: a request that is sent fails as a transport error.
+        let endpoint = http.endpoint("https://127.0.0.1:1/token").unwrap();
+        TokenSource::builder(http, endpoint, Client::new("app", auth))
+            .grant(TokenRequest::client_credentials())
+    }
+
+    fn presigned() -> ClientAuthentication {
+        ClientAuthentication::Assertion(ClientAssertion::jwt(Assertion::new("h.p.s")))
+    }
+
+    #[test]
+    fn a_presigned_client_assertion_is_refused_at_build_naming_the_signer() {
+        let e = builder(presigned()).try_build().unwrap_err();
+        assert_eq!(e.fault(), oauth_core::Fault::Caller);
+        let text = e.to_string();
+        assert!(text.contains("AssertionSigner"), "{text}");
+        assert!(text.contains("ClientAssertionSigner"), "{text}");
+        assert!(text.contains("ClientAuthentication::Signed"), "{text}");
+        // The assertion itself is not in the message.
+        assert!(!format!("{text} {e:?}").contains("h.p.s"));
+    }
+
+    #[test]
+    fn a_source_built_anyway_from_a_presigned_assertion_sends_nothing() {
+        let source = builder(presigned()).build();
+        for _ in 0..2 {
+            let e = source.token().unwrap_err();
+            // Not a transport error: no request was sent to the endpoint.
+            assert!(
+                matches!(
+                    e,
+                    Error::InvalidParameter {
+                        name: "client_assertion",
+                        ..
+                    }
+                ),
+                "{e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_clients_build_and_send() {
+        let source = builder(ClientAuthentication::SecretBasic(ClientSecret::new("s")))
+            .try_build()
+            .unwrap();
+        // It did try the (closed) endpoint.
+        assert!(matches!(source.token(), Err(Error::Transport(_))));
+    }
+}

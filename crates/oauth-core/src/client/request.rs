@@ -475,6 +475,12 @@ impl TokenRequest {
         }
     }
 
+    /// Whether this is a refresh token grant (RFC 6749 §6), decided from the grant itself: an
+    /// extension grant that happens to be named `refresh_token` is not one.
+    pub fn is_refresh(&self) -> bool {
+        matches!(self.grant, Grant::RefreshToken(_))
+    }
+
     /// Whether sending this request again can give a new token without the user: false for an
     /// authorization code (single use) and a refresh token (it is refreshed by the token
     /// lifecycle itself).
@@ -655,6 +661,17 @@ pub(crate) mod tests {
     use crate::client::{ClientAssertion, ClientAuthentication};
     use crate::encoding::form_parse;
     use crate::secret::ClientSecret;
+
+    #[test]
+    fn is_refresh_is_the_grant_not_its_name() {
+        assert!(TokenRequest::refresh_token(RefreshToken::new("rt")).is_refresh());
+        assert!(!TokenRequest::client_credentials().is_refresh());
+        assert!(!TokenRequest::password("u", Password::new("p")).is_refresh());
+        // Same `grant_type` on the wire, but not the lifecycle's refresh.
+        let named = TokenRequest::extension("refresh_token");
+        assert_eq!(named.grant_type(), "refresh_token");
+        assert!(!named.is_refresh());
+    }
 
     /// Renders a built request as text: the method and URI, the sorted headers (sensitive ones
     /// marked), and the body decoded one parameter per line (sorted for JSON, whose key order
