@@ -144,7 +144,7 @@ pub use introspection::{
 };
 pub use jwks::{JwksCache, JwksDecision};
 pub use lifecycle::{
-    Decision, Freshness, RefreshPolicy, TokenLifecycle, TokenSnapshot, UnknownExpiry,
+    Decision, Freshness, Invalidated, RefreshPolicy, TokenLifecycle, TokenSnapshot, UnknownExpiry,
 };
 pub use random::{RandomError, RandomSource};
 pub use registration::{

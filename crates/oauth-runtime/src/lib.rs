@@ -69,6 +69,27 @@ pub fn internal_error(what: &'static str) -> Error {
     Error::Internal { what }
 }
 
+/// No body (a `GET` such as oauth-core's `discovery_request`): sent as an empty plain body.
+impl From<()> for Body {
+    fn from((): ()) -> Self {
+        Self::Plain(Vec::new())
+    }
+}
+
+/// A caller's bytes, sent as they are.
+impl From<Vec<u8>> for Body {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self::Plain(bytes)
+    }
+}
+
+/// A body built by oauth-core: its secrets wiped once it is sent.
+impl From<oauth_core::RequestBody> for Body {
+    fn from(body: oauth_core::RequestBody) -> Self {
+        Self::Secret(body)
+    }
+}
+
 /// Reads both clocks.
 pub fn now() -> Now {
     Now::new(SystemTime::now(), Instant::now())
@@ -190,10 +211,10 @@ pub mod reexports {
         AccessToken, Assertion, AssertionSigner, BodyEncoding, Client, ClientAssertion,
         ClientAuthentication, ClientId, ClientMetadata, ClientSecret, DeviceAuthorization,
         DeviceAuthorizationRequest, Endpoint, Error, ErrorCode, ErrorResponse, Fault, IdToken,
-        IdTokenClaims, Introspection, IntrospectionRequest, Password, RefreshPolicy, RefreshToken,
-        RegisteredClient, RegistrationRequest, RejectionClassifier, RetryPolicy, RevocationRequest,
-        Scope, SecurityToken, ServerMetadata, TokenExchange, TokenRequest, TokenResponse,
-        TokenType, TransportError, TransportErrorKind, UnknownExpiry, UserInfo,
+        IdTokenClaims, Introspection, IntrospectionRequest, Invalidated, Password, RefreshPolicy,
+        RefreshToken, RegisteredClient, RegistrationRequest, RejectionClassifier, RetryPolicy,
+        RevocationRequest, Scope, SecurityToken, ServerMetadata, TokenExchange, TokenRequest,
+        TokenResponse, TokenType, TransportError, TransportErrorKind, UnknownExpiry, UserInfo,
     };
     #[cfg(feature = "authorization-code")]
     pub use oauth_core::{

@@ -158,8 +158,8 @@ where
                 }
             }
             ResourceStep::Invalidate(rejected) => {
-                let dropped = shared.invalidate(&rejected);
-                if dropped && spare.is_none() {
+                let outcome = shared.invalidate(&rejected);
+                if outcome.retry() && spare.is_none() {
                     tracing::info!(
                         "the resource rejected the token; it was dropped, but the request body is a \
                          stream that cannot be sent twice: the 401 is returned, not retried"
@@ -171,7 +171,7 @@ where
                 tracing::info!(
                     "the resource rejected the token; getting a new one and retrying once"
                 );
-                call.handle_invalidated(dropped);
+                call.handle_invalidated(outcome);
             }
             ResourceStep::Accepted(token) => shared.accepted(&token),
             ResourceStep::Done(answer) => {

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use oauth_core::http::{Request, Response};
-use oauth_core::{AccessToken, Client, Decision, Endpoint, Error, TokenRequest, TokenResponse};
+use oauth_core::{
+    AccessToken, Client, Decision, Endpoint, Error, Invalidated, TokenRequest, TokenResponse,
+};
 use oauth_runtime::{SourceCore, SourceKind, SourceParts, block_on, now};
 
 use crate::HttpClient;
@@ -92,10 +94,13 @@ impl TokenSource {
         }
     }
 
-    /// Drops `token` from the cache because a resource server rejected it, unless it was
-    /// already replaced (or tokens keep being rejected; see `TokenLifecycle::invalidate`).
-    /// Returns whether a new token is worth asking for.
-    pub fn invalidate(&self, token: &AccessToken) -> bool {
+    /// Drops `token` from the cache because a resource server rejected it, and says what
+    /// happened: [`Invalidated::Dropped`]; [`Invalidated::AlreadyReplaced`] (another caller
+    /// got there first); [`Invalidated::Damped`] (tokens keep being rejected and the backoff
+    /// since the last drop has not passed, so the token is kept rather than a new one fetched
+    /// per call); or [`Invalidated::NoNewToken`]. [`Invalidated::retry`] is whether sending
+    /// the request again with a new token is worth it. `send()` does all this itself.
+    pub fn invalidate(&self, token: &AccessToken) -> Invalidated {
         self.inner.shared.invalidate(token)
     }
 
@@ -194,6 +199,34 @@ mod tests {
                 "{e:?}"
             );
         }
+    }
+
+    #[test]
+    fn every_body_type_goes_through_the_same_door() {
+        let http = builder(ClientAuthentication::None)
+            .build()
+            .inner
+            .http
+            .clone();
+        let issuer = http.endpoint("https://127.0.0.1:1").unwrap();
+        // discovery_request's `Request<()>`, a caller's `Vec<u8>`, a core-built RequestBody:
+        // each is sent (and fails at the closed port), none needs a `map`.
+        let discovery =
+            oauth_core::discovery_request(&issuer, oauth_core::WellKnown::OpenIdConfiguration)
+                .unwrap();
+        assert!(matches!(
+            http.execute_oauth(discovery.clone()),
+            Err(Error::Transport(_))
+        ));
+        assert!(matches!(http.execute(discovery), Err(Error::Transport(_))));
+        let plain = Request::post("https://127.0.0.1:1/x")
+            .body(b"a".to_vec())
+            .unwrap();
+        assert!(matches!(http.execute(plain), Err(Error::Transport(_))));
+        let built = TokenRequest::client_credentials()
+            .build(&issuer, &Client::new("app", ClientAuthentication::None))
+            .unwrap();
+        assert!(matches!(http.execute(built), Err(Error::Transport(_))));
     }
 
     #[test]

@@ -73,6 +73,22 @@ impl RequestBody {
     }
 }
 
+/// No body, as [`discovery_request`](crate::discovery_request) and other `GET`s build it: so a
+/// `Request<()>` goes wherever a `Request<RequestBody>` is taken, without a `map`.
+impl From<()> for RequestBody {
+    fn from((): ()) -> Self {
+        Self::default()
+    }
+}
+
+/// Bytes built elsewhere: wiped on drop like any request body, but with no secret known to
+/// scrub from an error.
+impl From<Vec<u8>> for RequestBody {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self::new(bytes, Vec::new())
+    }
+}
+
 impl PartialEq for RequestBody {
     fn eq(&self, other: &Self) -> bool {
         self.bytes == other.bytes
@@ -661,6 +677,21 @@ pub(crate) mod tests {
     use crate::client::{ClientAssertion, ClientAuthentication};
     use crate::encoding::form_parse;
     use crate::secret::ClientSecret;
+
+    #[test]
+    fn bodies_convert_without_a_map() {
+        let discovery = crate::discovery_request(
+            &Endpoint::new("https://as.example").unwrap(),
+            crate::WellKnown::OpenIdConfiguration,
+        )
+        .unwrap();
+        let request: Request<RequestBody> = discovery.map(Into::into);
+        assert!(request.body().is_empty());
+        let body = RequestBody::from(b"a=1".to_vec());
+        assert_eq!(body.expose_secret(), b"a=1");
+        // Bytes built elsewhere carry no secret known to scrub.
+        assert!(body.secrets().is_empty());
+    }
 
     #[test]
     fn is_refresh_is_the_grant_not_its_name() {
