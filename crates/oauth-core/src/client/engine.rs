@@ -289,7 +289,7 @@ fn deadline_error() -> Error {
 /// [`phrase`](Self::phrase), or a rule of your own with [`rule`](Self::rule).
 ///
 /// ```
-/// use oauth_core::{RejectionClassifier, TokenVerdict};
+/// use oauth_core::client::{bearer::TokenVerdict, engine::RejectionClassifier};
 ///
 /// let classifier = RejectionClassifier::default().phrase("session has timed out");
 /// let answer = http::Response::builder().status(401).body("Your session has timed out").unwrap();

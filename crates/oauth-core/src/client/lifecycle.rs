@@ -36,8 +36,8 @@ use crate::secret::{AccessToken, RefreshToken};
 use crate::time::Now;
 use crate::transport::{TransportError, TransportErrorKind, is_transient};
 
-/// What to assume about a token whose response had no `expires_in` (as on the Anypoint
-/// Exchange page).
+/// What to assume about a token whose response had no `expires_in` (as Anypoint
+/// Exchange's documented answers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum UnknownExpiry {
@@ -250,10 +250,11 @@ const MIN_LIFETIME: Duration = Duration::from_secs(1);
 ///
 /// ```
 /// use std::time::{Duration, Instant, SystemTime};
-/// use oauth_core::{Decision, Now, RefreshPolicy, TokenLifecycle, TokenRequest, parse_token_response};
+/// use oauth_core::{Now, TokenLifecycle, TokenRequest, parse_token_response};
+/// use oauth_core::client::lifecycle::{Decision, RefreshPolicy};
 /// # struct Rng;
 /// # impl oauth_core::RandomSource for Rng {
-/// #     fn fill(&self, d: &mut [u8]) -> Result<(), oauth_core::RandomError> { d.fill(0); Ok(()) }
+/// #     fn fill(&self, d: &mut [u8]) -> Result<(), oauth_core::random::RandomError> { d.fill(0); Ok(()) }
 /// # }
 /// # let (wall, mono) = (SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000), Instant::now());
 /// let mut lifecycle = TokenLifecycle::new(RefreshPolicy::default(), Some(TokenRequest::client_credentials()));

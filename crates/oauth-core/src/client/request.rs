@@ -295,7 +295,8 @@ enum Grant {
 /// The parameters of an RFC 8693 token exchange.
 ///
 /// ```
-/// use oauth_core::{SecurityToken, TokenExchange, TokenRequest, TOKEN_TYPE_ACCESS_TOKEN};
+/// use oauth_core::{SecurityToken, TokenRequest};
+/// use oauth_core::client::{TOKEN_TYPE_ACCESS_TOKEN, TokenExchange};
 ///
 /// let exchange = TokenExchange::new(SecurityToken::new("incoming-token"), TOKEN_TYPE_ACCESS_TOKEN)
 ///     .requested_token_type(TOKEN_TYPE_ACCESS_TOKEN);
@@ -404,7 +405,7 @@ impl TokenRequest {
     /// The resource owner password credentials grant (RFC 6749 §4.3).
     ///
     /// RFC 9700 §2.4 says this grant must not be used; it is here because providers (such as
-    /// the Anypoint page) still offer it.
+    /// Anypoint) still offer it.
     pub fn password(username: impl Into<String>, password: Password) -> Self {
         Self::new(Grant::Password {
             username: username.into(),
