@@ -313,6 +313,8 @@ impl From<oauth_ureq::Error> for CliError {
             // request: invalid_client ..."); a prefix of ours would say it twice.
             Fault::Server | Fault::Authorization => Self::new(77, format!("{e}")),
             Fault::Caller => Self::new(64, format!("{e}")),
+            // EX_SOFTWARE: a bug in the library, not in what the user gave.
+            Fault::Bug => Self::new(70, format!("{e}")),
             _ => Self::new(1, format!("{e}")),
         }
     }

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 use oauth_gateway::__bench::key;
 use oauth_gateway::CacheConfig;
 use oauth_gateway::oauth_core::Now;
-use oauth_gateway::oauth_core::gateway::ResultCache;
 use oauth_gateway::oauth_core::http::Response;
+use oauth_gateway::oauth_core::resource_server::gateway::ResultCache;
 use oauth_gateway::oauth_core::{Introspection, parse_introspection_response};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 

@@ -1,10 +1,11 @@
-//! Contracts: which client may call which API, and with which scopes.
+//! Contracts: which client may call which API, with which scopes, under which SLA tier.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
+use oauth_core::resource_server::rate_limit::{Limit, Tier};
 use oauth_core::{ContractStatus, Scope};
 use serde_json::{Value, json};
 
@@ -17,6 +18,8 @@ pub struct Contract {
     pub api: String,
     /// The scopes it may use on the API; `None` for any.
     pub scopes: Option<Scope>,
+    /// The SLA tier its requests are counted against; `None` for unlimited.
+    pub tier: Option<Tier>,
 }
 
 impl Contract {
@@ -26,7 +29,14 @@ impl Contract {
             client_id: client_id.into(),
             api: api.into(),
             scopes: None,
+            tier: None,
         }
+    }
+
+    /// Puts the contract under an SLA tier (its rate limits).
+    pub fn tier(mut self, tier: Tier) -> Self {
+        self.tier = Some(tier);
+        self
     }
 
     /// Limits the contract to `scopes`.
@@ -58,8 +68,10 @@ impl<T: ContractStore + ?Sized> ContractStore for Arc<T> {
 /// A set of contracts, as exported from a management platform and loaded into a store.
 ///
 /// The JSON form is
-/// `{"contracts": [{"client_id": "…", "api": "…", "scopes": ["…"]}]}`, `scopes` optional
-/// (absent or `null` for any scope).
+/// `{"contracts": [{"client_id": "…", "api": "…", "scopes": ["…"], "tier": {"name": "silver",
+/// "limits": [{"requests": 100, "window_secs": 60}, {"requests": 5000, "window_secs": 86400}]}}]}`,
+/// `scopes` optional (absent or `null` for any scope), `tier` optional (absent or `null` for
+/// unlimited).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ContractSet {
     contracts: Vec<Contract>,
@@ -142,10 +154,18 @@ impl ContractSet {
                     )));
                 }
             };
+            let tier =
+                match item.get("tier") {
+                    None | Some(Value::Null) => None,
+                    Some(tier) => Some(tier_from_json(tier).map_err(|why| {
+                        ContractError::Json(format!("contract {i}: \"tier\" {why}"))
+                    })?),
+                };
             set.insert(Contract {
                 client_id: text("client_id")?,
                 api: text("api")?,
                 scopes,
+                tier,
             });
         }
         Ok(set)
@@ -161,11 +181,66 @@ impl ContractSet {
                 if let Some(scopes) = &c.scopes {
                     v["scopes"] = json!(scopes.iter().collect::<Vec<_>>());
                 }
+                if let Some(tier) = &c.tier {
+                    v["tier"] = tier_to_json(tier);
+                }
                 v
             })
             .collect();
         serde_json::to_vec_pretty(&json!({ "contracts": contracts })).unwrap_or_default()
     }
+}
+
+/// A tier's JSON form: `{"name": "silver", "limits": [{"requests": 100, "window_secs": 60}]}`.
+pub fn tier_to_json(tier: &Tier) -> Value {
+    let limits: Vec<Value> = tier
+        .limits()
+        .iter()
+        .map(|l| {
+            let window = l.window();
+            if window.subsec_millis() == 0 {
+                json!({"requests": l.requests(), "window_secs": window.as_secs()})
+            } else {
+                json!({"requests": l.requests(), "window_ms": window.as_millis() as u64})
+            }
+        })
+        .collect();
+    json!({"name": tier.name(), "limits": limits})
+}
+
+/// Reads a tier's JSON form ([`tier_to_json`]; a window in `window_secs` or `window_ms`), or
+/// says what is wrong with it.
+pub fn tier_from_json(value: &Value) -> Result<Tier, String> {
+    let name = value
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or("needs a \"name\"")?;
+    let items = value
+        .get("limits")
+        .and_then(Value::as_array)
+        .ok_or("needs a \"limits\" array")?;
+    let mut limits = Vec::with_capacity(items.len());
+    for item in items {
+        let requests = item
+            .get("requests")
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or("limit needs \"requests\" (a positive integer)")?;
+        let window = match (
+            item.get("window_secs").and_then(Value::as_u64),
+            item.get("window_ms").and_then(Value::as_u64),
+        ) {
+            (Some(s), None) => std::time::Duration::from_secs(s),
+            (None, Some(ms)) => std::time::Duration::from_millis(ms),
+            _ => return Err("limit needs one of \"window_secs\", \"window_ms\"".into()),
+        };
+        limits.push(
+            Limit::new(requests, window)
+                .ok_or("limit: requests and window must be positive (window at most a year)")?,
+        );
+    }
+    Tier::new(name, &limits)
+        .ok_or_else(|| "needs a token name (letters, digits, - _ .) and 1 to 8 limits".into())
 }
 
 impl FromIterator<Contract> for ContractSet {
@@ -182,24 +257,59 @@ impl FromIterator<Contract> for ContractSet {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ContractError {
-    /// The JSON export is malformed.
+    /// The JSON export is malformed: what is wrong, and where.
     Json(String),
-    /// The database failed.
-    Database(String),
+    /// The database failed while doing `operation`; the database's own error is the
+    /// [`source`](std::error::Error::source).
+    Database {
+        /// What the store was doing ("open", "begin a write", "commit", ...).
+        operation: &'static str,
+        /// The database's error.
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+}
+
+impl ContractError {
+    /// A database failure during `operation`, keeping the database's error as the source.
+    pub fn database(
+        operation: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Self::Database {
+            operation,
+            source: source.into(),
+        }
+    }
 }
 
 impl fmt::Display for ContractError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Json(m) => write!(f, "contract export: {m}"),
-            Self::Database(m) => write!(f, "contract database: {m}"),
+            Self::Database { operation, .. } => {
+                write!(f, "contract database: {operation} failed")
+            }
         }
     }
 }
 
-impl std::error::Error for ContractError {}
+impl std::error::Error for ContractError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Json(_) => None,
+            Self::Database { source, .. } => Some(&**source),
+        }
+    }
+}
 
-type Table = HashMap<String, HashMap<String, Option<Scope>>>;
+/// What a contract grants: its scopes and its tier.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Terms {
+    scopes: Option<Scope>,
+    tier: Option<Tier>,
+}
+
+type Table = HashMap<String, HashMap<String, Terms>>;
 
 /// Contracts in memory. Reads take no lock (an `arc-swap` snapshot); writes copy the table and
 /// publish the copy, so they suit contracts that change now and then, not per request.
@@ -225,9 +335,13 @@ impl MemoryContracts {
     /// Adds or replaces a contract.
     pub fn grant(&self, contract: Contract) {
         self.update(|t| {
-            t.entry(contract.client_id)
-                .or_default()
-                .insert(contract.api, contract.scopes);
+            t.entry(contract.client_id).or_default().insert(
+                contract.api,
+                Terms {
+                    scopes: contract.scopes,
+                    tier: contract.tier,
+                },
+            );
         });
     }
 
@@ -250,10 +364,13 @@ impl MemoryContracts {
         let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let mut table = Table::new();
         for c in set.iter() {
-            table
-                .entry(c.client_id.clone())
-                .or_default()
-                .insert(c.api.clone(), c.scopes.clone());
+            table.entry(c.client_id.clone()).or_default().insert(
+                c.api.clone(),
+                Terms {
+                    scopes: c.scopes.clone(),
+                    tier: c.tier.clone(),
+                },
+            );
         }
         self.table.store(Arc::new(table));
     }
@@ -264,10 +381,11 @@ impl MemoryContracts {
         let mut contracts: Vec<Contract> = table
             .iter()
             .flat_map(|(client, apis)| {
-                apis.iter().map(|(api, scopes)| Contract {
+                apis.iter().map(|(api, terms)| Contract {
                     client_id: client.clone(),
                     api: api.clone(),
-                    scopes: scopes.clone(),
+                    scopes: terms.scopes.clone(),
+                    tier: terms.tier.clone(),
                 })
             })
             .collect();
@@ -287,8 +405,9 @@ impl ContractStore for MemoryContracts {
     fn lookup(&self, client_id: &str, api: &str) -> ContractStatus {
         let table = self.table.load();
         match table.get(client_id).and_then(|apis| apis.get(api)) {
-            Some(scopes) => ContractStatus::Granted {
-                scopes: scopes.clone(),
+            Some(terms) => ContractStatus::Granted {
+                scopes: terms.scopes.clone(),
+                tier: terms.tier.clone(),
             },
             None => ContractStatus::None,
         }
@@ -310,9 +429,17 @@ mod tests {
 
     #[test]
     fn json_round_trip_and_errors() {
+        let silver = Tier::new(
+            "silver",
+            &[
+                Limit::new(100, std::time::Duration::from_secs(60)).unwrap(),
+                Limit::new(5000, std::time::Duration::from_secs(86_400)).unwrap(),
+            ],
+        )
+        .unwrap();
         let set: ContractSet = [
             Contract::new("app-1", "orders").scopes(["orders:read", "orders:write"]),
-            Contract::new("app-2", "orders"),
+            Contract::new("app-2", "orders").tier(silver),
         ]
         .into_iter()
         .collect();
@@ -330,6 +457,10 @@ mod tests {
             br#"{"contracts":[{"client_id":"","api":"b"}]}"#,
             br#"{"contracts":[{"client_id":"a"}]}"#,
             br#"{"contracts":[{"client_id":"a","api":"b","scopes":[1]}]}"#,
+            br#"{"contracts":[{"client_id":"a","api":"b","tier":{"name":"x","limits":[]}}]}"#,
+            br#"{"contracts":[{"client_id":"a","api":"b","tier":{"name":"x","limits":[{"requests":0,"window_secs":1}]}}]}"#,
+            br#"{"contracts":[{"client_id":"a","api":"b","tier":{"name":"a b","limits":[{"requests":1,"window_secs":1}]}}]}"#,
+            br#"{"contracts":[{"client_id":"a","api":"b","tier":{"limits":[{"requests":1,"window_secs":1}]}}]}"#,
         ] {
             let e = ContractSet::from_json(bad).unwrap_err();
             assert!(matches!(e, ContractError::Json(_)), "{e}");
@@ -344,7 +475,8 @@ mod tests {
         assert_eq!(
             store.lookup("app", "orders"),
             ContractStatus::Granted {
-                scopes: Some(Scope::parse("r"))
+                scopes: Some(Scope::parse("r")),
+                tier: None,
             }
         );
         assert_eq!(store.lookup("app", "billing"), ContractStatus::None);

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use jwt_assertion::Algorithm;
 use jwt_assertion::verify::{KeySet, Verified};
-use oauth_core::gateway::{
+use oauth_core::http::{HeaderMap, Method, Response, StatusCode, Uri};
+use oauth_core::resource_server::gateway::{
     CacheConfig, Check, CheckStep, GatewayState, Outcome, ReplaySet, TokenKey,
 };
-use oauth_core::http::{HeaderMap, Method, Response, StatusCode, Uri};
 use oauth_core::{
     ApiPolicy, BearerLocations, Cause, Client, Denial, Endpoint, Introspection,
     IntrospectionRequest, InvalidTokenReason, JwksCache, JwtAccessTokenChecks, Now, Presentation,

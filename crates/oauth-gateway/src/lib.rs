@@ -48,10 +48,13 @@ mod tower;
 
 #[cfg(feature = "blocking")]
 pub use blocking::BlockingGateway;
-pub use contracts::{Contract, ContractError, ContractSet, ContractStore, MemoryContracts};
+pub use contracts::{
+    Contract, ContractError, ContractSet, ContractStore, MemoryContracts, tier_from_json,
+    tier_to_json,
+};
 pub use engine::GatewayBuilder;
 pub use engine::{DpopPolicy, JwtIssuer};
-pub use oauth_core::gateway::CacheConfig;
+pub use oauth_core::resource_server::gateway::CacheConfig;
 #[cfg(feature = "redb")]
 pub use redb_store::RedbContracts;
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use oauth_core::gateway::{CacheConfig, Outcome, TokenKey};
+use oauth_core::resource_server::gateway::{CacheConfig, Outcome, TokenKey};
 use oauth_core::{Introspection, IntrospectionPool};
 use oauth_runtime::{FleetStore, LeaseSlot, Leased, Sealer, StoreKey, holder_name, leased};
 

@@ -25,7 +25,11 @@
 //!
 //! Rows are written by whatever manages contracts:
 //! `INSERT INTO oauth_gateway_contracts (client_id, api, scopes) VALUES ('app-1', 'orders',
-//! 'orders:read')`, `DELETE FROM oauth_gateway_contracts WHERE client_id = 'app-1'`.
+//! 'orders:read')`, `DELETE FROM oauth_gateway_contracts WHERE client_id = 'app-1'`. A
+//! contract's SLA tier is two more columns ([`MIGRATION_TIERS`]): `UPDATE
+//! oauth_gateway_contracts SET tier_name = 'silver', tier_limits = '100/60,5000/86400' WHERE
+//! client_id = 'app-1'` (100 requests a minute and 5,000 a day); a row with an invalid tier is
+//! skipped and logged, as an invalid contract is.
 //!
 //! The connection is plain TCP or a Unix socket (no TLS): run it on a private network.
 //!
@@ -39,12 +43,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use oauth_gateway::oauth_core::resource_server::rate_limit::{Limit, Tier};
 use oauth_gateway::oauth_core::{ContractStatus, Scope};
 use oauth_gateway::{Contract, ContractSet, ContractStore, MemoryContracts};
 use postgres::fallible_iterator::FallibleIterator as _;
 
 /// The table, its notification trigger, and the function the trigger calls.
 pub const MIGRATION: &str = include_str!("../migrations/0001_contracts.sql");
+
+/// The SLA tier columns (`tier_name`, `tier_limits`), applied after [`MIGRATION`].
+pub const MIGRATION_TIERS: &str = include_str!("../migrations/0002_tiers.sql");
 
 /// The notification channel the trigger sends on.
 pub const CHANNEL: &str = "oauth_gateway_contracts";
@@ -90,20 +98,45 @@ impl PostgresConfig {
 }
 
 /// PostgreSQL could not be used at start (the URL, the connection, the migration, the load).
+///
+/// [`operation`](Self::operation) says which step failed; the driver's (or the operating
+/// system's) own error is the [`source`](std::error::Error::source), when there is one.
 #[derive(Debug)]
-pub struct PostgresError(String);
+pub struct PostgresError {
+    operation: &'static str,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
 
-impl fmt::Display for PostgresError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "postgres: {}", self.0)
+impl PostgresError {
+    /// The step that failed: "the database URL", "connect", "migrate", "LISTEN", "load",
+    /// "start the listener thread" or "the listener thread ended before it started".
+    pub fn operation(&self) -> &'static str {
+        self.operation
     }
 }
 
-impl std::error::Error for PostgresError {}
+impl fmt::Display for PostgresError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "postgres: {} failed", self.operation)
+    }
+}
 
-fn failed(what: &str, e: &postgres::Error) -> PostgresError {
-    // The error's own text names no password (the URL is never in it).
-    PostgresError(format!("{what}: {e}"))
+impl std::error::Error for PostgresError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
+}
+
+/// Keeps `e` as the source of the failure of `operation`. The driver's error names no password
+/// (the URL is never in it).
+fn failed(
+    operation: &'static str,
+    e: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+) -> PostgresError {
+    PostgresError {
+        operation,
+        source: Some(e.into()),
+    }
 }
 
 /// Contracts in PostgreSQL, decided from an in-memory snapshot (see the crate docs).
@@ -148,7 +181,7 @@ impl PostgresContracts {
     pub fn connect(url: &str, config: PostgresConfig) -> Result<Self, PostgresError> {
         let mut pg_config: postgres::Config = url
             .parse()
-            .map_err(|e: postgres::Error| failed("the database URL", &e))?;
+            .map_err(|e: postgres::Error| failed("the database URL", e))?;
         // A dropped link must not hold the listener for the kernel's minutes-long default:
         // keepalives and a send timeout bound how long a dead connection goes unnoticed.
         pg_config
@@ -181,10 +214,11 @@ impl PostgresContracts {
                     let _ = started.send(Err(e));
                 }
             })
-            .map_err(|e| PostgresError(format!("listener thread: {e}")))?;
-        result
-            .recv()
-            .map_err(|_| PostgresError("the listener thread ended".into()))??;
+            .map_err(|e| failed("start the listener thread", e))?;
+        result.recv().map_err(|_| PostgresError {
+            operation: "the listener thread ended before it started",
+            source: None,
+        })??;
         Ok(Self { shared })
     }
 
@@ -219,29 +253,31 @@ impl ContractStore for PostgresContracts {
 fn start(config: &postgres::Config, shared: &Shared) -> Result<postgres::Client, PostgresError> {
     let mut client = config
         .connect(postgres::NoTls)
-        .map_err(|e| failed("connect", &e))?;
+        .map_err(|e| failed("connect", e))?;
     migrate(&mut client)?;
     client
         .batch_execute(&format!("LISTEN {CHANNEL}"))
-        .map_err(|e| failed("LISTEN", &e))?;
-    reload(&mut client, shared).map_err(|e| failed("load", &e))?;
+        .map_err(|e| failed("LISTEN", e))?;
+    reload(&mut client, shared).map_err(|e| failed("load", e))?;
     Ok(client)
 }
 
 /// Creates the table and its trigger, one node at a time.
 fn migrate(client: &mut postgres::Client) -> Result<(), PostgresError> {
-    let mut tx = client.transaction().map_err(|e| failed("migrate", &e))?;
+    let mut tx = client.transaction().map_err(|e| failed("migrate", e))?;
     tx.batch_execute("SELECT pg_advisory_xact_lock(7273947025116)")
-        .map_err(|e| failed("migrate", &e))?;
+        .map_err(|e| failed("migrate", e))?;
     tx.batch_execute(MIGRATION)
-        .map_err(|e| failed("migrate", &e))?;
-    tx.commit().map_err(|e| failed("migrate", &e))
+        .map_err(|e| failed("migrate", e))?;
+    tx.batch_execute(MIGRATION_TIERS)
+        .map_err(|e| failed("migrate", e))?;
+    tx.commit().map_err(|e| failed("migrate", e))
 }
 
 /// Reads every row into a new snapshot, skipping (and logging) the invalid ones.
 fn reload(client: &mut postgres::Client, shared: &Shared) -> Result<(), postgres::Error> {
     let rows = client.query(
-        "SELECT client_id, api, scopes FROM oauth_gateway_contracts",
+        "SELECT client_id, api, scopes, tier_name, tier_limits FROM oauth_gateway_contracts",
         &[],
     )?;
     let mut set = ContractSet::new();
@@ -250,7 +286,20 @@ fn reload(client: &mut postgres::Client, shared: &Shared) -> Result<(), postgres
         let client_id: Option<String> = row.try_get(0).ok().flatten();
         let api: Option<String> = row.try_get(1).ok().flatten();
         let scopes: Option<String> = row.try_get(2).ok().flatten();
-        match validate(client_id, api, scopes) {
+        let tier_name: Option<String> = row.try_get(3).ok().flatten();
+        let tier_limits: Option<String> = row.try_get(4).ok().flatten();
+        let tier = match tier(tier_name, tier_limits) {
+            Ok(tier) => tier,
+            Err(reason) => {
+                skipped += 1;
+                tracing::warn!(reason, "contract row skipped");
+                continue;
+            }
+        };
+        match validate(client_id, api, scopes).map(|c| match tier {
+            Some(tier) => c.tier(tier),
+            None => c,
+        }) {
             Ok(contract) => set.insert(contract),
             Err(reason) => {
                 skipped += 1;
@@ -264,6 +313,24 @@ fn reload(client: &mut postgres::Client, shared: &Shared) -> Result<(), postgres
     shared.mark_current();
     tracing::info!(contracts = loaded, skipped, "contracts loaded");
     Ok(())
+}
+
+/// A row's tier (`None`: unlimited), or why it is not one.
+fn tier(name: Option<String>, limits: Option<String>) -> Result<Option<Tier>, &'static str> {
+    let (name, limits) = match (name, limits) {
+        (None, None) => return Ok(None),
+        (Some(name), Some(limits)) => (name, limits),
+        _ => return Err("tier_name and tier_limits go together"),
+    };
+    let mut parsed = Vec::new();
+    for item in limits.split(',') {
+        let (requests, seconds) = item.trim().split_once('/').ok_or("invalid tier_limits")?;
+        let requests: u32 = requests.trim().parse().map_err(|_| "invalid tier_limits")?;
+        let seconds: u64 = seconds.trim().parse().map_err(|_| "invalid tier_limits")?;
+        parsed
+            .push(Limit::new(requests, Duration::from_secs(seconds)).ok_or("invalid tier_limits")?);
+    }
+    Tier::new(&name, &parsed).map(Some).ok_or("invalid tier")
 }
 
 /// A row as a contract, or why it is not one.
@@ -351,6 +418,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_bad_url_names_the_step_and_keeps_the_drivers_error() {
+        use std::error::Error as _;
+        let e = PostgresContracts::connect(
+            "postgresql://u:hunter2@host:notaport/db",
+            PostgresConfig::new(),
+        )
+        .unwrap_err();
+        assert_eq!(e.operation(), "the database URL");
+        assert_eq!(e.to_string(), "postgres: the database URL failed");
+        let source = e.source().expect("a source");
+        assert!(
+            source.downcast_ref::<postgres::Error>().is_some(),
+            "{source:?}"
+        );
+        // Neither the message nor the chain shows the password.
+        assert!(!format!("{e} {e:?} {source}").contains("hunter2"));
+    }
+
+    #[test]
+    fn an_unreachable_server_is_a_connect_failure_with_a_source() {
+        use std::error::Error as _;
+        // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+        let e = PostgresContracts::connect(
+            "host=127.0.0.1 port=1 user=nobody dbname=none connect_timeout=2",
+            PostgresConfig::new(),
+        )
+        .unwrap_err();
+        assert_eq!(e.operation(), "connect");
+        assert!(
+            e.source()
+                .and_then(|s| s.downcast_ref::<postgres::Error>())
+                .is_some(),
+            "{e:?}"
+        );
+    }
+
+    #[test]
     fn rows_are_validated() {
         let s = |v: &str| Some(v.to_owned());
         assert!(validate(s("app"), s("orders"), None).is_ok());
@@ -377,5 +481,25 @@ mod tests {
             validate(s("app"), s("o"), s("a\\b")).unwrap_err(),
             "invalid scopes"
         );
+    }
+
+    #[test]
+    fn tier_columns_are_validated() {
+        let s = |v: &str| Some(v.to_owned());
+        assert_eq!(tier(None, None), Ok(None));
+        let silver = tier(s("silver"), s("100/60, 5000/86400")).unwrap().unwrap();
+        assert_eq!(silver.limits().len(), 2);
+        assert_eq!(silver.limits()[1].window(), Duration::from_secs(86_400));
+        for (name, limits) in [
+            (s("silver"), None),
+            (None, s("1/1")),
+            (s("silver"), s("")),
+            (s("silver"), s("0/60")),
+            (s("silver"), s("10/0")),
+            (s("silver"), s("ten/60")),
+            (s("a b"), s("1/1")),
+        ] {
+            assert!(tier(name, limits).is_err());
+        }
     }
 }

@@ -51,7 +51,9 @@ fn contracts_follow_the_table_and_survive_an_outage_for_a_bounded_time() {
         assert_eq!(store.len(), 2);
     }
     match a.lookup("app-1", "orders") {
-        ContractStatus::Granted { scopes: Some(s) } => assert!(s.contains("orders:write")),
+        ContractStatus::Granted {
+            scopes: Some(s), ..
+        } => assert!(s.contains("orders:write")),
         other => panic!("{other:?}"),
     }
     assert!(!granted(&a, "app-3", "orders"));

@@ -223,6 +223,19 @@ async fn shutdown_signal() {
     }
 }
 
+/// An error and its chain of sources on one line ("open failed: ...: ..."), for a start-up
+/// message that names the cause, not only the step.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
+}
+
 /// The redb contracts file and its store, when the configuration keeps contracts there.
 type RedbStore = Option<(std::path::PathBuf, Arc<RedbContracts>)>;
 
@@ -271,7 +284,7 @@ fn build(config: &Config) -> Result<(App, RedbStore), String> {
         Contracts::Redb { path } => {
             let store = Arc::new(
                 RedbContracts::open(path)
-                    .map_err(|e| format!("[contracts] {}: {e}", path.display()))?,
+                    .map_err(|e| format!("[contracts] {}: {}", path.display(), with_causes(&e)))?,
             );
             redb = Some((path.clone(), Arc::clone(&store)));
             store
@@ -288,7 +301,7 @@ fn build(config: &Config) -> Result<(App, RedbStore), String> {
                     &url,
                     oauth_postgres::PostgresConfig::new().max_staleness(staleness),
                 )
-                .map_err(|e| format!("[contracts] {e}"))?,
+                .map_err(|e| format!("[contracts] {}", with_causes(&e)))?,
             )
         }
     };
@@ -614,6 +627,24 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_contract_store_that_cannot_open_names_the_step_and_the_cause() {
+        let path = std::env::temp_dir()
+            .join(format!("oauth-proxy-{}-no-such-dir", std::process::id()))
+            .join("c.redb");
+        let e = RedbContracts::open(&path).unwrap_err();
+        let text = with_causes(&e);
+        // The step, then redb's reason (and its own cause, the OS error).
+        assert!(
+            text.starts_with("contract database: open failed: "),
+            "{text}"
+        );
+        assert!(
+            text.len() > "contract database: open failed: ".len() + 5,
+            "{text}"
+        );
+    }
 
     #[test]
     fn spoofed_and_hop_by_hop_headers_are_removed() {

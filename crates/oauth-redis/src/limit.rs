@@ -2,7 +2,7 @@
 //! script on the server, on the server's clock (`TIME`): one round trip a counted request,
 //! and the nodes' clocks do not matter.
 
-use oauth_core::rate_limit::{BUCKETS, Tier, Verdict};
+use oauth_core::resource_server::rate_limit::{BUCKETS, Tier, Verdict};
 use oauth_runtime::{RateCounter, StoreError, StoreErrorKind, StoreFuture};
 use std::time::Duration;
 

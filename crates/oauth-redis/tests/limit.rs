@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use oauth_core::rate_limit::{Limit, Tier, Verdict};
+use oauth_core::resource_server::rate_limit::{Limit, Tier, Verdict};
 use oauth_redis::{AsyncRedisStore, RateCounter, RedisStore};
 use oauth_test_server::services::Redis;
 

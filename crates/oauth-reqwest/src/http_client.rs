@@ -168,27 +168,34 @@ impl HttpClient {
     }
 
     /// Sends a request built by oauth-core once: no redirect followed, the body read up to the
-    /// OAuth response limit, within one attempt's timeout.
-    pub async fn execute_oauth(
+    /// OAuth response limit, within one attempt's timeout. The body is a [`RequestBody`], or
+    /// `()` (a `GET` such as `discovery_request`'s) or `Vec<u8>`: no `map` needed.
+    pub async fn execute_oauth<B: Into<RequestBody>>(
         &self,
-        request: Request<RequestBody>,
+        request: Request<B>,
     ) -> Result<Response<Vec<u8>>, Error> {
-        drive::execute_oauth(self, request).await
+        drive::execute_oauth(self, request.map(Into::into)).await
     }
 
     /// Sends any request once, reading the body up to [`HttpConfig::max_resource_body`].
-    /// Redirects are returned, not followed.
-    pub async fn execute(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, Error> {
-        drive::execute(self, request, self.config.max_resource_body).await
+    /// Redirects are returned, not followed. The body is `()`, `Vec<u8>` or a [`RequestBody`]
+    /// (wiped once sent).
+    pub async fn execute<B: Into<Body>>(
+        &self,
+        request: Request<B>,
+    ) -> Result<Response<Vec<u8>>, Error> {
+        self.execute_limited(request, self.config.max_resource_body)
+            .await
     }
 
-    /// Sends any request once, reading the body up to `limit` bytes.
-    pub async fn execute_limited(
+    /// Sends any request once, reading the body up to `limit` bytes (bodies as for
+    /// [`execute`](Self::execute)).
+    pub async fn execute_limited<B: Into<Body>>(
         &self,
-        request: Request<Vec<u8>>,
+        request: Request<B>,
         limit: usize,
     ) -> Result<Response<Vec<u8>>, Error> {
-        drive::execute(self, request, limit).await
+        Io::send(self, request.map(Into::into), limit, self.config.timeout).await
     }
 }
 

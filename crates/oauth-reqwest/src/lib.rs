@@ -4,13 +4,18 @@
 //! reads the answers, sleeps and spawns. Every decision (retry or not and when, refresh with
 //! what, retry a 401 once, re-sign an assertion) is the core's.
 //!
-//! - [`HttpClient`]: token, introspection, revocation and discovery requests, HTTPS only
-//!   (rustls with ring, Mozilla's roots plus any CA you add, or only yours), no redirects, a
-//!   1 MiB response cap, per-attempt and per-call timeouts, bounded retries.
+//! # Where to start
+//!
+//! - [`HttpClient`] (from an [`HttpConfig`]): token, introspection, revocation and discovery
+//!   requests, HTTPS only (rustls with ring, Mozilla's roots plus any CA you add, or only
+//!   yours), no redirects, a 1 MiB response cap, per-attempt and per-call timeouts, bounded
+//!   retries.
+//! - [`Client`] and [`TokenRequest`]: who you are (with [`ClientAuthentication`]) and which
+//!   grant you run.
 //! - [`TokenSource`]: a shared access token that is reused until the [`RefreshPolicy`] says
 //!   otherwise, refreshed once for any number of concurrent callers, and sent as
 //!   `Authorization: Bearer` by [`TokenSource::send`], which recovers once from a 401 "token
-//!   expired".
+//!   expired". Built with [`TokenSource::builder`] … `try_build()`.
 //!
 //! The blocking twin, `oauth-ureq`, has the same types with the same names; what both share
 //! beyond the core is in `oauth-runtime`.
@@ -24,7 +29,7 @@
 //! let client = Client::new("my-client", ClientAuthentication::SecretBasic(ClientSecret::new("s3cret")));
 //! let tokens = TokenSource::builder(http, endpoint, client)
 //!     .grant(TokenRequest::client_credentials().scope(["read"]))
-//!     .build();
+//!     .try_build()?;
 //! let request = oauth_reqwest::http::Request::get("https://api.example.com/v1/things")
 //!     .body(Vec::new())
 //!     .expect("a valid request");
@@ -39,7 +44,7 @@
 //! | --- | --- | --- |
 //! | `authorization-code` | yes | the code flow with PKCE, PAR (`push_authorization`) |
 //! | `openid` | yes | `OpenIdClient`: id_tokens validated (jwt-assertion, ring), JWK sets, UserInfo |
-//! | `anypoint` | no | the Anypoint Maven facade helper and connected apps (`oauth_core::anypoint`) |
+//! | `anypoint` | no | the Anypoint Maven facade helper and connected apps (`oauth_core::client::anypoint`) |
 //! | `middleware` | no | `OAuthMiddleware` for [reqwest-middleware](https://docs.rs/reqwest-middleware) clients |
 //! | `tower` | no | `OAuthLayer`, a client-side tower layer (hyper, tonic) |
 #![forbid(unsafe_code)]

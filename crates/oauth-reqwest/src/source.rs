@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use oauth_core::http::{Request, Response};
-use oauth_core::{AccessToken, Client, Decision, Endpoint, Error, TokenRequest, TokenResponse};
+use oauth_core::{
+    AccessToken, Client, Decision, Endpoint, Error, Invalidated, TokenRequest, TokenResponse,
+};
 use oauth_runtime::{OwnedRefresh, SourceCore, SourceKind, SourceParts, now};
 use tokio::sync::Notify;
 
@@ -95,7 +97,11 @@ impl TokenSource {
                     let _ = tokio::time::timeout_at(until.into(), changed).await;
                 }
                 Decision::Fail(error) => return Err(error),
-                _ => return Err(Error::ReauthorizationRequired),
+                _ => {
+                    return Err(oauth_runtime::internal_error(
+                        "TokenSource::token met a Decision it does not know",
+                    ));
+                }
             }
         }
     }
@@ -111,10 +117,13 @@ impl TokenSource {
         });
     }
 
-    /// Drops `token` from the cache because a resource server rejected it, unless it was
-    /// already replaced (or tokens keep being rejected; see `TokenLifecycle::invalidate`).
-    /// Returns whether a new token is worth asking for.
-    pub fn invalidate(&self, token: &AccessToken) -> bool {
+    /// Drops `token` from the cache because a resource server rejected it, and says what
+    /// happened: [`Invalidated::Dropped`]; [`Invalidated::AlreadyReplaced`] (another caller
+    /// got there first); [`Invalidated::Damped`] (tokens keep being rejected and the backoff
+    /// since the last drop has not passed, so the token is kept rather than a new one fetched
+    /// per call); or [`Invalidated::NoNewToken`]. [`Invalidated::retry`] is whether sending
+    /// the request again with a new token is worth it. `send()` does all this itself.
+    pub fn invalidate(&self, token: &AccessToken) -> Invalidated {
         self.inner.shared.invalidate(token)
     }
 

@@ -4,7 +4,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use oauth_core::{
-    Client, Endpoint, RefreshPolicy, RejectionClassifier, TokenRequest, TokenResponse,
+    Client, ClientAuthentication, Endpoint, Error, RefreshPolicy, RejectionClassifier,
+    TokenRequest, TokenResponse,
 };
 
 use crate::shared::{PersistFn, SharedToken, WakeFn};
@@ -45,9 +46,31 @@ impl<H> std::fmt::Debug for SourceParts<H> {
     }
 }
 
+/// Refuses a client a token source cannot use: one whose authentication is a client assertion
+/// signed once ([`ClientAuthentication::Assertion`]). A token source sends a request for every
+/// grant, refresh and retry; each would carry the same assertion, which servers refuse as a
+/// replayed `jti` (or as expired) from the second request on.
+pub(crate) fn check_client(client: &Client) -> Result<(), Error> {
+    match client.authentication() {
+        ClientAuthentication::Assertion(_) => Err(Error::InvalidParameter {
+            name: "client_assertion",
+            reason: "is signed once (ClientAuthentication::Assertion), but a token source sends \
+                     it with every grant, refresh and retry, and servers refuse a replayed \
+                     assertion: give the client ClientAuthentication::Signed with an \
+                     AssertionSigner (jwt-assertion's ClientAssertionSigner), which signs a \
+                     new one for each request",
+        }),
+        _ => Ok(()),
+    }
+}
+
 impl<H> SourceParts<H> {
     /// The token source's state, with `wake` run after every change (for async waiters).
+    ///
+    /// A source whose client [`TokenSourceBuilder::try_build`] refuses sends no request: every
+    /// token request fails with that error.
     pub fn into_core(self, wake: Option<Box<WakeFn>>) -> SourceCore<H> {
+        let refused = check_client(&self.client).err();
         let fleet = match (self.shared_store, &self.grant) {
             (Some(store), Some(grant)) => {
                 let slot = store.slot_for(&self.endpoint, &self.client, grant);
@@ -62,6 +85,7 @@ impl<H> SourceParts<H> {
             endpoint: self.endpoint,
             client: self.client,
             classifier: self.classifier,
+            refused,
         }
     }
 }
@@ -82,14 +106,20 @@ pub struct SourceCore<H> {
     pub shared: SharedToken,
     /// The fleet's shared store and this source's slot in it, if the source shares its token.
     pub fleet: Option<(SharedStore, String)>,
+    /// Why this source must send nothing (a client [`TokenSourceBuilder::try_build`] refuses,
+    /// built with [`build`](TokenSourceBuilder::build)).
+    refused: Option<Error>,
 }
 
 impl<H: crate::Io> SourceCore<H> {
     /// Runs a token request the lifecycle handed out: through the fleet's shared store when
     /// the source has one (a refresh token stays this process's own), else directly.
-    pub async fn obtain(&self, request: &TokenRequest) -> Result<TokenResponse, oauth_core::Error> {
+    pub async fn obtain(&self, request: &TokenRequest) -> Result<TokenResponse, Error> {
+        if let Some(refused) = &self.refused {
+            return Err(refused.clone());
+        }
         match &self.fleet {
-            Some((store, slot)) if request.grant_type() != "refresh_token" => {
+            Some((store, slot)) if !request.is_refresh() => {
                 crate::fleet_token(
                     &self.http,
                     store,
@@ -197,7 +227,21 @@ impl<S: SourceKind> TokenSourceBuilder<S> {
         self
     }
 
-    /// The token source.
+    /// The token source, or an error if its client cannot be used by one: a client whose
+    /// authentication is a client assertion signed once ([`ClientAuthentication::Assertion`])
+    /// would send that assertion with every grant and refresh; sign per request with
+    /// [`ClientAuthentication::Signed`] and an
+    /// [`AssertionSigner`](oauth_core::AssertionSigner) (jwt-assertion's
+    /// `ClientAssertionSigner`) instead.
+    pub fn try_build(self) -> Result<S, Error> {
+        check_client(&self.parts.client)?;
+        Ok(S::assemble(self.parts))
+    }
+
+    /// The token source. Prefer [`try_build`](Self::try_build), which refuses a client that a
+    /// token source cannot use (a client assertion signed once); a source built here from such
+    /// a client sends no request, and each of its token calls fails with the error
+    /// `try_build` gives.
     pub fn build(self) -> S {
         S::assemble(self.parts)
     }
@@ -224,7 +268,7 @@ impl<H> OwnedRefresh<H> {
     }
 
     /// Records the refresh's result.
-    pub fn finish(mut self, result: Result<TokenResponse, oauth_core::Error>) {
+    pub fn finish(mut self, result: Result<TokenResponse, Error>) {
         self.core.shared.finish(result);
         self.done = true;
     }

@@ -96,7 +96,11 @@ pub async fn request_token<I: Io>(
                 log_call(&call, CallEvent::Done(&result));
                 return result;
             }
-            _ => return Err(unexpected_step()),
+            _ => {
+                return Err(unexpected_step(
+                    "request_token met a CallStep it does not know",
+                ));
+            }
         }
     }
 }
@@ -183,7 +187,9 @@ pub async fn discover<I: Io>(io: &I, issuer: &str) -> Result<ServerMetadata, Err
             break;
         }
     }
-    let response = answer.ok_or_else(unexpected_step)?;
+    // The loop above runs at least once, so there is always an answer.
+    let response =
+        answer.ok_or_else(|| unexpected_step("discover ended its loop without an answer"))?;
     parse_server_metadata(&response, issuer, config.scheme_policy)
 }
 
@@ -244,13 +250,15 @@ where
             }
             ResourceStep::Accepted(token) => shared.accepted(&token),
             ResourceStep::Done(response) => return Ok(response),
-            _ => return Err(unexpected_step()),
+            _ => return Err(unexpected_step("send met a ResourceStep it does not know")),
         }
     }
 }
 
-fn unexpected_step() -> Error {
-    TransportError::new(TransportErrorKind::Io, "unexpected state of the call").into()
+/// A machine's step this driver does not know (oauth-core's step enums are
+/// `#[non_exhaustive]`): a bug of ours, reported as one rather than as a network failure.
+fn unexpected_step(what: &'static str) -> Error {
+    crate::internal_error(what)
 }
 
 /// The error for a body over the limit.

@@ -63,7 +63,9 @@ pub async fn device_flow<I: Io>(
             }
             DeviceStep::Done(result) => return result,
             _ => {
-                return Err(TransportError::new(TransportErrorKind::Io, "device flow").into());
+                return Err(crate::internal_error(
+                    "device_flow met a DeviceStep it does not know",
+                ));
             }
         };
     }

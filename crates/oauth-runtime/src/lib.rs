@@ -1,19 +1,26 @@
 //! The runtime-neutral half of the two adapters, `oauth-reqwest` (async) and `oauth-ureq`
 //! (blocking): everything both need that is not protocol (that is in [`oauth_core`]) and not
-//! tied to one HTTP client or one way of waiting.
+//! tied to one HTTP client or one way of waiting. Most programs use an adapter, which
+//! re-exports what they need from here; this crate is for those writing an adapter, a
+//! middleware or a token store.
 //!
-//! - [`HttpConfig`]: the security-relevant HTTP settings (TLS roots, timeouts, caps, retries).
-//! - [`SharedToken`]: the token source's state: the [`TokenLifecycle`](oauth_core::TokenLifecycle)
-//!   behind a mutex, and the current token published through `arc-swap` for lock-free reads on
-//!   the coarse monotonic clock.
-//! - [`TokenSourceBuilder`]: the builder both adapters' `TokenSource`s share.
-//! - [`now`]: one reading of both clocks; [`SystemRandom`]: the OS random source.
-//! - [`log_call`]: the log lines of a token call, identical in both adapters.
-//! - The drivers ([`request_token`], [`send`], [`discover`], ...): the loops that carry out
-//!   the core's machines, written once as `async fn`s over [`Io`] (an adapter's "send one
-//!   request, wait"); the blocking adapter runs them with [`block_on`]. [`authorized`] is the
-//!   client middlewares' driver: the same resource-call rules over the caller's own stack
-//!   ([`Downstream`]), bodies streamed.
+//! # Where to start
+//!
+//! - [`HttpConfig`]: the security-relevant HTTP settings (TLS roots, timeouts, caps,
+//!   retries) every adapter's `HttpClient` is built from.
+//! - [`TokenSourceBuilder`]: the builder both adapters' `TokenSource`s share (grant, refresh
+//!   policy, seed token, `on_token`, the fleet's [`TokenStore`]).
+//! - [`Io`]: what an HTTP client provides (send one request, wait); the drivers
+//!   ([`request_token`], [`send`], [`discover`], [`device_flow`], ...) run oauth-core's
+//!   machines over it, written once as `async fn`s.
+//! - [`SharedToken`]: a token source's state: the
+//!   [`TokenLifecycle`](oauth_core::TokenLifecycle) behind a mutex, and the current token
+//!   published through `arc-swap` for lock-free reads on the coarse monotonic clock.
+//!
+//! Also here: [`authorized`], the client middlewares' driver (the same resource-call rules
+//! over the caller's own stack, [`Downstream`], bodies streamed); [`now`] (one reading of both
+//! clocks) and [`SystemRandom`] (the OS random source); and, with feature `openid`,
+//! [`OpenIdCore`] and [`RemoteKeys`].
 //!
 //! It does no network I/O, spawns nothing and never sleeps: the adapters do, each in its own way.
 //!
@@ -37,11 +44,10 @@ mod shared;
 mod signal;
 mod store;
 
-pub use builder::{OwnedRefresh, SourceCore, SourceKind, SourceParts, TokenSourceBuilder};
+pub use builder::TokenSourceBuilder;
 pub use config::{HttpConfig, Roots};
 pub use drive::{
-    Body, Io, block_on, body_buffer, discover, exchange, execute, execute_oauth, introspect,
-    request_token, revoke, send, too_large, trim,
+    Body, Io, discover, exchange, execute, execute_oauth, introspect, request_token, revoke, send,
 };
 #[cfg(feature = "authorization-code")]
 pub use flows::push_authorization;
@@ -50,12 +56,10 @@ pub use flows::{
     register_client, update_client_registration,
 };
 pub use limit::{LocalCounters, RateCounter};
-pub use middleware::{
-    Downstream, MAX_REJECTION_BODY, NotReplayed, authorized, copy_request, request_head,
-};
+pub use middleware::{Downstream, MAX_REJECTION_BODY, NotReplayed, authorized};
 #[cfg(feature = "openid")]
 pub use openid::{IdTokenExpectations, KeysError, Login, OpenIdCore, RemoteKeys};
-pub use shared::{RefreshGuard, SharedToken};
+pub use shared::SharedToken;
 pub use signal::{Changed, Signal};
 pub use store::{
     FleetStore, FleetTokens, LeaseSlot, Leased, Sealer, StoreError, StoreErrorKind, StoreFuture,
@@ -64,9 +68,51 @@ pub use store::{
 #[doc(hidden)]
 pub use store::{SharedStore, TokenStore};
 
+// The adapters' plumbing: public because the adapters are crates of their own, hidden because
+// no user names it (and it may change in any release).
+#[doc(hidden)]
+pub use builder::{OwnedRefresh, SourceCore, SourceKind, SourceParts};
+#[doc(hidden)]
+pub use drive::{block_on, body_buffer, too_large, trim};
+#[doc(hidden)]
+pub use middleware::{copy_request, request_head};
+#[doc(hidden)]
+pub use shared::RefreshGuard;
+
 use std::time::{Instant, SystemTime};
 
 use oauth_core::{Error, Now, TokenCall, TokenResponse};
+
+/// The error for a state a driver cannot be in (a `_` arm over one of oauth-core's
+/// `#[non_exhaustive]` step enums, a single-use handle used twice): [`Error::Internal`], a
+/// bug of ours, never disguised as a network failure or an expired grant. Debug builds stop
+/// at once, so a test finds it; release builds return the error.
+#[doc(hidden)]
+pub fn internal_error(what: &'static str) -> Error {
+    debug_assert!(false, "internal error: {what}");
+    Error::Internal { what }
+}
+
+/// No body (a `GET` such as oauth-core's `discovery_request`): sent as an empty plain body.
+impl From<()> for Body {
+    fn from((): ()) -> Self {
+        Self::Plain(Vec::new())
+    }
+}
+
+/// A caller's bytes, sent as they are.
+impl From<Vec<u8>> for Body {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self::Plain(bytes)
+    }
+}
+
+/// A body built by oauth-core: its secrets wiped once it is sent.
+impl From<oauth_core::RequestBody> for Body {
+    fn from(body: oauth_core::RequestBody) -> Self {
+        Self::Secret(body)
+    }
+}
 
 /// Reads both clocks.
 pub fn now() -> Now {
@@ -140,7 +186,7 @@ mod tests {
 /// What a token call's step is worth logging: a retry about to wait, or the end.
 #[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
-pub enum CallEvent<'a> {
+pub(crate) enum CallEvent<'a> {
     /// An attempt is being sent.
     Sending,
     /// The last attempt failed and the call waits before the next.
@@ -151,7 +197,7 @@ pub enum CallEvent<'a> {
 
 /// Logs a token call's progress. Errors are the core's, already scrubbed of every secret the
 /// call sent; no token, secret or body is ever logged.
-pub fn log_call(call: &TokenCall<'_>, event: CallEvent<'_>) {
+pub(crate) fn log_call(call: &TokenCall<'_>, event: CallEvent<'_>) {
     match event {
         CallEvent::Sending => tracing::debug!(
             grant_type = call.grant_type(),
@@ -189,10 +235,10 @@ pub mod reexports {
         AccessToken, Assertion, AssertionSigner, BodyEncoding, Client, ClientAssertion,
         ClientAuthentication, ClientId, ClientMetadata, ClientSecret, DeviceAuthorization,
         DeviceAuthorizationRequest, Endpoint, Error, ErrorCode, ErrorResponse, Fault, IdToken,
-        IdTokenClaims, Introspection, IntrospectionRequest, Password, RefreshPolicy, RefreshToken,
-        RegisteredClient, RegistrationRequest, RejectionClassifier, RetryPolicy, RevocationRequest,
-        Scope, SecurityToken, ServerMetadata, TokenExchange, TokenRequest, TokenResponse,
-        TokenType, TransportError, TransportErrorKind, UnknownExpiry, UserInfo,
+        IdTokenClaims, Introspection, IntrospectionRequest, Invalidated, Password, RefreshPolicy,
+        RefreshToken, RegisteredClient, RegistrationRequest, RejectionClassifier, RetryPolicy,
+        RevocationRequest, Scope, SecurityToken, ServerMetadata, TokenExchange, TokenRequest,
+        TokenResponse, TokenType, TransportError, TransportErrorKind, UnknownExpiry, UserInfo,
     };
     #[cfg(feature = "authorization-code")]
     pub use oauth_core::{

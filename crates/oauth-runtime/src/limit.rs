@@ -1,13 +1,13 @@
 //! Where rate-limit counters live: [`RateCounter`], counted on this node ([`LocalCounters`],
 //! the default) or by a fleet's shared store (oauth-redis: one atomic server-side step a
 //! request, on the server's clock). The decision is oauth-core's
-//! [`rate_limit`](oauth_core::rate_limit) algorithm in both.
+//! [`rate_limit`](oauth_core::resource_server::rate_limit) algorithm in both.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use oauth_core::rate_limit::{Counter, Limit, Tier, Verdict};
+use oauth_core::resource_server::rate_limit::{Counter, Limit, Tier, Verdict};
 
 use crate::store::StoreFuture;
 

@@ -137,7 +137,9 @@ where
                     .or_else(|| spare.as_ref().and_then(D::try_clone))
                 else {
                     // Unreachable: `NeedToken` returned the last answer when nothing was left.
-                    return Err(Error::ReauthorizationRequired.into());
+                    return Err(
+                        crate::internal_error("authorized had no request left to send").into(),
+                    );
                 };
                 copy_credentials(authorized.headers(), D::headers_mut(&mut request));
                 let response = downstream.send(request).await?;
@@ -156,8 +158,8 @@ where
                 }
             }
             ResourceStep::Invalidate(rejected) => {
-                let dropped = shared.invalidate(&rejected);
-                if dropped && spare.is_none() {
+                let outcome = shared.invalidate(&rejected);
+                if outcome.retry() && spare.is_none() {
                     tracing::info!(
                         "the resource rejected the token; it was dropped, but the request body is a \
                          stream that cannot be sent twice: the 401 is returned, not retried"
@@ -169,7 +171,7 @@ where
                 tracing::info!(
                     "the resource rejected the token; getting a new one and retrying once"
                 );
-                call.handle_invalidated(dropped);
+                call.handle_invalidated(outcome);
             }
             ResourceStep::Accepted(token) => shared.accepted(&token),
             ResourceStep::Done(answer) => {
@@ -178,7 +180,12 @@ where
                     _ => D::unbuffer(answer),
                 });
             }
-            _ => return Err(Error::ReauthorizationRequired.into()),
+            _ => {
+                return Err(crate::internal_error(
+                    "authorized met a ResourceStep it does not know",
+                )
+                .into());
+            }
         }
     }
 }

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use oauth_core::{
-    AccessToken, Decision, Error, RefreshPolicy, TokenLifecycle, TokenRequest, TokenResponse,
-    TokenSnapshot,
+    AccessToken, Decision, Error, Invalidated, RefreshPolicy, TokenLifecycle, TokenRequest,
+    TokenResponse, TokenSnapshot,
 };
 
 use crate::{SystemRandom, now};
@@ -140,15 +140,16 @@ impl SharedToken {
         self.publish(&mut state);
     }
 
-    /// Drops `token` because a resource server rejected it; returns whether a new token is
-    /// worth asking for (see `TokenLifecycle::invalidate`).
-    pub fn invalidate(&self, token: &AccessToken) -> bool {
+    /// Drops `token` because a resource server rejected it, and says what happened
+    /// ([`Invalidated`]: dropped, already replaced, kept because tokens keep being rejected,
+    /// or no new token to be had; see `TokenLifecycle::invalidate`).
+    pub fn invalidate(&self, token: &AccessToken) -> Invalidated {
         let mut state = self.lock();
-        let dropped = state.lifecycle.invalidate(token, now());
+        let outcome = state.lifecycle.invalidate(token, now());
         self.rejections
             .store(state.lifecycle.has_rejections(), Ordering::Release);
         self.publish(&mut state);
-        dropped
+        outcome
     }
 
     /// Reports that a resource accepted `token` (takes the lock only after rejections).

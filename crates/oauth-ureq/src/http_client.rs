@@ -171,24 +171,35 @@ impl HttpClient {
     }
 
     /// Sends a request built by oauth-core once: no redirect followed, the body read up to the
-    /// OAuth response limit, within one attempt's timeout.
-    pub fn execute_oauth(&self, request: Request<RequestBody>) -> Result<Response<Vec<u8>>, Error> {
-        block_on(drive::execute_oauth(self, request))
+    /// OAuth response limit, within one attempt's timeout. The body is a [`RequestBody`], or
+    /// `()` (a `GET` such as `discovery_request`'s) or `Vec<u8>`: no `map` needed.
+    pub fn execute_oauth<B: Into<RequestBody>>(
+        &self,
+        request: Request<B>,
+    ) -> Result<Response<Vec<u8>>, Error> {
+        block_on(drive::execute_oauth(self, request.map(Into::into)))
     }
 
     /// Sends any request once, reading the body up to [`HttpConfig::max_resource_body`].
-    /// Redirects are returned, not followed.
-    pub fn execute(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, Error> {
-        block_on(drive::execute(self, request, self.config.max_resource_body))
+    /// Redirects are returned, not followed. The body is `()`, `Vec<u8>` or a [`RequestBody`]
+    /// (wiped once sent).
+    pub fn execute<B: Into<Body>>(&self, request: Request<B>) -> Result<Response<Vec<u8>>, Error> {
+        self.execute_limited(request, self.config.max_resource_body)
     }
 
-    /// Sends any request once, reading the body up to `limit` bytes.
-    pub fn execute_limited(
+    /// Sends any request once, reading the body up to `limit` bytes (bodies as for
+    /// [`execute`](Self::execute)).
+    pub fn execute_limited<B: Into<Body>>(
         &self,
-        request: Request<Vec<u8>>,
+        request: Request<B>,
         limit: usize,
     ) -> Result<Response<Vec<u8>>, Error> {
-        block_on(drive::execute(self, request, limit))
+        block_on(Io::send(
+            self,
+            request.map(Into::into),
+            limit,
+            self.config.timeout,
+        ))
     }
 
     fn run<B: ureq::AsSendBody>(

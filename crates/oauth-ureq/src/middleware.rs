@@ -127,7 +127,16 @@ impl<'b> Downstream for Chain<'_, 'b> {
             (Some(next), Some(config)) => next
                 .handle(config.http_status_as_error(false).build())
                 .map_err(UreqError),
-            _ => Err(oauth_core::Error::ReauthorizationRequired.into()),
+            // `next` is single-use and `try_clone` gives no copy, so the call never sends twice.
+            (None, _) => Err(oauth_runtime::internal_error(
+                "OAuthMiddleware sent a request twice through a single-use MiddlewareNext",
+            )
+            .into()),
+            // ureq sets a middleware config on every request a middleware sees.
+            (Some(_), None) => Err(oauth_runtime::internal_error(
+                "OAuthMiddleware saw a request without ureq's middleware config",
+            )
+            .into()),
         };
         ready(answer)
     }

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use oauth_core::http::{Request, Response};
-use oauth_core::{AccessToken, Client, Decision, Endpoint, Error, TokenRequest, TokenResponse};
+use oauth_core::{
+    AccessToken, Client, Decision, Endpoint, Error, Invalidated, TokenRequest, TokenResponse,
+};
 use oauth_runtime::{SourceCore, SourceKind, SourceParts, block_on, now};
 
 use crate::HttpClient;
@@ -72,7 +74,11 @@ impl TokenSource {
                 Decision::Refresh(request) => refresh(&self.inner, &request),
                 Decision::Wait { until } => self.inner.shared.wait(generation, until),
                 Decision::Fail(error) => return Err(error),
-                _ => return Err(Error::ReauthorizationRequired),
+                _ => {
+                    return Err(oauth_runtime::internal_error(
+                        "TokenSource::token met a Decision it does not know",
+                    ));
+                }
             }
         }
     }
@@ -88,10 +94,13 @@ impl TokenSource {
         }
     }
 
-    /// Drops `token` from the cache because a resource server rejected it, unless it was
-    /// already replaced (or tokens keep being rejected; see `TokenLifecycle::invalidate`).
-    /// Returns whether a new token is worth asking for.
-    pub fn invalidate(&self, token: &AccessToken) -> bool {
+    /// Drops `token` from the cache because a resource server rejected it, and says what
+    /// happened: [`Invalidated::Dropped`]; [`Invalidated::AlreadyReplaced`] (another caller
+    /// got there first); [`Invalidated::Damped`] (tokens keep being rejected and the backoff
+    /// since the last drop has not passed, so the token is kept rather than a new one fetched
+    /// per call); or [`Invalidated::NoNewToken`]. [`Invalidated::retry`] is whether sending
+    /// the request again with a new token is worth it. `send()` does all this itself.
+    pub fn invalidate(&self, token: &AccessToken) -> Invalidated {
         self.inner.shared.invalidate(token)
     }
 
@@ -137,4 +146,95 @@ fn refresh(inner: &SourceCore<HttpClient>, request: &TokenRequest) {
     let guard = inner.shared.guard();
     let result = block_on(inner.obtain(request));
     guard.finish(result);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use oauth_core::{Assertion, ClientAssertion, ClientAuthentication, ClientSecret};
+
+    use super::*;
+    use crate::HttpConfig;
+
+    fn builder(auth: ClientAuthentication) -> TokenSourceBuilder {
+        let config = HttpConfig::default().timeout(std::time::Duration::from_millis(500));
+        let http = HttpClient::new(config).unwrap();
+        // Nothing listens on port 1: a request that is sent fails as a transport error.
+        let endpoint = http.endpoint("https://127.0.0.1:1/token").unwrap();
+        TokenSource::builder(http, endpoint, Client::new("app", auth))
+            .grant(TokenRequest::client_credentials())
+    }
+
+    fn presigned() -> ClientAuthentication {
+        ClientAuthentication::Assertion(ClientAssertion::jwt(Assertion::new("h.p.s")))
+    }
+
+    #[test]
+    fn a_presigned_client_assertion_is_refused_at_build_naming_the_signer() {
+        let e = builder(presigned()).try_build().unwrap_err();
+        assert_eq!(e.fault(), oauth_core::Fault::Caller);
+        let text = e.to_string();
+        assert!(text.contains("AssertionSigner"), "{text}");
+        assert!(text.contains("ClientAssertionSigner"), "{text}");
+        assert!(text.contains("ClientAuthentication::Signed"), "{text}");
+        // The assertion itself is not in the message.
+        assert!(!format!("{text} {e:?}").contains("h.p.s"));
+    }
+
+    #[test]
+    fn a_source_built_anyway_from_a_presigned_assertion_sends_nothing() {
+        let source = builder(presigned()).build();
+        for _ in 0..2 {
+            let e = source.token().unwrap_err();
+            // Not a transport error: no request was sent to the endpoint.
+            assert!(
+                matches!(
+                    e,
+                    Error::InvalidParameter {
+                        name: "client_assertion",
+                        ..
+                    }
+                ),
+                "{e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_body_type_goes_through_the_same_door() {
+        let http = builder(ClientAuthentication::None)
+            .build()
+            .inner
+            .http
+            .clone();
+        let issuer = http.endpoint("https://127.0.0.1:1").unwrap();
+        // discovery_request's `Request<()>`, a caller's `Vec<u8>`, a core-built RequestBody:
+        // each is sent (and fails at the closed port), none needs a `map`.
+        let discovery =
+            oauth_core::discovery_request(&issuer, oauth_core::WellKnown::OpenIdConfiguration)
+                .unwrap();
+        assert!(matches!(
+            http.execute_oauth(discovery.clone()),
+            Err(Error::Transport(_))
+        ));
+        assert!(matches!(http.execute(discovery), Err(Error::Transport(_))));
+        let plain = Request::post("https://127.0.0.1:1/x")
+            .body(b"a".to_vec())
+            .unwrap();
+        assert!(matches!(http.execute(plain), Err(Error::Transport(_))));
+        let built = TokenRequest::client_credentials()
+            .build(&issuer, &Client::new("app", ClientAuthentication::None))
+            .unwrap();
+        assert!(matches!(http.execute(built), Err(Error::Transport(_))));
+    }
+
+    #[test]
+    fn other_clients_build_and_send() {
+        let source = builder(ClientAuthentication::SecretBasic(ClientSecret::new("s")))
+            .try_build()
+            .unwrap();
+        // It did try the (closed) endpoint.
+        assert!(matches!(source.token(), Err(Error::Transport(_))));
+    }
 }

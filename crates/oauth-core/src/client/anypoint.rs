@@ -20,7 +20,7 @@ pub const MAVEN_FACADE_USERNAME: &str = "~~~Client~~~";
 /// A connected app's credentials in the form the Exchange Maven facade accepts.
 ///
 /// ```
-/// use oauth_core::{ClientSecret, anypoint::MavenFacadeCredentials};
+/// use oauth_core::{ClientSecret, client::anypoint::MavenFacadeCredentials};
 ///
 /// let creds = MavenFacadeCredentials::new("clientID".into(), ClientSecret::new("clientSecret"));
 /// assert_eq!(creds.password().expose_secret(), "clientID~?~clientSecret");
@@ -69,7 +69,7 @@ impl MavenFacadeCredentials {
     /// id of the repository in the POM). Values are XML-escaped. The text contains the secret.
     ///
     /// ```
-    /// use oauth_core::{ClientSecret, anypoint::MavenFacadeCredentials};
+    /// use oauth_core::{ClientSecret, client::anypoint::MavenFacadeCredentials};
     ///
     /// let creds = MavenFacadeCredentials::new("clientID".into(), ClientSecret::new("clientSecret"));
     /// assert_eq!(creds.settings_xml_server("Repository").expose_secret(), "\
@@ -148,16 +148,16 @@ mod tests {
     }
 }
 
-/// Where connected apps are created (the connected-apps page, step 1).
+/// Where connected apps are created (Anypoint's connected-apps documentation, step 1).
 pub const CONNECTED_APPS_URL: &str =
     "https://anypoint.mulesoft.com/accounts/api/connectedApplications";
 
-/// A connected app to create: the connected-apps page's
+/// A connected app to create: Anypoint's connected-apps documentation's
 /// `POST /accounts/api/connectedApplications`, a client registration in Anypoint's own shape
 /// (`scopes` as an array, `public_keys`, `audience`) sent with the user's token as Bearer.
 ///
 /// ```
-/// use oauth_core::{AccessToken, Endpoint, anypoint::{CONNECTED_APPS_URL, ConnectedApp}};
+/// use oauth_core::{AccessToken, Endpoint, client::anypoint::{CONNECTED_APPS_URL, ConnectedApp}};
 ///
 /// let request = ConnectedApp::authorization_code("GitProxy", ["https://example.com/"], ["profile", "offline_access"])
 ///     .registration(AccessToken::new("user-token"))
@@ -193,7 +193,7 @@ impl ConnectedApp {
         }
     }
 
-    /// An app for the authorization code and refresh token grants (the page's first example).
+    /// An app for the authorization code and refresh token grants (the documentation's first example).
     pub fn authorization_code<R, S, T, U>(name: &str, redirect_uris: R, scopes: S) -> Self
     where
         R: IntoIterator<Item = T>,
@@ -209,7 +209,7 @@ impl ConnectedApp {
         )
     }
 
-    /// An app for the JWT bearer grant (the page's second example), with the public key whose
+    /// An app for the JWT bearer grant (the documentation's second example), with the public key whose
     /// private half signs its assertions.
     pub fn jwt_bearer<R, S, T, U>(
         name: &str,
@@ -237,7 +237,7 @@ impl ConnectedApp {
         }
     }
 
-    /// The `audience` (`internal` by default, as on the page).
+    /// The `audience` (`internal` by default, as Anypoint documents it).
     pub fn audience(self, audience: impl Into<String>) -> Self {
         Self {
             metadata: self

@@ -174,7 +174,7 @@ pub enum BodyEncoding {
     /// `application/x-www-form-urlencoded`, as RFC 6749 §4 specifies.
     #[default]
     Form,
-    /// `application/json`, as the Anypoint Platform and Dataloy pages show. Values are strings;
+    /// `application/json`, as Anypoint Platform and Dataloy document it. Values are strings;
     /// a repeated parameter (such as `resource`) becomes an array.
     Json,
 }
@@ -184,7 +184,7 @@ pub enum BodyEncoding {
 /// ```
 /// use oauth_core::{BodyEncoding, Client, ClientAuthentication, ClientSecret};
 ///
-/// // The Dataloy page: client_id and client_secret in a JSON body.
+/// // Dataloy's client credentials: client_id and client_secret in a JSON body.
 /// let client = Client::new("G99j845dM4", ClientAuthentication::SecretPost(ClientSecret::new("s3cr3t")))
 ///     .with_body_encoding(BodyEncoding::Json);
 /// assert_eq!(client.id().map(|id| id.as_str()), Some("G99j845dM4"));
@@ -211,7 +211,7 @@ impl Client {
     /// A client that does not identify itself in the request at all.
     ///
     /// For the JWT bearer grant (RFC 7523 §2.1), where the assertion's `iss` names the client
-    /// and "authentication of the client is optional", as on the Anypoint page, whose request
+    /// and "authentication of the client is optional", as Anypoint documents it, whose request
     /// holds only `grant_type` and `assertion`.
     pub fn anonymous() -> Self {
         Self {

@@ -39,7 +39,8 @@ impl PkceMethod {
 /// A PKCE verifier and its challenge (RFC 7636 §4.1, §4.2).
 ///
 /// ```
-/// use oauth_core::{Pkce, PkceMethod, PkceVerifier};
+/// use oauth_core::client::authorization::{Pkce, PkceMethod};
+/// use oauth_core::secret::PkceVerifier;
 ///
 /// // RFC 7636 appendix B.
 /// let pkce = Pkce::from_verifier(
@@ -126,10 +127,11 @@ enum PkceChoice {
 /// send the user to and everything needed to check the redirect back.
 ///
 /// ```
-/// use oauth_core::{AuthorizationRequest, Endpoint};
+/// use oauth_core::Endpoint;
+/// use oauth_core::client::authorization::AuthorizationRequest;
 /// # struct Rng;
 /// # impl oauth_core::RandomSource for Rng {
-/// #     fn fill(&self, d: &mut [u8]) -> Result<(), oauth_core::RandomError> { d.fill(7); Ok(()) }
+/// #     fn fill(&self, d: &mut [u8]) -> Result<(), oauth_core::random::RandomError> { d.fill(7); Ok(()) }
 /// # }
 /// # let rng = Rng;
 ///
@@ -372,10 +374,12 @@ impl std::fmt::Debug for PendingAuthorization {
 /// secrets and the URL's query.
 ///
 /// ```
-/// # use oauth_core::{AuthorizationRequest, Endpoint, PendingAuthorization, PendingParts, State, PkceVerifier};
+/// # use oauth_core::Endpoint;
+/// # use oauth_core::client::authorization::{AuthorizationRequest, PendingAuthorization, PendingParts};
+/// # use oauth_core::secret::{PkceVerifier, State};
 /// # struct Rng;
 /// # impl oauth_core::RandomSource for Rng {
-/// #     fn fill(&self, d: &mut [u8]) -> Result<(), oauth_core::RandomError> { d.fill(7); Ok(()) }
+/// #     fn fill(&self, d: &mut [u8]) -> Result<(), oauth_core::random::RandomError> { d.fill(7); Ok(()) }
 /// # }
 /// let pending = AuthorizationRequest::new(Endpoint::new("https://as.example/authorize")?, "app")
 ///     .redirect_uri("https://app.example/cb")

@@ -90,7 +90,8 @@ impl BearerChallenge {
 /// and in several headers, quoted strings with escapes, and any case of the scheme name.
 ///
 /// ```
-/// use oauth_core::{ErrorCode, bearer_challenge};
+/// use oauth_core::ErrorCode;
+/// use oauth_core::client::bearer::bearer_challenge;
 ///
 /// let mut headers = http::HeaderMap::new();
 /// headers.insert("www-authenticate", r#"Bearer realm="example", error="invalid_token", error_description="The access token expired""#.parse().unwrap());
@@ -281,9 +282,9 @@ const BODY_SCAN_LEN: usize = 4096;
 /// Classifies a resource server's answer to a request that carried a bearer token.
 ///
 /// ```
-/// use oauth_core::{TokenVerdict, classify_resource_response};
+/// use oauth_core::client::bearer::{TokenVerdict, classify_resource_response};
 ///
-/// // The Dataloy page's answer to an expired token.
+/// // Dataloy's documented answer to an expired token.
 /// let body = r#"{"statusCode": 401, "statusText": "Unauthorized", "message": "Token expired."}"#;
 /// let response = http::Response::builder().status(401).body(body).unwrap();
 /// assert!(matches!(classify_resource_response(&response), TokenVerdict::Rejected(_)));

@@ -25,7 +25,8 @@ pub enum WellKnown {
 /// The `GET` of an issuer's metadata document.
 ///
 /// ```
-/// use oauth_core::{Endpoint, WellKnown, discovery_request};
+/// use oauth_core::Endpoint;
+/// use oauth_core::client::discovery::{WellKnown, discovery_request};
 ///
 /// let issuer = Endpoint::new("https://as.example/tenant1")?;
 /// let r = discovery_request(&issuer, WellKnown::OAuthAuthorizationServer)?;

@@ -25,6 +25,7 @@ use crate::bearer::{Rejection, TokenVerdict, classify_resource_response};
 use crate::client::Client;
 use crate::endpoint::Endpoint;
 use crate::error::Error;
+use crate::lifecycle::Invalidated;
 use crate::request::{RequestBody, TokenRequest};
 use crate::response::{TokenResponse, TokenType, parse_token_response};
 use crate::scrub::SentSecrets;
@@ -288,7 +289,7 @@ fn deadline_error() -> Error {
 /// [`phrase`](Self::phrase), or a rule of your own with [`rule`](Self::rule).
 ///
 /// ```
-/// use oauth_core::{RejectionClassifier, TokenVerdict};
+/// use oauth_core::client::{bearer::TokenVerdict, engine::RejectionClassifier};
 ///
 /// let classifier = RejectionClassifier::default().phrase("session has timed out");
 /// let answer = http::Response::builder().status(401).body("Your session has timed out").unwrap();
@@ -535,10 +536,12 @@ impl<'a, B: Clone> ResourceCall<'a, B> {
         };
     }
 
-    /// Reports whether the token source dropped the rejected token: if it did, the call gets a
-    /// new token and sends the request once more; if not (tokens keep being rejected), the
-    /// rejection is the answer.
-    pub fn handle_invalidated(&mut self, dropped: bool) {
+    /// Reports what the token source did with the rejected token
+    /// ([`TokenLifecycle::invalidate`](crate::TokenLifecycle::invalidate)): if a new token is
+    /// worth asking for ([`Invalidated::retry`]), the call gets one and sends the request once
+    /// more; if not (tokens keep being rejected, or none can be had), the rejection is the
+    /// answer.
+    pub fn handle_invalidated(&mut self, outcome: Invalidated) {
         let ResourceState::Rejected(response) =
             std::mem::replace(&mut self.state, ResourceState::Sent)
         else {
@@ -546,7 +549,7 @@ impl<'a, B: Clone> ResourceCall<'a, B> {
         };
         self.token = None;
         self.retried = true;
-        self.state = if dropped {
+        self.state = if outcome.retry() {
             ResourceState::NeedToken
         } else {
             ResourceState::Finished {
@@ -887,7 +890,11 @@ mod tests {
                 }
                 ResourceStep::Invalidate(t) => {
                     log.push(format!("invalidate {}", t.expose_secret()));
-                    call.handle_invalidated(drop_ok);
+                    call.handle_invalidated(if drop_ok {
+                        Invalidated::Dropped
+                    } else {
+                        Invalidated::Damped
+                    });
                 }
                 ResourceStep::Accepted(t) => log.push(format!("accepted {}", t.expose_secret())),
                 ResourceStep::Done(r) => return (r.status().as_u16(), log),

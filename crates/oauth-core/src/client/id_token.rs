@@ -3,7 +3,7 @@
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
-//! use oauth_core::{IdTokenChecks, validate_id_token_claims};
+//! use oauth_core::client::id_token::{IdTokenChecks, validate_id_token_claims};
 //!
 //! let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
 //! let claims = serde_json::json!({

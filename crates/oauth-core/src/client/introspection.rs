@@ -42,7 +42,8 @@ impl TokenTypeHint {
 /// assertion). A resource server usually introspects with its own credentials.
 ///
 /// ```
-/// use oauth_core::{Client, ClientAuthentication, ClientSecret, Endpoint, IntrospectionRequest, SecurityToken, TokenTypeHint};
+/// use oauth_core::{Client, ClientAuthentication, ClientSecret, Endpoint, SecurityToken};
+/// use oauth_core::client::introspection::{IntrospectionRequest, TokenTypeHint};
 ///
 /// let endpoint = Endpoint::new("https://as.example/introspect")?;
 /// let api = Client::new("gateway", ClientAuthentication::SecretBasic(ClientSecret::new("s3cret")));
@@ -112,7 +113,8 @@ impl IntrospectionRequest {
 /// A revocation request (RFC 7009 §2.1).
 ///
 /// ```
-/// use oauth_core::{Client, ClientAuthentication, ClientSecret, Endpoint, RevocationRequest, SecurityToken, TokenTypeHint};
+/// use oauth_core::{Client, ClientAuthentication, ClientSecret, Endpoint, SecurityToken};
+/// use oauth_core::client::introspection::{RevocationRequest, TokenTypeHint};
 ///
 /// let endpoint = Endpoint::new("https://as.example/revoke")?;
 /// let client = Client::new("app", ClientAuthentication::SecretPost(ClientSecret::new("s3cret")));
@@ -436,7 +438,7 @@ impl Introspection {
     /// back to an equal result (a gateway fleet's shared cache stores it so).
     ///
     /// ```
-    /// use oauth_core::parse_introspection_response;
+    /// use oauth_core::client::introspection::parse_introspection_response;
     ///
     /// let body = r#"{"active":true,"client_id":"app","scope":"a b","exp":1900000000,"tenant":"t1"}"#;
     /// let first = parse_introspection_response(&http::Response::new(body))?;
@@ -524,7 +526,7 @@ impl fmt::Debug for Introspection {
 /// are wrong) is [`Error::Server`]; a non-2xx status is [`Error::UnexpectedResponse`].
 ///
 /// ```
-/// use oauth_core::parse_introspection_response;
+/// use oauth_core::client::introspection::parse_introspection_response;
 ///
 /// let body = r#"{"active": true, "client_id": "l238j323ds-23ij4", "scope": "read write",
 ///               "exp": "1419356238", "sub": "Z5O3upPC88QrAjx00dis", "aud": "https://protected.example.net/resource"}"#;

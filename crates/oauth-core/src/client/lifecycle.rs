@@ -36,8 +36,8 @@ use crate::secret::{AccessToken, RefreshToken};
 use crate::time::Now;
 use crate::transport::{TransportError, TransportErrorKind, is_transient};
 
-/// What to assume about a token whose response had no `expires_in` (as on the Anypoint
-/// Exchange page).
+/// What to assume about a token whose response had no `expires_in` (as Anypoint
+/// Exchange's documented answers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum UnknownExpiry {
@@ -213,6 +213,35 @@ impl TokenSnapshot {
     }
 }
 
+/// What [`TokenLifecycle::invalidate`] did with a token a resource server rejected, and so
+/// whether sending the request again with a new token is worth it
+/// ([`retry`](Self::retry)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Invalidated {
+    /// The rejected token was the cached one and is dropped: the next caller gets a new one.
+    Dropped,
+    /// The rejected token was no longer the cached one: another caller already dropped or
+    /// replaced it, and a new token is there or can be had.
+    AlreadyReplaced,
+    /// The rejected token is kept: tokens keep being rejected (the resource refuses every
+    /// token, not just an expired one), and the backoff since the last drop has not passed,
+    /// so a new token would likely be refused too. Damped by design: a resource that refuses
+    /// everything must not cost a token request per call.
+    Damped,
+    /// The rejected token was already gone and there is no way to get another one without the
+    /// user (no refresh token, no grant, no request in flight).
+    NoNewToken,
+}
+
+impl Invalidated {
+    /// Whether the rejected request is worth sending again with a new token
+    /// ([`Dropped`](Self::Dropped) or [`AlreadyReplaced`](Self::AlreadyReplaced)).
+    pub fn retry(self) -> bool {
+        matches!(self, Self::Dropped | Self::AlreadyReplaced)
+    }
+}
+
 /// What the caller should do now; returned by [`TokenLifecycle::poll`].
 #[derive(Debug)]
 #[must_use]
@@ -252,10 +281,11 @@ const MIN_LIFETIME: Duration = Duration::from_secs(1);
 ///
 /// ```
 /// use std::time::{Duration, Instant, SystemTime};
-/// use oauth_core::{Decision, Now, RefreshPolicy, TokenLifecycle, TokenRequest, parse_token_response};
+/// use oauth_core::{Now, TokenLifecycle, TokenRequest, parse_token_response};
+/// use oauth_core::client::lifecycle::{Decision, RefreshPolicy};
 /// # struct Rng;
 /// # impl oauth_core::RandomSource for Rng {
-/// #     fn fill(&self, d: &mut [u8]) -> Result<(), oauth_core::RandomError> { d.fill(0); Ok(()) }
+/// #     fn fill(&self, d: &mut [u8]) -> Result<(), oauth_core::random::RandomError> { d.fill(0); Ok(()) }
 /// # }
 /// # let (wall, mono) = (SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000), Instant::now());
 /// let mut lifecycle = TokenLifecycle::new(RefreshPolicy::default(), Some(TokenRequest::client_credentials()));
@@ -546,14 +576,16 @@ impl TokenLifecycle {
 
     /// Drops the access token because a resource server rejected it (see
     /// [`classify_resource_response`](crate::classify_resource_response)), keeping the refresh
-    /// token. Returns whether the token was dropped, that is whether a new token is worth
-    /// asking for.
+    /// token, and says what it did ([`Invalidated`]; [`Invalidated::retry`] is whether a new
+    /// token is worth asking for).
     ///
     /// Does nothing if the cached token is no longer `rejected` (another caller already
-    /// replaced it). When tokens keep being rejected (the resource refuses every token, not
-    /// just an expired one), a token is dropped only once the backoff since the last drop has
-    /// passed, so that each call does not fetch a new one.
-    pub fn invalidate(&mut self, rejected: &AccessToken, now: Now) -> bool {
+    /// replaced it: [`Invalidated::AlreadyReplaced`], or [`Invalidated::NoNewToken`] when there
+    /// is nothing to get another with). When tokens keep being rejected (the resource refuses
+    /// every token, not just an expired one), a token is dropped only once the backoff since
+    /// the last drop has passed ([`Invalidated::Damped`] before), so that each call does not
+    /// fetch a new one.
+    pub fn invalidate(&mut self, rejected: &AccessToken, now: Now) -> Invalidated {
         let current = self
             .token
             .as_ref()
@@ -561,10 +593,15 @@ impl TokenLifecycle {
         if !current {
             // Already dropped or replaced by another caller: a new token can be had (or is
             // there), so the caller may retry.
-            return self.token.is_some()
+            let renewable = self.token.is_some()
                 || self.in_flight != InFlight::None
                 || self.refresh_token.is_some()
                 || self.grant.is_some();
+            return if renewable {
+                Invalidated::AlreadyReplaced
+            } else {
+                Invalidated::NoNewToken
+            };
         }
         let mono = now.monotonic();
         if self.rejections > 0 {
@@ -574,13 +611,13 @@ impl TokenLifecycle {
                 .and_then(|t| t.checked_add(wait))
                 .is_some_and(|until| mono < until)
             {
-                return false;
+                return Invalidated::Damped;
             }
         }
         self.rejections = self.rejections.saturating_add(1);
         self.last_rejection = Some(mono);
         self.token = None;
-        true
+        Invalidated::Dropped
     }
 
     /// Reports that a resource accepted `token`: if it is the current token, the count of
@@ -789,15 +826,24 @@ mod tests {
         // The response carries no refresh token: the old one is kept.
         lc.handle_response(Ok(token("b", 300, Some(600), None)), t(300), &rng);
         assert_eq!(lc.refresh_token().unwrap().expose_secret(), "r1");
-        assert!(lc.invalidate(&AccessToken::new("b"), t(300)));
+        assert_eq!(
+            lc.invalidate(&AccessToken::new("b"), t(300)),
+            Invalidated::Dropped
+        );
         assert_eq!(name(&lc.poll(t(301), far())), "refresh via refresh_token");
         lc.handle_response(Ok(token("c", 301, Some(600), Some("r2"))), t(301), &rng);
         assert_eq!(lc.refresh_token().unwrap().expose_secret(), "r2");
         // A stale rejection does not drop the newer token (and says to retry with it).
-        assert!(lc.invalidate(&AccessToken::new("b"), t(302)));
+        assert_eq!(
+            lc.invalidate(&AccessToken::new("b"), t(302)),
+            Invalidated::AlreadyReplaced
+        );
         assert_eq!(name(&lc.poll(t(302), far())), "use c");
         // The refresh token is refused: fall back to the grant at once.
-        assert!(lc.invalidate(&AccessToken::new("c"), t(302)));
+        assert_eq!(
+            lc.invalidate(&AccessToken::new("c"), t(302)),
+            Invalidated::Dropped
+        );
         assert_eq!(name(&lc.poll(t(303), far())), "refresh via refresh_token");
         lc.handle_response(Err(invalid_grant()), t(303), &rng);
         assert!(lc.refresh_token().is_none());
@@ -831,7 +877,7 @@ mod tests {
         lc.handle_response(Ok(token("a", 0, None, None)), t(0), &rng);
         assert_eq!(name(&lc.poll(t(1_000_000), far())), "use a");
         assert_eq!(lc.poll_timeout(), None);
-        lc.invalidate(&AccessToken::new("a"), t(1_000_000));
+        let _ = lc.invalidate(&AccessToken::new("a"), t(1_000_000));
         assert_eq!(
             name(&lc.poll(t(1_000_001), far())),
             "refresh via client_credentials"
@@ -916,7 +962,10 @@ mod tests {
         let rng = SeededRandom::new(7);
         let mut lc = TokenLifecycle::new(no_jitter(), None);
         lc.store(token("a", 0, Some(600), Some("r")), t(0), &rng);
-        assert!(lc.invalidate(&AccessToken::new("a"), t(1)));
+        assert_eq!(
+            lc.invalidate(&AccessToken::new("a"), t(1)),
+            Invalidated::Dropped
+        );
         assert_eq!(name(&lc.poll(t(1), far())), "refresh via refresh_token");
         lc.handle_response(Err(invalid_grant()), t(1), &rng);
         let Decision::Fail(error) = lc.poll(t(2), far()) else {
@@ -952,13 +1001,14 @@ mod tests {
         let a = AccessToken::new("a");
         // Two calls got a 401 for `a`: the first drops it, the second finds it gone before any
         // new token was asked for; both may retry.
-        assert!(lc.invalidate(&a, t(1)));
-        assert!(lc.invalidate(&a, t(1)));
+        assert_eq!(lc.invalidate(&a, t(1)), Invalidated::Dropped);
+        assert_eq!(lc.invalidate(&a, t(1)), Invalidated::AlreadyReplaced);
         // Without a grant or a refresh token there is nothing to retry with.
         let mut lc = TokenLifecycle::new(no_jitter(), None);
         lc.store(token("a", 0, Some(3600), None), t(0), &rng);
-        assert!(lc.invalidate(&a, t(1)));
-        assert!(!lc.invalidate(&a, t(1)));
+        assert_eq!(lc.invalidate(&a, t(1)), Invalidated::Dropped);
+        assert_eq!(lc.invalidate(&a, t(1)), Invalidated::NoNewToken);
+        assert!(!Invalidated::NoNewToken.retry());
     }
 
     #[test]
@@ -994,7 +1044,7 @@ mod tests {
                     }
                     d => panic!("{}", name(&d)),
                 };
-                if !lc.invalidate(&token, now) {
+                if !lc.invalidate(&token, now).retry() {
                     break;
                 }
             }
@@ -1002,6 +1052,10 @@ mod tests {
         }
         // 20 calls within 200 ms: the first drop, its replacement, and no more.
         assert_eq!(fetched, 2);
+        // The replacement is rejected too, within the backoff: kept, and said so.
+        let kept = lc.snapshot().unwrap().access_token().clone();
+        assert_eq!(lc.invalidate(&kept, now), Invalidated::Damped);
+        assert!(!Invalidated::Damped.retry());
         // An older token accepted elsewhere does not reset the count; the current one does.
         lc.note_accepted(&AccessToken::new("t1"));
         assert!(lc.has_rejections());

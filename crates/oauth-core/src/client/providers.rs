@@ -1,19 +1,20 @@
-//! Provider presets: each provider page's quirks written once, so that a user writes none.
+//! Provider presets: each provider's quirks, as its documentation shows them, written once so
+//! that a user writes none.
 //! Each function returns a [`Preset`] — the token endpoint, the client (authentication and
-//! body encoding as the page shows) and the token request — ready for an adapter's
+//! body encoding as the provider documents them) and the token request — ready for an adapter's
 //! `request_token` or `TokenSource::builder(http, preset.endpoint, preset.client)
 //! .grant(preset.request)`.
 //!
 //! ```
-//! use oauth_core::{ClientSecret, providers};
+//! use oauth_core::{ClientSecret, client::providers};
 //!
-//! // The Anypoint connected-apps page: JSON bodies, its token URL.
+//! // Anypoint connected apps (client credentials): JSON bodies, its token URL.
 //! let p = providers::anypoint::client_credentials("my-app", ClientSecret::new("s3cret"))?;
 //! let request = p.request.build(&p.endpoint, &p.client)?;
 //! assert_eq!(request.uri(), "https://anypoint.mulesoft.com/accounts/api/v2/oauth2/token");
 //! assert_eq!(request.headers()["content-type"], "application/json");
 //!
-//! // Auth0 (and the Dataloy page): a JSON body with the API's audience.
+//! // Auth0 (and Dataloy) client credentials: a JSON body with the API's audience.
 //! let p = providers::auth0::client_credentials("tenant.eu.auth0.com", "my-app", ClientSecret::new("s3cret"), "https://api.example")?;
 //! let body = String::from_utf8_lossy(p.request.build(&p.endpoint, &p.client)?.body().expose_secret()).into_owned();
 //! assert!(body.contains(r#""audience":"https://api.example""#));
@@ -26,19 +27,19 @@ use crate::error::Error;
 use crate::request::TokenRequest;
 use crate::secret::ClientSecret;
 
-/// What a provider page configures: where, as whom, and what to ask.
+/// What a provider's documentation configures: where, as whom, and what to ask.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Preset {
     /// The token endpoint.
     pub endpoint: Endpoint,
-    /// The client, authenticated as the page shows.
+    /// The client, authenticated as the provider documents it.
     pub client: Client,
-    /// The token request (the grant and the page's parameters).
+    /// The token request (the grant and the provider's parameters).
     pub request: TokenRequest,
 }
 
-/// Anypoint Platform (the connected-apps page): JSON bodies for every grant.
+/// Anypoint Platform connected apps: JSON bodies for every grant.
 #[cfg(feature = "anypoint")]
 pub mod anypoint {
     use super::*;
@@ -66,7 +67,7 @@ pub mod anypoint {
     }
 
     /// The JWT bearer grant's token request shape: a JSON body holding only `grant_type` and
-    /// `assertion` (no client authentication), as the page's step 3. Sign the assertion with
+    /// `assertion` (no client authentication), as Anypoint's connected-apps documentation shows (step 3). Sign the assertion with
     /// jwt-assertion's `JwtBearerSigner` (issuer: the client id; audience: [`TOKEN_URL`];
     /// subject: [`Subject::to_claim`]) and use its grant as the request.
     pub fn jwt_bearer_client() -> Client {
@@ -121,7 +122,7 @@ pub mod anypoint {
             self
         }
 
-        /// The claim, as on the page (`v2|…|[community]`). A `|` inside a field would shift the
+        /// The claim, as Anypoint documents it (`v2|…|[community]`). A `|` inside a field would shift the
         /// others, so it is refused.
         pub fn to_claim(&self) -> Result<String, Error> {
             let fields = [
@@ -151,12 +152,12 @@ pub mod anypoint {
         }
     }
 
-    /// The Exchange page's client: `client_id` and `client_secret` in a form body.
+    /// Anypoint Exchange's client: `client_id` and `client_secret` in a form body.
     pub fn exchange_client(client_id: &str, secret: ClientSecret) -> Client {
         Client::new(client_id, ClientAuthentication::SecretPost(secret))
     }
 
-    /// Anypoint Exchange (its page): client_credentials as a form with the credentials in the
+    /// Anypoint Exchange: client_credentials as a form with the credentials in the
     /// body; the answer has no `expires_in` (use `UnknownExpiry::UntilRejected` or a fixed
     /// lifetime in the token source's `RefreshPolicy`), and the Maven facade takes the
     /// credentials as Basic (`MavenFacadeCredentials`).
@@ -198,7 +199,7 @@ pub mod auth0 {
     }
 }
 
-/// The Dataloy page: client_credentials as a JSON body with an `audience`, at the token URL
+/// Dataloy: client_credentials as a JSON body with an `audience`, at the token URL
 /// Dataloy gives you.
 pub mod dataloy {
     use super::*;

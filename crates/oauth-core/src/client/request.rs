@@ -73,6 +73,22 @@ impl RequestBody {
     }
 }
 
+/// No body, as [`discovery_request`](crate::discovery_request) and other `GET`s build it: so a
+/// `Request<()>` goes wherever a `Request<RequestBody>` is taken, without a `map`.
+impl From<()> for RequestBody {
+    fn from((): ()) -> Self {
+        Self::default()
+    }
+}
+
+/// Bytes built elsewhere: wiped on drop like any request body, but with no secret known to
+/// scrub from an error.
+impl From<Vec<u8>> for RequestBody {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self::new(bytes, Vec::new())
+    }
+}
+
 impl PartialEq for RequestBody {
     fn eq(&self, other: &Self) -> bool {
         self.bytes == other.bytes
@@ -279,7 +295,8 @@ enum Grant {
 /// The parameters of an RFC 8693 token exchange.
 ///
 /// ```
-/// use oauth_core::{SecurityToken, TokenExchange, TokenRequest, TOKEN_TYPE_ACCESS_TOKEN};
+/// use oauth_core::{SecurityToken, TokenRequest};
+/// use oauth_core::client::{TOKEN_TYPE_ACCESS_TOKEN, TokenExchange};
 ///
 /// let exchange = TokenExchange::new(SecurityToken::new("incoming-token"), TOKEN_TYPE_ACCESS_TOKEN)
 ///     .requested_token_type(TOKEN_TYPE_ACCESS_TOKEN);
@@ -388,7 +405,7 @@ impl TokenRequest {
     /// The resource owner password credentials grant (RFC 6749 §4.3).
     ///
     /// RFC 9700 §2.4 says this grant must not be used; it is here because providers (such as
-    /// the Anypoint page) still offer it.
+    /// Anypoint) still offer it.
     pub fn password(username: impl Into<String>, password: Password) -> Self {
         Self::new(Grant::Password {
             username: username.into(),
@@ -473,6 +490,12 @@ impl TokenRequest {
             Grant::TokenExchange(_) => TOKEN_EXCHANGE_GRANT_TYPE,
             Grant::Extension(grant_type) => grant_type,
         }
+    }
+
+    /// Whether this is a refresh token grant (RFC 6749 §6), decided from the grant itself: an
+    /// extension grant that happens to be named `refresh_token` is not one.
+    pub fn is_refresh(&self) -> bool {
+        matches!(self.grant, Grant::RefreshToken(_))
     }
 
     /// Whether sending this request again can give a new token without the user: false for an
@@ -655,6 +678,32 @@ pub(crate) mod tests {
     use crate::client::{ClientAssertion, ClientAuthentication};
     use crate::encoding::form_parse;
     use crate::secret::ClientSecret;
+
+    #[test]
+    fn bodies_convert_without_a_map() {
+        let discovery = crate::discovery_request(
+            &Endpoint::new("https://as.example").unwrap(),
+            crate::WellKnown::OpenIdConfiguration,
+        )
+        .unwrap();
+        let request: Request<RequestBody> = discovery.map(Into::into);
+        assert!(request.body().is_empty());
+        let body = RequestBody::from(b"a=1".to_vec());
+        assert_eq!(body.expose_secret(), b"a=1");
+        // Bytes built elsewhere carry no secret known to scrub.
+        assert!(body.secrets().is_empty());
+    }
+
+    #[test]
+    fn is_refresh_is_the_grant_not_its_name() {
+        assert!(TokenRequest::refresh_token(RefreshToken::new("rt")).is_refresh());
+        assert!(!TokenRequest::client_credentials().is_refresh());
+        assert!(!TokenRequest::password("u", Password::new("p")).is_refresh());
+        // Same `grant_type` on the wire, but not the lifecycle's refresh.
+        let named = TokenRequest::extension("refresh_token");
+        assert_eq!(named.grant_type(), "refresh_token");
+        assert!(!named.is_refresh());
+    }
 
     /// Renders a built request as text: the method and URI, the sorted headers (sensitive ones
     /// marked), and the body decoded one parameter per line (sorted for JSON, whose key order

@@ -83,6 +83,13 @@ pub enum Error {
     /// The request got no usable HTTP answer (reported by an adapter: connect failure, timeout,
     /// TLS, a redirect, an oversize body).
     Transport(TransportError),
+    /// A state machine was driven into a state its driver cannot handle: a bug in this
+    /// toolkit (a driver older than the machine it drives), never the caller's input, the
+    /// server's answer or the network. Please report it.
+    Internal {
+        /// Which driver met which state.
+        what: &'static str,
+    },
 }
 
 impl Error {
@@ -108,6 +115,7 @@ impl Error {
             | Self::ReauthorizationRequired
             | Self::RefreshRefused(_) => Fault::Authorization,
             Self::Transport(_) => Fault::Transport,
+            Self::Internal { .. } => Fault::Bug,
         }
     }
 
@@ -136,6 +144,9 @@ pub enum Fault {
     Environment,
     /// The network or the HTTP client failed; see [`TransportError`].
     Transport,
+    /// A bug in this toolkit ([`Error::Internal`]): nothing the caller, the server or the
+    /// network did.
+    Bug,
 }
 
 impl fmt::Display for Error {
@@ -182,6 +193,9 @@ impl fmt::Display for Error {
             Self::InvalidIdToken(e) => fmt::Display::fmt(e, f),
             Self::InvalidUserInfo(e) => write!(f, "userinfo refused: {e}"),
             Self::Transport(e) => fmt::Display::fmt(e, f),
+            Self::Internal { what } => {
+                write!(f, "internal error (a bug in the OAuth toolkit): {what}")
+            }
         }
     }
 }
@@ -698,6 +712,19 @@ mod tests {
         assert_eq!(
             ErrorCode::parse("custom"),
             ErrorCode::Other("custom".into())
+        );
+    }
+
+    #[test]
+    fn internal_error_is_a_bug_not_a_transport_failure() {
+        let e = Error::Internal {
+            what: "request_token met an unknown CallStep",
+        };
+        assert_eq!(e.fault(), Fault::Bug);
+        assert!(e.error_response().is_none());
+        assert_eq!(
+            e.to_string(),
+            "internal error (a bug in the OAuth toolkit): request_token met an unknown CallStep"
         );
     }
 

@@ -3,14 +3,14 @@
 
 pub(crate) mod encoding;
 pub(crate) mod endpoint;
-pub(crate) mod error;
+pub mod error;
 pub mod json;
 pub mod lease;
-pub(crate) mod random;
+pub mod random;
 pub(crate) mod scope;
-pub(crate) mod scrub;
-pub(crate) mod secret;
+pub mod scrub;
+pub mod secret;
 #[cfg(feature = "authorization-code")]
 pub(crate) mod sha256;
 pub(crate) mod time;
-pub(crate) mod transport;
+pub mod transport;

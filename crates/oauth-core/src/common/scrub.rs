@@ -26,7 +26,8 @@ use crate::request::RequestBody;
 /// The secrets one request sends, to be scrubbed from whatever its answer becomes.
 ///
 /// ```
-/// use oauth_core::{Client, ClientAuthentication, ClientSecret, Endpoint, SentSecrets, TokenRequest};
+/// use oauth_core::{Client, ClientAuthentication, ClientSecret, Endpoint, TokenRequest};
+/// use oauth_core::scrub::SentSecrets;
 /// use oauth_core::http::Response;
 ///
 /// let endpoint = Endpoint::new("https://auth.example/token")?;

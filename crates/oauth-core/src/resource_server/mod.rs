@@ -376,7 +376,7 @@ pub enum ContractStatus {
 /// // app-1 holds a contract for labels-api.
 /// let principal = policy.decide(&introspection, now, |client, api| {
 ///     assert_eq!((client, api), ("app-1", "labels-api"));
-///     ContractStatus::Granted { scopes: None }
+///     ContractStatus::Granted { scopes: None, tier: None }
 /// })?;
 /// assert_eq!(principal.client_id(), "app-1");
 ///
@@ -598,7 +598,10 @@ impl Quota {
                 http::HeaderName::from_static("ratelimit-policy"),
                 value(&self.policy),
             ),
-            (http::HeaderName::from_static("ratelimit"), value(&self.state)),
+            (
+                http::HeaderName::from_static("ratelimit"),
+                value(&self.state),
+            ),
         ]
     }
 }
@@ -1075,7 +1078,10 @@ mod tests {
     #[test]
     fn decisions() {
         let policy = ApiPolicy::new("orders").require_scope(["orders:read"]);
-        let granted = |_: &str, _: &str| ContractStatus::Granted { scopes: None };
+        let granted = |_: &str, _: &str| ContractStatus::Granted {
+            scopes: None,
+            tier: None,
+        };
         let now = at(1000);
         let good = introspection(
             r#"{"active":true,"client_id":"c1","scope":"orders:read x","exp":2000,"sub":"u","token_type":"Bearer"}"#,
@@ -1145,6 +1151,7 @@ mod tests {
         // A contract limited to other scopes does not cover the request.
         let limited = |_: &str, _: &str| ContractStatus::Granted {
             scopes: Some(Scope::parse("orders:write")),
+            tier: None,
         };
         assert_eq!(
             policy.decide(&good, now, limited).unwrap_err(),
@@ -1152,6 +1159,7 @@ mod tests {
         );
         let covering = |_: &str, _: &str| ContractStatus::Granted {
             scopes: Some(Scope::parse("orders:read")),
+            tier: None,
         };
         assert!(policy.decide(&good, now, covering).is_ok());
 

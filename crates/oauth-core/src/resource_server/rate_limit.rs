@@ -148,12 +148,12 @@ impl Verdict {
     /// The `RateLimit` header's value for `tier`: `"<tier>-<i>";r=<remaining>;t=<seconds>`.
     pub fn header(&self, tier: &Tier) -> String {
         let (limit, remaining, t) = match *self {
-            Verdict::Allowed {
+            Self::Allowed {
                 limit,
                 remaining,
                 reset,
             } => (limit, remaining, reset),
-            Verdict::Limited { limit, retry_after } => (limit, 0, retry_after),
+            Self::Limited { limit, retry_after } => (limit, 0, retry_after),
         };
         format!(
             "\"{}-{}\";r={};t={}",
@@ -166,7 +166,7 @@ impl Verdict {
 
     /// Whether the request may go on.
     pub fn allowed(&self) -> bool {
-        matches!(self, Verdict::Allowed { .. })
+        matches!(self, Self::Allowed { .. })
     }
 }
 
