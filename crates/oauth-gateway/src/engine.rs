@@ -393,12 +393,9 @@ impl Engine {
                         .handle_outcome(&mut self.lock(), outcome, now(), limit);
                     self.signal.notify();
                 }
-                other => {
-                    debug_assert!(false, "unknown gateway step {other:?}");
-                    return Err(Denial::Unavailable {
-                        reason: UNVALIDATED,
-                        cause: None,
-                    });
+                _ => {
+                    let bug = oauth_runtime::internal_error("an unknown gateway step");
+                    return Err(unavailable(bug));
                 }
             }
         }

@@ -158,14 +158,7 @@ impl RemoteKeys {
                     }
                     io.wait(&self.fetched, seen, deadline).await;
                 }
-                other => {
-                    debug_assert!(false, "unknown JWK set decision {other:?}");
-                    return Err(TransportError::new(
-                        TransportErrorKind::Io,
-                        "unexpected state of the JWK set cache",
-                    )
-                    .into());
-                }
+                _ => return Err(crate::internal_error("an unknown JWK set cache decision")),
             }
         }
     }
