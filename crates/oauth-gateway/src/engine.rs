@@ -22,6 +22,7 @@ use oauth_core::{
 use oauth_runtime::{FleetStore, Io, KeysError, RemoteKeys, Signal, StoreKey, exchange, now};
 
 use crate::contracts::ContractStore;
+pub use crate::limits::RateLimitFallback;
 use crate::shared::Shared;
 
 /// A token's key in the node's and the fleet's tables: its SHA-256.
@@ -45,6 +46,7 @@ pub struct GatewayBuilder<H> {
     pub(crate) locations: BearerLocations,
     pub(crate) dpop: DpopPolicy,
     pub(crate) shared: Option<Shared>,
+    pub(crate) limits: crate::limits::Limits,
 }
 
 /// How DPoP-bound tokens (RFC 9449) are accepted: `Authorization: DPoP <token>` with a proof in
@@ -190,7 +192,30 @@ impl<H> GatewayBuilder<H> {
             locations: BearerLocations::header_only(),
             dpop: DpopPolicy::default(),
             shared: None,
+            limits: crate::limits::Limits::default(),
         }
+    }
+
+    /// Counts the requests of contracts with an SLA tier in `counter`, the fleet's (oauth-redis's
+    /// `AsyncRedisStore` for the async gateway, `RedisStore` for the blocking one: one atomic
+    /// step on the Redis server a request, so the fleet enforces each tier once). Without it,
+    /// tiers are counted on this node ([`oauth_runtime::LocalCounters`]). If the counter
+    /// fails, `fallback` says what to do (by default: count on this node, each limit divided
+    /// by the fleet's size).
+    pub fn rate_limits(
+        mut self,
+        counter: impl oauth_runtime::RateCounter + 'static,
+        fallback: RateLimitFallback,
+    ) -> Self {
+        self.limits = self.limits.shared(Arc::new(counter), fallback);
+        self
+    }
+
+    /// Whether allowed requests carry their quota (`Principal::quota`, and the tower layer's
+    /// `RateLimit-Policy` / `RateLimit` response headers). On by default.
+    pub fn expose_limit_headers(mut self, expose: bool) -> Self {
+        self.limits = self.limits.expose(expose);
+        self
     }
 
     /// Shares validation results with the other gateways of a fleet through `store`, the
@@ -290,6 +315,7 @@ impl<H> GatewayBuilder<H> {
             locations: self.locations,
             dpop: self.dpop,
             shared,
+            limits: self.limits,
             introspection: self.introspection,
             issuers: self
                 .issuers
@@ -319,6 +345,7 @@ pub(crate) struct Engine {
     issuers: Vec<IssuerKeys>,
     dpop: DpopPolicy,
     shared: Option<Shared>,
+    limits: crate::limits::Limits,
 }
 
 /// The generic reason of a 503: the cause goes to the log and `source()`, never to the caller.
@@ -383,7 +410,10 @@ impl Engine {
             let seen = self.signal.generation();
             let step = check.check.poll(&mut self.lock(), Instant::now());
             match step {
-                CheckStep::Validated(result) => return self.decide(&result, presentation),
+                CheckStep::Validated(result) => {
+                    let principal = self.decide(&result, presentation)?;
+                    return self.limits.count(principal, self.policy.api()).await;
+                }
                 CheckStep::Denied(denial) => return Err(denial),
                 CheckStep::Wait { until } => io.wait(&self.signal, seen, until).await,
                 CheckStep::Validate => {

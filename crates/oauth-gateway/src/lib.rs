@@ -40,6 +40,7 @@
 mod blocking;
 mod contracts;
 mod engine;
+mod limits;
 #[cfg(feature = "redb")]
 mod redb_store;
 mod shared;
@@ -53,7 +54,7 @@ pub use contracts::{
     tier_to_json,
 };
 pub use engine::GatewayBuilder;
-pub use engine::{DpopPolicy, JwtIssuer};
+pub use engine::{DpopPolicy, JwtIssuer, RateLimitFallback};
 pub use oauth_core::resource_server::gateway::CacheConfig;
 #[cfg(feature = "redb")]
 pub use redb_store::RedbContracts;

@@ -193,8 +193,16 @@ where
                 .await;
             match decision {
                 Ok(principal) => {
+                    let quota = principal.quota().cloned();
                     request.extensions_mut().insert(principal);
-                    inner.call(request).await
+                    let mut response = inner.call(request).await?;
+                    // The quota left (draft-ietf-httpapi-ratelimit-headers), when counted.
+                    if let Some(quota) = quota {
+                        for (name, value) in quota.headers() {
+                            response.headers_mut().insert(name, value);
+                        }
+                    }
+                    Ok(response)
                 }
                 Err(denial) => Ok(gateway.deny_response(&denial).map(ResBody::from)),
             }
