@@ -42,6 +42,9 @@ pub(crate) struct Config {
     pub(crate) contracts: Contracts,
     #[serde(default)]
     pub(crate) cache: Cache,
+    /// How contracts' SLA tiers are counted.
+    #[serde(default)]
+    pub(crate) limits: Limits,
     /// The APIs, by path prefix (the longest matching prefix wins; no match is a 404).
     #[serde(rename = "route")]
     pub(crate) routes: Vec<Route>,
@@ -190,6 +193,60 @@ fn default_lease() -> u64 {
     2000
 }
 
+/// How SLA tiers are counted: on each node (`local`, the default), or by the fleet in Redis
+/// (`redis`: the `[cache.redis]` server, or `url_env`'s), with a fallback while Redis is down.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Limits {
+    /// `local` or `redis`.
+    #[serde(default)]
+    pub(crate) store: LimitStore,
+    /// The environment variable holding the Redis URL (default: `[cache.redis] url_env`).
+    pub(crate) url_env: Option<String>,
+    /// While Redis is down: `local` (each node counts a `fleet_size`-th of each limit, the
+    /// default), `open` (requests go uncounted) or `closed` (503).
+    #[serde(default)]
+    pub(crate) fallback: LimitFallback,
+    /// How many gateways share the tiers (for the `local` fallback).
+    #[serde(default = "default_fleet_size")]
+    pub(crate) fleet_size: u32,
+    /// Whether allowed responses carry `RateLimit-Policy` and `RateLimit` (default true).
+    #[serde(default = "default_true")]
+    pub(crate) expose_headers: bool,
+}
+
+fn default_fleet_size() -> u32 {
+    1
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Where tiers are counted.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum LimitStore {
+    /// On this node.
+    #[default]
+    Local,
+    /// In Redis, by the fleet.
+    Redis,
+}
+
+/// What to do while the fleet's counter is down.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum LimitFallback {
+    /// Count locally, a fleet-size-th of each limit.
+    #[default]
+    Local,
+    /// Let requests through uncounted.
+    Open,
+    /// Refuse with 503.
+    Closed,
+}
+
 /// One API behind the gateway.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -259,6 +316,15 @@ impl Config {
         }
         if self.max_pending_connections == 0 {
             return Err("max_pending_connections must be at least 1".into());
+        }
+        if self.limits.fleet_size == 0 {
+            return Err("[limits] fleet_size must be at least 1".into());
+        }
+        if self.limits.store == LimitStore::Redis
+            && self.limits.url_env.is_none()
+            && self.cache.redis.is_none()
+        {
+            return Err("[limits] store = \"redis\" needs url_env or [cache.redis]".into());
         }
         let upstream = self.upstream.as_str();
         if !(upstream.starts_with("http://") || upstream.starts_with("https://")) {

@@ -10,7 +10,8 @@ use base64::Engine as _;
 use hyper_util::client::legacy::Client as Upstream;
 use hyper_util::client::legacy::connect::HttpConnector;
 use oauth_gateway::{
-    ApiPolicy, CacheConfig, ContractStore, Denial, Gateway, Principal, RedbContracts,
+    ApiPolicy, CacheConfig, ContractStore, Denial, Gateway, Principal, RateLimitFallback,
+    RedbContracts,
 };
 use oauth_reqwest::{Client, ClientAuthentication, ClientSecret, HttpClient, HttpConfig};
 
@@ -323,6 +324,28 @@ fn build(config: &Config) -> Result<(App, RedbStore), String> {
     let cache = CacheConfig::new()
         .capacity(config.cache.capacity)
         .max_age(Duration::from_secs(config.cache.max_age_secs));
+    let limits = &config.limits;
+    let counter = match limits.store {
+        crate::config::LimitStore::Local => None,
+        crate::config::LimitStore::Redis => {
+            let url_env = match (&limits.url_env, &config.cache.redis) {
+                (Some(env), _) => env.as_str(),
+                (None, Some(redis)) => redis.url_env.as_str(),
+                (None, None) => return Err("[limits] store = \"redis\" needs url_env".into()),
+            };
+            let url = env_secret(url_env, "[limits] url_env")?;
+            let store =
+                oauth_redis::AsyncRedisStore::open(&url).map_err(|e| format!("[limits] {e}"))?;
+            let fallback = match limits.fallback {
+                crate::config::LimitFallback::Local => RateLimitFallback::Local {
+                    fleet_size: limits.fleet_size,
+                },
+                crate::config::LimitFallback::Open => RateLimitFallback::Open,
+                crate::config::LimitFallback::Closed => RateLimitFallback::Closed,
+            };
+            Some((Arc::new(store), fallback))
+        }
+    };
     let mut routes = Vec::new();
     for r in &config.routes {
         let mut builder =
@@ -330,6 +353,10 @@ fn build(config: &Config) -> Result<(App, RedbStore), String> {
         if let Some((store, key, lease)) = &shared {
             builder = builder.shared_cache(Arc::clone(store), key, *lease);
         }
+        if let Some((counter, fallback)) = &counter {
+            builder = builder.rate_limits(Arc::clone(counter), *fallback);
+        }
+        builder = builder.expose_limit_headers(limits.expose_headers);
         let mut policy = ApiPolicy::new(r.api.clone()).require_scope(r.scopes.iter().cloned());
         if let Some(audience) = &r.audience {
             policy = policy.audience(audience.clone());
@@ -412,10 +439,14 @@ async fn handle(State(app): State<Arc<App>>, request: Request<Body>) -> Response
         }
         Ok(principal) => {
             let client = principal.client_id().to_owned();
-            (
-                forward(&app, route, &principal, request).await,
-                Some(client),
-            )
+            let mut response = forward(&app, route, &principal, request).await;
+            // What is left of the client's tier (draft-ietf-httpapi-ratelimit-headers).
+            if let Some(quota) = principal.quota() {
+                for (name, value) in quota.headers() {
+                    response.headers_mut().insert(name, value);
+                }
+            }
+            (response, Some(client))
         }
     };
     tracing::info!(

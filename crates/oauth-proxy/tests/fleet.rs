@@ -307,3 +307,165 @@ fn a_single_node_with_the_defaults_and_its_failures() {
     let err = refused(&http);
     assert!(err.contains("only https:// is allowed"), "{err}");
 }
+
+/// Counts the answers of `n` requests spread over `proxies` from 20 threads: (200s, 429s), and
+/// whether every 429 had a `Retry-After`.
+fn burst(proxies: &[Proxy], token: &str, n: usize) -> (usize, usize, bool) {
+    let (ok, limited, retry_after) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        std::sync::atomic::AtomicBool::new(true),
+    );
+    std::thread::scope(|s| {
+        for t in 0..20 {
+            let (ok, limited, retry_after) = (&ok, &limited, &retry_after);
+            s.spawn(move || {
+                for i in (t..n).step_by(20) {
+                    let url = proxies[i % proxies.len()].url("/orders/1");
+                    let response = support::agent()
+                        .get(&url)
+                        .header("authorization", &format!("Bearer {token}"))
+                        .call()
+                        .unwrap();
+                    match response.status().as_u16() {
+                        200 => ok.fetch_add(1, Ordering::SeqCst),
+                        429 => {
+                            if response.headers().get("retry-after").is_none() {
+                                retry_after.store(false, Ordering::SeqCst);
+                            }
+                            limited.fetch_add(1, Ordering::SeqCst)
+                        }
+                        other => panic!("status {other}"),
+                    };
+                }
+            });
+        }
+    });
+    (
+        ok.into_inner(),
+        limited.into_inner(),
+        retry_after.into_inner(),
+    )
+}
+
+/// An SLA tier of 50 requests / 10 s enforced exactly by three gateways sharing Redis and
+/// PostgreSQL; a tier changed in PostgreSQL applies everywhere within a second; Redis down,
+/// each node counts a third; Redis back, exact again.
+#[test]
+fn a_fleet_enforces_a_tier_exactly_once() {
+    let server = TestServer::start(Behaviour::default()).unwrap();
+    let pg = Postgres::start().unwrap();
+    let mut redis = Redis::start().unwrap();
+    let upstream = Upstream::start();
+    let dir = scratch("tiers");
+    let text = config(
+        &server,
+        upstream.port,
+        "[contracts]\nstore = \"postgres\"\nurl_env = \"DATABASE_URL\"\n\n\
+         [limits]\nstore = \"redis\"\nurl_env = \"REDIS_URL\"\nfleet_size = 3",
+        "",
+    );
+    let env = secrets(&[("DATABASE_URL", pg.url()), ("REDIS_URL", redis.url())]);
+    let proxies: Vec<Proxy> = (0..3).map(|_| Proxy::start(&text, &dir, &env)).collect();
+    pg.psql(
+        "INSERT INTO oauth_gateway_contracts (client_id, api, scopes, tier_name, tier_limits) \
+         VALUES ('app-1', 'orders', NULL, 'silver', '50/10')",
+    )
+    .unwrap();
+    for proxy in &proxies {
+        proxy.wait_for_log(&["contracts loaded", "contracts=1"]);
+    }
+    let token = server.issue_access_token("app-1", "orders:read", HOUR);
+    // Warm the caches, so that the burst is counted, not introspected.
+    for proxy in &proxies {
+        let (status, _) = get(&proxy.url("/orders/1"), Some(&token));
+        assert_eq!(status, 200);
+    }
+    let started = Instant::now();
+    let (ok, limited, retry_after) = burst(&proxies, &token, 297);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the burst took too long to count"
+    );
+    assert_eq!(
+        (ok + 3, limited),
+        (50, 250),
+        "exactly the tier across the fleet"
+    );
+    assert!(retry_after, "every 429 says when to come back");
+    // The quota on an allowed answer, from any node, is the fleet's.
+    let denied = support::agent()
+        .get(&proxies[1].url("/orders/1"))
+        .header("authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    assert_eq!(denied.status().as_u16(), 429);
+    assert_eq!(
+        denied.headers()["ratelimit-policy"].to_str().unwrap(),
+        "\"silver-0\";q=50;w=10"
+    );
+
+    // The tier raised in PostgreSQL: every node allows again within a second.
+    pg.psql("UPDATE oauth_gateway_contracts SET tier_name = 'gold', tier_limits = '500/10'")
+        .unwrap();
+    let changed = Instant::now();
+    for proxy in &proxies {
+        while get(&proxy.url("/orders/1"), Some(&token)).0 != 200 {
+            assert!(
+                changed.elapsed() < Duration::from_secs(1),
+                "not applied within 1 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    pg.psql("UPDATE oauth_gateway_contracts SET tier_name = 'silver', tier_limits = '30/10'")
+        .unwrap();
+    for proxy in &proxies {
+        proxy.wait_for_log(&["contracts loaded"]);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Redis down: each node counts alone, a third of the tier (30 / 3 = 10 each), and says so.
+    redis.stop();
+    let (ok, limited, _) = burst(&proxies, &token, 90);
+    assert_eq!((ok, limited), (30, 60), "10 per node while Redis is down");
+    for proxy in &proxies {
+        assert!(
+            proxy
+                .log_text()
+                .contains("the shared rate-limit counter is unavailable")
+        );
+    }
+    // Redis back (empty): counted by the fleet again, exactly.
+    redis.restart().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = get(&proxies[0].url("/orders/1"), Some(&token));
+        if status == 200 && proxies[0].log_text().contains("counted by the fleet again") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Redis never used again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Every node has noticed (its local share is used up, so each 200 is the fleet's), then a
+    // burst: the fleet's 30 less those.
+    let mut used = 1;
+    for proxy in &proxies[1..] {
+        loop {
+            if get(&proxy.url("/orders/1"), Some(&token)).0 == 200 {
+                used += 1;
+            }
+            if proxy.log_text().contains("counted by the fleet again") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "Redis never used again");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let (ok, limited, _) = burst(&proxies, &token, 90);
+    assert_eq!(
+        ok + used,
+        30,
+        "exact again: {ok} + {used} allowed, {limited} refused"
+    );
+}

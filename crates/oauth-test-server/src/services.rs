@@ -333,6 +333,18 @@ impl Redis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// Starts it again on the same port (after [`stop`](Self::stop)), empty.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let mut again = Self::start_on(self.port)?;
+        std::mem::swap(self, &mut again);
+        // `again` is the stopped one now: its drop has nothing to kill, and must not remove
+        // the directory the new one uses.
+        again.dir = PathBuf::new();
+        Ok(())
+    }
 }
 
 impl Drop for Redis {
