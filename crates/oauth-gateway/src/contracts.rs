@@ -243,6 +243,25 @@ pub fn tier_from_json(value: &Value) -> Result<Tier, String> {
         .ok_or_else(|| "needs a token name (letters, digits, - _ .) and 1 to 8 limits".into())
 }
 
+/// Reads a tier from its short form: a name and `requests/window_seconds` limits,
+/// comma-separated (`"silver"`, `"100/60,5000/86400"`: 100 a minute and 5,000 a day), as
+/// PostgreSQL's tier columns and the proxy's `contracts add --tier` write it.
+pub fn tier_from_spec(name: &str, limits: &str) -> Result<Tier, String> {
+    let mut parsed = Vec::new();
+    for item in limits.split(',') {
+        let invalid = || format!("invalid limit {:?} (requests/seconds)", item.trim());
+        let (requests, seconds) = item.trim().split_once('/').ok_or_else(invalid)?;
+        let requests: u32 = requests.trim().parse().map_err(|_| invalid())?;
+        let seconds: u64 = seconds.trim().parse().map_err(|_| invalid())?;
+        parsed.push(
+            Limit::new(requests, std::time::Duration::from_secs(seconds)).ok_or_else(invalid)?,
+        );
+    }
+    Tier::new(name, &parsed).ok_or_else(|| {
+        "a tier needs a token name (letters, digits, - _ .) and 1 to 8 limits".into()
+    })
+}
+
 impl FromIterator<Contract> for ContractSet {
     fn from_iter<I: IntoIterator<Item = Contract>>(iter: I) -> Self {
         let mut set = Self::new();

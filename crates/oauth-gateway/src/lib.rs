@@ -51,7 +51,7 @@ mod tower;
 pub use blocking::BlockingGateway;
 pub use contracts::{
     Contract, ContractError, ContractSet, ContractStore, MemoryContracts, tier_from_json,
-    tier_to_json,
+    tier_from_spec, tier_to_json,
 };
 pub use engine::GatewayBuilder;
 pub use engine::{DpopPolicy, JwtIssuer, RateLimitFallback};

@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use oauth_gateway::oauth_core::resource_server::rate_limit::{Limit, Tier};
+use oauth_gateway::oauth_core::resource_server::rate_limit::Tier;
 use oauth_gateway::oauth_core::{ContractStatus, Scope};
 use oauth_gateway::{Contract, ContractSet, ContractStore, MemoryContracts};
 use postgres::fallible_iterator::FallibleIterator as _;
@@ -322,15 +322,9 @@ fn tier(name: Option<String>, limits: Option<String>) -> Result<Option<Tier>, &'
         (Some(name), Some(limits)) => (name, limits),
         _ => return Err("tier_name and tier_limits go together"),
     };
-    let mut parsed = Vec::new();
-    for item in limits.split(',') {
-        let (requests, seconds) = item.trim().split_once('/').ok_or("invalid tier_limits")?;
-        let requests: u32 = requests.trim().parse().map_err(|_| "invalid tier_limits")?;
-        let seconds: u64 = seconds.trim().parse().map_err(|_| "invalid tier_limits")?;
-        parsed
-            .push(Limit::new(requests, Duration::from_secs(seconds)).ok_or("invalid tier_limits")?);
-    }
-    Tier::new(&name, &parsed).map(Some).ok_or("invalid tier")
+    oauth_gateway::tier_from_spec(&name, &limits)
+        .map(Some)
+        .map_err(|_| "invalid tier")
 }
 
 /// A row as a contract, or why it is not one.

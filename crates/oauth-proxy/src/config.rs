@@ -195,7 +195,7 @@ fn default_lease() -> u64 {
 
 /// How SLA tiers are counted: on each node (`local`, the default), or by the fleet in Redis
 /// (`redis`: the `[cache.redis]` server, or `url_env`'s), with a fallback while Redis is down.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Limits {
     /// `local` or `redis`.
@@ -213,6 +213,18 @@ pub(crate) struct Limits {
     /// Whether allowed responses carry `RateLimit-Policy` and `RateLimit` (default true).
     #[serde(default = "default_true")]
     pub(crate) expose_headers: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            store: LimitStore::Local,
+            url_env: None,
+            fallback: LimitFallback::Local,
+            fleet_size: default_fleet_size(),
+            expose_headers: true,
+        }
+    }
 }
 
 fn default_fleet_size() -> u32 {

@@ -112,6 +112,10 @@ enum ContractsAction {
         /// A scope the client may use on the API (repeat, or space-separated); none: any.
         #[arg(long = "scope", short = 's')]
         scopes: Vec<String>,
+        /// The contract's SLA tier: NAME=REQUESTS/SECONDS[,REQUESTS/SECONDS…]
+        /// (`silver=100/60,5000/86400`: 100 a minute and 5,000 a day); none: unlimited.
+        #[arg(long)]
+        tier: Option<String>,
     },
     /// Remove a client's contract for an API.
     Remove {
@@ -200,15 +204,21 @@ fn contracts(config: Option<&Path>, action: ContractsAction) -> Result<(), Strin
             client_id,
             api,
             scopes,
+            tier,
         } => {
             if client_id.is_empty() || api.is_empty() {
                 return Err("contracts add: the client id and the API must not be empty".into());
             }
-            admin::Change::Add(
-                [admin::contract(client_id, api, &scopes)]
-                    .into_iter()
-                    .collect(),
-            )
+            let mut contract = admin::contract(client_id, api, &scopes);
+            if let Some(tier) = tier {
+                let (name, limits) = tier
+                    .split_once('=')
+                    .ok_or("contracts add: --tier NAME=REQUESTS/SECONDS[,...]")?;
+                let tier = oauth_gateway::tier_from_spec(name, limits)
+                    .map_err(|e| format!("contracts add: --tier: {e}"))?;
+                contract = contract.tier(tier);
+            }
+            admin::Change::Add([contract].into_iter().collect())
         }
         ContractsAction::Remove { client_id, api } => admin::Change::Remove { client_id, api },
         ContractsAction::List { .. } => admin::Change::List,
@@ -254,12 +264,24 @@ fn contracts(config: Option<&Path>, action: ContractsAction) -> Result<(), Strin
                     .scopes
                     .as_ref()
                     .map_or_else(|| "(any scope)".to_owned(), |s| s.as_str().to_owned());
-                println!("{}\t{}\t{scopes}", c.client_id, c.api);
+                let tier = c.tier.as_ref().map_or_else(
+                    || "(unlimited)".to_owned(),
+                    |t| {
+                        let limits: Vec<String> = t
+                            .limits()
+                            .iter()
+                            .map(|l| format!("{}/{}", l.requests(), l.window().as_secs()))
+                            .collect();
+                        format!("{}={}", t.name(), limits.join(","))
+                    },
+                );
+                println!("{}\t{}\t{scopes}\t{tier}", c.client_id, c.api);
             }
         }
     }
     Ok(())
 }
+
 /// Logs to stderr at the levels `RUST_LOG` names (`info` if unset; an invalid value is
 /// reported and `info` used), in the configured format. `log` records of the dependencies
 /// that use that crate are included.

@@ -94,7 +94,7 @@ fn contracts_round_trip_in_the_file_beside_the_configuration() {
     let listed = contracts(&elsewhere, &config, &["list"]);
     assert_eq!(
         listed,
-        "app-1\torders\torders:read\napp-2\tfiles\t(any scope)\n"
+        "app-1\torders\torders:read\t(unlimited)\napp-2\tfiles\t(any scope)\t(unlimited)\n"
     );
     // `--config` may come before the command too.
     let before = gateway(
@@ -137,7 +137,7 @@ fn contracts_round_trip_in_the_file_beside_the_configuration() {
     .unwrap();
     contracts(&elsewhere, &config, &["import", "export.json"]);
     let listed = contracts(&elsewhere, &config, &["list"]);
-    assert_eq!(listed, "app-3\torders\torders:read orders:write\n");
+    assert_eq!(listed, "app-3\torders\torders:read orders:write\t(unlimited)\n");
     std::fs::write(&file, r#"{"contracts": [{"client_id": ""}]}"#).unwrap();
     let bad = gateway(
         &elsewhere,
@@ -210,7 +210,7 @@ fn a_running_gateway_applies_each_change_to_the_next_request() {
     assert_eq!(status(), 200);
     assert_eq!(
         contracts(&elsewhere, &config, &["list"]),
-        "app-1\torders\t(any scope)\n"
+        "app-1\torders\t(any scope)\t(unlimited)\n"
     );
 
     // Killed (no clean shutdown): its socket stays behind, and the commands use the file; the
@@ -218,7 +218,7 @@ fn a_running_gateway_applies_each_change_to_the_next_request() {
     drop(proxy);
     assert!(socket.exists());
     let listed = contracts(&elsewhere, &config, &["list"]);
-    assert_eq!(listed, "app-1\torders\t(any scope)\n");
+    assert_eq!(listed, "app-1\torders\t(any scope)\t(unlimited)\n");
     let added = contracts(&elsewhere, &config, &["add", "app-2", "orders"]);
     assert!(added.contains("no gateway running"), "{added}");
     let again = Proxy::start(
@@ -230,4 +230,78 @@ fn a_running_gateway_applies_each_change_to_the_next_request() {
     assert_eq!(get(&again.url("/orders/1"), Some(&token)).0, 200);
     let added = contracts(&elsewhere, &config, &["add", "app-3", "orders"]);
     assert!(added.contains("applied by the running gateway"), "{added}");
+}
+
+/// One node with its redb file, no Redis: a tier added from the command line to a running
+/// gateway is enforced exactly (50 of 300 requests from 20 threads), with 429, `Retry-After`
+/// and the `RateLimit` fields; `list` shows it.
+#[test]
+fn a_tier_added_from_the_command_line_is_enforced_by_one_node() {
+    let server = TestServer::start(Behaviour::default()).unwrap();
+    let upstream = Upstream::start();
+    let dir = scratch("tier-single");
+    let elsewhere = scratch("tier-single-cwd");
+    let proxy = Proxy::start(&config(&server, upstream.port, "", ""), &dir, &secrets(&[]));
+    proxy.wait_for_log(&["admin socket ready"]);
+    let config = proxy.config.clone();
+    let added = contracts(
+        &elsewhere,
+        &config,
+        &["add", "app-1", "orders", "--tier", "silver=50/10"],
+    );
+    assert!(added.contains("applied by the running gateway"), "{added}");
+    assert_eq!(
+        contracts(&elsewhere, &config, &["list"]),
+        "app-1\torders\t(any scope)\tsilver=50/10\n"
+    );
+    let bad = gateway(
+        &elsewhere,
+        &[
+            "contracts",
+            "--config",
+            config.to_str().unwrap(),
+            "add",
+            "app-1",
+            "orders",
+            "--tier",
+            "silver=0/10",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("--tier"), "{}", stderr(&bad));
+
+    let token = server.issue_access_token("app-1", "orders:read", HOUR);
+    let (ok, limited) = (
+        std::sync::atomic::AtomicUsize::new(0),
+        std::sync::atomic::AtomicUsize::new(0),
+    );
+    std::thread::scope(|s| {
+        for _ in 0..20 {
+            let (ok, limited, proxy, token) = (&ok, &limited, &proxy, &token);
+            s.spawn(move || {
+                for _ in 0..15 {
+                    let response = support::agent()
+                        .get(&proxy.url("/orders/1"))
+                        .header("authorization", &format!("Bearer {token}"))
+                        .call()
+                        .unwrap();
+                    let counter = match response.status().as_u16() {
+                        200 => {
+                            assert!(response.headers().contains_key("ratelimit"));
+                            ok
+                        }
+                        429 => {
+                            let h = response.headers();
+                            assert!(h.contains_key("retry-after"));
+                            assert_eq!(h["ratelimit-policy"], "\"silver-0\";q=50;w=10");
+                            limited
+                        }
+                        other => panic!("status {other}"),
+                    };
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    assert_eq!((ok.into_inner(), limited.into_inner()), (50, 250));
 }
