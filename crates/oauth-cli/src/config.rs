@@ -19,7 +19,7 @@ use serde::Deserialize;
 /// name the quickstart example and `oauth-test-server` use too).
 pub(crate) const DEFAULT_SECRET_ENV: &str = "OAUTH_CLIENT_SECRET";
 
-/// A provider page's client, from `oauth_core::providers`.
+/// A provider preset's client, from `oauth_core::providers`.
 type PresetClient = fn(&str, ClientSecret) -> Client;
 
 use crate::{CliError, ClientArgs, GrantArgs, prompt_secret, value_name};

@@ -1,7 +1,7 @@
 //! `oauth`: OAuth 2.0 from a terminal. Gets tokens with any grant and client authentication,
 //! caches them per profile until they are about to expire, calls APIs with them (one retry on
 //! "token expired"), signs in with the code flow or the device flow, and covers the rest of the
-//! provider pages' curl steps (introspection, revocation, discovery, registration, Maven
+//! providers' documented curl steps (introspection, revocation, discovery, registration, Maven
 //! settings, decoding JWTs). Built on oauth-ureq (blocking).
 #![forbid(unsafe_code)]
 // A command-line tool: printing is its job (the libraries never print).

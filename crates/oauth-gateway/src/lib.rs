@@ -1,4 +1,6 @@
-//! The API side of OAuth 2.0: the gateway policy of the first provider page.
+//! The API side of OAuth 2.0: an API gateway's policy — validate the caller's token, and
+//! allow the call only if its client holds a contract for the API (within the contract's SLA
+//! tier, if it has one).
 //!
 //! 1. A request reaches a protected API.
 //! 2. The gateway takes the bearer token from it (RFC 6750 §2) and sends it to the
@@ -8,10 +10,12 @@
 //! 5. Only then does the request reach the backend.
 //!
 //! The protocol (extraction, the introspection request and response, the decision and its
-//! RFC 6750 answer) is in oauth-core; this crate adds the I/O around it:
+//! RFC 6750 answer) and the bookkeeping (cache, DPoP replays, single flight, rate limits) are in
+//! oauth-core; this crate is their one driver, with two faces:
 //!
 //! - [`Gateway`] (feature `tower`): async, on oauth-reqwest, with a `tower` Layer for axum,
 //!   hyper or tonic; [`BlockingGateway`] (feature `blocking`): plain functions on oauth-ureq.
+//!   Both run the same engine, so they decide alike.
 //! - Introspection results cached per token (keyed by the token's SHA-256, bounded, never past
 //!   `exp`, a maximum age, "inactive" answers briefly: [`CacheConfig`]); concurrent requests
 //!   with the same uncached token make one introspection call.
@@ -19,7 +23,13 @@
 //!   (feature `redb`) in a database file that survives restarts; both load a JSON export
 //!   ([`ContractSet`]).
 //! - The introspection endpoint failing (timeout, 5xx, refusing the gateway's credentials)
-//!   denies with 503; it never allows.
+//!   denies with 503; it never allows. The denial keeps the cause for logs.
+//! - SLA tiers: a [`Contract`] may carry a tier (`oauth_core::resource_server::rate_limit`);
+//!   its requests are counted on the node, or by the fleet in Redis
+//!   ([`GatewayBuilder::rate_limits`]), and refused with 429 and the `RateLimit` fields when
+//!   the tier is used up.
+//! - A fleet ([`GatewayBuilder::shared_cache`]): one introspection call per token, DPoP
+//!   proofs used once, across every node sharing a store.
 //!
 //! # Features
 //!

@@ -1,4 +1,4 @@
-//! `oauth-gateway`: the first provider page's gateway policy as a reverse proxy.
+//! `oauth-gateway`: the API gateway policy (token validated, client's contract checked) as a reverse proxy.
 //!
 //! ```text
 //! oauth-gateway --config gateway.toml                 # serve

@@ -137,7 +137,10 @@ fn contracts_round_trip_in_the_file_beside_the_configuration() {
     .unwrap();
     contracts(&elsewhere, &config, &["import", "export.json"]);
     let listed = contracts(&elsewhere, &config, &["list"]);
-    assert_eq!(listed, "app-3\torders\torders:read orders:write\t(unlimited)\n");
+    assert_eq!(
+        listed,
+        "app-3\torders\torders:read orders:write\t(unlimited)\n"
+    );
     std::fs::write(&file, r#"{"contracts": [{"client_id": ""}]}"#).unwrap();
     let bad = gateway(
         &elsewhere,

@@ -114,7 +114,7 @@ fn main() {
         let store = std::sync::Arc::new(oauth_redis::RedisStore::open(&url).unwrap());
         let start = Instant::now();
         for i in 0..REFRESHES {
-            let store = oauth_redis::SharedStore::new(std::sync::Arc::clone(&store), key.clone())
+            let store = oauth_redis::FleetTokens::new(std::sync::Arc::clone(&store), key.clone())
                 .slot(format!("bench-{round}-{i}"));
             let source = oauth_ureq::TokenSource::builder(http.clone(), endpoint.clone(), client())
                 .grant(oauth_ureq::TokenRequest::client_credentials())
@@ -141,7 +141,7 @@ fn main() {
             let start = Instant::now();
             for i in 0..REFRESHES {
                 let store =
-                    oauth_redis::SharedStore::new(std::sync::Arc::clone(&store), key.clone())
+                    oauth_redis::FleetTokens::new(std::sync::Arc::clone(&store), key.clone())
                         .slot(format!("bench-async-{round}-{i}"));
                 let source = oauth_reqwest::TokenSource::builder(
                     async_http.clone(),

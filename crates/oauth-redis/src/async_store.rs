@@ -11,8 +11,8 @@ use crate::{
     wait_for,
 };
 
-/// A Redis server, for oauth-runtime's [`TokenStore`] users in a tokio program: oauth-reqwest
-/// token sources ([`SharedStore`](crate::SharedStore)), oauth-gateway's `shared_cache` (the
+/// A Redis server, for oauth-runtime's [`FleetStore`](crate::FleetStore) users in a tokio program: oauth-reqwest
+/// token sources ([`FleetTokens`](crate::FleetTokens)), oauth-gateway's `shared_cache` (the
 /// tower gateway) and the `oauth-gateway` proxy.
 ///
 /// Every operation is awaited on the caller's task — it never blocks a tokio worker thread —
@@ -21,11 +21,11 @@ use crate::{
 /// manager then reconnects by itself after a failure.
 ///
 /// ```no_run
-/// use oauth_redis::{AsyncRedisStore, SharedStore, StoreKey};
+/// use oauth_redis::{AsyncRedisStore, FleetTokens, StoreKey};
 ///
 /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let key = StoreKey::from_base64("2026-12", &std::env::var("TOKEN_STORE_KEY")?)?;
-/// let store = SharedStore::new(AsyncRedisStore::open("redis://127.0.0.1:6379/")?, key);
+/// let store = FleetTokens::new(AsyncRedisStore::open("redis://127.0.0.1:6379/")?, key);
 /// # let _ = store; Ok(()) }
 /// ```
 pub struct AsyncRedisStore {

@@ -1,4 +1,4 @@
-//! Redis as oauth-runtime's [`TokenStore`], the fleet's one store: one token per lifetime for
+//! Redis as oauth-runtime's [`FleetStore`], the fleet's one store: one token per lifetime for
 //! a whole fleet of processes (oauth-reqwest and oauth-ureq token sources), and one
 //! introspection call per token for a fleet of gateways (oauth-gateway's `shared_cache`).
 //!
@@ -11,11 +11,11 @@
 //!
 //! ```no_run
 //! use oauth_redis::RedisStore;
-//! use oauth_ureq::{Client, ClientAuthentication, ClientSecret, HttpClient, HttpConfig, SharedStore, StoreKey, TokenRequest, TokenSource};
+//! use oauth_ureq::{Client, ClientAuthentication, ClientSecret, HttpClient, HttpConfig, FleetTokens, StoreKey, TokenRequest, TokenSource};
 //!
 //! # fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let key = StoreKey::from_base64("2026-12", &std::env::var("TOKEN_STORE_KEY")?)?; // 32 random bytes, shared by the fleet
-//! let store = SharedStore::new(RedisStore::open("redis://127.0.0.1:6379/")?, key);
+//! let store = FleetTokens::new(RedisStore::open("redis://127.0.0.1:6379/")?, key);
 //! let http = HttpClient::new(HttpConfig::new())?;
 //! let tokens = TokenSource::builder(http.clone(), http.endpoint("https://as.example/token")?,
 //!         Client::new("svc", ClientAuthentication::SecretBasic(ClientSecret::new("s3cret"))))
@@ -77,7 +77,7 @@ pub(crate) fn wait_for(pttl: i64, until: std::time::Instant) -> Option<Duration>
     }
 }
 
-/// A Redis server, for [`SharedStore`], through the blocking protocol: the calling thread waits
+/// A Redis server, for [`FleetTokens`] and the gateway's fleet cache, through the blocking protocol: the calling thread waits
 /// for each operation (at most the timeout). In a tokio program, use [`AsyncRedisStore`].
 pub struct RedisStore {
     client: redis::Client,

@@ -143,7 +143,7 @@ fn child_process() {
             b.client_secret,
         )),
     );
-    let store = oauth_redis::SharedStore::new(
+    let store = oauth_redis::FleetTokens::new(
         // (A generous timeout: eight test processes start at once on a small machine, and a
         // timed-out operation would make that process request its own token.)
         oauth_redis::RedisStore::open(&env("FLEET_REDIS"))
@@ -212,7 +212,7 @@ fn async_child() {
                 b.client_secret,
             )),
         );
-        let store = oauth_redis::SharedStore::new(
+        let store = oauth_redis::FleetTokens::new(
             oauth_redis::AsyncRedisStore::open(&env("FLEET_REDIS"))
                 .unwrap()
                 .timeout(Duration::from_secs(5)),

@@ -65,9 +65,11 @@ pub use http_client::HttpClient;
 pub use middleware::OAuthMiddleware;
 #[cfg(any(feature = "middleware", feature = "tower"))]
 pub use oauth_runtime::NotReplayed;
+pub use oauth_runtime::{FleetStore, FleetTokens, StoreError, StoreFuture, StoreKey};
 #[cfg(feature = "openid")]
 pub use oauth_runtime::{IdTokenExpectations, KeysError, Login, OpenIdCore, RemoteKeys};
-pub use oauth_runtime::{SharedStore, StoreError, StoreFuture, StoreKey, TokenStore};
+#[doc(hidden)]
+pub use oauth_runtime::{SharedStore, TokenStore};
 #[cfg(feature = "openid")]
 pub use openid::OpenIdClient;
 pub use source::{TokenSource, TokenSourceBuilder};

@@ -9,7 +9,7 @@ use oauth_core::{
 };
 
 use crate::shared::{PersistFn, SharedToken, WakeFn};
-use crate::store::SharedStore;
+use crate::store::FleetTokens;
 
 /// A token source type an adapter builds from [`SourceParts`].
 pub trait SourceKind: Sized {
@@ -34,7 +34,7 @@ pub struct SourceParts<H> {
     grant: Option<TokenRequest>,
     seed: Option<TokenResponse>,
     on_token: Option<Arc<PersistFn>>,
-    shared_store: Option<SharedStore>,
+    shared_store: Option<FleetTokens>,
 }
 
 impl<H> std::fmt::Debug for SourceParts<H> {
@@ -105,7 +105,7 @@ pub struct SourceCore<H> {
     /// The lifecycle and the published token.
     pub shared: SharedToken,
     /// The fleet's shared store and this source's slot in it, if the source shares its token.
-    pub fleet: Option<(SharedStore, String)>,
+    pub fleet: Option<(FleetTokens, String)>,
     /// Why this source must send nothing (a client [`TokenSourceBuilder::try_build`] refuses,
     /// built with [`build`](TokenSourceBuilder::build)).
     refused: Option<Error>,
@@ -222,7 +222,7 @@ impl<S: SourceKind> TokenSourceBuilder<S> {
     /// replicas asks for one token per lifetime instead of one each). The store is consulted
     /// only when this process needs a new token; if it is unreachable, this process requests
     /// its own. Needs a [`grant`](Self::grant).
-    pub fn shared_store(mut self, store: SharedStore) -> Self {
+    pub fn shared_store(mut self, store: FleetTokens) -> Self {
         self.parts.shared_store = Some(store);
         self
     }

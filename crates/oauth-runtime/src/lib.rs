@@ -9,7 +9,7 @@
 //! - [`HttpConfig`]: the security-relevant HTTP settings (TLS roots, timeouts, caps,
 //!   retries) every adapter's `HttpClient` is built from.
 //! - [`TokenSourceBuilder`]: the builder both adapters' `TokenSource`s share (grant, refresh
-//!   policy, seed token, `on_token`, the fleet's [`TokenStore`]).
+//!   policy, seed token, `on_token`, the fleet's [`FleetStore`]).
 //! - [`Io`]: what an HTTP client provides (send one request, wait); the drivers
 //!   ([`request_token`], [`send`], [`discover`], [`device_flow`], ...) run oauth-core's
 //!   machines over it, written once as `async fn`s.

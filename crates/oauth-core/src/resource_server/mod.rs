@@ -2,9 +2,11 @@
 //! request, and decide from the introspection result and the client's contract whether the
 //! request may reach the API.
 //!
-//! This is the gateway policy of the first provider page, without the I/O: the caller sends
-//! the [`IntrospectionRequest`](crate::IntrospectionRequest), looks the client up in its
-//! contract store, and hands both answers to [`ApiPolicy::decide`].
+//! This is an API gateway's policy (token in, introspection, contract check) without the I/O:
+//! the caller sends the [`IntrospectionRequest`](crate::IntrospectionRequest), looks the client
+//! up in its contract store, and hands both answers to [`ApiPolicy::decide`]. [`gateway`] keeps
+//! a node's bookkeeping (result cache, DPoP replays, single flight) and [`rate_limit`] its SLA
+//! tiers, both as machines with time passed in.
 
 use std::borrow::Cow;
 use std::fmt;
