@@ -411,8 +411,11 @@ impl Engine {
             let step = check.check.poll(&mut self.lock(), Instant::now());
             match step {
                 CheckStep::Validated(result) => {
-                    let principal = self.decide(&result, presentation)?;
-                    return self.limits.count(principal, self.policy.api()).await;
+                    // One reading of the clocks for the decision and the count.
+                    let at = now();
+                    let principal = self.decide(&result, presentation, at)?;
+                    let api = self.policy.api();
+                    return self.limits.count(principal, api, at.monotonic()).await;
                 }
                 CheckStep::Denied(denial) => return Err(denial),
                 CheckStep::Wait { until } => io.wait(&self.signal, seen, until).await,
@@ -557,10 +560,11 @@ impl Engine {
         &self,
         introspection: &Arc<Introspection>,
         presentation: Presentation<'_>,
+        at: Now,
     ) -> Result<Principal, Denial> {
         let decision =
             self.policy
-                .decide_with(introspection, now().wall(), presentation, |client, api| {
+                .decide_with(introspection, at.wall(), presentation, |client, api| {
                     self.contracts.lookup(client, api)
                 });
         if let Err(denial) = &decision {

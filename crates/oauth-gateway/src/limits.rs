@@ -94,14 +94,19 @@ impl Limits {
 
     /// Counts an allowed request against its contract's tier: the principal (with its quota),
     /// or 429 when the tier is used up.
-    pub(crate) async fn count(&self, principal: Principal, api: &str) -> Result<Principal, Denial> {
-        let Some(tier) = principal.tier().cloned() else {
+    pub(crate) async fn count(
+        &self,
+        principal: Principal,
+        api: &str,
+        now: std::time::Instant,
+    ) -> Result<Principal, Denial> {
+        let Some(tier) = principal.tier() else {
             return Ok(principal);
         };
-        let key = key(principal.client_id(), api);
+        let client = principal.client_id();
         let verdict = match &self.shared {
-            None => self.local.check_at(&key, &tier, std::time::Instant::now()),
-            Some(shared) => match shared.check(&key, &tier).await {
+            None => self.local.check_pair(client, api, tier, now),
+            Some(shared) => match shared.check(&key(client, api), tier).await {
                 Ok(verdict) => {
                     if self.down.swap(false, Ordering::AcqRel) {
                         tracing::warn!(
@@ -116,7 +121,7 @@ impl Limits {
                     }
                     match self.fallback {
                         RateLimitFallback::Local { fleet_size } => {
-                            self.local.check_share(&key, &tier, fleet_size)
+                            self.local.check_share(client, api, tier, fleet_size)
                         }
                         RateLimitFallback::Open => return Ok(principal),
                         RateLimitFallback::Closed => {
@@ -129,13 +134,14 @@ impl Limits {
                 }
             },
         };
-        self.answer(principal, &tier, verdict, api)
+        let tier = tier.clone();
+        self.answer(principal, tier, verdict, api)
     }
 
     fn answer(
         &self,
         principal: Principal,
-        tier: &Tier,
+        tier: Tier,
         verdict: Verdict,
         api: &str,
     ) -> Result<Principal, Denial> {
@@ -150,10 +156,10 @@ impl Limits {
                 );
                 Err(Denial::RateLimited {
                     retry_after,
-                    quota: Quota::new(tier, &verdict),
+                    quota: Quota::new(tier, verdict),
                 })
             }
-            _ if self.expose => Ok(principal.with_quota(Quota::new(tier, &verdict))),
+            _ if self.expose => Ok(principal.with_quota(Quota::new(tier, verdict))),
             _ => Ok(principal),
         }
     }

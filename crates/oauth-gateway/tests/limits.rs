@@ -114,13 +114,13 @@ fn a_tier_is_enforced_with_429_and_the_ratelimit_fields() {
         for left in (0..5).rev() {
             let principal = check(&limited).unwrap_or_else(|d| panic!("{face}: {d:?}"));
             let quota = principal.quota().expect("a quota");
-            assert_eq!(quota.policy, "\"silver-0\";q=5;w=60", "{face}");
+            assert_eq!(quota.policy(), "\"silver-0\";q=5;w=60", "{face}");
             assert!(
                 quota
-                    .state
+                    .state()
                     .starts_with(&format!("\"silver-0\";r={left};t=")),
                 "{face}: {}",
-                quota.state
+                quota.state()
             );
         }
         for _ in 0..3 {

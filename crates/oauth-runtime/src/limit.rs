@@ -3,11 +3,11 @@
 //! request, on the server's clock). The decision is oauth-core's
 //! [`rate_limit`](oauth_core::resource_server::rate_limit) algorithm in both.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use oauth_core::resource_server::rate_limit::{Counter, Limit, Tier, Verdict};
+use rustc_hash::FxHashMap;
 
 use crate::store::StoreFuture;
 
@@ -33,8 +33,11 @@ pub struct LocalCounters {
 
 #[derive(Default)]
 struct State {
-    counters: HashMap<String, Counter>,
-    /// The map's size after its last sweep for idle counters.
+    /// By API, then by client: looked up with `&str`s, so a request allocates nothing.
+    counters: FxHashMap<String, FxHashMap<String, Counter>>,
+    /// How many counters there are.
+    len: usize,
+    /// The count after the last sweep for idle counters.
     swept_at: usize,
 }
 
@@ -63,7 +66,7 @@ impl LocalCounters {
 
     /// How many counters are kept.
     pub fn len(&self) -> usize {
-        self.lock().counters.len()
+        self.lock().len
     }
 
     /// Whether none is kept.
@@ -75,36 +78,50 @@ impl LocalCounters {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Decides on one request at `now` (for tests on simulated time: any instant after this
-    /// counter's creation).
-    pub fn check_at(&self, key: &str, tier: &Tier, now: Instant) -> Verdict {
+    /// Decides on one request of `client` on `api` at `now` (for tests on simulated time: any
+    /// instant after this counter's creation).
+    pub fn check_pair(&self, client: &str, api: &str, tier: &Tier, now: Instant) -> Verdict {
         let now_ms = u64::try_from(now.saturating_duration_since(self.epoch).as_millis())
             .unwrap_or(u64::MAX);
         let mut state = self.lock();
         let state = &mut *state;
-        // Sweep idle counters when the map has doubled since the last sweep: memory stays
+        // Sweep idle counters when their number has doubled since the last sweep: memory stays
         // proportional to the active clients, at a constant cost a request.
-        if state.counters.len() > 2 * state.swept_at.max(1024) {
-            state.counters.retain(|_, c| !c.idle(now_ms));
-            state.swept_at = state.counters.len();
+        if state.len > 2 * state.swept_at.max(1024) {
+            let mut len = 0;
+            state.counters.retain(|_, clients| {
+                clients.retain(|_, c| !c.idle(now_ms));
+                len += clients.len();
+                !clients.is_empty()
+            });
+            state.len = len;
+            state.swept_at = len;
         }
-        match state.counters.get_mut(key) {
-            Some(counter) => counter.check(tier, now_ms),
-            None => {
-                let mut counter = Counter::new();
-                let verdict = counter.check(tier, now_ms);
-                state.counters.insert(key.to_owned(), counter);
-                verdict
-            }
+        if let Some(counter) = state.counters.get_mut(api).and_then(|c| c.get_mut(client)) {
+            return counter.check(tier, now_ms);
         }
+        let mut counter = Counter::new();
+        let verdict = counter.check(tier, now_ms);
+        state
+            .counters
+            .entry(api.to_owned())
+            .or_default()
+            .insert(client.to_owned(), counter);
+        state.len += 1;
+        verdict
+    }
+
+    /// Decides on one request counted under `key` (one namespace of its own) at `now`.
+    pub fn check_at(&self, key: &str, tier: &Tier, now: Instant) -> Verdict {
+        self.check_pair(key, "", tier, now)
     }
 
     /// Decides as [`check_at`](Self::check_at) with `tier`'s limits divided by `share` (at
     /// least 1 request each): a fleet of `share` nodes counting alone while its shared store is
     /// down.
-    pub fn check_share(&self, key: &str, tier: &Tier, share: u32) -> Verdict {
+    pub fn check_share(&self, client: &str, api: &str, tier: &Tier, share: u32) -> Verdict {
         if share <= 1 {
-            return self.check_at(key, tier, Instant::now());
+            return self.check_pair(client, api, tier, Instant::now());
         }
         let limits: Vec<Limit> = tier
             .limits()
@@ -112,8 +129,8 @@ impl LocalCounters {
             .filter_map(|l| Limit::new((l.requests() / share).max(1), l.window()))
             .collect();
         match Tier::new(tier.name(), &limits) {
-            Some(divided) => self.check_at(key, &divided, Instant::now()),
-            None => self.check_at(key, tier, Instant::now()),
+            Some(divided) => self.check_pair(client, api, &divided, Instant::now()),
+            None => self.check_pair(client, api, tier, Instant::now()),
         }
     }
 }

@@ -571,38 +571,54 @@ pub struct Principal {
     quota: Option<Quota>,
 }
 
-/// What is left of an allowed request's quota, as the draft-ietf-httpapi-ratelimit-headers
-/// fields say it: [`headers`](Self::headers) for the response.
+/// What is left of a request's quota, as the draft-ietf-httpapi-ratelimit-headers fields say
+/// it: the tier and the counter's verdict, turned into text only when the fields are written
+/// ([`headers`](Self::headers)), so that counting costs no formatting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Quota {
-    /// The `RateLimit-Policy` value: the tier's limits.
-    pub policy: String,
-    /// The `RateLimit` value: the tightest limit's remaining requests and reset.
-    pub state: String,
+    tier: rate_limit::Tier,
+    verdict: rate_limit::Verdict,
 }
 
 impl Quota {
     /// The quota `verdict` leaves of `tier`.
-    pub fn new(tier: &rate_limit::Tier, verdict: &rate_limit::Verdict) -> Self {
-        Self {
-            policy: tier.policy_header(),
-            state: verdict.header(tier),
-        }
+    pub fn new(tier: rate_limit::Tier, verdict: rate_limit::Verdict) -> Self {
+        Self { tier, verdict }
+    }
+
+    /// The tier.
+    pub fn tier(&self) -> &rate_limit::Tier {
+        &self.tier
+    }
+
+    /// The counter's verdict.
+    pub fn verdict(&self) -> &rate_limit::Verdict {
+        &self.verdict
+    }
+
+    /// The `RateLimit-Policy` value: the tier's limits.
+    pub fn policy(&self) -> String {
+        self.tier.policy_header()
+    }
+
+    /// The `RateLimit` value: the tightest limit's remaining requests and reset.
+    pub fn state(&self) -> String {
+        self.verdict.header(&self.tier)
     }
 
     /// The two header fields (`RateLimit-Policy`, `RateLimit`), for the response.
     pub fn headers(&self) -> [(http::HeaderName, HeaderValue); 2] {
-        let value = |v: &str| {
-            HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static("\"default\""))
+        let value = |v: String| {
+            HeaderValue::try_from(v).unwrap_or_else(|_| HeaderValue::from_static("\"default\""))
         };
         [
             (
                 http::HeaderName::from_static("ratelimit-policy"),
-                value(&self.policy),
+                value(self.policy()),
             ),
             (
                 http::HeaderName::from_static("ratelimit"),
-                value(&self.state),
+                value(self.state()),
             ),
         ]
     }

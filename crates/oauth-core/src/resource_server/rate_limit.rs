@@ -68,9 +68,13 @@ impl Limit {
 
 /// An SLA tier: a name (for the `RateLimit-Policy` header) and its limits, all enforced.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Tier {
-    name: Arc<str>,
-    limits: Arc<[Limit]>,
+pub struct Tier(Arc<TierInner>);
+
+/// A tier's contents, behind one reference count (a tier is cloned on every counted request).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TierInner {
+    name: Box<str>,
+    limits: Box<[Limit]>,
 }
 
 impl Tier {
@@ -85,33 +89,33 @@ impl Tier {
         if !token || limits.is_empty() || limits.len() > 8 {
             return None;
         }
-        Some(Self {
+        Some(Self(Arc::new(TierInner {
             name: name.into(),
             limits: limits.into(),
-        })
+        })))
     }
 
     /// The tier's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     /// Its limits.
     pub fn limits(&self) -> &[Limit] {
-        &self.limits
+        &self.0.limits
     }
 
     /// The `RateLimit-Policy` header's value (draft-ietf-httpapi-ratelimit-headers): one item a
     /// limit, `"<tier>-<i>";q=<requests>;w=<seconds>`.
     pub fn policy_header(&self) -> String {
         let mut out = String::new();
-        for (i, limit) in self.limits.iter().enumerate() {
+        for (i, limit) in self.limits().iter().enumerate() {
             if i > 0 {
                 out.push_str(", ");
             }
             out.push_str(&format!(
                 "\"{}-{}\";q={};w={}",
-                self.name,
+                self.name(),
                 i,
                 limit.requests,
                 limit.window_ms.div_ceil(1000)
@@ -157,7 +161,7 @@ impl Verdict {
         };
         format!(
             "\"{}-{}\";r={};t={}",
-            tier.name,
+            tier.name(),
             limit,
             remaining,
             seconds_up(t)
@@ -253,9 +257,9 @@ impl Counter {
     /// Decides on one request at `now_ms` (milliseconds on any clock that never goes back,
     /// the same for every call of this counter) under `tier`, and counts it if allowed.
     pub fn check(&mut self, tier: &Tier, now_ms: u64) -> Verdict {
-        self.limits.resize(tier.limits.len(), Buckets::default());
+        self.limits.resize(tier.limits().len(), Buckets::default());
         let mut limited: Option<(usize, u64)> = None;
-        for (i, (limit, buckets)) in tier.limits.iter().zip(&mut self.limits).enumerate() {
+        for (i, (limit, buckets)) in tier.limits().iter().zip(&mut self.limits).enumerate() {
             let bucket = limit.bucket_ms();
             buckets.advance(now_ms / bucket);
             if buckets.total() >= u64::from(limit.requests) {
@@ -272,7 +276,7 @@ impl Counter {
             };
         }
         let mut tightest = (0, u32::MAX, Duration::ZERO);
-        for (i, (limit, buckets)) in tier.limits.iter().zip(&mut self.limits).enumerate() {
+        for (i, (limit, buckets)) in tier.limits().iter().zip(&mut self.limits).enumerate() {
             if let Some(newest) = buckets.counts.last_mut() {
                 *newest = newest.saturating_add(1);
             }
