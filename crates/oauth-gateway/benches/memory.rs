@@ -15,6 +15,7 @@ use oauth_gateway::CacheConfig;
 use oauth_gateway::oauth_core::Now;
 use oauth_gateway::oauth_core::http::Response;
 use oauth_gateway::oauth_core::resource_server::gateway::ResultCache;
+use oauth_gateway::oauth_core::resource_server::rate_limit::{Limit, Tier};
 use oauth_gateway::oauth_core::{Introspection, parse_introspection_response};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -80,8 +81,8 @@ fn main() {
     println!(
         "Heap held per entry, counted by an instrumented allocator (no timing): the first row \
          holds 10,000 parsed introspection answers as `Arc<Introspection>`; the others fill an \
-         `ResultCache` (oauth-core's gateway machine) with {N} entries (key: the token's SHA-256) of the answers \
-         described, as the gateway's cache stores them (compacted, shared).\n"
+         `ResultCache` (oauth-core's gateway machine) with {N} entries (key: the token's SHA-256) \
+         of the answers described, as the gateway's cache stores them (compacted, shared).\n"
     );
     println!("| cached tokens: {N} | heap bytes per entry | for 1,000,000 tokens |");
     println!("| --- | ---: | ---: |");
@@ -96,4 +97,34 @@ fn main() {
         distinct,
     );
     row("node behind the Redis-shared cache, 100 clients", redis);
+
+    // SLA tiers: one active counter per (client, API), on this node.
+    let counters = |clients: usize, limits: usize| {
+        let all: Vec<Limit> = [(100, 60), (5000, 86_400), (10, 1)]
+            .iter()
+            .take(limits)
+            .map(|&(n, s)| Limit::new(n, Duration::from_secs(s)).unwrap())
+            .collect();
+        let tier = Tier::new("silver", &all).unwrap();
+        let region = Region::new(GLOBAL);
+        let local = oauth_runtime::LocalCounters::new();
+        let now = Instant::now();
+        for i in 0..clients {
+            local.check_pair(&format!("client-{i:08}"), "orders", &tier, now);
+        }
+        let stats = region.change();
+        let held = stats.bytes_allocated as f64 - stats.bytes_deallocated as f64;
+        drop(local);
+        held / clients as f64
+    };
+    println!(
+        "\nHeap held per active rate-limit counter (`LocalCounters`, one per client and API, \
+         100,000 clients, a 15-character client id), counted the same way:\n"
+    );
+    println!("| tier | heap bytes per counter | of which the counter's state |");
+    println!("| --- | ---: | ---: |");
+    for limits in [1, 2, 3] {
+        let per = counters(100_000, limits);
+        println!("| {limits} limit(s) | {per:.0} | {} |", 24 + 60 * limits);
+    }
 }

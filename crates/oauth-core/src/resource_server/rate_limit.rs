@@ -243,7 +243,8 @@ impl Buckets {
 /// A (client, API) counter: one [`Buckets`] per limit of its tier.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counter {
-    limits: Vec<Buckets>,
+    /// One a limit, allocated to the tier's size exactly.
+    limits: Box<[Buckets]>,
     /// When nothing counted is left in any window (ms).
     idle_at: u64,
 }
@@ -257,9 +258,17 @@ impl Counter {
     /// Decides on one request at `now_ms` (milliseconds on any clock that never goes back,
     /// the same for every call of this counter) under `tier`, and counts it if allowed.
     pub fn check(&mut self, tier: &Tier, now_ms: u64) -> Verdict {
-        self.limits.resize(tier.limits().len(), Buckets::default());
+        if self.limits.len() != tier.limits().len() {
+            // The tier changed (or this is the first request): limits kept where they still
+            // line up, the others start empty.
+            let mut limits = vec![Buckets::default(); tier.limits().len()].into_boxed_slice();
+            for (new, old) in limits.iter_mut().zip(self.limits.iter()) {
+                *new = *old;
+            }
+            self.limits = limits;
+        }
         let mut limited: Option<(usize, u64)> = None;
-        for (i, (limit, buckets)) in tier.limits().iter().zip(&mut self.limits).enumerate() {
+        for (i, (limit, buckets)) in tier.limits().iter().zip(self.limits.iter_mut()).enumerate() {
             let bucket = limit.bucket_ms();
             buckets.advance(now_ms / bucket);
             if buckets.total() >= u64::from(limit.requests) {
@@ -276,7 +285,7 @@ impl Counter {
             };
         }
         let mut tightest = (0, u32::MAX, Duration::ZERO);
-        for (i, (limit, buckets)) in tier.limits().iter().zip(&mut self.limits).enumerate() {
+        for (i, (limit, buckets)) in tier.limits().iter().zip(self.limits.iter_mut()).enumerate() {
             if let Some(newest) = buckets.counts.last_mut() {
                 *newest = newest.saturating_add(1);
             }
