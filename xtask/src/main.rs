@@ -371,6 +371,8 @@ fn bench() -> Result {
         "oauth-proxy",
         "proxy",
     )?;
+    let tiers = bench("an SLA tier on the decision path", "oauth-gateway", "limits")?;
+    let tiers_redis = bench("counting a request in Redis", "oauth-redis", "limit")?;
     let rustc = Command::new("rustc")
         .arg("--version")
         .output()
@@ -388,7 +390,8 @@ fn bench() -> Result {
          Written by `cargo xtask bench` (which runs `cargo run --release -p benchmarks`, \
          `cargo bench -p conformance --bench cached_token` and \
          `cargo bench -p oauth-gateway --bench decisions`, `cargo bench -p oauth-redis --bench fleet`, \
-         `cargo bench -p oauth-gateway --bench memory`, `cargo bench -p oauth-proxy --bench proxy`). Every comparison runs its contenders \
+         `cargo bench -p oauth-gateway --bench memory`, `cargo bench -p oauth-proxy --bench proxy`, \
+         `cargo bench -p oauth-gateway --bench limits`, `cargo bench -p oauth-redis --bench limit`). Every comparison runs its contenders \
          in the same process with interleaved rounds and reports medians, so that the ratios \
          hold on a shared, noisy machine; absolute times do not travel.\n\n\
          - toolchain: {rustc}\n- machine: {cpu}, {cores} cores\n\n\
@@ -396,7 +399,9 @@ fn bench() -> Result {
          ## 6. Gateway decisions (oauth-gateway/benches/decisions.rs)\n\n{gateway}\n\
          ## 7. One token for a fleet (oauth-redis/benches/fleet.rs)\n\n{fleet}\n\
          ## 8. Memory per cached decision (oauth-gateway/benches/memory.rs)\n\n{memory}\n\
-         ## 9. Through the deployable gateway (oauth-proxy/benches/proxy.rs)\n\n{proxy}\n"
+         ## 9. Through the deployable gateway (oauth-proxy/benches/proxy.rs)\n\n{proxy}\n\
+         ## 10. SLA tiers (oauth-gateway/benches/limits.rs, oauth-redis/benches/limit.rs)\n\n\
+         {tiers}\n{tiers_redis}\n"
     );
     fs::write(root().join("BENCHMARKS.md"), doc).map_err(|e| format!("BENCHMARKS.md: {e}"))?;
     println!("\nwrote BENCHMARKS.md");
