@@ -371,7 +371,11 @@ fn bench() -> Result {
         "oauth-proxy",
         "proxy",
     )?;
-    let tiers = bench("an SLA tier on the decision path", "oauth-gateway", "limits")?;
+    let tiers = bench(
+        "an SLA tier on the decision path",
+        "oauth-gateway",
+        "limits",
+    )?;
     let tiers_redis = bench("counting a request in Redis", "oauth-redis", "limit")?;
     let rustc = Command::new("rustc")
         .arg("--version")

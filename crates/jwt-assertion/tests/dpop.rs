@@ -270,3 +270,24 @@ fn a_proof_naming_a_member_twice_is_refused() {
         );
     }
 }
+
+/// The `iat` window's edges on simulated time: a proof made at `T` is accepted from `T - w`
+/// to `T + w` inclusive (its clock may be ahead or behind), and refused a second outside.
+#[test]
+fn the_window_edges_on_simulated_time() {
+    let key = DpopKey::generate().unwrap();
+    let made = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let proof = key.sign(&ProofContext::new("GET", HTU, made)).unwrap();
+    let window = Duration::from_secs(30);
+    let check =
+        |at: SystemTime| verify_proof(&proof, &ProofCheck::new("GET", HTU, at).window(window));
+    for edge in [made, made + window, made - window] {
+        assert!(check(edge).is_ok(), "{edge:?}");
+    }
+    for outside in [
+        made + window + Duration::from_secs(1),
+        made - window - Duration::from_secs(1),
+    ] {
+        assert_eq!(check(outside).unwrap_err(), DpopError::Stale);
+    }
+}
