@@ -20,6 +20,9 @@
 //!   ([`ContractSet`]).
 //! - The introspection endpoint failing (timeout, 5xx, refusing the gateway's credentials)
 //!   denies with 503; it never allows.
+//! - DPoP (RFC 9449) off, allowed or required per gateway ([`DpopRequirement`]); cache
+//!   lookups, introspection calls and key set fetches reported to a [`GatewayObserver`] for
+//!   metrics.
 //!
 //! # Features
 //!
@@ -49,8 +52,8 @@ mod tower;
 #[cfg(feature = "blocking")]
 pub use blocking::BlockingGateway;
 pub use contracts::{Contract, ContractError, ContractSet, ContractStore, MemoryContracts};
-pub use engine::GatewayBuilder;
-pub use engine::{DpopPolicy, JwtIssuer};
+pub use engine::{DpopPolicy, DpopRequirement, JwtIssuer};
+pub use engine::{GatewayBuilder, GatewayObserver};
 pub use oauth_core::gateway::CacheConfig;
 #[cfg(feature = "redb")]
 pub use redb_store::RedbContracts;
