@@ -159,7 +159,11 @@ fn a_fleet_of_three_shares_one_introspection_and_follows_postgres() {
         }
     }
     assert_eq!(server.counters().introspection_requests - before, 3);
-    assert!(proxies[0].log_text().contains("shared store is unavailable"));
+    assert!(
+        proxies[0]
+            .log_text()
+            .contains("shared store is unavailable")
+    );
 
     // A contract revoked in PostgreSQL: every node denies within a second.
     pg.psql("DELETE FROM oauth_gateway_contracts WHERE client_id = 'app-1'")
