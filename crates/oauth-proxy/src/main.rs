@@ -57,7 +57,8 @@
 //! 502, one that does not answer in time a 504; a body over the route's `max_body_bytes` a
 //! 413, headers over `max_header_bytes` a 431. `GET /healthz` answers 200 (`ok`); with
 //! `admin_listen`, `/metrics` (Prometheus text), `/healthz` and `/readyz` (503 while draining)
-//! are served there. With `[tls]` (`cert_file`, `key_file`) it listens on HTTPS (rustls).
+//! are served there. With `[tls]` (`cert_file`, `key_file`) it listens on HTTPS (rustls); a
+//! certificate renewed in those files is used for new connections within two seconds.
 //! Once listening it logs `oauth-gateway ready` with the bound address
 //! (`listen = "127.0.0.1:0"` lets the system choose the port). SIGHUP reloads the whole
 //! configuration at once, or refuses a bad file with one log line and keeps the old one.

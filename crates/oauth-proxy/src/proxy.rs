@@ -61,6 +61,8 @@ pub(crate) struct Shared {
     draining: AtomicBool,
     pub(crate) metrics: Metrics,
     contracts: std::sync::Mutex<(Contracts, Arc<dyn ContractStore>)>,
+    /// The listener's TLS acceptor: the configuration's, replaced when its files change.
+    tls: RwLock<Option<tokio_rustls::TlsAcceptor>>,
 }
 
 impl Shared {
@@ -80,7 +82,7 @@ impl Current for Shared {
     }
 
     fn tls(&self) -> Option<tokio_rustls::TlsAcceptor> {
-        self.app().tls.clone()
+        self.tls.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -91,6 +93,7 @@ pub(crate) async fn run(config: Config, path: std::path::PathBuf) -> Result<(), 
     let metrics = Metrics::new();
     let app = build(&config, Arc::clone(&store), &metrics)?;
     let shared = Arc::new(Shared {
+        tls: RwLock::new(app.tls.clone()),
         app: RwLock::new(Arc::new(app)),
         draining: AtomicBool::new(false),
         metrics,
@@ -152,6 +155,7 @@ pub(crate) async fn run(config: Config, path: std::path::PathBuf) -> Result<(), 
     });
     #[cfg(unix)]
     tokio::spawn(reload_on_hangup(Arc::clone(&shared), path));
+    tokio::spawn(watch_certificate(Arc::clone(&shared)));
     #[cfg(not(unix))]
     let _ = path;
     let server = crate::server::serve(
@@ -240,18 +244,60 @@ fn reload(shared: &Shared, path: &std::path::Path) -> Result<usize, String> {
         }
     }
     let mut contracts = shared.contracts.lock().unwrap_or_else(|e| e.into_inner());
+    let redb = |c: &Contracts| matches!(c, Contracts::Redb { .. });
     let store = if contracts.0 == config.contracts {
         Arc::clone(&contracts.1)
-    } else if matches!(config.contracts, Contracts::Redb { .. }) {
-        return Err("[contracts]: a redb file cannot change without a restart".into());
+    } else if redb(&contracts.0) || redb(&config.contracts) {
+        // The file is held open, and its admin socket serves it.
+        return Err("[contracts]: a redb store cannot change without a restart".into());
     } else {
         open_contracts(&config.contracts)?.0
     };
     let app = build(&config, Arc::clone(&store), &shared.metrics)?;
     let routes = app.routes.len();
     *contracts = (config.contracts.clone(), store);
+    *shared.tls.write().unwrap_or_else(|e| e.into_inner()) = app.tls.clone();
     *shared.app.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(app);
     Ok(routes)
+}
+
+/// Every two seconds: if the listener's certificate or key file changed, a new acceptor takes
+/// the next handshakes (connections already open keep theirs). A pair that does not load is
+/// refused with one log line per change, and the old certificate stays.
+async fn watch_certificate(shared: Arc<Shared>) {
+    let read = |app: &App| {
+        app.config.tls.as_ref().map(|t| {
+            (
+                t.clone(),
+                std::fs::read(&t.cert_file).ok(),
+                std::fs::read(&t.key_file).ok(),
+            )
+        })
+    };
+    let mut seen = read(&shared.app());
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        let now = read(&shared.app());
+        if now == seen {
+            continue;
+        }
+        // A change of the configuration itself (SIGHUP) already loaded the new pair.
+        let same_files = matches!((&now, &seen), (Some(n), Some(s)) if n.0 == s.0);
+        seen = now;
+        let Some((files, _, _)) = seen.as_ref().filter(|_| same_files) else {
+            continue;
+        };
+        match crate::server::tls_acceptor(&files.cert_file, &files.key_file) {
+            Ok(acceptor) => {
+                *shared.tls.write().unwrap_or_else(|e| e.into_inner()) = Some(acceptor);
+                tracing::info!(cert_file = %files.cert_file.display(), "TLS certificate reloaded");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "TLS certificate not reloaded; the old one stays in force");
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -107,7 +107,7 @@ strip_prefix = true
 }
 
 #[test]
-fn an_https_listener_with_its_own_certificate() {
+fn an_https_listener_and_its_certificate_renewed() {
     let server = TestServer::start(Behaviour::default()).unwrap();
     let upstream = Upstream::start();
     let dir = scratch("https-listener");
@@ -117,7 +117,7 @@ fn an_https_listener_with_its_own_certificate() {
     std::fs::write(&cert, &certs.chain_pem).unwrap();
     std::fs::write(&key, &certs.key_pem).unwrap();
     let top = format!(
-        "upstream = \"http://127.0.0.1:{}\"\n[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        "upstream = \"http://127.0.0.1:{}\"\nidle_timeout_secs = 60\nheader_read_timeout_secs = 60\n[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
         upstream.port,
         cert.display(),
         key.display()
@@ -128,19 +128,7 @@ fn an_https_listener_with_its_own_certificate() {
         &dir,
         &secrets(&[]),
     );
-    use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
-    let roots = vec![Certificate::from_pem(certs.ca_pem.as_bytes()).unwrap()];
-    let https: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .tls_config(
-            TlsConfig::builder()
-                .provider(TlsProvider::Rustls)
-                .root_certs(RootCerts::Specific(Arc::new(roots)))
-                .build(),
-        )
-        .build()
-        .into();
+    let https = trusting(&certs.ca_pem);
     let url = |path: &str| format!("https://127.0.0.1:{}{path}", proxy.port);
     let token = server.issue_access_token("app-1", "orders:read", HOUR);
     let mut ok = https
@@ -160,4 +148,46 @@ fn an_https_listener_with_its_own_certificate() {
     // Plain HTTP on the TLS port gets no answer; a client that trusts another CA refuses it.
     assert_eq!(get(&proxy.url("/healthz"), None).0, 0);
     assert!(agent().get(url("/healthz")).call().is_err());
+
+    // A new certificate (from another CA) in the same files: the next handshakes use it,
+    // without a restart or a signal.
+    let renewed = LoopbackCertificates::generate().unwrap();
+    for (path, pem) in [(&key, &renewed.key_pem), (&cert, &renewed.chain_pem)] {
+        let next = path.with_extension("new");
+        std::fs::write(&next, pem).unwrap();
+        std::fs::rename(&next, path).unwrap();
+    }
+    proxy.wait_for_log(&["TLS certificate reloaded"]);
+    let renewed_client = trusting(&renewed.ca_pem);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while renewed_client.get(url("/healthz")).call().is_err() {
+        assert!(std::time::Instant::now() < deadline, "{}", proxy.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A new connection trusting the old CA only is refused; the connection the first client
+    // kept open was not dropped.
+    assert!(trusting(&certs.ca_pem).get(url("/healthz")).call().is_err());
+    assert_eq!(https.get(url("/healthz")).call().unwrap().status(), 200);
+    assert!(
+        !proxy.log_text().contains("not reloaded"),
+        "{}",
+        proxy.log_text()
+    );
+}
+
+/// An HTTPS client that trusts `ca_pem` alone.
+fn trusting(ca_pem: &str) -> ureq::Agent {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+    let roots = vec![Certificate::from_pem(ca_pem.as_bytes()).unwrap().to_owned()];
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .tls_config(
+            TlsConfig::builder()
+                .provider(TlsProvider::Rustls)
+                .root_certs(RootCerts::Specific(Arc::new(roots)))
+                .build(),
+        )
+        .build()
+        .into()
 }
