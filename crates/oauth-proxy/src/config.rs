@@ -406,8 +406,21 @@ impl Config {
                     "route {name:?}: no upstream (set `upstream` in the route or at the top)"
                 ));
             };
-            if !(upstream.starts_with("http://") || upstream.starts_with("https://")) {
+            let Some((_, rest)) = upstream
+                .split_once("://")
+                .filter(|(scheme, _)| matches!(*scheme, "http" | "https"))
+            else {
                 return Err(format!("upstream {upstream:?} is not an http(s) URL"));
+            };
+            // Credentials in the URL would reach logs and errors; the gateway sends none.
+            if rest
+                .split(['/', '?'])
+                .next()
+                .is_some_and(|a| a.contains('@'))
+            {
+                return Err(format!(
+                    "route {name:?}: the upstream URL must not hold credentials"
+                ));
             }
             let issuers = route.issuers(self);
             match route.mode {
@@ -545,6 +558,12 @@ scopes = ["orders:read"]
         assert!(config.admin_listen.is_none() && config.tls.is_none());
         let small = parse(&format!("max_header_bytes = 4096\n{GOOD}")).unwrap_err();
         assert!(small.contains("at least 8192"), "{small}");
+        let userinfo = GOOD.replace("http://127.0.0.1:9000", "http://u:p@127.0.0.1:9000");
+        let err = parse(&userinfo).unwrap_err();
+        assert!(
+            err.contains("must not hold credentials") && !err.contains("u:p"),
+            "{err}"
+        );
         let no_upstream = parse(&GOOD.replace("upstream = \"http://127.0.0.1:9000\"", ""));
         assert!(no_upstream.unwrap_err().contains("no upstream"));
         let bad_mode = parse(&GOOD.replace("api = \"orders\"", "api = \"orders\"\nmode = \"x\""));

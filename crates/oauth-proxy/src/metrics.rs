@@ -273,18 +273,34 @@ pub(crate) async fn serve_admin(listener: tokio::net::TcpListener, shared: Arc<S
     }
 }
 
+/// Asks the contract store, off the async workers (a redb read touches the disk).
+async fn contracts_available(shared: &Arc<Shared>) -> bool {
+    let shared = Arc::clone(shared);
+    tokio::task::spawn_blocking(move || shared.contracts_available())
+        .await
+        .unwrap_or(false)
+}
+
 async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        shared.metrics.render(shared.ready()),
-    )
+    let mut text = shared.metrics.render(shared.ready());
+    let up = contracts_available(&shared).await;
+    let _ = writeln!(
+        text,
+        "# HELP oauth_gateway_contract_store_up 1 if the contract store answers.\n\
+         # TYPE oauth_gateway_contract_store_up gauge\n\
+         oauth_gateway_contract_store_up {}",
+        u8::from(up)
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    if shared.ready() {
-        (StatusCode::OK, "ready")
-    } else {
+    if !shared.ready() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else if !contracts_available(&shared).await {
+        (StatusCode::SERVICE_UNAVAILABLE, "contracts unavailable")
+    } else {
+        (StatusCode::OK, "ready")
     }
 }
 

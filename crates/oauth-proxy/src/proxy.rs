@@ -74,6 +74,15 @@ impl Shared {
     pub(crate) fn ready(&self) -> bool {
         !self.draining.load(Ordering::Relaxed)
     }
+
+    /// Whether the contract store answers (a lookup that finds nothing is an answer).
+    pub(crate) fn contracts_available(&self) -> bool {
+        let store = Arc::clone(&self.contracts.lock().unwrap_or_else(|e| e.into_inner()).1);
+        !matches!(
+            store.lookup("", ""),
+            oauth_gateway::ContractStatus::Unavailable
+        )
+    }
 }
 
 impl Current for Shared {

@@ -99,6 +99,7 @@ fn metrics_health_and_request_ids() {
         2.0
     );
     assert_eq!(value("oauth_gateway_ready"), 1.0);
+    assert_eq!(value("oauth_gateway_contract_store_up"), 1.0);
     assert_eq!(get(&proxy.admin_url("/healthz"), None), (200, "ok".into()));
     assert_eq!(
         get(&proxy.admin_url("/readyz"), None),
