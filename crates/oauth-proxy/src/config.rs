@@ -104,6 +104,12 @@ pub(crate) struct Issuer {
     pub(crate) allow_http_loopback: bool,
 }
 
+/// The longest time setting, in seconds (a year).
+const MAX_SECS: u64 = 365 * 24 * 3600;
+
+/// The most connections a limit may allow (beyond, the process runs out of descriptors first).
+const MAX_CONNECTIONS: usize = 1_000_000;
+
 fn yes() -> bool {
     true
 }
@@ -473,12 +479,34 @@ impl Config {
                 return Err(format!("{key} must be at least 1"));
             }
         }
+        // Timers add these to the clock: a year is the most, so no deadline can overflow.
+        let route_timeouts = self
+            .routes
+            .iter()
+            .filter_map(|r| r.upstream_timeout_secs)
+            .map(|t| (t, "upstream_timeout_secs"));
+        for (value, key) in [
+            (self.header_read_timeout_secs, "header_read_timeout_secs"),
+            (self.idle_timeout_secs, "idle_timeout_secs"),
+            (self.upstream_timeout_secs, "upstream_timeout_secs"),
+            (self.shutdown_grace_secs, "shutdown_grace_secs"),
+        ]
+        .into_iter()
+        .chain(route_timeouts)
+        {
+            if value > MAX_SECS {
+                return Err(format!("{key} must be at most {MAX_SECS} (a year)"));
+            }
+        }
         for (value, key) in [
             (self.max_pending_connections, "max_pending_connections"),
             (self.max_connections, "max_connections"),
         ] {
             if value == 0 {
                 return Err(format!("{key} must be at least 1"));
+            }
+            if value > MAX_CONNECTIONS {
+                return Err(format!("{key} must be at most {MAX_CONNECTIONS}"));
             }
         }
         if self.max_header_bytes < 8192 {
@@ -578,6 +606,19 @@ scopes = ["orders:read"]
             let err = parse(&format!("{zero}\n{GOOD}")).unwrap_err();
             assert!(err.contains("must be at least 1"), "{err}");
         }
+        for huge in [
+            "header_read_timeout_secs = 9223372036854775807",
+            "shutdown_grace_secs = 31536001",
+            "max_connections = 9223372036854775807",
+        ] {
+            let err = parse(&format!("{huge}\n{GOOD}")).unwrap_err();
+            assert!(err.contains("must be at most"), "{err}");
+        }
+        let route_timeout = GOOD.replace(
+            "api = \"orders\"",
+            "api = \"orders\"\nupstream_timeout_secs = 99999999999",
+        );
+        assert!(parse(&route_timeout).unwrap_err().contains("at most"));
         let percent = GOOD.replace(
             "api = \"orders\"",
             "api = \"orders\"\nallow_encoded_percent = true",
