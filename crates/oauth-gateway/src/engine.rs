@@ -47,6 +47,38 @@ pub struct GatewayBuilder<H> {
     pub(crate) dpop: DpopPolicy,
     pub(crate) shared: Option<Shared>,
     pub(crate) limits: crate::limits::Limits,
+    pub(crate) observer: Observer,
+}
+
+/// What a gateway reports as it works, for an operator's metrics. Every method does nothing
+/// unless implemented; each is called on the request's task, so it must be quick.
+pub trait GatewayObserver: Send + Sync + 'static {
+    /// A request's token was decided from the node's cache (`hit`, also when it waited for
+    /// another request's validation of the same token), or validated for it.
+    fn cache_lookup(&self, hit: bool) {
+        let _ = hit;
+    }
+
+    /// An introspection call ended after `elapsed`, with an answer (`ok`) or a failure.
+    fn introspection(&self, elapsed: Duration, ok: bool) {
+        let _ = (elapsed, ok);
+    }
+
+    /// An issuer's key set was fetched (a JWKS call) while a JWT was verified; `elapsed` is
+    /// the whole verification's time, the fetch included.
+    fn key_set_fetch(&self, elapsed: Duration) {
+        let _ = elapsed;
+    }
+}
+
+/// The observer a builder was given, if any.
+#[derive(Clone, Default)]
+pub(crate) struct Observer(Option<Arc<dyn GatewayObserver>>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Observer" } else { "None" })
+    }
 }
 
 /// How DPoP-bound tokens (RFC 9449) are accepted: `Authorization: DPoP <token>` with a proof in
@@ -58,6 +90,22 @@ pub struct DpopPolicy {
     origin: Option<String>,
     window: Duration,
     replay_capacity: usize,
+    requirement: DpopRequirement,
+}
+
+/// Whether an API takes tokens presented with DPoP (RFC 9449), bearer tokens, or both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DpopRequirement {
+    /// Only bearer tokens: `Authorization: DPoP` is refused (400 `invalid_request`).
+    Off,
+    /// Both (the default): a DPoP-bound token needs its proof, an unbound one is a bearer
+    /// token.
+    #[default]
+    Allowed,
+    /// Only DPoP-bound tokens with their proof: a bearer presentation is refused before the
+    /// token is validated (401 with a `DPoP` challenge, RFC 9449 §7.1).
+    Required,
 }
 
 impl Default for DpopPolicy {
@@ -68,6 +116,7 @@ impl Default for DpopPolicy {
             origin: None,
             window: Duration::from_secs(60),
             replay_capacity: 100_000,
+            requirement: DpopRequirement::Allowed,
         }
     }
 }
@@ -95,6 +144,12 @@ impl DpopPolicy {
     /// remembered is refused rather than risk accepting a replay.
     pub fn replay_capacity(mut self, proofs: usize) -> Self {
         self.replay_capacity = proofs;
+        self
+    }
+
+    /// Whether DPoP is off, allowed (the default) or required.
+    pub fn requirement(mut self, requirement: DpopRequirement) -> Self {
+        self.requirement = requirement;
         self
     }
 
@@ -193,6 +248,7 @@ impl<H> GatewayBuilder<H> {
             dpop: DpopPolicy::default(),
             shared: None,
             limits: crate::limits::Limits::default(),
+            observer: Observer::default(),
         }
     }
 
@@ -215,6 +271,13 @@ impl<H> GatewayBuilder<H> {
     /// `RateLimit-Policy` / `RateLimit` response headers). On by default.
     pub fn expose_limit_headers(mut self, expose: bool) -> Self {
         self.limits = self.limits.expose(expose);
+        self
+    }
+
+    /// Reports cache lookups, introspection calls and key set fetches to `observer` (for
+    /// metrics).
+    pub fn observer(mut self, observer: impl GatewayObserver) -> Self {
+        self.observer = Observer(Some(Arc::new(observer)));
         self
     }
 
@@ -316,6 +379,7 @@ impl<H> GatewayBuilder<H> {
             dpop: self.dpop,
             shared,
             limits: self.limits,
+            observer: self.observer,
             introspection: self.introspection,
             issuers: self
                 .issuers
@@ -346,6 +410,7 @@ pub(crate) struct Engine {
     dpop: DpopPolicy,
     shared: Option<Shared>,
     limits: crate::limits::Limits,
+    observer: Observer,
 }
 
 /// The generic reason of a 503: the cause goes to the log and `source()`, never to the caller.
@@ -375,8 +440,11 @@ impl Engine {
     ) -> Result<Principal, Denial> {
         let (token, scheme) = extract_token_from_parts(method, uri, headers, body, self.locations)?;
         let token = token.expose_secret();
-        match scheme {
-            TokenScheme::Dpop => {
+        match (scheme, self.dpop.requirement) {
+            (TokenScheme::Dpop, DpopRequirement::Off) => Err(Denial::InvalidRequest {
+                reason: "this API does not accept DPoP; present the token as a bearer token",
+            }),
+            (TokenScheme::Dpop, _) => {
                 let proof = self.dpop_proof(method, uri, headers, token, now())?;
                 // A fleet remembers proofs together: one used on another node is a replay.
                 if let Some(shared) = &self.shared
@@ -401,9 +469,24 @@ impl Engine {
         token: &str,
         presentation: Presentation<'_>,
     ) -> Result<Principal, Denial> {
+        // Refused before any validation: no introspection call for a presentation that cannot
+        // pass.
+        if presentation == Presentation::Bearer
+            && self.dpop.requirement == DpopRequirement::Required
+        {
+            return Err(Denial::InvalidDpopProof {
+                reason: "This API accepts only DPoP-bound tokens presented with a proof.",
+            });
+        }
         let mut check = Running {
             engine: self,
             check: Check::new(token_key(token)),
+        };
+        let mut validated_here = false;
+        let report = |validated_here: bool| {
+            if let Some(observer) = &self.observer.0 {
+                observer.cache_lookup(!validated_here);
+            }
         };
         loop {
             // Read before looking, so that a validation ending after the look still wakes us.
@@ -411,15 +494,20 @@ impl Engine {
             let step = check.check.poll(&mut self.lock(), Instant::now());
             match step {
                 CheckStep::Validated(result) => {
+                    report(validated_here);
                     // One reading of the clocks for the decision and the count.
                     let at = now();
                     let principal = self.decide(&result, presentation, at)?;
                     let api = self.policy.api();
                     return self.limits.count(principal, api, at.monotonic()).await;
                 }
-                CheckStep::Denied(denial) => return Err(denial),
+                CheckStep::Denied(denial) => {
+                    report(validated_here);
+                    return Err(denial);
+                }
                 CheckStep::Wait { until } => io.wait(&self.signal, seen, until).await,
                 CheckStep::Validate => {
+                    validated_here = true;
                     let (outcome, limit) = self.validate(io, check.check.key(), token).await;
                     check
                         .check
@@ -442,7 +530,13 @@ impl Engine {
         match self.route(token) {
             Err(denial) => (Err(denial), Duration::MAX),
             Ok(Route::Local(issuer)) => {
+                let (fetches, started) = (issuer.keys.fetches(), Instant::now());
                 let verified = issuer.keys.verify(io, token, &issuer.algorithms).await;
+                if let Some(observer) = &self.observer.0
+                    && issuer.keys.fetches() != fetches
+                {
+                    observer.key_set_fetch(started.elapsed());
+                }
                 (self.local_outcome(issuer, verified), Duration::MAX)
             }
             Ok(Route::Introspect(endpoint, client)) => match &self.shared {
@@ -478,6 +572,9 @@ impl Engine {
             Ok(built) => exchange(io, built, |r| request.parse_response(client, r)).await,
             Err(e) => Err(e),
         };
+        if let Some(observer) = &self.observer.0 {
+            observer.introspection(started.elapsed(), result.is_ok());
+        }
         match result {
             Ok(result) => {
                 tracing::debug!(

@@ -24,6 +24,9 @@
 //!   ([`ContractSet`]).
 //! - The introspection endpoint failing (timeout, 5xx, refusing the gateway's credentials)
 //!   denies with 503; it never allows. The denial keeps the cause for logs.
+//! - DPoP (RFC 9449) off, allowed or required per gateway ([`DpopRequirement`]); cache
+//!   lookups, introspection calls and key set fetches reported to a [`GatewayObserver`] for
+//!   metrics.
 //! - SLA tiers: a [`Contract`] may carry a tier (`oauth_core::resource_server::rate_limit`);
 //!   its requests are counted on the node, or by the fleet in Redis
 //!   ([`GatewayBuilder::rate_limits`]), and refused with 429 and the `RateLimit` fields when
@@ -63,8 +66,8 @@ pub use contracts::{
     Contract, ContractError, ContractSet, ContractStore, MemoryContracts, tier_from_json,
     tier_from_spec, tier_to_json,
 };
-pub use engine::GatewayBuilder;
-pub use engine::{DpopPolicy, JwtIssuer, RateLimitFallback};
+pub use engine::{DpopPolicy, DpopRequirement, JwtIssuer, RateLimitFallback};
+pub use engine::{GatewayBuilder, GatewayObserver};
 pub use oauth_core::resource_server::gateway::CacheConfig;
 #[cfg(feature = "redb")]
 pub use redb_store::RedbContracts;

@@ -334,3 +334,67 @@ fn a_fleet_remembers_dpop_proofs_together() {
         "{replayed:?}"
     );
 }
+
+#[test]
+fn dpop_can_be_required_or_turned_off() {
+    use oauth_gateway::{DpopPolicy, DpopRequirement};
+    let server = TestServer::start(Behaviour::default()).unwrap();
+    let key = DpopKey::generate().unwrap();
+    let bound = bound_token(&server, key.jkt());
+    let unbound =
+        server.issue_jwt_access_token("app-1", "orders:read", AUDIENCE, Duration::from_secs(600));
+    let contracts = Arc::new(MemoryContracts::new());
+    contracts.grant(Contract::new("app-1", "orders"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let gateway = |requirement| {
+        let http = oauth_reqwest::HttpClient::new(
+            oauth_reqwest::HttpConfig::new()
+                .add_root_certificates_pem(server.ca_pem().as_bytes())
+                .unwrap(),
+        )
+        .unwrap();
+        let issuer = JwtIssuer::new(
+            server.url(""),
+            AUDIENCE,
+            http.endpoint(&server.url("/jwks")).unwrap(),
+        );
+        Gateway::local_builder(http)
+            .jwt_issuer(issuer)
+            .dpop(DpopPolicy::new().requirement(requirement))
+            .build(ApiPolicy::new("orders"), Arc::clone(&contracts))
+    };
+    let required = gateway(DpopRequirement::Required);
+    let jwks = server.counters().jwks_requests;
+    // A bearer presentation is refused before anything is fetched, by `check` and `validate`.
+    let denial = rt
+        .block_on(required.check(&request("Bearer", &unbound, &[])))
+        .unwrap_err();
+    assert!(
+        matches!(denial, Denial::InvalidDpopProof { .. }),
+        "{denial:?}"
+    );
+    assert!(challenge(&required.deny_response(&denial)).starts_with("DPoP "));
+    let token = oauth_core::AccessToken::new(unbound.clone());
+    assert!(rt.block_on(required.validate(&token)).is_err());
+    assert_eq!(server.counters().jwks_requests, jwks);
+    let good = proof(&key, "GET", URL, Some(&bound), SystemTime::now());
+    assert!(
+        rt.block_on(required.check(&request("DPoP", &bound, &[&good])))
+            .is_ok()
+    );
+
+    let off = gateway(DpopRequirement::Off);
+    let good = proof(&key, "GET", URL, Some(&bound), SystemTime::now());
+    let denial = rt
+        .block_on(off.check(&request("DPoP", &bound, &[&good])))
+        .unwrap_err();
+    assert_eq!(denial.status(), 400, "{denial:?}");
+    assert!(
+        rt.block_on(off.check(&request("Bearer", &unbound, &[])))
+            .is_ok()
+    );
+}

@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -14,22 +13,45 @@ use serde::Deserialize;
 pub(crate) struct Config {
     /// Where the proxy listens (port 0: one the system chooses, named in the "ready" log line).
     pub(crate) listen: SocketAddr,
-    /// The service behind the gateway (`http://host:port`, a base path allowed).
-    pub(crate) upstream: String,
-    /// How long the upstream may take to answer (headers), in seconds.
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (none if unset).
+    pub(crate) admin_listen: Option<SocketAddr>,
+    /// HTTPS on `listen` (plain HTTP if unset).
+    pub(crate) tls: Option<ListenTls>,
+    /// The default upstream of the routes that name none (`http(s)://host:port`, a base path
+    /// allowed).
+    pub(crate) upstream: Option<String>,
+    /// How long the upstream may take to answer (headers), in seconds (the routes' default).
     #[serde(default = "default_upstream_timeout")]
     pub(crate) upstream_timeout_secs: u64,
+    /// The only CA trusted for `https://` upstreams (PEM; the public roots if unset), the
+    /// routes' default.
+    pub(crate) upstream_ca_file: Option<PathBuf>,
     /// How long in-flight requests may run after a shutdown signal, in seconds.
     #[serde(default = "default_grace")]
     pub(crate) shutdown_grace_secs: u64,
     /// How long a client may take to send a request's headers, in seconds; the connection is
-    /// closed when it runs out. It also bounds how long an idle keep-alive connection is kept.
+    /// closed when it runs out.
     #[serde(default = "default_header_read_timeout")]
     pub(crate) header_read_timeout_secs: u64,
     /// How many connections may be sending their first request's headers at once, for all
     /// clients together; a connection that arrives beyond it is closed at once.
     #[serde(default = "default_max_pending_connections")]
     pub(crate) max_pending_connections: usize,
+    /// How many connections may be open at once; one beyond it is closed at once.
+    #[serde(default = "default_max_connections")]
+    pub(crate) max_connections: usize,
+    /// The most bytes a request's line and headers may take (at least 8192); beyond: 431.
+    #[serde(default = "default_max_header_bytes")]
+    pub(crate) max_header_bytes: usize,
+    /// How long a keep-alive connection may sit idle between requests, in seconds.
+    #[serde(default = "default_idle_timeout")]
+    pub(crate) idle_timeout_secs: u64,
+    /// The largest request body, in bytes (the routes' default); beyond: 413.
+    #[serde(default = "default_max_body_bytes")]
+    pub(crate) max_body_bytes: u64,
+    /// Whether each request is logged (one line at `info`).
+    #[serde(default = "yes")]
+    pub(crate) access_log: bool,
     /// How log lines are written to stderr: `text` (default) or `json` (one object a line).
     /// Levels come from `RUST_LOG` (default `info`).
     #[serde(default)]
@@ -37,7 +59,12 @@ pub(crate) struct Config {
     /// Whether the caller's `Authorization` header is passed upstream (dropped by default).
     #[serde(default)]
     pub(crate) forward_token: bool,
-    pub(crate) introspection: Introspection,
+    /// The introspection endpoint (routes in `introspection` or `auto` mode).
+    pub(crate) introspection: Option<Introspection>,
+    /// Issuers of JWT access tokens validated locally (routes in `jwt` or `auto` mode that
+    /// name none of their own).
+    #[serde(default, rename = "issuer")]
+    pub(crate) issuers: Vec<Issuer>,
     #[serde(default)]
     pub(crate) contracts: Contracts,
     #[serde(default)]
@@ -48,6 +75,46 @@ pub(crate) struct Config {
     /// The APIs, by path prefix (the longest matching prefix wins; no match is a 404).
     #[serde(rename = "route")]
     pub(crate) routes: Vec<Route>,
+}
+
+/// The certificate and key of the HTTPS listener.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListenTls {
+    /// The certificate chain (PEM, the server's certificate first).
+    pub(crate) cert_file: PathBuf,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub(crate) key_file: PathBuf,
+}
+
+/// An issuer of JWT access tokens (RFC 9068), validated with the keys at its `jwks_uri`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Issuer {
+    /// Its `iss`, exactly.
+    pub(crate) issuer: String,
+    /// The `aud` its tokens must carry (the route's `audience` if unset).
+    pub(crate) audience: Option<String>,
+    /// Where its keys are published.
+    pub(crate) jwks_uri: String,
+    /// The signature algorithms accepted (default RS256, PS256, ES256, ES384, EdDSA; HMAC is
+    /// never accepted).
+    pub(crate) algorithms: Option<Vec<String>>,
+    /// A private CA to trust for `jwks_uri` besides the public roots (PEM).
+    pub(crate) ca_file: Option<PathBuf>,
+    /// Allow `http://` to 127.0.0.1/localhost (development only).
+    #[serde(default)]
+    pub(crate) allow_http_loopback: bool,
+}
+
+/// The longest time setting, in seconds (a year).
+const MAX_SECS: u64 = 365 * 24 * 3600;
+
+/// The most connections a limit may allow (beyond, the process runs out of descriptors first).
+const MAX_CONNECTIONS: usize = 1_000_000;
+
+fn yes() -> bool {
+    true
 }
 
 fn default_upstream_timeout() -> u64 {
@@ -64,6 +131,25 @@ fn default_header_read_timeout() -> u64 {
 
 fn default_max_pending_connections() -> usize {
     512
+}
+
+fn default_max_connections() -> usize {
+    10_000
+}
+
+fn default_max_header_bytes() -> usize {
+    32 * 1024
+}
+
+/// Short, as Apache's `KeepAliveTimeout`: an idle connection costs a slot of
+/// `max_connections`, and a client reconnects cheaply. (hyper's header-read timer also runs
+/// while a connection waits, so a value above `header_read_timeout_secs` has no effect.)
+fn default_idle_timeout() -> u64 {
+    5
+}
+
+fn default_max_body_bytes() -> u64 {
+    10 * 1024 * 1024
 }
 
 /// How log lines are written.
@@ -107,7 +193,7 @@ pub(crate) enum Auth {
 }
 
 /// Where contracts are kept.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(tag = "store", rename_all = "snake_case", deny_unknown_fields)]
 pub(crate) enum Contracts {
     /// A redb file on this node (the default: `contracts.redb`). A relative path is read
@@ -259,6 +345,41 @@ pub(crate) enum LimitFallback {
     Closed,
 }
 
+/// How a route validates tokens.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Mode {
+    /// At the introspection endpoint only.
+    Introspection,
+    /// Locally, as JWT access tokens from the route's issuers only.
+    Jwt,
+    /// A JWT from one of the issuers locally, any other token by introspection (the default).
+    #[default]
+    Auto,
+}
+
+/// Whether a route takes DPoP-bound tokens.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Dpop {
+    /// Bearer tokens only.
+    Off,
+    /// Both (the default).
+    #[default]
+    Allowed,
+    /// DPoP-bound tokens with their proof only.
+    Required,
+}
+
+/// Whether a request needs all the route's scopes or one of them.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ScopeCriteria {
+    #[default]
+    All,
+    Any,
+}
+
 /// One API behind the gateway.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -267,15 +388,47 @@ pub(crate) struct Route {
     pub(crate) prefix: String,
     /// The API name contracts are held for.
     pub(crate) api: String,
-    /// Scopes every request needs.
+    /// Scopes every request needs (all of them, or one with `scope_criteria = "any"`).
     #[serde(default)]
     pub(crate) scopes: Vec<String>,
+    #[serde(default)]
+    pub(crate) scope_criteria: ScopeCriteria,
     /// The audience tokens must carry, if checked.
     pub(crate) audience: Option<String>,
     /// Whether paths may hold `%25` (an encoded `%`). Off by default: an upstream that decodes
     /// twice would read `%252e%252e` as `..`. Turn it on only for an upstream that decodes once.
     #[serde(default)]
     pub(crate) allow_encoded_percent: bool,
+    #[serde(default)]
+    pub(crate) mode: Mode,
+    #[serde(default)]
+    pub(crate) dpop: Dpop,
+    /// Whether the client must hold a contract for the API.
+    #[serde(default = "yes")]
+    pub(crate) require_contract: bool,
+    /// This route's issuers (the top-level `[[issuer]]`s if none).
+    #[serde(default, rename = "issuer")]
+    pub(crate) issuers: Vec<Issuer>,
+    /// This route's upstream (the top-level one if unset).
+    pub(crate) upstream: Option<String>,
+    pub(crate) upstream_timeout_secs: Option<u64>,
+    pub(crate) upstream_ca_file: Option<PathBuf>,
+    /// Whether the prefix is removed from the path passed upstream.
+    #[serde(default)]
+    pub(crate) strip_prefix: bool,
+    /// The largest request body, in bytes (the top-level `max_body_bytes` if unset).
+    pub(crate) max_body_bytes: Option<u64>,
+}
+
+impl Route {
+    /// The issuers this route validates JWTs of: its own, else the configuration's.
+    pub(crate) fn issuers<'a>(&'a self, config: &'a Config) -> &'a [Issuer] {
+        if self.issuers.is_empty() {
+            &config.issuers
+        } else {
+            &self.issuers
+        }
+    }
 }
 
 impl Config {
@@ -319,15 +472,100 @@ impl Config {
             return Err("no [[route]]: nothing to protect".into());
         }
         for route in &self.routes {
+            let name = &route.prefix;
             if !route.prefix.starts_with('/') {
-                return Err(format!("route prefix {:?} must start with /", route.prefix));
+                return Err(format!("route prefix {name:?} must start with /"));
+            }
+            let Some(upstream) = route.upstream.as_ref().or(self.upstream.as_ref()) else {
+                return Err(format!(
+                    "route {name:?}: no upstream (set `upstream` in the route or at the top)"
+                ));
+            };
+            let Some((_, rest)) = upstream
+                .split_once("://")
+                .filter(|(scheme, _)| matches!(*scheme, "http" | "https"))
+            else {
+                return Err(format!("upstream {upstream:?} is not an http(s) URL"));
+            };
+            // Credentials in the URL would reach logs and errors; the gateway sends none.
+            if rest
+                .split(['/', '?'])
+                .next()
+                .is_some_and(|a| a.contains('@'))
+            {
+                return Err(format!(
+                    "route {name:?}: the upstream URL must not hold credentials"
+                ));
+            }
+            let issuers = route.issuers(self);
+            match route.mode {
+                Mode::Introspection if self.introspection.is_none() => {
+                    return Err(format!(
+                        "route {name:?}: mode \"introspection\" needs [introspection]"
+                    ));
+                }
+                Mode::Jwt if issuers.is_empty() => {
+                    return Err(format!(
+                        "route {name:?}: mode \"jwt\" needs an [[issuer]] or [[route.issuer]]"
+                    ));
+                }
+                Mode::Auto if issuers.is_empty() && self.introspection.is_none() => {
+                    return Err(format!(
+                        "route {name:?}: no [introspection] and no [[issuer]]: no token can pass"
+                    ));
+                }
+                _ => {}
+            }
+            if route.mode != Mode::Introspection {
+                for issuer in issuers {
+                    if issuer.audience.is_none() && route.audience.is_none() {
+                        return Err(format!(
+                            "route {name:?}: issuer {:?} needs an audience (in the issuer or \
+                             the route)",
+                            issuer.issuer
+                        ));
+                    }
+                    for alg in issuer.algorithms.iter().flatten() {
+                        match jwt_assertion::Algorithm::from_name(alg) {
+                            Some(a) if a.is_asymmetric() => {}
+                            _ => {
+                                return Err(format!(
+                                    "issuer {:?}: algorithm {alg:?} is not accepted (RS256, \
+                                     RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)",
+                                    issuer.issuer
+                                ));
+                            }
+                        }
+                    }
+                }
             }
         }
-        if self.header_read_timeout_secs == 0 {
-            return Err("header_read_timeout_secs must be at least 1".into());
+        for (value, key) in [
+            (self.header_read_timeout_secs, "header_read_timeout_secs"),
+            (self.idle_timeout_secs, "idle_timeout_secs"),
+        ] {
+            if value == 0 {
+                return Err(format!("{key} must be at least 1"));
+            }
         }
-        if self.max_pending_connections == 0 {
-            return Err("max_pending_connections must be at least 1".into());
+        // Timers add these to the clock: a year is the most, so no deadline can overflow.
+        let route_timeouts = self
+            .routes
+            .iter()
+            .filter_map(|r| r.upstream_timeout_secs)
+            .map(|t| (t, "upstream_timeout_secs"));
+        for (value, key) in [
+            (self.header_read_timeout_secs, "header_read_timeout_secs"),
+            (self.idle_timeout_secs, "idle_timeout_secs"),
+            (self.upstream_timeout_secs, "upstream_timeout_secs"),
+            (self.shutdown_grace_secs, "shutdown_grace_secs"),
+        ]
+        .into_iter()
+        .chain(route_timeouts)
+        {
+            if value > MAX_SECS {
+                return Err(format!("{key} must be at most {MAX_SECS} (a year)"));
+            }
         }
         if self.limits.fleet_size == 0 {
             return Err("[limits] fleet_size must be at least 1".into());
@@ -338,19 +576,24 @@ impl Config {
         {
             return Err("[limits] store = \"redis\" needs url_env or [cache.redis]".into());
         }
-        let upstream = self.upstream.as_str();
-        if !(upstream.starts_with("http://") || upstream.starts_with("https://")) {
-            return Err(format!("upstream {upstream:?} is not an http(s) URL"));
+        for (value, key) in [
+            (self.max_pending_connections, "max_pending_connections"),
+            (self.max_connections, "max_connections"),
+        ] {
+            if value == 0 {
+                return Err(format!("{key} must be at least 1"));
+            }
+            if value > MAX_CONNECTIONS {
+                return Err(format!("{key} must be at most {MAX_CONNECTIONS}"));
+            }
         }
-        if upstream.starts_with("https://") {
-            return Err(
-                "upstream: https is not supported yet; put the proxy beside the service".into(),
-            );
+        if self.max_header_bytes < 8192 {
+            return Err("max_header_bytes must be at least 8192".into());
         }
-        match (
-            &self.introspection.client_secret_env,
-            &self.introspection.client_secret_file,
-        ) {
+        let Some(i) = &self.introspection else {
+            return Ok(());
+        };
+        match (&i.client_secret_env, &i.client_secret_file) {
             (Some(_), Some(_)) => {
                 Err("[introspection]: client_secret_env or client_secret_file, not both".into())
             }
@@ -359,18 +602,6 @@ impl Config {
             }
             _ => Ok(()),
         }
-    }
-
-    pub(crate) fn upstream_timeout(&self) -> Duration {
-        Duration::from_secs(self.upstream_timeout_secs)
-    }
-
-    pub(crate) fn grace(&self) -> Duration {
-        Duration::from_secs(self.shutdown_grace_secs)
-    }
-
-    pub(crate) fn header_read_timeout(&self) -> Duration {
-        Duration::from_secs(self.header_read_timeout_secs)
     }
 }
 
@@ -414,15 +645,58 @@ scopes = ["orders:read"]
         assert_eq!(json.log_format, LogFormat::Json);
         let err = parse(&format!("log_format = \"xml\"\n{GOOD}")).unwrap_err();
         assert!(err.contains("unknown variant `xml`"), "{err}");
-        assert_eq!(config.header_read_timeout(), Duration::from_secs(10));
+        assert_eq!(config.header_read_timeout_secs, 10);
+        let route = &config.routes[0];
+        assert_eq!(
+            (route.mode, route.dpop, route.scope_criteria),
+            (Mode::Auto, Dpop::Allowed, ScopeCriteria::All)
+        );
+        assert!(route.require_contract && !route.strip_prefix && config.access_log);
+        assert_eq!(
+            (
+                config.max_header_bytes,
+                config.max_body_bytes,
+                config.max_connections,
+                config.idle_timeout_secs
+            ),
+            (32 * 1024, 10 * 1024 * 1024, 10_000, 5)
+        );
+        assert!(config.admin_listen.is_none() && config.tls.is_none());
+        let small = parse(&format!("max_header_bytes = 4096\n{GOOD}")).unwrap_err();
+        assert!(small.contains("at least 8192"), "{small}");
+        let userinfo = GOOD.replace("http://127.0.0.1:9000", "http://u:p@127.0.0.1:9000");
+        let err = parse(&userinfo).unwrap_err();
+        assert!(
+            err.contains("must not hold credentials") && !err.contains("u:p"),
+            "{err}"
+        );
+        let no_upstream = parse(&GOOD.replace("upstream = \"http://127.0.0.1:9000\"", ""));
+        assert!(no_upstream.unwrap_err().contains("no upstream"));
+        let bad_mode = parse(&GOOD.replace("api = \"orders\"", "api = \"orders\"\nmode = \"x\""));
+        assert!(bad_mode.unwrap_err().contains("unknown variant `x`"));
         assert_eq!(config.max_pending_connections, 512);
         for zero in [
             "header_read_timeout_secs = 0",
             "max_pending_connections = 0",
+            "max_connections = 0",
+            "idle_timeout_secs = 0",
         ] {
             let err = parse(&format!("{zero}\n{GOOD}")).unwrap_err();
             assert!(err.contains("must be at least 1"), "{err}");
         }
+        for huge in [
+            "header_read_timeout_secs = 9223372036854775807",
+            "shutdown_grace_secs = 31536001",
+            "max_connections = 9223372036854775807",
+        ] {
+            let err = parse(&format!("{huge}\n{GOOD}")).unwrap_err();
+            assert!(err.contains("must be at most"), "{err}");
+        }
+        let route_timeout = GOOD.replace(
+            "api = \"orders\"",
+            "api = \"orders\"\nupstream_timeout_secs = 99999999999",
+        );
+        assert!(parse(&route_timeout).unwrap_err().contains("at most"));
         let percent = GOOD.replace(
             "api = \"orders\"",
             "api = \"orders\"\nallow_encoded_percent = true",

@@ -27,11 +27,18 @@
 //! (`{"contracts": [{"client_id": "…", "api": "…", "scopes": ["…"]}]}`, `scopes` optional for
 //! any scope) in one transaction. Contracts in PostgreSQL are managed in its table.
 //!
-//! Each request's bearer token is validated (introspection, cached on the node and, with
-//! `[cache.redis]`, shared by the fleet), the calling client's contract for the route's API is
-//! looked up (a redb file, or PostgreSQL shared by the fleet), and only then is the request
-//! passed to the upstream service, with who is calling in these headers (any such header the
-//! caller sent is removed first):
+//! Each request's token is validated per its route's `mode`: `introspection` (cached on the
+//! node and, with `[cache.redis]`, shared by the fleet), `jwt` (locally, with the keys of the
+//! route's `[[route.issuer]]` or the top-level `[[issuer]]` blocks), or `auto` (the default: a
+//! JWT from one of the issuers locally, any other token by introspection); DPoP (RFC 9449) is
+//! `off`, `allowed` (the default) or `required` per route, and the route's `scopes` are needed
+//! `all` (the default) or `any`. The calling client's contract for the route's API is looked up
+//! (a redb file, or PostgreSQL shared by the fleet) unless the route sets
+//! `require_contract = false`, and only then is the request passed to the route's upstream
+//! (`upstream` in the route, else the top-level one; `http://` or `https://`, trusted through
+//! the public roots or `upstream_ca_file` alone; each route its own connection pool; the
+//! prefix removed with `strip_prefix = true`), with who is calling in these headers (any such
+//! header the caller sent is removed first) and its `x-request-id`:
 //!
 //! | header | value |
 //! | --- | --- |
@@ -46,23 +53,36 @@
 //! `%25` unless the route sets `allow_encoded_percent = true`) is refused with a 400.
 //!
 //! Denials are RFC 6750 answers (401, 403, 503 when a validation or the contract store is
-//! unavailable); an upstream that cannot be reached is a 502, one that does not answer in time a
-//! 504. `GET /healthz` answers 200 (`ok`). Once listening it logs `oauth-gateway ready` with the
-//! bound address (`listen = "127.0.0.1:0"` lets the system choose the port). SIGTERM or Ctrl-C
-//! stops accepting connections and lets requests in flight finish (at most
+//! unavailable); an upstream that cannot be reached (or whose certificate is not trusted) is a
+//! 502, one that does not answer in time a 504; a body over the route's `max_body_bytes` a
+//! 413, headers over `max_header_bytes` a 431. `GET /healthz` answers 200 (`ok`); with
+//! `admin_listen`, `/metrics` (Prometheus text), `/healthz` and `/readyz` (503 while draining)
+//! are served there. With `[tls]` (`cert_file`, `key_file`) it listens on HTTPS (rustls); a
+//! certificate renewed in those files is used for new connections within two seconds.
+//! Once listening it logs `oauth-gateway ready` with the bound address
+//! (`listen = "127.0.0.1:0"` lets the system choose the port). SIGHUP reloads the whole
+//! configuration at once, or refuses a bad file with one log line and keeps the old one.
+//! SIGTERM or Ctrl-C stops accepting connections and lets requests in flight finish (at most
 //! `shutdown_grace_secs`). A client has `header_read_timeout_secs` (default 10) to send a
-//! request's headers, and at most `max_pending_connections` (default 512) connections may be
-//! sending their first request's headers at once; a connection beyond that is closed. Logs (stderr)
-//! are one line per request (method, path without the query, status, API, client, time), at
-//! the levels `RUST_LOG` names (default `info`; `debug` adds connections, `trace` the
-//! dependencies' detail), as text or, with `log_format = "json"`, one JSON object a line; at no
-//! level do they hold a token or secret.
+//! request's headers, a keep-alive connection waits `idle_timeout_secs` (default 5) for its
+//! next one, at most `max_connections` (default 10,000) are open and at most
+//! `max_pending_connections` (default 512) may be sending their first request's headers at
+//! once; a connection beyond either is closed. Logs (stderr) are one line per request
+//! (method, path without the query, status, API, client, reason, request id, time; off with
+//! `access_log = false`), at the levels `RUST_LOG` names (default `info`; `debug` adds
+//! connections, `trace` the dependencies' detail), as text or, with `log_format = "json"`, one
+//! JSON object a line; at no level do they hold a token or secret.
+//!
+//! crates/oauth-proxy/README.md has the configuration reference (every key and its default)
+//! and a quickstart against the embedded test authorization server.
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stderr, clippy::print_stdout)]
 
 mod admin;
 mod config;
+mod metrics;
 mod proxy;
+mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -181,7 +201,7 @@ fn serve(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(proxy::run(config)) {
+    match runtime.block_on(proxy::run(config, path.to_path_buf())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("oauth-gateway: {e}");

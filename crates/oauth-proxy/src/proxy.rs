@@ -1,21 +1,37 @@
-//! The proxy: settings turned into gateways, the request handler, the server and its shutdown.
+//! The proxy: settings turned into gateways and upstream clients, the request handler, the
+//! server, its reload and its shutdown.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use base64::Engine as _;
-use hyper_util::client::legacy::Client as Upstream;
+use http_body_util::BodyExt as _;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
+use oauth_gateway::oauth_core::Endpoint;
 use oauth_gateway::{
-    ApiPolicy, CacheConfig, ContractStore, Denial, Gateway, Principal, RateLimitFallback,
-    RedbContracts,
+    ApiPolicy, CacheConfig, ContractStore, Denial, DpopPolicy, DpopRequirement, Gateway, JwtIssuer,
+    Principal, RateLimitFallback, RedbContracts,
 };
 use oauth_reqwest::{Client, ClientAuthentication, ClientSecret, HttpClient, HttpConfig};
 
-use crate::config::{Auth, Config, Contracts, env_secret};
+use crate::config::{Auth, Config, Contracts, Dpop, Mode, ScopeCriteria, env_secret};
+use crate::metrics::Metrics;
+use crate::server::{ConnLimits, Current, Fixed};
+
+/// An upstream service and its own connection pool.
+struct Upstream {
+    /// `scheme://authority` and the base path (no trailing slash).
+    origin: String,
+    base: String,
+    client: HyperClient<HttpsConnector<HttpConnector>, Body>,
+    timeout: Duration,
+}
 
 struct Route {
     prefix: String,
@@ -23,22 +39,75 @@ struct Route {
     gateway: Gateway,
     /// Whether `%25` (an encoded `%`) may appear in this route's paths.
     allow_encoded_percent: bool,
+    upstream: Upstream,
+    strip_prefix: bool,
+    max_body_bytes: u64,
 }
 
-struct App {
+/// Everything a configuration file builds; replaced as a whole on reload.
+pub(crate) struct App {
     routes: Vec<Route>,
-    /// `scheme://authority` and the base path (no trailing slash) of the upstream.
-    origin: String,
-    base: String,
-    upstream: Upstream<HttpConnector, Body>,
-    timeout: Duration,
     forward_token: bool,
+    access_log: bool,
+    limits: ConnLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    config: Config,
 }
 
-/// Builds everything the configuration names, then serves until a shutdown signal.
-pub(crate) async fn run(config: Config) -> Result<(), String> {
-    let (app, redb) = build(&config)?;
-    let app = Arc::new(app);
+/// What the process keeps across reloads: the contract store (a redb file can be opened once),
+/// and the application in force.
+pub(crate) struct Shared {
+    app: RwLock<Arc<App>>,
+    draining: AtomicBool,
+    pub(crate) metrics: Metrics,
+    contracts: std::sync::Mutex<(Contracts, Arc<dyn ContractStore>)>,
+    /// The listener's TLS acceptor: the configuration's, replaced when its files change.
+    tls: RwLock<Option<tokio_rustls::TlsAcceptor>>,
+}
+
+impl Shared {
+    fn app(&self) -> Arc<App> {
+        Arc::clone(&self.app.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Whether the gateway takes traffic: a configuration loaded, not shutting down.
+    pub(crate) fn ready(&self) -> bool {
+        !self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Whether the contract store answers (a lookup that finds nothing is an answer).
+    pub(crate) fn contracts_available(&self) -> bool {
+        let store = Arc::clone(&self.contracts.lock().unwrap_or_else(|e| e.into_inner()).1);
+        !matches!(
+            store.lookup("", ""),
+            oauth_gateway::ContractStatus::Unavailable
+        )
+    }
+}
+
+impl Current for Shared {
+    fn limits(&self) -> ConnLimits {
+        self.app().limits
+    }
+
+    fn tls(&self) -> Option<tokio_rustls::TlsAcceptor> {
+        self.tls.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Builds everything the configuration names, then serves until a shutdown signal; SIGHUP
+/// reloads `path`.
+pub(crate) async fn run(config: Config, path: std::path::PathBuf) -> Result<(), String> {
+    let (store, redb) = open_contracts(&config.contracts)?;
+    let metrics = Metrics::new();
+    let app = build(&config, Arc::clone(&store), &metrics)?;
+    let shared = Arc::new(Shared {
+        tls: RwLock::new(app.tls.clone()),
+        app: RwLock::new(Arc::new(app)),
+        draining: AtomicBool::new(false),
+        metrics,
+        contracts: std::sync::Mutex::new((config.contracts.clone(), store)),
+    });
     // The admin socket beside the redb file: how `oauth-gateway contracts ...` reaches this
     // process, which holds the file open (see `admin`). It is removed when `run` returns.
     #[cfg(unix)]
@@ -65,31 +134,50 @@ pub(crate) async fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("listen {}: {e}", config.listen))?;
     // The bound address: with port 0 in the configuration, the port the system chose.
     let listen = listener.local_addr().unwrap_or(config.listen);
+    if let Some(admin) = config.admin_listen {
+        let admin = tokio::net::TcpListener::bind(admin)
+            .await
+            .map_err(|e| format!("admin_listen {admin}: {e}"))?;
+        let bound = admin
+            .local_addr()
+            .map_err(|e| format!("admin_listen: {e}"))?;
+        tracing::info!(admin_listen = %bound, "metrics and health checks ready");
+        tokio::spawn(crate::metrics::serve_admin(admin, Arc::clone(&shared)));
+    }
     tracing::info!(
         listen = %listen,
-        routes = app.routes.len(),
+        tls = config.tls.is_some(),
+        routes = config.routes.len(),
         "oauth-gateway ready"
     );
     let router = axum::Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .fallback(handle)
-        .with_state(app);
+        .with_state(Arc::clone(&shared));
     let (signalled, signal) = tokio::sync::watch::channel(false);
+    let draining = Arc::clone(&shared);
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: no new connections, finishing requests in flight");
+        draining.draining.store(true, Ordering::Relaxed);
         let _ = signalled.send(true);
     });
-    let server = serve(
+    #[cfg(unix)]
+    tokio::spawn(reload_on_hangup(Arc::clone(&shared), path));
+    tokio::spawn(watch_certificate(Arc::clone(&shared)));
+    #[cfg(not(unix))]
+    let _ = path;
+    let server = crate::server::serve(
         listener,
         router,
-        Limits {
-            header_read_timeout: config.header_read_timeout(),
+        Arc::clone(&shared),
+        Fixed {
             max_pending: config.max_pending_connections,
+            max_connections: config.max_connections,
         },
         signal.clone(),
     );
-    let grace = config.grace();
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
     let mut after_signal = signal;
     tokio::select! {
         () = server => Ok(()),
@@ -103,103 +191,121 @@ pub(crate) async fn run(config: Config) -> Result<(), String> {
     }
 }
 
-/// What a client may cost before it has sent a request.
-struct Limits {
-    /// The time a client has to send a request's headers (hyper closes the connection then).
-    header_read_timeout: Duration,
-    /// Connections still sending their first request's headers, for all clients together.
-    max_pending: usize,
+/// On each SIGHUP: reads the configuration file again and, if it is good, puts everything it
+/// builds in force at once (requests in flight finish with the old one). A bad file is refused
+/// with one log line, and the old configuration keeps serving.
+#[cfg(unix)]
+async fn reload_on_hangup(shared: Arc<Shared>, path: std::path::PathBuf) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("SIGHUP cannot be caught: no configuration reload");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        let (task_shared, path) = (Arc::clone(&shared), path.clone());
+        // Building may block (opening a store, reading files).
+        let outcome = tokio::task::spawn_blocking(move || reload(&task_shared, &path)).await;
+        match outcome {
+            Ok(Ok(routes)) => {
+                shared.metrics.reloads.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(routes, "configuration reloaded");
+            }
+            Ok(Err(e)) => {
+                shared
+                    .metrics
+                    .reloads_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "configuration not reloaded; the old one stays in force");
+            }
+            Err(_) => {
+                shared
+                    .metrics
+                    .reloads_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!("configuration not reloaded; the old one stays in force");
+            }
+        }
+    }
 }
 
-/// Accepts connections and serves each with hyper's HTTP/1 connection until `stop` turns true,
-/// then lets every connection finish its request in flight.
-///
-/// A client that sends its headers slowly (slowloris) holds a connection for at most
-/// `header_read_timeout`, and at most `max_pending` connections can be in that state at once:
-/// the limit is global, not per client address, because behind a load balancer every client
-/// has the balancer's address, and the timeout already bounds how long one slot is held.
-async fn serve(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-    limits: Limits,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let pending = Arc::new(tokio::sync::Semaphore::new(limits.max_pending));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    // Connections closed for the limit since the last warning, and when that was.
-    let (mut refused, mut last_warning) = (0u64, None::<Instant>);
+#[cfg(unix)]
+fn reload(shared: &Shared, path: &std::path::Path) -> Result<usize, String> {
+    let config = Config::load(path)?;
+    let old = shared.app();
+    for (what, changed) in [
+        ("listen", config.listen != old.config.listen),
+        (
+            "admin_listen",
+            config.admin_listen != old.config.admin_listen,
+        ),
+        (
+            "max_connections",
+            config.max_connections != old.config.max_connections,
+        ),
+        (
+            "max_pending_connections",
+            config.max_pending_connections != old.config.max_pending_connections,
+        ),
+        ("log_format", config.log_format != old.config.log_format),
+    ] {
+        if changed {
+            return Err(format!("{what} cannot change without a restart"));
+        }
+    }
+    let mut contracts = shared.contracts.lock().unwrap_or_else(|e| e.into_inner());
+    let redb = |c: &Contracts| matches!(c, Contracts::Redb { .. });
+    let store = if contracts.0 == config.contracts {
+        Arc::clone(&contracts.1)
+    } else if redb(&contracts.0) || redb(&config.contracts) {
+        // The file is held open, and its admin socket serves it.
+        return Err("[contracts]: a redb store cannot change without a restart".into());
+    } else {
+        open_contracts(&config.contracts)?.0
+    };
+    let app = build(&config, Arc::clone(&store), &shared.metrics)?;
+    let routes = app.routes.len();
+    *contracts = (config.contracts.clone(), store);
+    *shared.tls.write().unwrap_or_else(|e| e.into_inner()) = app.tls.clone();
+    *shared.app.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(app);
+    Ok(routes)
+}
+
+/// Every two seconds: if the listener's certificate or key file changed, a new acceptor takes
+/// the next handshakes (connections already open keep theirs). A pair that does not load is
+/// refused with one log line per change, and the old certificate stays.
+async fn watch_certificate(shared: Arc<Shared>) {
+    let read = |app: &App| {
+        app.config.tls.as_ref().map(|t| {
+            (
+                t.clone(),
+                std::fs::read(&t.cert_file).ok(),
+                std::fs::read(&t.key_file).ok(),
+            )
+        })
+    };
+    let mut seen = read(&shared.app());
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors, say: wait for connections to end rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = stop.wait_for(|s| *s) => break,
-        };
-        let Ok(permit) = Arc::clone(&pending).try_acquire_owned() else {
-            // One line a second at most, with the count: a flood must not flood the log too.
-            refused += 1;
-            if last_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-                tracing::warn!(
-                    %peer,
-                    refused,
-                    max_pending_connections = limits.max_pending,
-                    "too many connections still sending request headers; connection closed"
-                );
-                refused = 0;
-                last_warning = Some(Instant::now());
-            }
+        tick.tick().await;
+        let now = read(&shared.app());
+        if now == seen {
+            continue;
+        }
+        // A change of the configuration itself (SIGHUP) already loaded the new pair.
+        let same_files = matches!((&now, &seen), (Some(n), Some(s)) if n.0 == s.0);
+        seen = now;
+        let Some((files, _, _)) = seen.as_ref().filter(|_| same_files) else {
             continue;
         };
-        tracing::debug!(%peer, "connection accepted");
-        let service = Admitted {
-            pending: std::sync::Mutex::new(Some(permit)),
-            inner: hyper_util::service::TowerToHyperService::new(router.clone()),
-        };
-        let connection =
-            graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            match connection.await {
-                Ok(()) => tracing::debug!(%peer, "connection closed"),
-                Err(e) if e.is_timeout() => {
-                    tracing::debug!(%peer, "request headers not received in time; connection closed");
-                }
-                Err(e) => tracing::debug!(%peer, error = %e, "connection closed"),
+        match crate::server::tls_acceptor(&files.cert_file, &files.key_file) {
+            Ok(acceptor) => {
+                *shared.tls.write().unwrap_or_else(|e| e.into_inner()) = Some(acceptor);
+                tracing::info!(cert_file = %files.cert_file.display(), "TLS certificate reloaded");
             }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-}
-
-/// A connection's service: counts the connection as pending (holds a permit) until its first
-/// request's headers have arrived.
-struct Admitted<S> {
-    pending: std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
-    inner: S,
-}
-
-impl<S, B> hyper::service::Service<Request<B>> for Admitted<S>
-where
-    S: hyper::service::Service<Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn call(&self, request: Request<B>) -> Self::Future {
-        if let Ok(mut permit) = self.pending.lock() {
-            permit.take();
+            Err(e) => {
+                tracing::error!(error = %e, "TLS certificate not reloaded; the old one stays in force");
+            }
         }
-        self.inner.call(request)
     }
 }
 
@@ -240,55 +346,14 @@ fn with_causes(e: &dyn std::error::Error) -> String {
 /// The redb contracts file and its store, when the configuration keeps contracts there.
 type RedbStore = Option<(std::path::PathBuf, Arc<RedbContracts>)>;
 
-fn build(config: &Config) -> Result<(App, RedbStore), String> {
-    let i = &config.introspection;
-    let mut http_config = HttpConfig::new();
-    if i.allow_http_loopback {
-        http_config = http_config.dangerous_allow_http_loopback();
-    }
-    if let Some(ca) = &i.ca_file {
-        let pem = std::fs::read(ca)
-            .map_err(|e| format!("[introspection] ca_file {}: {e}", ca.display()))?;
-        http_config = http_config
-            .add_root_certificates_pem(&pem)
-            .map_err(|e| format!("[introspection] ca_file {}: {e}", ca.display()))?;
-    }
-    let http = HttpClient::new(http_config).map_err(|e| format!("HTTP client: {e}"))?;
-    let endpoint = http.endpoint(&i.endpoint).map_err(|e| {
-        if i.endpoint.starts_with("http://") {
-            format!(
-                "[introspection] endpoint {:?}: only https:// is allowed (allow_http_loopback = true \
-                 permits http:// to 127.0.0.1/localhost for development)",
-                i.endpoint
-            )
-        } else {
-            format!("[introspection] endpoint {:?}: {e}", i.endpoint)
-        }
-    })?;
-    let secret = match (&i.client_secret_env, &i.client_secret_file) {
-        (Some(name), _) => env_secret(name, "[introspection] client_secret_env")?,
-        (None, Some(file)) => std::fs::read_to_string(file)
-            .map(|s| s.trim_end().to_owned())
-            .map_err(|e| format!("[introspection] client_secret_file {}: {e}", file.display()))?,
-        (None, None) => return Err("[introspection]: no client secret".into()),
-    };
-    let secret = ClientSecret::new(secret);
-    let client = Client::new(
-        i.client_id.clone(),
-        match i.auth {
-            Auth::Basic => ClientAuthentication::SecretBasic(secret),
-            Auth::Post => ClientAuthentication::SecretPost(secret),
-        },
-    );
-    let mut redb = None;
-    let contracts: Arc<dyn ContractStore> = match &config.contracts {
+fn open_contracts(contracts: &Contracts) -> Result<(Arc<dyn ContractStore>, RedbStore), String> {
+    match contracts {
         Contracts::Redb { path } => {
             let store = Arc::new(
                 RedbContracts::open(path)
                     .map_err(|e| format!("[contracts] {}: {}", path.display(), with_causes(&e)))?,
             );
-            redb = Some((path.clone(), Arc::clone(&store)));
-            store
+            Ok((store.clone(), Some((path.clone(), store))))
         }
         Contracts::Postgres {
             url_env,
@@ -297,13 +362,136 @@ fn build(config: &Config) -> Result<(App, RedbStore), String> {
             let url = env_secret(url_env, "[contracts] url_env")?;
             let staleness = Duration::try_from_secs_f64(*max_staleness_secs)
                 .map_err(|_| "[contracts] max_staleness_secs: not a duration".to_owned())?;
-            Arc::new(
-                oauth_postgres::PostgresContracts::connect(
-                    &url,
-                    oauth_postgres::PostgresConfig::new().max_staleness(staleness),
-                )
-                .map_err(|e| format!("[contracts] {}", with_causes(&e)))?,
+            let store = oauth_postgres::PostgresContracts::connect(
+                &url,
+                oauth_postgres::PostgresConfig::new().max_staleness(staleness),
             )
+            .map_err(|e| format!("[contracts] {}", with_causes(&e)))?;
+            Ok((Arc::new(store), None))
+        }
+    }
+}
+
+/// The HTTP client the gateways call the authorization servers with (introspection and key
+/// sets): every CA a section names is trusted besides the public roots.
+fn as_client(config: &Config) -> Result<HttpClient, String> {
+    let mut http_config = HttpConfig::new();
+    let mut loopback = false;
+    let mut cas = Vec::new();
+    if let Some(i) = &config.introspection {
+        loopback |= i.allow_http_loopback;
+        cas.extend(i.ca_file.iter().map(|f| ("[introspection]", f)));
+    }
+    let issuers = config
+        .issuers
+        .iter()
+        .chain(config.routes.iter().flat_map(|r| r.issuers.iter()));
+    for issuer in issuers {
+        loopback |= issuer.allow_http_loopback;
+        cas.extend(issuer.ca_file.iter().map(|f| ("[[issuer]]", f)));
+    }
+    if loopback {
+        http_config = http_config.dangerous_allow_http_loopback();
+    }
+    for (section, ca) in cas {
+        let pem =
+            std::fs::read(ca).map_err(|e| format!("{section} ca_file {}: {e}", ca.display()))?;
+        http_config = http_config
+            .add_root_certificates_pem(&pem)
+            .map_err(|e| format!("{section} ca_file {}: {e}", ca.display()))?;
+    }
+    HttpClient::new(http_config).map_err(|e| format!("HTTP client: {e}"))
+}
+
+fn endpoint(http: &HttpClient, url: &str, what: &str) -> Result<Endpoint, String> {
+    http.endpoint(url).map_err(|e| {
+        if url.starts_with("http://") {
+            format!(
+                "{what} {url:?}: only https:// is allowed (allow_http_loopback = true permits \
+                 http:// to 127.0.0.1/localhost for development)"
+            )
+        } else {
+            format!("{what} {url:?}: {e}")
+        }
+    })
+}
+
+/// An upstream's client: its own pool, https:// trusted through the public roots or `ca_file`
+/// only.
+fn upstream(
+    url: &str,
+    ca_file: Option<&std::path::Path>,
+    timeout: Duration,
+) -> Result<Upstream, String> {
+    let uri: Uri = url.parse().map_err(|e| format!("upstream {url:?}: {e}"))?;
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return Err(format!("upstream {url:?}: not an absolute URL"));
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(ca) => {
+            use rustls::pki_types::CertificateDer;
+            use rustls::pki_types::pem::PemObject as _;
+            let what =
+                |e: &dyn std::fmt::Display| format!("upstream_ca_file {}: {e}", ca.display());
+            for cert in CertificateDer::pem_file_iter(ca).map_err(|e| what(&e))? {
+                roots
+                    .add(cert.map_err(|e| what(&e))?)
+                    .map_err(|e| what(&e))?;
+            }
+            if roots.is_empty() {
+                return Err(what(&"no certificate"));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("upstream TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(Upstream {
+        origin: format!("{scheme}://{authority}"),
+        base: uri.path().trim_end_matches('/').to_owned(),
+        client: HyperClient::builder(hyper_util::rt::TokioExecutor::new()).build(connector),
+        timeout,
+    })
+}
+
+fn build(
+    config: &Config,
+    contracts: Arc<dyn ContractStore>,
+    metrics: &Metrics,
+) -> Result<App, String> {
+    let http = as_client(config)?;
+    let introspection = match &config.introspection {
+        None => None,
+        Some(i) => {
+            let endpoint = endpoint(&http, &i.endpoint, "[introspection] endpoint")?;
+            let secret = match (&i.client_secret_env, &i.client_secret_file) {
+                (Some(name), _) => env_secret(name, "[introspection] client_secret_env")?,
+                (None, Some(file)) => std::fs::read_to_string(file)
+                    .map(|s| s.trim_end().to_owned())
+                    .map_err(|e| {
+                        format!("[introspection] client_secret_file {}: {e}", file.display())
+                    })?,
+                (None, None) => return Err("[introspection]: no client secret".into()),
+            };
+            let secret = ClientSecret::new(secret);
+            let client = Client::new(
+                i.client_id.clone(),
+                match i.auth {
+                    Auth::Basic => ClientAuthentication::SecretBasic(secret),
+                    Auth::Post => ClientAuthentication::SecretPost(secret),
+                },
+            );
+            Some((endpoint, client))
         }
     };
     let shared = match &config.cache.redis {
@@ -348,8 +536,35 @@ fn build(config: &Config) -> Result<(App, RedbStore), String> {
     };
     let mut routes = Vec::new();
     for r in &config.routes {
-        let mut builder =
-            Gateway::builder(http.clone(), endpoint.clone(), client.clone()).cache(cache);
+        let mut builder = match (r.mode, &introspection) {
+            (Mode::Introspection | Mode::Auto, Some((endpoint, client))) => {
+                Gateway::builder(http.clone(), endpoint.clone(), client.clone())
+            }
+            _ => Gateway::local_builder(http.clone()),
+        };
+        builder = builder.cache(cache).observer(metrics.observer(&r.api));
+        if r.mode != Mode::Introspection {
+            for i in r.issuers(config) {
+                let Some(audience) = i.audience.as_ref().or(r.audience.as_ref()) else {
+                    return Err(format!("issuer {:?}: no audience", i.issuer));
+                };
+                let jwks = endpoint(&http, &i.jwks_uri, "[[issuer]] jwks_uri")?;
+                let mut issuer = JwtIssuer::new(i.issuer.clone(), audience.clone(), jwks);
+                if let Some(names) = &i.algorithms {
+                    let algorithms: Vec<_> = names
+                        .iter()
+                        .filter_map(|n| jwt_assertion::Algorithm::from_name(n))
+                        .collect();
+                    issuer = issuer.algorithms(&algorithms);
+                }
+                builder = builder.jwt_issuer(issuer);
+            }
+        }
+        builder = builder.dpop(DpopPolicy::new().requirement(match r.dpop {
+            Dpop::Off => DpopRequirement::Off,
+            Dpop::Allowed => DpopRequirement::Allowed,
+            Dpop::Required => DpopRequirement::Required,
+        }));
         if let Some((store, key, lease)) = &shared {
             builder = builder.shared_cache(Arc::clone(store), key, *lease);
         }
@@ -357,38 +572,56 @@ fn build(config: &Config) -> Result<(App, RedbStore), String> {
             builder = builder.rate_limits(Arc::clone(counter), *fallback);
         }
         builder = builder.expose_limit_headers(limits.expose_headers);
-        let mut policy = ApiPolicy::new(r.api.clone()).require_scope(r.scopes.iter().cloned());
+        let mut policy = ApiPolicy::new(r.api.clone())
+            .require_scope(r.scopes.iter().cloned())
+            .require_contract(r.require_contract);
+        if r.scope_criteria == ScopeCriteria::Any {
+            policy = policy.any_scope();
+        }
         if let Some(audience) = &r.audience {
             policy = policy.audience(audience.clone());
         }
+        let url = r
+            .upstream
+            .as_ref()
+            .or(config.upstream.as_ref())
+            .ok_or_else(|| format!("route {:?}: no upstream", r.prefix))?;
+        let ca = r
+            .upstream_ca_file
+            .as_deref()
+            .or(config.upstream_ca_file.as_deref());
+        let timeout = Duration::from_secs(
+            r.upstream_timeout_secs
+                .unwrap_or(config.upstream_timeout_secs),
+        );
         routes.push(Route {
             prefix: r.prefix.trim_end_matches('/').to_owned(),
             api: r.api.clone(),
             gateway: builder.build(policy, Arc::clone(&contracts)),
             allow_encoded_percent: r.allow_encoded_percent,
+            upstream: upstream(url, ca, timeout)?,
+            strip_prefix: r.strip_prefix,
+            max_body_bytes: r.max_body_bytes.unwrap_or(config.max_body_bytes),
         });
     }
     // Longest prefix first.
     routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
-    let upstream: Uri = config
-        .upstream
-        .parse()
-        .map_err(|e| format!("upstream {:?}: {e}", config.upstream))?;
-    let (Some(scheme), Some(authority)) = (upstream.scheme_str(), upstream.authority()) else {
-        return Err(format!(
-            "upstream {:?}: not an absolute URL",
-            config.upstream
-        ));
+    let tls = match &config.tls {
+        None => None,
+        Some(t) => Some(crate::server::tls_acceptor(&t.cert_file, &t.key_file)?),
     };
-    let app = App {
+    Ok(App {
         routes,
-        origin: format!("{scheme}://{authority}"),
-        base: upstream.path().trim_end_matches('/').to_owned(),
-        upstream: Upstream::builder(hyper_util::rt::TokioExecutor::new()).build_http(),
-        timeout: config.upstream_timeout(),
         forward_token: config.forward_token,
-    };
-    Ok((app, redb))
+        access_log: config.access_log,
+        limits: ConnLimits {
+            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+            max_header_bytes: config.max_header_bytes,
+            idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+        },
+        tls,
+        config: config.clone(),
+    })
 }
 
 impl App {
@@ -400,32 +633,122 @@ impl App {
     }
 }
 
-async fn handle(State(app): State<Arc<App>>, request: Request<Body>) -> Response<Body> {
+/// The request's id: the caller's `x-request-id` if it is a short printable value, else a new
+/// one (unique in this process, not a secret).
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static N: AtomicU64 = AtomicU64::new(0);
+    if let Some(id) = headers.get("x-request-id")
+        && !id.is_empty()
+        && id.len() <= 128
+        && id.as_bytes().iter().all(|b| b.is_ascii_graphic())
+    {
+        return id.clone();
+    }
+    let started = *STARTED.get_or_init(|| {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let id = format!("{started:016x}-{n:08x}");
+    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+/// Why a denied request was refused, as the metrics name it.
+fn reason(denial: &Denial) -> &'static str {
+    match denial {
+        Denial::MissingToken => "missing_token",
+        Denial::InvalidRequest { .. } => "invalid_request",
+        Denial::InvalidToken { .. } => "invalid_token",
+        Denial::InsufficientScope { .. } => "insufficient_scope",
+        Denial::NoContract => "no_contract",
+        Denial::Unavailable { .. } => "unavailable",
+        Denial::InvalidDpopProof { .. } => "invalid_dpop_proof",
+        _ => "denied",
+    }
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Response<Body> {
     let started = Instant::now();
+    let app = shared.app();
+    let id = request_id(request.headers());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let (mut response, api, client, reason) = decide(&app, request, &id).await;
+    let status = response.status().as_u16();
+    shared
+        .metrics
+        .request(api.unwrap_or("-"), status, reason, started.elapsed());
+    if app.access_log {
+        tracing::info!(
+            %method,
+            path,
+            status,
+            api = api.unwrap_or("-"),
+            client_id = client.as_deref().unwrap_or("-"),
+            reason,
+            request_id = %id.to_str().unwrap_or("-"),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "request"
+        );
+    }
+    response.headers_mut().insert("x-request-id", id);
+    response
+}
+
+/// The answer, the route's API, the client allowed and the decision's reason.
+async fn decide<'a>(
+    app: &'a App,
+    request: Request<Body>,
+    id: &HeaderValue,
+) -> (
+    Response<Body>,
+    Option<&'a str>,
+    Option<String>,
+    &'static str,
+) {
+    let path = request.uri().path();
     // The path is routed and forwarded as sent: one that an upstream could read as another
     // (dot segments, also behind `;params` or an encoding, encoded slashes, empty segments, a
     // second layer of encoding) is refused rather than normalised, so that no request reaches
     // one API's backend under another API's policy.
-    let path_check = check_path(&path);
+    let path_check = check_path(path);
     if path_check == PathCheck::Ambiguous {
-        tracing::info!(%method, status = 400, "ambiguous path refused");
-        return plain(StatusCode::BAD_REQUEST, "ambiguous path");
+        return (
+            plain(StatusCode::BAD_REQUEST, "ambiguous path"),
+            None,
+            None,
+            "ambiguous_path",
+        );
     }
-    let Some(route) = app.route(&path) else {
-        tracing::info!(%method, path, status = 404, "no route");
-        return plain(StatusCode::NOT_FOUND, "no route");
+    let Some(route) = app.route(path) else {
+        return (
+            plain(StatusCode::NOT_FOUND, "no route"),
+            None,
+            None,
+            "no_route",
+        );
     };
+    let api = Some(route.api.as_str());
     if path_check == PathCheck::EncodedPercent && !route.allow_encoded_percent {
-        tracing::info!(%method, status = 400, api = route.api, "encoded % in path refused");
-        return plain(StatusCode::BAD_REQUEST, "ambiguous path: encoded %");
+        let answer = plain(StatusCode::BAD_REQUEST, "ambiguous path: encoded %");
+        return (answer, api, None, "ambiguous_path");
+    }
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > route.max_body_bytes) {
+        let answer = plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+        return (answer, api, None, "body_too_large");
     }
     let decision = route
         .gateway
         .check_parts(request.method(), request.uri(), request.headers())
         .await;
-    let (response, client) = match decision {
+    match decision {
         Err(denial) => {
             // A 503's cause (the introspection endpoint's error, the key set's) is for the
             // operator; the caller gets the generic answer.
@@ -435,30 +758,21 @@ async fn handle(State(app): State<Arc<App>>, request: Request<Body>) -> Response
             {
                 tracing::warn!(api = route.api, cause = %cause, "validation unavailable");
             }
-            (route.gateway.deny_response(&denial).map(Body::from), None)
+            let answer = route.gateway.deny_response(&denial).map(Body::from);
+            (answer, api, None, reason(&denial))
         }
         Ok(principal) => {
             let client = principal.client_id().to_owned();
-            let mut response = forward(&app, route, &principal, request).await;
+            let (mut answer, reason) = forward(app, route, &principal, request, id).await;
             // What is left of the client's tier (draft-ietf-httpapi-ratelimit-headers).
             if let Some(quota) = principal.quota() {
                 for (name, value) in quota.headers() {
-                    response.headers_mut().insert(name, value);
+                    answer.headers_mut().insert(name, value);
                 }
             }
-            (response, Some(client))
+            (answer, api, Some(client), reason)
         }
-    };
-    tracing::info!(
-        %method,
-        path,
-        status = response.status().as_u16(),
-        api = route.api,
-        client_id = client.as_deref().unwrap_or("-"),
-        elapsed_us = started.elapsed().as_micros() as u64,
-        "request"
-    );
-    response
+    }
 }
 
 /// What [`check_path`] found.
@@ -621,30 +935,74 @@ async fn forward(
     route: &Route,
     principal: &Principal,
     request: Request<Body>,
-) -> Response<Body> {
+    id: &HeaderValue,
+) -> (Response<Body>, &'static str) {
     let (mut parts, body) = request.into_parts();
     strip(&mut parts.headers, app.forward_token);
     principal_headers(&mut parts.headers, &route.api, principal);
-    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    parts.uri = match format!("{}{}{target}", app.origin, app.base).parse() {
+    parts.headers.insert("x-request-id", id.clone());
+    let full = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    // With `strip_prefix`, `/orders/1?x` goes upstream as `/1?x`, and `/orders` as `/`.
+    let target = match full.strip_prefix(route.prefix.as_str()) {
+        Some(rest) if route.strip_prefix && (rest.is_empty() || rest.starts_with('?')) => {
+            format!("/{rest}")
+        }
+        Some(rest) if route.strip_prefix => rest.to_owned(),
+        _ => full.to_owned(),
+    };
+    let upstream = &route.upstream;
+    parts.uri = match format!("{}{}{target}", upstream.origin, upstream.base).parse() {
         Ok(uri) => uri,
-        Err(_) => return plain(StatusCode::BAD_REQUEST, "bad request target"),
+        Err(_) => {
+            return (
+                plain(StatusCode::BAD_REQUEST, "bad request target"),
+                "bad_target",
+            );
+        }
     };
     parts.version = axum::http::Version::HTTP_11;
-    let request = Request::from_parts(parts, body);
-    match tokio::time::timeout(app.timeout, app.upstream.request(request)).await {
+    // A body without a declared length is cut at the limit; the upstream call then fails, and
+    // the caller gets a 413.
+    let over = Arc::new(AtomicBool::new(false));
+    let limit = usize::try_from(route.max_body_bytes).unwrap_or(usize::MAX);
+    let flag = Arc::clone(&over);
+    let body = http_body_util::Limited::new(body, limit).map_err(move |e| {
+        if e.is::<http_body_util::LengthLimitError>() {
+            flag.store(true, Ordering::Relaxed);
+        }
+        e
+    });
+    let request = Request::from_parts(parts, Body::new(body));
+    match tokio::time::timeout(upstream.timeout, upstream.client.request(request)).await {
         Ok(Ok(response)) => {
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
-            Response::from_parts(parts, Body::new(body))
+            (Response::from_parts(parts, Body::new(body)), "allowed")
         }
+        Ok(Err(_)) if over.load(Ordering::Relaxed) => (
+            plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+            "body_too_large",
+        ),
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "upstream unreachable");
-            plain(StatusCode::BAD_GATEWAY, "upstream unreachable")
+            // The chain of causes: a TLS refusal is in a source, not in the top error.
+            let mut cause = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                cause = format!("{cause}: {s}");
+                source = s.source();
+            }
+            tracing::warn!(api = route.api, error = %cause, "upstream unreachable");
+            (
+                plain(StatusCode::BAD_GATEWAY, "upstream unreachable"),
+                "upstream_unreachable",
+            )
         }
         Err(_) => {
-            tracing::warn!("upstream did not answer in time");
-            plain(StatusCode::GATEWAY_TIMEOUT, "upstream timeout")
+            tracing::warn!(api = route.api, "upstream did not answer in time");
+            (
+                plain(StatusCode::GATEWAY_TIMEOUT, "upstream timeout"),
+                "upstream_timeout",
+            )
         }
     }
 }

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use oauth_test_server::services::{Postgres, Redis};
 use oauth_test_server::{Behaviour, TestServer};
-use support::{HOUR, Proxy, Upstream, assert_no_secret, config, get, get_with, scratch, secrets};
+use support::{
+    HOUR, Proxy, Upstream, assert_no_secret, config, config_with, get, get_with, scratch, secrets,
+};
 
 const CACHE_SECRET: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes
 
@@ -42,9 +44,10 @@ fn a_fleet_of_three_shares_one_introspection_and_follows_postgres() {
     let redis = Redis::start().unwrap();
     let upstream = Upstream::start();
     let dir = scratch("fleet");
-    let text = config(
+    let text = config_with(
         &server,
         upstream.port,
+        "admin_listen = \"127.0.0.1:0\"",
         "[contracts]\nstore = \"postgres\"\nurl_env = \"DATABASE_URL\"\nmax_staleness_secs = 2",
         "[cache.redis]\nurl_env = \"REDIS_URL\"\nsecret_env = \"CACHE_SECRET\"",
     );
@@ -192,6 +195,10 @@ fn a_fleet_of_three_shares_one_introspection_and_follows_postgres() {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+    assert_eq!(
+        get(&proxies[1].admin_url("/readyz"), None),
+        (200, "ready".into())
+    );
     // (Timed from before the stop: the last contact was at most one heartbeat before it.)
     let down = Instant::now();
     pg.stop().unwrap();
@@ -219,6 +226,18 @@ fn a_fleet_of_three_shares_one_introspection_and_follows_postgres() {
     for proxy in &proxies {
         assert_eq!(get(&proxy.url("/orders/1"), Some(&token)).0, 503);
     }
+    // Not ready either, and the metrics say why.
+    assert_eq!(
+        get(&proxies[1].admin_url("/readyz"), None),
+        (503, "contracts unavailable".into())
+    );
+    let (_, metrics) = get(&proxies[1].admin_url("/metrics"), None);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "oauth_gateway_contract_store_up 0"),
+        "{metrics}"
+    );
     let logs: String = proxies.iter().map(Proxy::log_text).collect();
     assert_no_secret(
         &logs,

@@ -394,6 +394,8 @@ pub struct ApiPolicy {
     audience: Option<String>,
     realm: Option<String>,
     not_before_leeway: Duration,
+    any_scope: bool,
+    require_contract: bool,
 }
 
 impl ApiPolicy {
@@ -405,6 +407,8 @@ impl ApiPolicy {
             audience: None,
             realm: None,
             not_before_leeway: Duration::from_secs(60),
+            any_scope: false,
+            require_contract: true,
         }
     }
 
@@ -415,6 +419,21 @@ impl ApiPolicy {
         S: Into<String>,
     {
         self.required = Scope::new(scopes);
+        self
+    }
+
+    /// Requires one of the scopes given to [`require_scope`](Self::require_scope), not all of
+    /// them (an OR instead of an AND). With no scopes required, it changes nothing.
+    pub fn any_scope(mut self) -> Self {
+        self.any_scope = true;
+        self
+    }
+
+    /// Whether the client must hold a contract for the API (`true`, the default). With
+    /// `false` the contract store is not asked: any client whose token passes the other checks
+    /// is allowed, with the token's scopes checked alone; the token must still name a client.
+    pub fn require_contract(mut self, required: bool) -> Self {
+        self.require_contract = required;
         self
     }
 
@@ -527,7 +546,15 @@ impl ApiPolicy {
         let Some(client_id) = introspection.client_id() else {
             return Err(Denial::NoContract);
         };
-        let (contract_scopes, tier) = match contract(client_id, &self.api) {
+        let status = if self.require_contract {
+            contract(client_id, &self.api)
+        } else {
+            ContractStatus::Granted {
+                scopes: None,
+                tier: None,
+            }
+        };
+        let (contract_scopes, tier) = match status {
             ContractStatus::Granted { scopes, tier } => (scopes, tier),
             ContractStatus::None => return Err(Denial::NoContract),
             ContractStatus::Unavailable => {
@@ -537,16 +564,30 @@ impl ApiPolicy {
                 });
             }
         };
-        for needed in self.required.iter() {
-            if let Some(allowed) = &contract_scopes
-                && !allowed.contains(needed)
-            {
-                return Err(Denial::NoContract);
-            }
-            if !introspection.scope().is_some_and(|s| s.contains(needed)) {
+        let in_contract =
+            |needed: &str| contract_scopes.as_ref().is_none_or(|a| a.contains(needed));
+        let in_token = |needed: &str| introspection.scope().is_some_and(|s| s.contains(needed));
+        if self.any_scope && !self.required.is_empty() {
+            // One scope both the token and the contract hold is enough; if the token holds
+            // some only the contract lacks, the contract is what is missing.
+            if !self.required.iter().any(|n| in_token(n) && in_contract(n)) {
+                if self.required.iter().any(in_token) {
+                    return Err(Denial::NoContract);
+                }
                 return Err(Denial::InsufficientScope {
                     required: self.required.clone(),
                 });
+            }
+        } else {
+            for needed in self.required.iter() {
+                if !in_contract(needed) {
+                    return Err(Denial::NoContract);
+                }
+                if !in_token(needed) {
+                    return Err(Denial::InsufficientScope {
+                        required: self.required.clone(),
+                    });
+                }
             }
         }
         Ok(Principal {
@@ -1193,6 +1234,60 @@ mod tests {
             Denial::InvalidToken {
                 reason: InvalidTokenReason::WrongAudience
             }
+        );
+    }
+
+    #[test]
+    fn any_scope_and_no_contract() {
+        let now = at(1000);
+        let granted = |_: &str, _: &str| ContractStatus::Granted {
+            scopes: None,
+            tier: None,
+        };
+        let token = |scope: &str| {
+            introspection(&format!(
+                r#"{{"active":true,"client_id":"c1","scope":"{scope}"}}"#
+            ))
+        };
+        let all = ApiPolicy::new("orders").require_scope(["a", "b"]);
+        let any = all.clone().any_scope();
+        let insufficient = Err(Denial::InsufficientScope {
+            required: Scope::parse("a b"),
+        });
+        let decide = |p: &ApiPolicy, scope: &str| p.decide(&token(scope), now, granted).map(|_| ());
+        assert_eq!(decide(&all, "a"), insufficient);
+        assert_eq!(decide(&all, "a b"), Ok(()));
+        assert_eq!(decide(&any, "b"), Ok(()));
+        assert_eq!(decide(&any, "c"), insufficient);
+        // Any: the contract must allow the scope the token holds.
+        let only_a = |_: &str, _: &str| ContractStatus::Granted {
+            scopes: Some(Scope::parse("a")),
+            tier: None,
+        };
+        assert_eq!(
+            any.decide(&token("b"), now, only_a).map(|_| ()),
+            Err(Denial::NoContract)
+        );
+        assert!(any.decide(&token("a b"), now, only_a).is_ok());
+        // With no scopes required, `any` changes nothing.
+        let none = ApiPolicy::new("orders").any_scope();
+        assert!(none.decide(&token(""), now, granted).is_ok());
+
+        // Without contracts the store is not asked; the token's scopes still count.
+        let open = ApiPolicy::new("orders")
+            .require_scope(["a"])
+            .require_contract(false);
+        let never = |_: &str, _: &str| -> ContractStatus { unreachable!("asked") };
+        assert!(open.decide(&token("a"), now, never).is_ok());
+        assert_eq!(open.decide(&token("b"), now, never).map(|_| ()), {
+            Err(Denial::InsufficientScope {
+                required: Scope::parse("a"),
+            })
+        });
+        let anonymous = introspection(r#"{"active":true,"scope":"a"}"#);
+        assert_eq!(
+            open.decide(&anonymous, now, never).map(|_| ()),
+            Err(Denial::NoContract)
         );
     }
 

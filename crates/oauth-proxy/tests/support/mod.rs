@@ -3,6 +3,7 @@
 // Each test file uses part of it.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -76,6 +77,28 @@ impl Upstream {
                         let mut body = vec![0; length];
                         if reader.read_exact(&mut body).is_err() {
                             return;
+                        }
+                        // A chunked body is read to its end (its size in `x-body-bytes`).
+                        if headers.get("transfer-encoding").and_then(|v| v.as_str())
+                            == Some("chunked")
+                        {
+                            let mut total = 0usize;
+                            loop {
+                                line.clear();
+                                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                    return;
+                                }
+                                let size = usize::from_str_radix(line.trim(), 16).unwrap_or(0);
+                                let mut chunk = vec![0; size + 2];
+                                if reader.read_exact(&mut chunk).is_err() {
+                                    return;
+                                }
+                                total += size;
+                                if size == 0 {
+                                    break;
+                                }
+                            }
+                            headers.insert("x-body-bytes".into(), total.into());
                         }
                         if let Some(target) = request_line.split_whitespace().nth(1) {
                             kept.lock().unwrap().push(target.to_owned());
@@ -174,8 +197,34 @@ impl Proxy {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert_eq!(get(&proxy.url("/healthz"), None), (200, "ok".to_owned()));
+        // An HTTPS listener is checked by its test, with its CA.
+        if !config.contains("\n[tls]") {
+            assert_eq!(get(&proxy.url("/healthz"), None), (200, "ok".to_owned()));
+        }
         proxy
+    }
+
+    /// The admin listener's URL for `path` (from its "ready" line).
+    pub(crate) fn admin_url(&self, path: &str) -> String {
+        self.wait_for_log(&["metrics and health checks ready"]);
+        let port: String = self
+            .log_text()
+            .lines()
+            .find(|l| l.contains("metrics and health checks ready"))
+            .and_then(|l| l.split("admin_listen=127.0.0.1:").nth(1))
+            .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect())
+            .unwrap_or_default();
+        format!("http://127.0.0.1:{port}{path}")
+    }
+
+    /// Sends the gateway a signal (`HUP`, `TERM`).
+    pub(crate) fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     /// Waits (at most 10 s) until the gateway's log has a line containing every one of `parts`.
@@ -379,4 +428,66 @@ pub(crate) fn assert_no_secret(log: &str, secrets: &[&str]) {
             );
         }
     }
+}
+
+/// Contracts for `app-1` on `orders` and `files`.
+pub(crate) fn grant_orders_and_files(dir: &Path) {
+    let store = oauth_gateway::RedbContracts::open(dir.join("contracts.redb")).unwrap();
+    let mut set = oauth_gateway::ContractSet::new();
+    set.insert(oauth_gateway::Contract::new("app-1", "orders"));
+    set.insert(oauth_gateway::Contract::new("app-1", "files"));
+    store.replace_all(&set).unwrap();
+}
+
+/// The top of a configuration introspecting at `server`, with `top` added (keys before the
+/// sections) and `routes` after.
+pub(crate) fn config_for(server: &TestServer, dir: &Path, top: &str, routes: &str) -> String {
+    let ca = dir.join("as-ca.pem");
+    std::fs::write(&ca, server.ca_pem()).unwrap();
+    format!(
+        r#"{top}
+[introspection]
+endpoint = "{introspect}"
+client_id = "{client}"
+client_secret_env = "GATEWAY_SECRET"
+ca_file = "{ca}"
+{routes}"#,
+        introspect = server.url("/introspect"),
+        client = Behaviour::default().client_id,
+        ca = ca.display(),
+    )
+}
+
+/// Sends `head` (a request line and headers, without the blank line) and `body` on a new
+/// connection; returns the status line's code and the whole answer.
+pub(crate) fn raw(port: u16, head: &str, body: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(format!("{head}\r\n\r\n").as_bytes())
+        .unwrap();
+    // The gateway may answer (and close) before it has read the body.
+    let _ = stream.write_all(body);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
+
+/// The samples of a Prometheus text exposition, by name and labels as written.
+pub(crate) fn samples(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (key, value) = l.rsplit_once(' ').expect(l);
+            (key.to_owned(), value.parse().expect(l))
+        })
+        .collect()
 }

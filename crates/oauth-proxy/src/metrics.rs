@@ -1,0 +1,338 @@
+//! `/metrics` (the Prometheus text format, version 0.0.4, written here: a few counters and
+//! histograms need no metrics crate), `/healthz` and `/readyz`, on `admin_listen`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+
+use crate::proxy::Shared;
+
+/// The request-latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// A latency histogram (cumulative buckets when written).
+#[derive(Default)]
+struct Histogram {
+    counts: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|&le| secs <= le) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    fn write(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (le, count) in BUCKETS.iter().zip(&self.counts) {
+            cumulative += count.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let braces = |s: &str| {
+            if s.is_empty() {
+                String::new()
+            } else {
+                format!("{{{s}}}")
+            }
+        };
+        let _ = writeln!(out, "{name}_sum{} {sum}", braces(labels));
+        let _ = writeln!(out, "{name}_count{} {count}", braces(labels));
+    }
+}
+
+/// One API's gateway counters (kept across reloads, by API name).
+#[derive(Default)]
+struct ApiCounters {
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    introspections_ok: AtomicU64,
+    introspections_failed: AtomicU64,
+    introspection_latency: Histogram,
+    key_set_fetches: AtomicU64,
+    key_set_latency: Histogram,
+}
+
+/// The gateway's observer for one API.
+struct Observer(Arc<ApiCounters>);
+
+impl oauth_gateway::GatewayObserver for Observer {
+    fn cache_lookup(&self, hit: bool) {
+        let counter = if hit {
+            &self.0.cache_hits
+        } else {
+            &self.0.cache_misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn introspection(&self, elapsed: Duration, ok: bool) {
+        let counter = if ok {
+            &self.0.introspections_ok
+        } else {
+            &self.0.introspections_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.0.introspection_latency.observe(elapsed);
+    }
+
+    fn key_set_fetch(&self, elapsed: Duration) {
+        self.0.key_set_fetches.fetch_add(1, Ordering::Relaxed);
+        self.0.key_set_latency.observe(elapsed);
+    }
+}
+
+/// Everything `/metrics` reports.
+#[derive(Default)]
+pub(crate) struct Metrics {
+    /// Requests by API (`-`: no route), status and decision reason.
+    requests: Mutex<BTreeMap<(String, u16, &'static str), u64>>,
+    latency: Histogram,
+    apis: Mutex<BTreeMap<String, Arc<ApiCounters>>>,
+    /// Configuration reloads: done, refused.
+    pub(crate) reloads: AtomicU64,
+    pub(crate) reloads_failed: AtomicU64,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// The observer to give the gateway of the API `api`.
+    pub(crate) fn observer(&self, api: &str) -> impl oauth_gateway::GatewayObserver + use<> {
+        let mut apis = self.apis.lock().unwrap_or_else(|e| e.into_inner());
+        Observer(Arc::clone(apis.entry(api.to_owned()).or_default()))
+    }
+
+    /// Counts one answered request.
+    pub(crate) fn request(&self, api: &str, status: u16, reason: &'static str, elapsed: Duration) {
+        let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        *requests
+            .entry((api.to_owned(), status, reason))
+            .or_default() += 1;
+        drop(requests);
+        self.latency.observe(elapsed);
+    }
+
+    /// The text format.
+    pub(crate) fn render(&self, ready: bool) -> String {
+        let mut out = String::new();
+        let help = |out: &mut String, name: &str, kind: &str, text: &str| {
+            let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");
+        };
+        help(
+            &mut out,
+            "oauth_gateway_requests_total",
+            "counter",
+            "Requests answered, by API, status and decision reason.",
+        );
+        let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        for ((api, status, reason), n) in requests.iter() {
+            let _ = writeln!(
+                out,
+                "oauth_gateway_requests_total{{api=\"{}\",status=\"{status}\",reason=\"{reason}\"}} {n}",
+                escape(api)
+            );
+        }
+        drop(requests);
+        help(
+            &mut out,
+            "oauth_gateway_request_duration_seconds",
+            "histogram",
+            "Time from a request's headers to its answer's headers.",
+        );
+        self.latency
+            .write(&mut out, "oauth_gateway_request_duration_seconds", "");
+        let apis = self.apis.lock().unwrap_or_else(|e| e.into_inner());
+        let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        for (name, text, values) in [
+            (
+                "oauth_gateway_cache_lookups_total",
+                "Token decisions from the node's cache (hit) or after a validation (miss).",
+                (|c: &ApiCounters| [("hit", &c.cache_hits), ("miss", &c.cache_misses)])
+                    as fn(&ApiCounters) -> [(&'static str, &AtomicU64); 2],
+            ),
+            (
+                "oauth_gateway_introspection_calls_total",
+                "Introspection calls, answered (ok) or failed.",
+                |c: &ApiCounters| {
+                    [
+                        ("ok", &c.introspections_ok),
+                        ("failed", &c.introspections_failed),
+                    ]
+                },
+            ),
+        ] {
+            help(&mut out, name, "counter", text);
+            for (api, c) in apis.iter() {
+                for (result, n) in values(c) {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{api=\"{}\",result=\"{result}\"}} {}",
+                        escape(api),
+                        load(n)
+                    );
+                }
+            }
+        }
+        let name = "oauth_gateway_jwks_fetches_total";
+        help(
+            &mut out,
+            name,
+            "counter",
+            "Key set (JWKS) fetches made while verifying JWT access tokens.",
+        );
+        for (api, c) in apis.iter() {
+            let n = load(&c.key_set_fetches);
+            let _ = writeln!(out, "{name}{{api=\"{}\"}} {n}", escape(api));
+        }
+        for (name, text, pick) in [
+            (
+                "oauth_gateway_introspection_duration_seconds",
+                "Introspection call latency.",
+                (|c: &ApiCounters| &c.introspection_latency) as fn(&ApiCounters) -> &Histogram,
+            ),
+            (
+                "oauth_gateway_jwks_fetch_duration_seconds",
+                "JWT verification latency when it fetched a key set.",
+                |c: &ApiCounters| &c.key_set_latency,
+            ),
+        ] {
+            help(&mut out, name, "histogram", text);
+            for (api, c) in apis.iter() {
+                pick(c).write(&mut out, name, &format!("api=\"{}\"", escape(api)));
+            }
+        }
+        drop(apis);
+        help(
+            &mut out,
+            "oauth_gateway_config_reloads_total",
+            "counter",
+            "Configuration reloads (SIGHUP), applied or refused.",
+        );
+        let _ = writeln!(
+            out,
+            "oauth_gateway_config_reloads_total{{result=\"applied\"}} {}",
+            self.reloads.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "oauth_gateway_config_reloads_total{{result=\"refused\"}} {}",
+            self.reloads_failed.load(Ordering::Relaxed)
+        );
+        help(
+            &mut out,
+            "oauth_gateway_ready",
+            "gauge",
+            "1 while the gateway takes traffic, 0 while it drains.",
+        );
+        let _ = writeln!(out, "oauth_gateway_ready {}", u8::from(ready));
+        out
+    }
+}
+
+/// A label value as the text format writes it.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on the admin listener until the process ends.
+pub(crate) async fn serve_admin(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    let router = axum::Router::new()
+        .route("/metrics", axum::routing::get(metrics))
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/readyz", axum::routing::get(readyz))
+        .with_state(shared);
+    if let Err(e) = axum::serve(listener, router).await {
+        tracing::warn!(error = %e, "admin listener stopped");
+    }
+}
+
+/// Asks the contract store, off the async workers (a redb read touches the disk).
+async fn contracts_available(shared: &Arc<Shared>) -> bool {
+    let shared = Arc::clone(shared);
+    tokio::task::spawn_blocking(move || shared.contracts_available())
+        .await
+        .unwrap_or(false)
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let mut text = shared.metrics.render(shared.ready());
+    let up = contracts_available(&shared).await;
+    let _ = writeln!(
+        text,
+        "# HELP oauth_gateway_contract_store_up 1 if the contract store answers.\n\
+         # TYPE oauth_gateway_contract_store_up gauge\n\
+         oauth_gateway_contract_store_up {}",
+        u8::from(up)
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    if !shared.ready() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else if !contracts_available(&shared).await {
+        (StatusCode::SERVICE_UNAVAILABLE, "contracts unavailable")
+    } else {
+        (StatusCode::OK, "ready")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_format() {
+        let m = Metrics::new();
+        m.request("orders", 200, "allowed", Duration::from_millis(3));
+        m.request("orders", 200, "allowed", Duration::from_millis(30));
+        m.request("-", 404, "no_route", Duration::from_micros(10));
+        let o = m.observer("orders");
+        oauth_gateway::GatewayObserver::cache_lookup(&o, false);
+        oauth_gateway::GatewayObserver::introspection(&o, Duration::from_millis(2), true);
+        let text = m.render(true);
+        for line in [
+            "oauth_gateway_requests_total{api=\"orders\",status=\"200\",reason=\"allowed\"} 2",
+            "oauth_gateway_requests_total{api=\"-\",status=\"404\",reason=\"no_route\"} 1",
+            "oauth_gateway_request_duration_seconds_bucket{le=\"0.005\"} 2",
+            "oauth_gateway_request_duration_seconds_bucket{le=\"+Inf\"} 3",
+            "oauth_gateway_request_duration_seconds_count 3",
+            "oauth_gateway_cache_lookups_total{api=\"orders\",result=\"miss\"} 1",
+            "oauth_gateway_cache_lookups_total{api=\"orders\",result=\"hit\"} 0",
+            "oauth_gateway_introspection_calls_total{api=\"orders\",result=\"ok\"} 1",
+            "oauth_gateway_jwks_fetches_total{api=\"orders\"} 0",
+            "oauth_gateway_introspection_duration_seconds_count{api=\"orders\"} 1",
+            "oauth_gateway_ready 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        assert_eq!(escape("a\"b\\"), "a\\\"b\\\\");
+    }
+}

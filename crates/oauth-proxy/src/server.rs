@@ -1,0 +1,270 @@
+//! The listener: accepting connections (plain or TLS), the limits an edge needs, and the
+//! graceful end of every connection.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::Request;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+
+/// What a client may cost, read from the configuration in force when its connection arrives.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConnLimits {
+    /// The time a client has to send a request's headers (hyper closes the connection then).
+    /// hyper's timer also runs while a connection waits for its next request.
+    pub(crate) header_read_timeout: Duration,
+    /// The most bytes a request's line and headers may take (hyper answers 431 beyond).
+    pub(crate) max_header_bytes: usize,
+    /// How long a keep-alive connection may wait for its next request.
+    pub(crate) idle_timeout: Duration,
+}
+
+/// What the accept loop needs from the application: the router, and the limits and TLS
+/// acceptor in force now (both change on reload).
+pub(crate) trait Current: Send + Sync + 'static {
+    /// The limits for a new connection.
+    fn limits(&self) -> ConnLimits;
+    /// The TLS acceptor, if the listener speaks HTTPS.
+    fn tls(&self) -> Option<tokio_rustls::TlsAcceptor>;
+}
+
+/// Fixed for the process's life.
+pub(crate) struct Fixed {
+    /// Connections still sending their first request's headers, for all clients together.
+    pub(crate) max_pending: usize,
+    /// Connections open at once.
+    pub(crate) max_connections: usize,
+}
+
+/// Accepts connections and serves each with hyper's HTTP/1 connection until `stop` turns true,
+/// then lets every connection finish its request in flight.
+///
+/// A client that sends its headers slowly (slowloris) holds a connection for at most the
+/// header-read timeout, and at most `max_pending` connections can be in that state at once:
+/// the limit is global, not per client address, because behind a load balancer every client
+/// has the balancer's address, and the timeout already bounds how long one slot is held.
+pub(crate) async fn serve<C: Current>(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    current: Arc<C>,
+    fixed: Fixed,
+    mut stop: watch::Receiver<bool>,
+) {
+    let pending = Arc::new(Semaphore::new(fixed.max_pending));
+    let open = Arc::new(Semaphore::new(fixed.max_connections));
+    // Connections closed for a limit since the last warning, and when that was.
+    let (mut refused, mut last_warning) = (0u64, None::<Instant>);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, say: wait for connections to end rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let permits = Arc::clone(&open)
+            .try_acquire_owned()
+            .ok()
+            .zip(Arc::clone(&pending).try_acquire_owned().ok());
+        let Some((open_permit, pending_permit)) = permits else {
+            // One line a second at most, with the count: a flood must not flood the log too.
+            refused += 1;
+            if last_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                tracing::warn!(
+                    %peer,
+                    refused,
+                    max_connections = fixed.max_connections,
+                    max_pending_connections = fixed.max_pending,
+                    "too many connections still sending request headers, or open; connection closed"
+                );
+                refused = 0;
+                last_warning = Some(Instant::now());
+            }
+            continue;
+        };
+        tracing::debug!(%peer, "connection accepted");
+        let limits = current.limits();
+        let tls = current.tls();
+        let service = Admitted {
+            pending: Mutex::new(Some(pending_permit)),
+            activity: Arc::new(Mutex::new(Activity {
+                in_flight: 0,
+                served: false,
+                last: Instant::now(),
+            })),
+            inner: hyper_util::service::TowerToHyperService::new(router.clone()),
+        };
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let _open = open_permit;
+            match tls {
+                None => connection(stream, service, limits, stop, peer).await,
+                Some(acceptor) => {
+                    // The handshake is part of what a client must finish in time.
+                    let accepted =
+                        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream))
+                            .await;
+                    match accepted {
+                        Ok(Ok(stream)) => connection(stream, service, limits, stop, peer).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake not finished in time"),
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    // Every connection holds an `open` permit until it ends.
+    let all = u32::try_from(fixed.max_connections).unwrap_or(u32::MAX);
+    let _ = open.acquire_many(all).await;
+}
+
+/// Serves one connection until it ends, it has been idle too long, or the server stops.
+async fn connection<I, S>(
+    io: I,
+    service: Admitted<S>,
+    limits: ConnLimits,
+    mut stop: watch::Receiver<bool>,
+    peer: std::net::SocketAddr,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<Request<hyper::body::Incoming>, Response = axum::response::Response>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes);
+    let activity = Arc::clone(&service.activity);
+    let conn = http.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let mut closing = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let result = loop {
+        tokio::select! {
+            result = conn.as_mut() => break result,
+            _ = stop.wait_for(|s| *s), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = tick.tick(), if !closing => {
+                let idle = activity
+                    .lock()
+                    .map(|a| a.served && a.in_flight == 0 && a.last.elapsed() >= limits.idle_timeout)
+                    .unwrap_or(false);
+                if idle {
+                    tracing::debug!(%peer, "keep-alive connection idle; closed");
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    };
+    match result {
+        Ok(()) => tracing::debug!(%peer, "connection closed"),
+        Err(e) if e.is_timeout() => {
+            tracing::debug!(%peer, "request headers not received in time; connection closed");
+        }
+        Err(e) => tracing::debug!(%peer, error = %e, "connection closed"),
+    }
+}
+
+/// Requests in flight on a connection, and when one last ended. Before its first request a
+/// connection is bounded by the header-read timeout alone.
+struct Activity {
+    in_flight: usize,
+    served: bool,
+    last: Instant,
+}
+
+/// A connection's service: counts the connection as pending (holds a permit) until its first
+/// request's headers have arrived, and keeps its activity for the idle timeout.
+struct Admitted<S> {
+    pending: Mutex<Option<OwnedSemaphorePermit>>,
+    activity: Arc<Mutex<Activity>>,
+    inner: S,
+}
+
+/// Marks a request's end when dropped (answered or cancelled).
+struct InFlight(Arc<Mutex<Activity>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut a) = self.0.lock() {
+            a.in_flight = a.in_flight.saturating_sub(1);
+            a.last = Instant::now();
+        }
+    }
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B> hyper::service::Service<Request<B>> for Admitted<S>
+where
+    S: hyper::service::Service<Request<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<S::Response, S::Error>>;
+
+    fn call(&self, request: Request<B>) -> Self::Future {
+        if let Ok(mut permit) = self.pending.lock() {
+            permit.take();
+        }
+        if let Ok(mut a) = self.activity.lock() {
+            a.in_flight += 1;
+            a.served = true;
+        }
+        let guard = InFlight(Arc::clone(&self.activity));
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let response = future.await;
+            drop(guard);
+            response
+        })
+    }
+}
+
+/// The HTTPS listener's acceptor from a PEM certificate chain and key.
+pub(crate) fn tls_acceptor(
+    cert_file: &std::path::Path,
+    key_file: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert_file)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| format!("[tls] cert_file {}: {e}", cert_file.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "[tls] cert_file {}: no certificate",
+            cert_file.display()
+        ));
+    }
+    // The key's own error could quote it; only its kind is said.
+    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|_| {
+        format!(
+            "[tls] key_file {}: no readable PEM private key",
+            key_file.display()
+        )
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("[tls]: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("[tls] the certificate and key: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
