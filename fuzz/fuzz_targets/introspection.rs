@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
     let result = Arc::new(result);
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let policy = ApiPolicy::new("api").require_scope(["read"]).audience("https://api");
-    let decision = policy.decide(&result, now, |_, _| ContractStatus::Granted { scopes: None });
+    let decision = policy.decide(&result, now, |_, _| ContractStatus::Granted {
+        scopes: None,
+        tier: None,
+    });
     match decision {
         Ok(p) => {
             // Allowed only when active, unexpired, for this audience and scope.
