@@ -3,6 +3,7 @@
 
 use http::{Request, Response};
 
+use crate::authorization_details::AuthorizationDetails;
 use crate::client::{Client, ClientAuthentication, ClientId};
 use crate::encoding::{b64url, form_parse, query_encode_into};
 use crate::endpoint::Endpoint;
@@ -160,6 +161,7 @@ pub struct AuthorizationRequest {
     nonce: Option<Nonce>,
     pkce: PkceChoice,
     issuer: Option<(String, bool)>,
+    authorization_details: Option<(AuthorizationDetails, String)>,
     extra: Vec<(String, String)>,
 }
 
@@ -176,6 +178,7 @@ impl AuthorizationRequest {
             nonce: None,
             pkce: PkceChoice::Generate(PkceMethod::S256),
             issuer: None,
+            authorization_details: None,
             extra: Vec::new(),
         }
     }
@@ -244,6 +247,19 @@ impl AuthorizationRequest {
         self.param("dpop_jkt", thumbprint)
     }
 
+    /// Asks for these `authorization_details` (RFC 9396 §3): sent as JSON text in the URL, in
+    /// a pushed request's body ([`PendingAuthorization::push_request`]), or as a JSON array
+    /// inside a request object. An empty list sends nothing.
+    pub fn authorization_details(mut self, details: AuthorizationDetails) -> Self {
+        self.authorization_details = if details.is_empty() {
+            None
+        } else {
+            let json = details.to_json();
+            Some((details, json))
+        };
+        self
+    }
+
     /// Adds any other parameter (such as `prompt`, `audience` or `resource`).
     pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.extra.push((name.into(), value.into()));
@@ -299,6 +315,10 @@ impl AuthorizationRequest {
         if let Some(pkce) = &pkce {
             pairs.push(("code_challenge", pkce.challenge()));
             pairs.push(("code_challenge_method", pkce.method().as_str()));
+        }
+        if let Some((details, json)) = &self.authorization_details {
+            details.check()?;
+            pairs.push(("authorization_details", json));
         }
         for (name, value) in &self.extra {
             if pairs.iter().any(|(n, _)| n == name) {
@@ -675,6 +695,45 @@ mod tests {
 
     fn endpoint() -> Endpoint {
         Endpoint::new("https://anypoint.mulesoft.com/accounts/api/v2/oauth2/authorize").unwrap()
+    }
+
+    #[test]
+    fn authorization_details_in_the_url_and_the_pushed_body() {
+        use crate::authorization_details::AuthorizationDetail;
+        let details = AuthorizationDetails::new().with(
+            AuthorizationDetail::new("payment_initiation")
+                .actions(["initiate"])
+                .locations(["https://bank.example/payments"]),
+        );
+        let pending = AuthorizationRequest::new(endpoint(), "app")
+            .authorization_details(details.clone())
+            .build(&SeededRandom::new(1))
+            .unwrap();
+        let sent = pending.query_param("authorization_details").unwrap();
+        assert_eq!(AuthorizationDetails::parse(&sent).unwrap(), details);
+        let par = Endpoint::new("https://anypoint.mulesoft.com/par").unwrap();
+        let client = Client::new(
+            "app",
+            ClientAuthentication::SecretPost(crate::ClientSecret::new("s")),
+        );
+        let push = pending
+            .push_request(&par, &client, std::time::SystemTime::UNIX_EPOCH)
+            .unwrap();
+        let body = std::str::from_utf8(push.body().expose_secret()).unwrap();
+        let pushed = form_parse(body)
+            .into_iter()
+            .find(|(n, _)| n == "authorization_details")
+            .unwrap()
+            .1;
+        assert_eq!(AuthorizationDetails::parse(&pushed).unwrap(), details);
+        // Given twice (typed and raw): refused, not sent twice.
+        assert!(matches!(
+            AuthorizationRequest::new(endpoint(), "app")
+                .authorization_details(details)
+                .param("authorization_details", "[]")
+                .build(&SeededRandom::new(1)),
+            Err(Error::DuplicateParameter { .. })
+        ));
     }
 
     #[test]
