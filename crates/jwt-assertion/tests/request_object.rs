@@ -1,5 +1,6 @@
 //! JAR (RFC 9101): request objects built by oauth-core's `AuthorizationRequest`, signed by
 //! `ClientAssertionSigner`, then verified with this crate's `verify` and read claim by claim.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

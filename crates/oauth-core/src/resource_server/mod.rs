@@ -1199,7 +1199,10 @@ mod tests {
             })
         );
         // 403 insufficient_scope with a description naming authorization details.
-        let r = missing.unwrap_err().to_response(Some("api"));
+        let r = Denial::InsufficientAuthorizationDetails {
+            required: "payment_initiation".into(),
+        }
+        .to_response(Some("api"));
         assert_eq!(r.status(), 403);
         let challenge = r.headers()[WWW_AUTHENTICATE].to_str().unwrap();
         assert!(challenge.starts_with(r#"Bearer realm="api", error="insufficient_scope""#));
