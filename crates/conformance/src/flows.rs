@@ -340,3 +340,225 @@ pub fn openid_client_pushes_when_the_provider_requires_it<H: Harness>() {
         assert!(pending.handle_callback(&location).is_ok());
     }
 }
+
+fn payment_details() -> oauth_core::authorization_details::AuthorizationDetails {
+    use oauth_core::authorization_details::{AuthorizationDetail, AuthorizationDetails};
+    AuthorizationDetails::new().with(
+        AuthorizationDetail::new("payment_initiation")
+            .actions(["initiate", "status"])
+            .locations(["https://api.example/payments"])
+            .member(
+                "instructedAmount",
+                serde_json::json!({"currency": "EUR", "amount": "123.50"}),
+            ),
+    )
+}
+
+/// RAR (RFC 9396) with client credentials: the details asked for are granted, read back from
+/// the token response and from introspection of the token; an API policy requiring the type
+/// allows that token and refuses one issued without details; a malformed value is refused by
+/// the server with `invalid_authorization_details`.
+pub fn rich_authorization_client_credentials_and_introspection<H: Harness>() {
+    use oauth_core::client::introspection::IntrospectionRequest;
+    use oauth_core::resource_server::{ApiPolicy, ContractStatus, Denial};
+    let server = start(Behaviour::default());
+    let h: H = harness(&server);
+    let b = Behaviour::default();
+    let token_endpoint = h.endpoint(&server.url("/token")).unwrap();
+    let introspect = |token: &oauth_core::TokenResponse| {
+        h.introspect(
+            &h.endpoint(&server.url("/introspect")).unwrap(),
+            &basic(&b),
+            &IntrospectionRequest::new(oauth_core::SecurityToken::new(
+                token.access_token().expose_secret(),
+            )),
+        )
+        .unwrap()
+    };
+    let granted = h
+        .request_token(
+            &token_endpoint,
+            &basic(&b),
+            &TokenRequest::client_credentials()
+                .scope(["pay"])
+                .authorization_details(payment_details()),
+        )
+        .unwrap();
+    assert_eq!(granted.authorization_details(), Some(&payment_details()));
+    let introspection = std::sync::Arc::new(introspect(&granted));
+    assert_eq!(
+        introspection.authorization_details(),
+        Some(payment_details())
+    );
+
+    let plain = h
+        .request_token(
+            &token_endpoint,
+            &basic(&b),
+            &TokenRequest::client_credentials().scope(["pay"]),
+        )
+        .unwrap();
+    assert!(plain.authorization_details().is_none());
+    let plain_introspection = std::sync::Arc::new(introspect(&plain));
+    assert!(plain_introspection.authorization_details().is_none());
+
+    let policy =
+        ApiPolicy::new("payments").require_authorization_details_type("payment_initiation");
+    let contract = |_: &str, _: &str| ContractStatus::Granted {
+        scopes: None,
+        tier: None,
+    };
+    let now = std::time::SystemTime::now();
+    assert!(policy.decide(&introspection, now, contract).is_ok());
+    assert_eq!(
+        policy
+            .decide(&plain_introspection, now, contract)
+            .unwrap_err(),
+        Denial::InsufficientAuthorizationDetails {
+            required: "payment_initiation".into()
+        }
+    );
+
+    // A value the server cannot read: RFC 9396 §5's error.
+    let refused = h.request_token(
+        &token_endpoint,
+        &basic(&b),
+        &TokenRequest::client_credentials().param("authorization_details", r#"{"type":"x"}"#),
+    );
+    assert_eq!(
+        error_code(&refused),
+        Some(ErrorCode::parse("invalid_authorization_details"))
+    );
+}
+
+/// JAR (RFC 9101) + PAR + RAR: the authorization request signed as a request object with the
+/// client's registered key (ES256, then EdDSA by value), pushed with client authentication,
+/// the browser sent with `client_id` + `request_uri`, the code redeemed, the details granted
+/// on the token. The server refuses an object for another audience, an expired one, one signed
+/// with another key, and an unsigned (`alg: none`) one.
+pub fn request_object_pushed_code_flow_with_authorization_details<H: Harness>() {
+    use base64::Engine as _;
+    use jwt_assertion::{Algorithm, ClientAssertionSigner, SigningKey};
+    use std::time::SystemTime;
+    let key = SigningKey::generate(Algorithm::ES256).unwrap();
+    let b = Behaviour {
+        client_jwk: key.public_jwk(),
+        ..Behaviour::default()
+    };
+    let server = start(b.clone());
+    let h: H = harness(&server);
+    let key = std::sync::Arc::new(key);
+    let authorize = h.endpoint(&server.url("/authorize")).unwrap();
+    let par = h.endpoint(&server.url("/par")).unwrap();
+    let issuer = server.url("");
+    let request = |audience: &str, signer: std::sync::Arc<SigningKey>| {
+        AuthorizationRequest::new(authorize.clone(), b.client_id.as_str())
+            .redirect_uri("https://app.example/cb")
+            .scope(["pay"])
+            .authorization_details(payment_details())
+            .request_object(ClientAssertionSigner::new(signer), audience)
+    };
+
+    // Pushed: the body holds `request` and the client's authentication.
+    let pending = request(&issuer, std::sync::Arc::clone(&key))
+        .build_at(&oauth_ureq::SystemRandom, SystemTime::now())
+        .unwrap();
+    let pushed = h.push_authorization(&par, &basic(&b), &pending).unwrap();
+    let url = pushed.url().to_owned();
+    assert!(
+        url.contains("request_uri=") && !url.contains("request="),
+        "{url}"
+    );
+    let answer = h
+        .execute(Request::get(&url).body(Vec::new()).unwrap())
+        .unwrap();
+    assert_eq!(answer.status(), 302);
+    let location = answer.headers()["location"].to_str().unwrap().to_owned();
+    let code = pushed.handle_callback(&location).unwrap();
+    let token = h
+        .request_token(
+            &h.endpoint(&server.url("/token")).unwrap(),
+            &basic(&b),
+            &pushed.token_request(code),
+        )
+        .unwrap();
+    assert_eq!(token.authorization_details(), Some(&payment_details()));
+    assert_eq!(token.scope().map(|s| s.as_str()), Some("pay"));
+
+    // By value: only client_id and request on the URL.
+    let pending = request(&issuer, std::sync::Arc::clone(&key))
+        .build_at(&oauth_ureq::SystemRandom, SystemTime::now())
+        .unwrap();
+    let answer = h
+        .execute(Request::get(pending.url()).body(Vec::new()).unwrap())
+        .unwrap();
+    assert_eq!(answer.status(), 302);
+    let location = answer.headers()["location"].to_str().unwrap().to_owned();
+    let code = pending.handle_callback(&location).unwrap();
+    let token = h
+        .request_token(
+            &h.endpoint(&server.url("/token")).unwrap(),
+            &basic(&b),
+            &pending.token_request(code),
+        )
+        .unwrap();
+    assert_eq!(token.authorization_details(), Some(&payment_details()));
+
+    // Refused when pushed: another audience, expired, another key.
+    let other_key = std::sync::Arc::new(SigningKey::generate(Algorithm::ES256).unwrap());
+    let long_ago = SystemTime::now() - Duration::from_secs(600);
+    for (what, pending) in [
+        (
+            "audience",
+            request("https://other.example", std::sync::Arc::clone(&key))
+                .build_at(&oauth_ureq::SystemRandom, SystemTime::now()),
+        ),
+        (
+            "expired",
+            request(&issuer, std::sync::Arc::clone(&key))
+                .build_at(&oauth_ureq::SystemRandom, long_ago),
+        ),
+        (
+            "key",
+            request(&issuer, other_key).build_at(&oauth_ureq::SystemRandom, SystemTime::now()),
+        ),
+    ] {
+        let refused = h.push_authorization(&par, &basic(&b), &pending.unwrap());
+        let code = refused
+            .as_ref()
+            .err()
+            .and_then(|e| e.error_response().map(|r| r.code().clone()));
+        assert_eq!(
+            code,
+            Some(ErrorCode::parse("invalid_request_object")),
+            "{what}"
+        );
+    }
+
+    // Unsigned: the signed object's claims under `alg: none`, sent by value and pushed.
+    let pending = request(&issuer, key)
+        .build_at(&oauth_ureq::SystemRandom, SystemTime::now())
+        .unwrap();
+    let object = pending.url().split("request=").nth(1).unwrap().to_owned();
+    let payload = object.split('.').nth(1).unwrap();
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(br#"{"alg":"none","typ":"oauth-authz-req+jwt"}"#);
+    let unsigned = format!("{header}.{payload}.");
+    let answer = h
+        .execute(
+            Request::get(format!(
+                "{}?client_id={}&request={unsigned}",
+                server.url("/authorize"),
+                b.client_id
+            ))
+            .body(Vec::new())
+            .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    assert!(
+        String::from_utf8_lossy(answer.body()).contains("invalid_request_object"),
+        "{:?}",
+        String::from_utf8_lossy(answer.body())
+    );
+}

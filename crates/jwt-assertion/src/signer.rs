@@ -7,9 +7,9 @@ use oauth_core::{
     Assertion, AssertionSigner, ClientAuthentication, Error, SigningContext, SigningError,
     TokenRequest,
 };
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use crate::{JwtClaims, RingRandom, SignError, SigningKey};
+use crate::{Header, JwtClaims, RingRandom, SignError, SigningKey, sign_compact};
 
 impl From<SignError> for Error {
     fn from(e: SignError) -> Self {
@@ -82,7 +82,20 @@ impl AssertionSigner for ClientAssertionSigner {
             .lifetime(self.lifetime)
             .sign_with_rng(&self.key, context.now, &self.rng)?)
     }
+
+    /// A request object (RFC 9101 §4) with the client's key: `typ: oauth-authz-req+jwt`, the
+    /// key's `alg` and `kid`, the claims as oauth-core built them (`AuthorizationRequest::
+    /// request_object`). A `SigningKey` always signs: there is no `alg: none`.
+    fn sign_request_object(&self, claims: &Map<String, Value>) -> Result<Assertion, Error> {
+        Ok(
+            sign_compact(&self.key, &Header::new().typ(REQUEST_OBJECT_TYPE), claims)
+                .map(Assertion::new)?,
+        )
+    }
 }
+
+/// `typ` of a request object (RFC 9101 §4).
+const REQUEST_OBJECT_TYPE: &str = "oauth-authz-req+jwt";
 
 /// The JWT bearer grant's assertion (RFC 7523 §2.1), signed each time the grant is sent: `iss`
 /// and `sub` as given (the Anypoint page: the client id and the user), `aud` the token endpoint

@@ -131,8 +131,8 @@ use client::{
 pub use common::lease;
 #[cfg(feature = "authorization-code")]
 use common::sha256;
+pub use common::{authorization_details, error, json, random, scrub, secret, transport};
 use common::{encoding, endpoint, scope, time};
-pub use common::{error, json, random, scrub, secret, transport};
 use resource_server as resource;
 
 // The vocabulary: what nearly every user names, whichever flow they run.

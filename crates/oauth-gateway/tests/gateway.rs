@@ -596,3 +596,112 @@ fn tower_layer_in_front_of_an_axum_router() {
     assert!(challenge.unwrap().contains(r#"error="invalid_token""#));
     assert!(body.contains("invalid_token"));
 }
+
+/// RFC 9396 end to end: tokens obtained from the test server's token endpoint by
+/// client_credentials, one with `authorization_details` of type `payment_initiation`, one
+/// without; both gateways (reqwest, ureq) introspect them and an API requiring the type lets
+/// the first through (its details on the principal) and refuses the second with 403
+/// `insufficient_scope`.
+#[test]
+fn both_gateways_require_the_authorization_details_type() {
+    use oauth_core::authorization_details::{AuthorizationDetail, AuthorizationDetails};
+    let server = server();
+    let b = Behaviour::default();
+    let http = oauth_ureq::HttpClient::new(
+        oauth_ureq::HttpConfig::new()
+            .add_root_certificates_pem(server.ca_pem().as_bytes())
+            .unwrap(),
+    )
+    .unwrap();
+    let token_endpoint = http.endpoint(&server.url("/token")).unwrap();
+    let details = AuthorizationDetails::new().with(
+        AuthorizationDetail::new("payment_initiation")
+            .actions(["initiate"])
+            .locations(["https://api.example/payments"]),
+    );
+    let with = http
+        .request_token(
+            &token_endpoint,
+            &credentials(&server),
+            &oauth_core::TokenRequest::client_credentials()
+                .scope(["pay"])
+                .authorization_details(details.clone()),
+        )
+        .unwrap();
+    assert_eq!(with.authorization_details(), Some(&details));
+    let without = http
+        .request_token(
+            &token_endpoint,
+            &credentials(&server),
+            &oauth_core::TokenRequest::client_credentials().scope(["pay"]),
+        )
+        .unwrap();
+    assert!(without.authorization_details().is_none());
+    let other_type = http
+        .request_token(
+            &token_endpoint,
+            &credentials(&server),
+            &oauth_core::TokenRequest::client_credentials()
+                .scope(["pay"])
+                .authorization_details(
+                    AuthorizationDetails::new()
+                        .with(AuthorizationDetail::new("account_information")),
+                ),
+        )
+        .unwrap();
+
+    let policy = || {
+        ApiPolicy::new("payments")
+            .require_scope(["pay"])
+            .require_authorization_details_type("payment_initiation")
+    };
+    let store = || {
+        let store = MemoryContracts::new();
+        store.grant(Contract::new(b.client_id.as_str(), "payments"));
+        Arc::new(store)
+    };
+    let rt = runtime();
+    let reqwest_http = oauth_reqwest::HttpClient::new(
+        oauth_reqwest::HttpConfig::new()
+            .add_root_certificates_pem(server.ca_pem().as_bytes())
+            .unwrap(),
+    )
+    .unwrap();
+    let endpoint = reqwest_http.endpoint(&server.url("/introspect")).unwrap();
+    let async_gw =
+        Gateway::builder(reqwest_http, endpoint, credentials(&server)).build(policy(), store());
+    let endpoint = http.endpoint(&server.url("/introspect")).unwrap();
+    let blocking_gw =
+        BlockingGateway::builder(http, endpoint, credentials(&server)).build(policy(), store());
+    let checks: [(&str, Check<'_>); 2] = [
+        ("reqwest", &|r| rt.block_on(async_gw.check(r))),
+        ("ureq", &|r| blocking_gw.check(r)),
+    ];
+    for (name, check) in checks {
+        let principal = check(&request(Some(with.access_token().expose_secret()))).unwrap();
+        assert_eq!(principal.client_id(), b.client_id, "{name}");
+        assert_eq!(
+            principal.introspection().authorization_details(),
+            Some(details.clone()),
+            "{name}"
+        );
+        for refused in [&without, &other_type] {
+            let denial = check(&request(Some(refused.access_token().expose_secret()))).unwrap_err();
+            assert_eq!(
+                denial,
+                Denial::InsufficientAuthorizationDetails {
+                    required: "payment_initiation".into()
+                },
+                "{name}"
+            );
+            let response = denial.to_response(None);
+            assert_eq!(response.status(), StatusCode::FORBIDDEN);
+            assert!(
+                response.headers()[header::WWW_AUTHENTICATE]
+                    .to_str()
+                    .unwrap()
+                    .contains(r#"error="insufficient_scope""#)
+            );
+        }
+    }
+}

@@ -366,15 +366,15 @@ impl OpenIdCore {
         &self.keys
     }
 
-    /// Builds `request` (state, nonce, PKCE drawn from the OS), and pushes it (RFC 9126) when
-    /// the provider says authorization requests must be pushed
-    /// (`require_pushed_authorization_requests`).
+    /// Builds `request` (state, nonce, PKCE drawn from the OS; a request object, RFC 9101,
+    /// signed now), and pushes it (RFC 9126) when the provider says authorization requests
+    /// must be pushed (`require_pushed_authorization_requests`).
     pub async fn begin<I: Io>(
         &self,
         io: &I,
         request: oauth_core::AuthorizationRequest,
     ) -> Result<PendingAuthorization, Error> {
-        let pending = request.build(&crate::SystemRandom)?;
+        let pending = request.build_at(&crate::SystemRandom, now().wall())?;
         if self.metadata.require_pushed_authorization_requests() {
             return self.push(io, &pending).await;
         }

@@ -46,12 +46,14 @@ pub(crate) struct AccessGrant {
     expires: Instant,
     exp_epoch: u64,
     revoked: bool,
+    authorization_details: Option<Value>,
 }
 
 struct RefreshGrant {
     client_id: String,
     scope: String,
     subject: Option<String>,
+    authorization_details: Option<Value>,
 }
 
 struct CodeGrant {
@@ -60,6 +62,7 @@ struct CodeGrant {
     challenge: Option<(String, String)>,
     scope: String,
     nonce: Option<String>,
+    authorization_details: Option<Value>,
 }
 
 #[derive(Default)]
@@ -96,7 +99,7 @@ impl Store {
         lifetime: Duration,
         len: usize,
     ) -> String {
-        self.issue(client_id, scope, None, lifetime, len)
+        self.issue(client_id, scope, None, lifetime, len, None)
     }
 
     fn issue(
@@ -106,6 +109,7 @@ impl Store {
         subject: Option<&str>,
         lifetime: Duration,
         len: usize,
+        authorization_details: Option<Value>,
     ) -> String {
         let token = self.fresh("at", len);
         let exp_epoch = (SystemTime::now() + lifetime)
@@ -120,6 +124,7 @@ impl Store {
                 expires: Instant::now() + lifetime,
                 exp_epoch,
                 revoked: false,
+                authorization_details,
             },
         );
         token
@@ -524,6 +529,16 @@ fn grant(st: &mut State, request: &Request) -> Response {
     }
     let client = client_id.clone().unwrap_or_default();
     let scope = p.get("scope").cloned().unwrap_or_default();
+    // RFC 9396 §6: with any grant; checked as §5 says (`invalid_authorization_details`).
+    let requested_details = match p
+        .get("authorization_details")
+        .map(|d| authorization_details(d))
+    {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(r)) => return r,
+    };
+    let mut granted_details = requested_details.clone();
     let (scope, subject, refresh, nonce) = match grant_type.as_str() {
         "client_credentials" => (
             scope,
@@ -562,6 +577,10 @@ fn grant(st: &mut State, request: &Request) -> Response {
                     return oauth_error(400, "invalid_grant", "PKCE verification failed");
                 }
             }
+            // The token request may narrow what the code was granted; here it replaces it.
+            if granted_details.is_none() {
+                granted_details = code.authorization_details;
+            }
             (
                 code.scope,
                 Some(st.behaviour.username.clone()),
@@ -580,6 +599,7 @@ fn grant(st: &mut State, request: &Request) -> Response {
                     client_id: g.client_id.clone(),
                     scope: g.scope.clone(),
                     subject: g.subject.clone(),
+                    authorization_details: g.authorization_details.clone(),
                 })
             };
             let Some(found) = found.filter(|g| g.client_id == client) else {
@@ -598,6 +618,7 @@ fn grant(st: &mut State, request: &Request) -> Response {
                 true,
                 keep,
                 None,
+                requested_details.or(found.authorization_details),
             );
         }
         DEVICE_CODE => {
@@ -675,7 +696,16 @@ fn grant(st: &mut State, request: &Request) -> Response {
             let sub = claims["sub"].as_str().map(str::to_owned);
             let iss = claims["iss"].as_str().unwrap_or_default().to_owned();
             let client = client_id.unwrap_or(iss);
-            return issue(st, &client, &scope, sub.as_deref(), false, None, None);
+            return issue(
+                st,
+                &client,
+                &scope,
+                sub.as_deref(),
+                false,
+                None,
+                None,
+                granted_details,
+            );
         }
         TOKEN_EXCHANGE => {
             let subject_ok = p
@@ -684,7 +714,16 @@ fn grant(st: &mut State, request: &Request) -> Response {
             if !subject_ok {
                 return oauth_error(400, "invalid_grant", "subject_token is not valid");
             }
-            let mut r = issue(st, &client, &scope, None, false, None, None);
+            let mut r = issue(
+                st,
+                &client,
+                &scope,
+                None,
+                false,
+                None,
+                None,
+                granted_details,
+            );
             if let Ok(mut v) = serde_json::from_slice::<Value>(&r.body) {
                 v["issued_token_type"] = json!("urn:ietf:params:oauth:token-type:access_token");
                 r.body = v.to_string().into_bytes();
@@ -702,9 +741,85 @@ fn grant(st: &mut State, request: &Request) -> Response {
         refresh,
         None,
         nonce,
+        granted_details,
     )
 }
 
+/// An `authorization_details` value as RFC 9396 §2 defines it (a JSON array of objects, each
+/// with a non-empty string `type`), or the §5 error.
+fn authorization_details(text: &str) -> Result<Value, Response> {
+    let bad = || {
+        oauth_error(
+            400,
+            "invalid_authorization_details",
+            "authorization_details must be a JSON array of objects with a type",
+        )
+    };
+    let value: Value = serde_json::from_str(text).map_err(|_| bad())?;
+    let ok = value.as_array().is_some_and(|items| {
+        items.iter().all(|item| {
+            item.get("type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| !t.is_empty())
+        })
+    });
+    if ok { Ok(value) } else { Err(bad()) }
+}
+
+/// A request object (RFC 9101): signed with the client's registered key (or its secret, for
+/// HS256), `typ` `oauth-authz-req+jwt` when given, `iss` and `client_id` = the client, `aud` =
+/// this issuer, within `nbf`..`exp`, a `jti` never seen before. Its claims become the
+/// request's parameters (§6.3: the ones outside are ignored). An unsigned one (`alg: none`)
+/// is refused by `jwt::verify`, which knows no such algorithm.
+fn request_object(
+    st: &mut State,
+    object: &str,
+    client_id: &str,
+) -> Result<HashMap<String, String>, String> {
+    let b = &st.behaviour;
+    let header = object
+        .split('.')
+        .next()
+        .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
+        .and_then(|h| serde_json::from_slice::<Value>(&h).ok())
+        .ok_or("request object header")?;
+    if header
+        .get("typ")
+        .is_some_and(|t| t.as_str() != Some("oauth-authz-req+jwt"))
+    {
+        return Err("request object typ".into());
+    }
+    let claims = crate::jwt::verify(object, &b.client_secret, b.client_jwk.as_ref())?;
+    if claims["iss"].as_str() != Some(client_id) || claims["client_id"].as_str() != Some(client_id)
+    {
+        return Err("request object iss or client_id".into());
+    }
+    check_claims(&claims, &st.base)?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if claims["nbf"].as_u64().is_some_and(|nbf| nbf > now + 5) {
+        return Err("request object not yet valid".into());
+    }
+    if let Some(jti) = claims["jti"].as_str()
+        && !st.store.jtis.insert(format!("request:{jti}"))
+    {
+        return Err("request object replayed".into());
+    }
+    let Value::Object(map) = claims else {
+        return Err("request object claims".into());
+    };
+    Ok(map
+        .into_iter()
+        .filter(|(n, _)| !["iss", "aud", "iat", "nbf", "exp", "jti"].contains(&n.as_str()))
+        .map(|(n, v)| match v {
+            Value::String(s) => (n, s),
+            other => (n, other.to_string()),
+        })
+        .collect())
+}
+
+#[allow(clippy::too_many_arguments)]
 fn issue(
     st: &mut State,
     client: &str,
@@ -713,12 +828,18 @@ fn issue(
     refresh: bool,
     keep_refresh: Option<String>,
     nonce: Option<String>,
+    authorization_details: Option<Value>,
 ) -> Response {
     let b = st.behaviour.clone();
     let lifetime = Duration::from_secs(b.expires_in.unwrap_or(3600));
-    let token = st
-        .store
-        .issue(client, scope, subject, lifetime, b.token_len);
+    let token = st.store.issue(
+        client,
+        scope,
+        subject,
+        lifetime,
+        b.token_len,
+        authorization_details.clone(),
+    );
     let mut body = Map::new();
     body.insert("access_token".into(), json!(token));
     body.insert("token_type".into(), json!(b.token_type));
@@ -746,12 +867,16 @@ fn issue(
                         client_id: client.into(),
                         scope: scope.into(),
                         subject: subject.map(Into::into),
+                        authorization_details: authorization_details.clone(),
                     },
                 );
                 rt
             }
         };
         body.insert("refresh_token".into(), json!(rt));
+    }
+    if let Some(details) = authorization_details {
+        body.insert("authorization_details".into(), details);
     }
     if scope.split(' ').any(|s| s == "openid") {
         body.insert(
@@ -806,6 +931,14 @@ fn authorize(state: &Mutex<State>, request: &Request) -> Response {
             return Response::new(400, "text/plain", "request_uri of another client");
         }
         q = pushed;
+    } else if let Some(object) = q.get("request").cloned() {
+        let client_id = q.get("client_id").cloned().unwrap_or_default();
+        match request_object(&mut st, &object, &client_id) {
+            Ok(inner) => q = inner,
+            Err(e) => {
+                return Response::new(400, "text/plain", format!("invalid_request_object: {e}"));
+            }
+        }
     }
     if q.get("client_id") != Some(&st.behaviour.client_id) {
         return Response::new(400, "text/plain", "unknown client");
@@ -829,6 +962,19 @@ fn authorize(state: &Mutex<State>, request: &Request) -> Response {
                 .unwrap_or_else(|| "plain".into()),
         )
     });
+    let details = match q
+        .get("authorization_details")
+        .map(|d| authorization_details(d))
+    {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(_)) => {
+            return Response::new(302, "text/plain", "").header(
+                "location",
+                &format!("{redirect_uri}{sep}error=invalid_authorization_details"),
+            );
+        }
+    };
     let code = st.store.fresh("code", 32);
     let client_id = st.behaviour.client_id.clone();
     st.store.codes.insert(
@@ -839,6 +985,7 @@ fn authorize(state: &Mutex<State>, request: &Request) -> Response {
             challenge,
             scope: q.get("scope").cloned().unwrap_or_default(),
             nonce: q.get("nonce").cloned(),
+            authorization_details: details,
         },
     );
     let mut location = format!("{redirect_uri}{sep}code={code}");
@@ -968,6 +1115,9 @@ fn introspection_answer(st: &mut State, request: &Request) -> Response {
             if let Some(s) = &g.subject {
                 v["sub"] = json!(s);
             }
+            if let Some(d) = &g.authorization_details {
+                v["authorization_details"] = d.clone();
+            }
             v
         }
         None => json!({"active": false}),
@@ -1049,6 +1199,19 @@ fn pushed_authorization(state: &Mutex<State>, request: &Request) -> Response {
     }
     if p.get("client_id").is_some_and(|id| *id != client_id) {
         return oauth_error(400, "invalid_request", "client_id differs from the client");
+    }
+    // RFC 9126 §3: a request object pushed; its claims are the request.
+    if let Some(object) = p.remove("request") {
+        match request_object(&mut st, &object, &client_id) {
+            Ok(inner) => p = inner,
+            Err(e) => return oauth_error(400, "invalid_request_object", &e),
+        }
+    }
+    if let Some(Err(r)) = p
+        .get("authorization_details")
+        .map(|d| authorization_details(d))
+    {
+        return r;
     }
     p.insert("client_id".into(), client_id);
     let uri = format!(

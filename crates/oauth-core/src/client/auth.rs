@@ -115,6 +115,23 @@ impl<'a> SigningContext<'a> {
 pub trait AssertionSigner: fmt::Debug + Send + Sync {
     /// A new signed assertion for `context`.
     fn sign(&self, context: &SigningContext<'_>) -> Result<Assertion, Error>;
+
+    /// Signs an authorization request object (RFC 9101 §4): `claims` is the whole claim set,
+    /// built by the core (`iss`, `aud`, `iat`, `nbf`, `exp`, `jti` and every authorization
+    /// parameter); the signer adds the header (`typ: oauth-authz-req+jwt`, its `alg` and
+    /// `kid`) and signs. It must never produce an unsigned (`alg: none`) object.
+    ///
+    /// The default refuses: a signer says that it signs request objects by implementing this
+    /// (jwt-assertion's `ClientAssertionSigner` does, with the client's key).
+    fn sign_request_object(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Assertion, Error> {
+        let _ = claims;
+        Err(Error::Signing(SigningError::msg(
+            "this signer does not sign request objects (RFC 9101)",
+        )))
+    }
 }
 
 /// Signs with `signer`, or explains that the time is needed.

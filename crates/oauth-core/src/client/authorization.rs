@@ -3,10 +3,14 @@
 
 use http::{Request, Response};
 
-use crate::client::{Client, ClientAuthentication, ClientId};
+use crate::authorization_details::AuthorizationDetails;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::client::{AssertionSigner, Client, ClientAuthentication, ClientId};
 use crate::encoding::{b64url, form_parse, query_encode_into};
 use crate::endpoint::Endpoint;
-use crate::error::{Error, ErrorCode, ErrorResponse, UnexpectedReason};
+use crate::error::{Error, ErrorCode, ErrorResponse, SigningError, UnexpectedReason};
 use crate::random::{RandomSource, random_token};
 use crate::request::{Params, RequestBody, TokenRequest, build_post};
 use crate::response::{parse_object, unexpected};
@@ -160,8 +164,26 @@ pub struct AuthorizationRequest {
     nonce: Option<Nonce>,
     pkce: PkceChoice,
     issuer: Option<(String, bool)>,
+    authorization_details: Option<(AuthorizationDetails, String)>,
+    request_object: Option<RequestObject>,
     extra: Vec<(String, String)>,
 }
+
+/// How to sign the request as a request object (RFC 9101).
+#[derive(Clone, Debug)]
+struct RequestObject {
+    signer: Arc<dyn AssertionSigner>,
+    audience: String,
+    lifetime: Duration,
+}
+
+/// `typ` of a request object (RFC 9101 §4, §10.8).
+pub const REQUEST_OBJECT_TYPE: &str = "oauth-authz-req+jwt";
+
+/// How long a request object is valid by default: long enough to reach the server, short
+/// enough that a leaked one is soon useless (FAPI 2.0 asks for at most 60 s between `nbf` and
+/// `exp`).
+pub const REQUEST_OBJECT_LIFETIME: Duration = Duration::from_secs(60);
 
 impl AuthorizationRequest {
     /// A `response_type=code` request for `client_id` at the authorization endpoint.
@@ -176,6 +198,8 @@ impl AuthorizationRequest {
             nonce: None,
             pkce: PkceChoice::Generate(PkceMethod::S256),
             issuer: None,
+            authorization_details: None,
+            request_object: None,
             extra: Vec::new(),
         }
     }
@@ -244,14 +268,79 @@ impl AuthorizationRequest {
         self.param("dpop_jkt", thumbprint)
     }
 
+    /// Asks for these `authorization_details` (RFC 9396 §3): sent as JSON text in the URL, in
+    /// a pushed request's body ([`PendingAuthorization::push_request`]), or as a JSON array
+    /// inside a request object. An empty list sends nothing.
+    pub fn authorization_details(mut self, details: AuthorizationDetails) -> Self {
+        self.authorization_details = if details.is_empty() {
+            None
+        } else {
+            let json = details.to_json();
+            Some((details, json))
+        };
+        self
+    }
+
+    /// Sends the request as a signed request object (JAR, RFC 9101): every parameter goes
+    /// into a JWT signed by `signer` ([`AssertionSigner::sign_request_object`]; jwt-assertion's
+    /// `ClientAssertionSigner` with the client's RS256, PS256, ES256 or EdDSA key), with
+    /// `typ: oauth-authz-req+jwt`, `iss` = the client id, `aud` = `audience` (the
+    /// authorization server's issuer identifier, §4), `iat` = `nbf` = the time given to
+    /// [`build_at`](Self::build_at), `exp` 60 s later (see
+    /// [`request_object_lifetime`](Self::request_object_lifetime)) and a random `jti`. The URL
+    /// then carries only `client_id` and `request` (§5.1); pushed (RFC 9126 §3,
+    /// [`PendingAuthorization::push_request`]), the body carries `request` and the client's
+    /// authentication. Build with [`build_at`](Self::build_at): [`build`](Self::build) has no
+    /// time to sign with and fails.
+    pub fn request_object(
+        mut self,
+        signer: impl AssertionSigner + 'static,
+        audience: impl Into<String>,
+    ) -> Self {
+        self.request_object = Some(RequestObject {
+            signer: Arc::new(signer),
+            audience: audience.into(),
+            lifetime: REQUEST_OBJECT_LIFETIME,
+        });
+        self
+    }
+
+    /// How long the request object is valid (`exp` - `iat`; 60 s by default). Without
+    /// [`request_object`](Self::request_object), nothing.
+    pub fn request_object_lifetime(mut self, lifetime: Duration) -> Self {
+        if let Some(object) = &mut self.request_object {
+            object.lifetime = lifetime;
+        }
+        self
+    }
+
     /// Adds any other parameter (such as `prompt`, `audience` or `resource`).
     pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.extra.push((name.into(), value.into()));
         self
     }
 
-    /// Draws the random values and builds the URL.
+    /// Draws the random values and builds the URL. A request sent as a request object needs
+    /// the time: use [`build_at`](Self::build_at).
     pub fn build(self, rng: &dyn RandomSource) -> Result<PendingAuthorization, Error> {
+        self.build_inner(rng, None)
+    }
+
+    /// [`build`](Self::build), with the wall-clock time a request object
+    /// ([`request_object`](Self::request_object)) is signed at.
+    pub fn build_at(
+        self,
+        rng: &dyn RandomSource,
+        now: SystemTime,
+    ) -> Result<PendingAuthorization, Error> {
+        self.build_inner(rng, Some(now))
+    }
+
+    fn build_inner(
+        self,
+        rng: &dyn RandomSource,
+        now: Option<SystemTime>,
+    ) -> Result<PendingAuthorization, Error> {
         let wants_nonce = self.scope.as_ref().is_some_and(|s| s.contains("openid"));
         // Every random value in one draw (one system call with an OS source), in the order
         // state, nonce, PKCE verifier; 32 bytes each.
@@ -300,6 +389,10 @@ impl AuthorizationRequest {
             pairs.push(("code_challenge", pkce.challenge()));
             pairs.push(("code_challenge_method", pkce.method().as_str()));
         }
+        if let Some((details, json)) = &self.authorization_details {
+            details.check()?;
+            pairs.push(("authorization_details", json));
+        }
         for (name, value) in &self.extra {
             if pairs.iter().any(|(n, _)| n == name) {
                 return Err(Error::DuplicateParameter {
@@ -307,6 +400,23 @@ impl AuthorizationRequest {
                 });
             }
             pairs.push((name, value));
+        }
+        let request_object;
+        if let Some(object) = &self.request_object {
+            let now = now.ok_or_else(|| {
+                Error::Signing(SigningError::msg(
+                    "a request object is signed at the time given: build the request with build_at",
+                ))
+            })?;
+            let jti = random_token::<32>(rng)?;
+            let claims = request_object_claims(&pairs, object, self.client_id.as_str(), &jti, now)?;
+            request_object = object.signer.sign_request_object(&claims)?;
+            // RFC 9101 §5: `client_id` outside too, so the server knows whose key to verify
+            // with; nothing else outside.
+            pairs = vec![
+                ("client_id", self.client_id.as_str()),
+                ("request", request_object.expose_secret()),
+            ];
         }
 
         // Sized for the encoded pairs up front, so the URL is allocated once.
@@ -336,6 +446,51 @@ impl AuthorizationRequest {
             issuer: self.issuer,
         })
     }
+}
+
+/// The claim set of a request object (RFC 9101 §4): the parameters (`authorization_details`
+/// as its JSON array, `max_age` as a number), then `iss`, `aud`, `iat`, `nbf`, `exp`, `jti`.
+fn request_object_claims(
+    pairs: &[(&str, &str)],
+    object: &RequestObject,
+    client_id: &str,
+    jti: &str,
+    now: SystemTime,
+) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    use serde_json::Value;
+    let iat = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_err(|_| Error::InvalidParameter {
+            name: "now",
+            reason: "a time after 1970 (a request object's iat)",
+        })?
+        .as_secs();
+    let mut claims = serde_json::Map::new();
+    for (name, value) in pairs {
+        let value = match *name {
+            "authorization_details" => {
+                crate::json::from_slice(value.as_bytes()).map_err(|_| Error::InvalidParameter {
+                    name: "authorization_details",
+                    reason: "JSON text",
+                })?
+            }
+            "max_age" => value
+                .parse::<u64>()
+                .map_or_else(|_| Value::String((*value).to_owned()), Value::from),
+            _ => Value::String((*value).to_owned()),
+        };
+        claims.insert((*name).to_owned(), value);
+    }
+    claims.insert("iss".into(), Value::String(client_id.to_owned()));
+    claims.insert("aud".into(), Value::String(object.audience.clone()));
+    claims.insert("iat".into(), Value::from(iat));
+    claims.insert("nbf".into(), Value::from(iat));
+    claims.insert(
+        "exp".into(),
+        Value::from(iat.saturating_add(object.lifetime.as_secs().max(1))),
+    );
+    claims.insert("jti".into(), Value::String(jti.to_owned()));
+    Ok(claims)
 }
 
 /// An authorization in progress: the URL to send the user to, and what is needed to check the
@@ -507,19 +662,31 @@ impl PendingAuthorization {
 
     /// The `max_age` sent (OpenID Connect Core §3.1.2.1), which the id_token's `auth_time`
     /// must then honour.
-    pub fn max_age(&self) -> Option<std::time::Duration> {
+    pub fn max_age(&self) -> Option<Duration> {
         self.query_param("max_age")
             .and_then(|v| v.parse::<u64>().ok())
-            .map(std::time::Duration::from_secs)
+            .map(Duration::from_secs)
     }
 
     fn query_param(&self, name: &str) -> Option<String> {
         let query = self.url.split_once('?')?.1;
         let query = query.split('#').next().unwrap_or(query);
-        form_parse(query)
-            .into_iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v)
+        let pairs = form_parse(query);
+        if let Some((_, v)) = pairs.iter().find(|(n, _)| n == name) {
+            return Some(v.clone());
+        }
+        // A request object (RFC 9101) holds the parameters: read our own claims (signed by
+        // us, so not verified here).
+        let (_, object) = pairs.iter().find(|(n, _)| n == "request")?;
+        let payload = object.split('.').nth(1)?;
+        let payload =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .ok()?;
+        match crate::json::from_slice(&payload).ok()?.get(name)? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
     }
 
     /// The pushed authorization request (RFC 9126 §2.1) for this authorization: every
@@ -530,7 +697,7 @@ impl PendingAuthorization {
         &self,
         par_endpoint: &Endpoint,
         client: &Client,
-        now: std::time::SystemTime,
+        now: SystemTime,
     ) -> Result<Request<RequestBody>, Error> {
         let query = self.url.split_once('?').map(|(_, q)| q).unwrap_or_default();
         let mut pairs = form_parse(query);
@@ -678,6 +845,45 @@ mod tests {
     }
 
     #[test]
+    fn authorization_details_in_the_url_and_the_pushed_body() {
+        use crate::authorization_details::AuthorizationDetail;
+        let details = AuthorizationDetails::new().with(
+            AuthorizationDetail::new("payment_initiation")
+                .actions(["initiate"])
+                .locations(["https://bank.example/payments"]),
+        );
+        let pending = AuthorizationRequest::new(endpoint(), "app")
+            .authorization_details(details.clone())
+            .build(&SeededRandom::new(1))
+            .unwrap();
+        let sent = pending.query_param("authorization_details").unwrap();
+        assert_eq!(AuthorizationDetails::parse(&sent).unwrap(), details);
+        let par = Endpoint::new("https://anypoint.mulesoft.com/par").unwrap();
+        let client = Client::new(
+            "app",
+            ClientAuthentication::SecretPost(crate::ClientSecret::new("s")),
+        );
+        let push = pending
+            .push_request(&par, &client, SystemTime::UNIX_EPOCH)
+            .unwrap();
+        let body = std::str::from_utf8(push.body().expose_secret()).unwrap();
+        let pushed = form_parse(body)
+            .into_iter()
+            .find(|(n, _)| n == "authorization_details")
+            .unwrap()
+            .1;
+        assert_eq!(AuthorizationDetails::parse(&pushed).unwrap(), details);
+        // Given twice (typed and raw): refused, not sent twice.
+        assert!(matches!(
+            AuthorizationRequest::new(endpoint(), "app")
+                .authorization_details(details)
+                .param("authorization_details", "[]")
+                .build(&SeededRandom::new(1)),
+            Err(Error::DuplicateParameter { .. })
+        ));
+    }
+
+    #[test]
     fn pushed_authorization_request_and_answer() {
         let rng = SeededRandom::new(3);
         let pending = AuthorizationRequest::new(endpoint(), "app")
@@ -704,7 +910,7 @@ mod tests {
             ),
         ] {
             let request = pending
-                .push_request(&par, &client, std::time::SystemTime::UNIX_EPOCH)
+                .push_request(&par, &client, SystemTime::UNIX_EPOCH)
                 .unwrap();
             let body = String::from_utf8_lossy(request.body().expose_secret()).into_owned();
             assert_eq!(body.matches("client_id=app").count(), 1, "{body}");
@@ -786,7 +992,7 @@ mod tests {
             .build(&rng)
             .unwrap();
         assert!(oidc.requests_openid());
-        assert_eq!(oidc.max_age(), Some(std::time::Duration::from_secs(300)));
+        assert_eq!(oidc.max_age(), Some(Duration::from_secs(300)));
         // Rebuilt from its parts, it still knows.
         assert!(PendingAuthorization::from_parts(oidc.into_parts()).requests_openid());
     }

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use http::{Request, Response};
 use serde_json::{Map, Value};
 
+use crate::authorization_details::AuthorizationDetails;
 use crate::client::Client;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, UnexpectedReason};
@@ -344,7 +345,8 @@ impl Introspection {
 
     /// This result as a cache should keep it: only the members a decision or a `Principal`
     /// reads (`client_id`, `scope`, `exp`, `nbf`, `sub`, `aud`, `iss`, `token_type`, and of the
-    /// others `cnf`, which binds a DPoP token, plus the names in `keep`), the description shared
+    /// others `cnf`, which binds a DPoP token, and `authorization_details`, which an
+    /// [`ApiPolicy`](crate::resource_server::ApiPolicy) may require, plus the names in `keep`), the description shared
     /// through `pool` with every other result that has an equal one.
     pub fn compacted(&self, pool: &mut IntrospectionPool, keep: &[&str]) -> Self {
         let mut about = About {
@@ -353,7 +355,7 @@ impl Introspection {
             ..(*self.about).clone()
         };
         for (name, value) in &self.about.extra {
-            if name == "cnf" || keep.contains(&name.as_str()) {
+            if name == "cnf" || name == "authorization_details" || keep.contains(&name.as_str()) {
                 about.extra.insert(name.clone(), value.clone());
             }
         }
@@ -427,6 +429,28 @@ impl Introspection {
     /// `username`: a human-readable name of the resource owner.
     pub fn username(&self) -> Option<&str> {
         self.about.username.as_deref()
+    }
+
+    /// The `authorization_details` the token carries (RFC 9396 §9.1), if any. The parser
+    /// refuses a malformed value (the whole answer is then an error, never an active result
+    /// without them), so `None` means the member was absent or `null`. The raw value stays in
+    /// [`extra`](Self::extra) as well.
+    pub fn authorization_details(&self) -> Option<AuthorizationDetails> {
+        match self.about.extra.get("authorization_details") {
+            None | Some(Value::Null) => None,
+            Some(value) => AuthorizationDetails::from_value(value.clone()).ok(),
+        }
+    }
+
+    /// Whether the token carries an `authorization_details` object of this `type` (RFC 9396
+    /// §9.1), read without copying the value.
+    pub fn has_authorization_details_type(&self, detail_type: &str) -> bool {
+        match self.about.extra.get("authorization_details") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .any(|item| item.get("type").and_then(Value::as_str) == Some(detail_type)),
+            _ => false,
+        }
     }
 
     /// Every other member, as sent.
@@ -601,6 +625,15 @@ impl Introspection {
         about.issuer = text(&mut map, "iss")?;
         about.token_type = text(&mut map, "token_type")?.map(|t| TokenType::parse(&t));
         about.username = text(&mut map, "username")?;
+        // RFC 9396 §9.1: checked here, kept as sent in `extra` (so the fleet's cache record,
+        // `to_json`, carries it unchanged).
+        match map.get("authorization_details") {
+            None | Some(Value::Null) => {}
+            Some(value) => {
+                let _checked = AuthorizationDetails::from_value(value.clone())
+                    .map_err(|_| "authorization_details")?;
+            }
+        }
         about.extra = map;
         result.about = Arc::new(about);
         Ok(result)
@@ -662,6 +695,38 @@ fn number(integer: Option<u64>, float: Option<f64>) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn authorization_details_read_and_kept_when_compacted() {
+        use super::*;
+        let body = r#"{"active":true,"client_id":"app","authorization_details":[{"type":"payment_initiation","actions":["initiate"]},{"type":"account_information"}],"tenant":"t"}"#;
+        let result = parse_introspection_response(&Response::new(body)).unwrap();
+        let details = result.authorization_details().unwrap();
+        assert_eq!(details.len(), 2);
+        assert!(result.has_authorization_details_type("payment_initiation"));
+        assert!(result.has_authorization_details_type("account_information"));
+        assert!(!result.has_authorization_details_type("payment"));
+        let compact = result.compacted(&mut IntrospectionPool::new(), &[]);
+        assert!(compact.has_authorization_details_type("payment_initiation"));
+        assert!(!compact.extra().contains_key("tenant"));
+        let again = parse_introspection_response(&Response::new(compact.to_json())).unwrap();
+        assert_eq!(again.authorization_details(), Some(details));
+        let none = parse_introspection_response(&Response::new(r#"{"active":true}"#)).unwrap();
+        assert!(none.authorization_details().is_none());
+        assert!(!none.has_authorization_details_type("payment_initiation"));
+        for bad in [
+            r#"{"active":true,"authorization_details":{"type":"a"}}"#,
+            r#"{"active":true,"authorization_details":[{"type":1}]}"#,
+        ] {
+            match parse_introspection_response(&Response::new(bad)) {
+                Err(Error::UnexpectedResponse(e)) => assert_eq!(
+                    e.reason(),
+                    &UnexpectedReason::InvalidField("authorization_details")
+                ),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn errors_keep_nothing_of_an_echoed_token_or_credentials() {
         use crate::client::ClientAuthentication;

@@ -9,6 +9,7 @@ use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::authorization_details::AuthorizationDetails;
 use crate::client::{AssertionSigner, BodyEncoding, Client};
 use crate::endpoint::Endpoint;
 use crate::error::Error;
@@ -113,7 +114,7 @@ impl Drop for RequestBody {
 /// secret types wipe themselves; the encoded body is a wiped [`RequestBody`]), so that building
 /// a request copies each value once, into the body.
 #[derive(Default)]
-pub(crate) struct Params<'a>(Vec<(&'a str, &'a str)>, Vec<&'a str>);
+pub(crate) struct Params<'a>(Vec<(&'a str, &'a str)>, Vec<&'a str>, Vec<&'a str>);
 
 impl<'a> Params<'a> {
     pub(crate) fn push_plain(&mut self, name: &'a str, value: &'a str) {
@@ -125,6 +126,13 @@ impl<'a> Params<'a> {
     pub(crate) fn push_secret(&mut self, name: &'a str, value: &'a str) {
         self.0.push((name, value));
         self.1.push(value);
+    }
+
+    /// Adds a parameter whose value is JSON text (RFC 9396 `authorization_details`): a form
+    /// body carries the text, a JSON body the value itself.
+    pub(crate) fn push_json(&mut self, name: &'a str, value: &'a str) {
+        self.0.push((name, value));
+        self.2.push(name);
     }
 
     /// The secret values pushed, as owned copies wiped on drop.
@@ -172,7 +180,10 @@ impl<'a> Params<'a> {
                 .filter(|(n, _)| n == name)
                 .map(|(_, v)| *v)
                 .collect();
-            if let [value] = values.as_slice() {
+            if self.2.contains(name) {
+                // Written as it was serialized: JSON text from `serde_json`.
+                out.extend_from_slice(values.first().copied().unwrap_or("null").as_bytes());
+            } else if let [value] = values.as_slice() {
                 json_string(&mut out, value);
             } else {
                 out.push(b'[');
@@ -360,6 +371,7 @@ pub struct TokenRequest {
     scope: Option<Scope>,
     audience: Vec<String>,
     resource: Vec<String>,
+    authorization_details: Option<(AuthorizationDetails, String)>,
     extra: Vec<(String, ParamValue)>,
 }
 
@@ -370,6 +382,7 @@ impl TokenRequest {
             scope: None,
             audience: Vec::new(),
             resource: Vec::new(),
+            authorization_details: None,
             extra: Vec::new(),
         }
     }
@@ -460,6 +473,43 @@ impl TokenRequest {
     pub fn resource(mut self, resource: impl Into<String>) -> Self {
         self.resource.push(resource.into());
         self
+    }
+
+    /// Asks for these `authorization_details` (RFC 9396 §6: with any grant, such as
+    /// client credentials, or to narrow what a code or refresh token was granted). Sent as JSON
+    /// text (form-encoded), or as the JSON array itself in a JSON body; an empty list sends
+    /// nothing. What was granted comes back in
+    /// [`TokenResponse::authorization_details`](crate::TokenResponse::authorization_details).
+    ///
+    /// ```
+    /// use oauth_core::{Client, ClientAuthentication, ClientSecret, Endpoint, TokenRequest};
+    /// use oauth_core::authorization_details::{AuthorizationDetail, AuthorizationDetails};
+    ///
+    /// let details = AuthorizationDetails::new()
+    ///     .with(AuthorizationDetail::new("payment_initiation").actions(["initiate"]));
+    /// let client = Client::new("c", ClientAuthentication::SecretPost(ClientSecret::new("s")));
+    /// let request = TokenRequest::client_credentials()
+    ///     .authorization_details(details)
+    ///     .build(&Endpoint::new("https://as.example/token")?, &client)?;
+    /// assert_eq!(
+    ///     request.body().expose_secret(),
+    ///     b"grant_type=client_credentials&authorization_details=%5B%7B%22type%22%3A%22payment_initiation%22%2C%22actions%22%3A%5B%22initiate%22%5D%7D%5D&client_id=c&client_secret=s",
+    /// );
+    /// # Ok::<(), oauth_core::Error>(())
+    /// ```
+    pub fn authorization_details(mut self, details: AuthorizationDetails) -> Self {
+        self.authorization_details = if details.is_empty() {
+            None
+        } else {
+            let json = details.to_json();
+            Some((details, json))
+        };
+        self
+    }
+
+    /// The `authorization_details` this request asks for.
+    pub fn requested_authorization_details(&self) -> Option<&AuthorizationDetails> {
+        self.authorization_details.as_ref().map(|(d, _)| d)
     }
 
     /// Adds any other parameter.
@@ -630,6 +680,10 @@ impl TokenRequest {
         }
         for resource in &self.resource {
             params.push_plain("resource", resource);
+        }
+        if let Some((details, json)) = &self.authorization_details {
+            details.check()?;
+            params.push_json("authorization_details", json);
         }
         for (name, value) in &self.extra {
             if params.contains(name) || RESERVED.contains(&name.as_str()) {
@@ -887,6 +941,106 @@ pub(crate) mod tests {
                grant_type="client_credentials"
                resource=["https://r1.example","https://r2.example"]"#,
         );
+    }
+
+    fn payment() -> AuthorizationDetails {
+        use crate::authorization_details::AuthorizationDetail;
+        AuthorizationDetails::new().with(
+            AuthorizationDetail::new("payment_initiation")
+                .actions(["initiate"])
+                .member(
+                    "amount",
+                    serde_json::json!({"currency": "EUR", "value": "1.50"}),
+                ),
+        )
+    }
+
+    #[test]
+    fn authorization_details_on_every_grant() {
+        // RFC 9396 §6: with any grant; form-encoded JSON text.
+        let grants = [
+            TokenRequest::client_credentials(),
+            TokenRequest::refresh_token(RefreshToken::new("rt")),
+            TokenRequest::authorization_code(AuthorizationCode::new("c"), None, None),
+            TokenRequest::password("u", Password::new("p")),
+            TokenRequest::jwt_bearer(Assertion::new("a.b.c")),
+            TokenRequest::extension("urn:x"),
+        ];
+        let endpoint = Endpoint::new("https://as.example/token").unwrap();
+        for grant in grants {
+            let request = grant
+                .authorization_details(payment())
+                .build(&endpoint, &post("app", "sec"))
+                .unwrap();
+            let body = String::from_utf8(request.body().expose_secret().to_vec()).unwrap();
+            let sent = form_parse(&body)
+                .into_iter()
+                .find(|(n, _)| n == "authorization_details")
+                .map(|(_, v)| v)
+                .expect(&body);
+            assert_eq!(
+                AuthorizationDetails::parse(&sent).unwrap(),
+                payment(),
+                "{body}"
+            );
+        }
+        check(
+            &TokenRequest::client_credentials()
+                .scope(["a"])
+                .authorization_details(payment()),
+            "https://as.example/token",
+            &post("app", "sec"),
+            r#"POST https://as.example/token
+               accept: application/json
+               content-type: application/x-www-form-urlencoded
+               grant_type=client_credentials
+               scope=a
+               authorization_details=[{"type":"payment_initiation","actions":["initiate"],"amount":{"currency":"EUR","value":"1.50"}}]
+               client_id=app
+               client_secret=sec"#,
+        );
+        // A JSON body carries the array itself, not a string holding it.
+        let request = TokenRequest::client_credentials()
+            .authorization_details(payment())
+            .build(
+                &endpoint,
+                &post("app", "sec").with_body_encoding(BodyEncoding::Json),
+            )
+            .unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(request.body().expose_secret()).unwrap();
+        assert_eq!(
+            AuthorizationDetails::from_value(body["authorization_details"].clone()).unwrap(),
+            payment()
+        );
+        // Empty: nothing sent. An empty `type`: refused before sending.
+        let request = TokenRequest::client_credentials()
+            .authorization_details(AuthorizationDetails::new())
+            .build(&endpoint, &post("app", "sec"))
+            .unwrap();
+        assert_eq!(
+            request.body().expose_secret(),
+            b"grant_type=client_credentials&client_id=app&client_secret=sec"
+        );
+        let empty_type = AuthorizationDetails::new()
+            .with(crate::authorization_details::AuthorizationDetail::new(""));
+        assert!(matches!(
+            TokenRequest::client_credentials()
+                .authorization_details(empty_type)
+                .build(&endpoint, &post("app", "sec")),
+            Err(Error::InvalidParameter {
+                name: "authorization_details",
+                ..
+            })
+        ));
+        // The parameter cannot be given twice.
+        assert!(matches!(
+            TokenRequest::client_credentials()
+                .authorization_details(payment())
+                .param("authorization_details", "[]")
+                .build(&endpoint, &post("app", "sec")),
+            Err(Error::DuplicateParameter { .. })
+        ));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use http::header::CONTENT_TYPE;
 use http::{Response, StatusCode};
 use serde_json::{Map, Value};
 
+use crate::authorization_details::AuthorizationDetails;
 use crate::encoding::form_parse;
 use crate::error::{Error, ErrorCode, ErrorResponse, UnexpectedReason, UnexpectedResponse};
 use crate::scope::Scope;
@@ -73,6 +74,7 @@ pub struct TokenResponse {
     scope: Option<Scope>,
     id_token: Option<IdToken>,
     issued_token_type: Option<String>,
+    authorization_details: Option<AuthorizationDetails>,
     extra: Map<String, Value>,
 }
 
@@ -88,6 +90,7 @@ impl TokenResponse {
             scope: None,
             id_token: None,
             issued_token_type: None,
+            authorization_details: None,
             extra: Map::new(),
         }
     }
@@ -136,6 +139,13 @@ impl TokenResponse {
         self.scope.as_ref()
     }
 
+    /// The `authorization_details` granted (RFC 9396 §7), if the server sent them. The
+    /// parser refuses a malformed value rather than drop it, so `None` means the member was
+    /// absent (or `null`).
+    pub fn authorization_details(&self) -> Option<&AuthorizationDetails> {
+        self.authorization_details.as_ref()
+    }
+
     /// The OpenID Connect ID token, issued when the `openid` scope was granted.
     pub fn id_token(&self) -> Option<&IdToken> {
         self.id_token.as_ref()
@@ -163,6 +173,15 @@ impl fmt::Debug for TokenResponse {
             .field("scope", &self.scope)
             .field("id_token", &self.id_token)
             .field("issued_token_type", &self.issued_token_type)
+            // Only the types: a payment's amounts and accounts are not for logs.
+            .field(
+                "authorization_details",
+                &self.authorization_details.as_ref().map(|d| {
+                    d.iter()
+                        .map(|d| d.detail_type().to_owned())
+                        .collect::<Vec<_>>()
+                }),
+            )
             .field("extra", &self.extra.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -249,6 +268,14 @@ pub fn parse_token_response<B: AsRef<[u8]>>(
         .map(IdToken::new);
     let issued_token_type = optional_string(take(Member::IssuedTokenType), "issued_token_type")
         .map_err(|f| unexpected(UnexpectedReason::InvalidField(f)))?;
+    // RFC 9396 §7: read strictly; the member is not kept in `extra` as well.
+    let authorization_details = match members.extra.remove("authorization_details") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            AuthorizationDetails::from_value(v)
+                .map_err(|_| unexpected(UnexpectedReason::InvalidField("authorization_details")))?,
+        ),
+    };
     // Members kept for the caller: error_description and error_uri without an error.
     for (slot, name) in [
         (Member::ErrorDescription, "error_description"),
@@ -269,6 +296,7 @@ pub fn parse_token_response<B: AsRef<[u8]>>(
         scope,
         id_token,
         issued_token_type,
+        authorization_details,
         extra: members.extra,
     })
 }
@@ -732,6 +760,40 @@ mod tests {
             let body = format!(r#"{{"access_token":"t","token_type":"{text}"}}"#);
             let token = parse_token_response(&response(200, None, &body), now()).unwrap();
             assert_eq!(token.token_type(), &expected);
+        }
+    }
+
+    #[test]
+    fn authorization_details_read_strictly() {
+        let ok = r#"{"access_token":"t","authorization_details":[{"type":"payment_initiation","actions":["initiate"]}]}"#;
+        let token = parse_token_response(&response(200, None, ok), now()).unwrap();
+        let details = token.authorization_details().unwrap();
+        assert!(details.contains_type("payment_initiation"));
+        assert_eq!(details.iter().next().unwrap().actions_list(), ["initiate"]);
+        assert!(!token.extra().contains_key("authorization_details"));
+        // Debug shows the types, not the values.
+        assert!(format!("{token:?}").contains("payment_initiation"));
+        for absent in [
+            r#"{"access_token":"t"}"#,
+            r#"{"access_token":"t","authorization_details":null}"#,
+        ] {
+            let token = parse_token_response(&response(200, None, absent), now()).unwrap();
+            assert!(token.authorization_details().is_none());
+        }
+        for bad in [
+            r#"{"access_token":"t","authorization_details":{"type":"a"}}"#,
+            r#"{"access_token":"t","authorization_details":"[{\"type\":\"a\"}]"}"#,
+            r#"{"access_token":"t","authorization_details":[{"type":""}]}"#,
+            r#"{"access_token":"t","authorization_details":[{"actions":["a"]}]}"#,
+        ] {
+            match parse_token_response(&response(200, None, bad), now()) {
+                Err(Error::UnexpectedResponse(e)) => assert_eq!(
+                    e.reason(),
+                    &UnexpectedReason::InvalidField("authorization_details"),
+                    "{bad}"
+                ),
+                other => panic!("{bad}: {other:?}"),
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! The vocabulary both sides share: endpoints and their scheme policy, secrets, errors,
 //! encodings, randomness and time as arguments, and what a transport reports.
 
+pub mod authorization_details;
 pub(crate) mod encoding;
 pub(crate) mod endpoint;
 pub mod error;

@@ -396,6 +396,7 @@ pub struct ApiPolicy {
     not_before_leeway: Duration,
     any_scope: bool,
     require_contract: bool,
+    required_details_types: Vec<String>,
 }
 
 impl ApiPolicy {
@@ -409,7 +410,26 @@ impl ApiPolicy {
             not_before_leeway: Duration::from_secs(60),
             any_scope: false,
             require_contract: true,
+            required_details_types: Vec::new(),
         }
+    }
+
+    /// Requires the token to carry an `authorization_details` object of this `type` (RFC
+    /// 9396 §9.1: the resource server decides what the details allow). May be repeated: every
+    /// type given is required. A token without one is refused with
+    /// [`Denial::InsufficientAuthorizationDetails`] (403 `insufficient_scope`; RFC 9396 defines
+    /// no error code of its own for a resource server). What the object allows (amounts,
+    /// accounts, `locations`) is the API's to check, from
+    /// [`Introspection::authorization_details`](crate::client::introspection::Introspection::authorization_details)
+    /// on the [`Principal`].
+    pub fn require_authorization_details_type(mut self, detail_type: impl Into<String>) -> Self {
+        self.required_details_types.push(detail_type.into());
+        self
+    }
+
+    /// The `authorization_details` types every request's token must carry.
+    pub fn required_authorization_details_types(&self) -> &[String] {
+        &self.required_details_types
     }
 
     /// Scopes every request must carry (all of them).
@@ -588,6 +608,13 @@ impl ApiPolicy {
                         required: self.required.clone(),
                     });
                 }
+            }
+        }
+        for needed in &self.required_details_types {
+            if !introspection.has_authorization_details_type(needed) {
+                return Err(Denial::InsufficientAuthorizationDetails {
+                    required: needed.clone(),
+                });
             }
         }
         Ok(Principal {
@@ -793,6 +820,15 @@ pub enum Denial {
     /// The client holds no contract for this API (or its contract does not cover the scopes
     /// required): 403.
     NoContract,
+    /// The token carries no `authorization_details` object of a type the API requires (RFC
+    /// 9396 §9.1, [`ApiPolicy::require_authorization_details_type`]): 403 with
+    /// `insufficient_scope` (RFC 6750 §3.1: "the request requires higher privileges than
+    /// provided by the access token"; RFC 9396 defines no resource-server error code) and a
+    /// description that names authorization details.
+    InsufficientAuthorizationDetails {
+        /// The `type` that is missing.
+        required: String,
+    },
     /// The token could not be validated (the introspection endpoint or the contract store is
     /// down or answered nonsense): 503. Never an allow.
     Unavailable {
@@ -827,7 +863,9 @@ impl Denial {
                 StatusCode::UNAUTHORIZED
             }
             Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::InsufficientScope { .. } | Self::NoContract => StatusCode::FORBIDDEN,
+            Self::InsufficientScope { .. }
+            | Self::InsufficientAuthorizationDetails { .. }
+            | Self::NoContract => StatusCode::FORBIDDEN,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
@@ -839,7 +877,9 @@ impl Denial {
             Self::MissingToken => None,
             Self::InvalidRequest { .. } => Some(ErrorCode::InvalidRequest),
             Self::InvalidToken { .. } => Some(ErrorCode::InvalidToken),
-            Self::InsufficientScope { .. } => Some(ErrorCode::InsufficientScope),
+            Self::InsufficientScope { .. } | Self::InsufficientAuthorizationDetails { .. } => {
+                Some(ErrorCode::InsufficientScope)
+            }
             Self::NoContract => Some(ErrorCode::AccessDenied),
             Self::Unavailable { .. } => Some(ErrorCode::TemporarilyUnavailable),
             Self::InvalidDpopProof { .. } => Some(ErrorCode::parse("invalid_dpop_proof")),
@@ -856,6 +896,9 @@ impl Denial {
             | Self::InvalidDpopProof { reason } => reason,
             Self::InvalidToken { reason } => reason.description(),
             Self::InsufficientScope { .. } => "The access token lacks a scope this API requires.",
+            Self::InsufficientAuthorizationDetails { .. } => {
+                "The access token lacks authorization_details of a type this API requires."
+            }
             Self::NoContract => "The client has no contract for this API.",
             Self::RateLimited { .. } => "The client's rate limit for this API is reached.",
         }
@@ -868,6 +911,7 @@ impl Denial {
             Self::InvalidRequest { .. }
             | Self::InvalidToken { .. }
             | Self::InsufficientScope { .. }
+            | Self::InsufficientAuthorizationDetails { .. }
             | Self::InvalidDpopProof { .. } => self.error_code(),
             Self::NoContract | Self::Unavailable { .. } | Self::RateLimited { .. } => return None,
         };
@@ -1132,6 +1176,80 @@ mod tests {
 
     fn at(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn required_authorization_details_type() {
+        let policy = ApiPolicy::new("payments")
+            .require_scope(["pay"])
+            .require_authorization_details_type("payment_initiation");
+        assert_eq!(
+            policy.required_authorization_details_types(),
+            ["payment_initiation"]
+        );
+        let granted = |_: &str, _: &str| ContractStatus::Granted {
+            scopes: None,
+            tier: None,
+        };
+        let check = |body: &str| {
+            policy
+                .decide(&introspection(body), at(1000), granted)
+                .map(|p| p.client_id().to_owned())
+        };
+        let missing = Err(Denial::InsufficientAuthorizationDetails {
+            required: "payment_initiation".into(),
+        });
+        assert_eq!(
+            check(r#"{"active":true,"client_id":"c1","scope":"pay"}"#),
+            missing
+        );
+        assert_eq!(
+            check(
+                r#"{"active":true,"client_id":"c1","scope":"pay","authorization_details":[{"type":"account_information"}]}"#
+            ),
+            missing
+        );
+        assert_eq!(
+            check(
+                r#"{"active":true,"client_id":"c1","scope":"pay","authorization_details":[{"type":"account_information"},{"type":"payment_initiation","actions":["initiate"]}]}"#
+            ),
+            Ok("c1".to_owned())
+        );
+        // The scope is still checked first.
+        assert!(matches!(
+            check(
+                r#"{"active":true,"client_id":"c1","authorization_details":[{"type":"payment_initiation"}]}"#
+            ),
+            Err(Denial::InsufficientScope { .. })
+        ));
+        // Every type given is required.
+        let both = policy
+            .clone()
+            .require_authorization_details_type("account_information");
+        assert_eq!(
+            both.decide(
+                &introspection(
+                    r#"{"active":true,"client_id":"c1","scope":"pay","authorization_details":[{"type":"payment_initiation"}]}"#
+                ),
+                at(1000),
+                granted
+            )
+            .map(|_| ()),
+            Err(Denial::InsufficientAuthorizationDetails {
+                required: "account_information".into()
+            })
+        );
+        // 403 insufficient_scope with a description naming authorization details.
+        let r = Denial::InsufficientAuthorizationDetails {
+            required: "payment_initiation".into(),
+        }
+        .to_response(Some("api"));
+        assert_eq!(r.status(), 403);
+        let challenge = r.headers()[WWW_AUTHENTICATE].to_str().unwrap();
+        assert!(challenge.starts_with(r#"Bearer realm="api", error="insufficient_scope""#));
+        assert!(challenge.contains("authorization_details"));
+        let body: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(body["error"], "insufficient_scope");
     }
 
     #[test]
