@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use oauth_core::http::{Method, Request, Response, Uri};
+use oauth_core::resource_server::{ClientCertificate, Presented};
 use oauth_core::{AccessToken, ApiPolicy, Denial, Presentation, Principal};
 use oauth_runtime::block_on;
 use oauth_ureq::HttpClient;
@@ -71,9 +72,12 @@ impl BlockingGateway {
         &self.inner.engine.policy
     }
 
-    /// Decides on a request, reading the token from the places the builder allowed.
+    /// Decides on a request, reading the token from the places the builder allowed, and the
+    /// connection's client certificate from the request's extensions (a
+    /// [`ClientCertificate`] the TLS acceptor put there).
     pub fn check<B: AsRef<[u8]>>(&self, request: &Request<B>) -> Result<Principal, Denial> {
         let body = Some(request.body().as_ref());
+        let certificate = request.extensions().get::<ClientCertificate>();
         let (engine, http) = (&self.inner.engine, &self.inner.http);
         block_on(engine.check(
             http,
@@ -81,25 +85,42 @@ impl BlockingGateway {
             request.uri(),
             request.headers(),
             body,
+            certificate,
         ))
     }
 
-    /// Decides on a request whose body has not been read (the form-body method is skipped).
+    /// Decides on a request whose body has not been read (the form-body method is skipped),
+    /// on a connection without a client certificate: a certificate-bound token is refused.
     pub fn check_parts(
         &self,
         method: &Method,
         uri: &Uri,
         headers: &oauth_core::http::HeaderMap,
     ) -> Result<Principal, Denial> {
-        let (engine, http) = (&self.inner.engine, &self.inner.http);
-        block_on(engine.check(http, method, uri, headers, None))
+        self.check_parts_with_certificate(method, uri, headers, None)
     }
 
-    /// Decides on a token: from the cache, or after one validation shared by every
-    /// concurrent request with the same token (the others block until it ends).
+    /// [`check_parts`](Self::check_parts) for a request that came on a connection whose
+    /// client presented `certificate` (RFC 8705 §3: a token bound to a certificate is allowed
+    /// only with that certificate).
+    pub fn check_parts_with_certificate(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &oauth_core::http::HeaderMap,
+        certificate: Option<&ClientCertificate>,
+    ) -> Result<Principal, Denial> {
+        let (engine, http) = (&self.inner.engine, &self.inner.http);
+        block_on(engine.check(http, method, uri, headers, None, certificate))
+    }
+
+    /// Decides on a token presented as a bearer token without a client certificate: from the
+    /// cache, or after one validation shared by every concurrent request with the same token
+    /// (the others block until it ends).
     pub fn validate(&self, token: &AccessToken) -> Result<Principal, Denial> {
         let (engine, http) = (&self.inner.engine, &self.inner.http);
-        block_on(engine.decide_token(http, token.expose_secret(), Presentation::Bearer))
+        let presented = Presented::new(Presentation::Bearer);
+        block_on(engine.decide_token(http, token.expose_secret(), presented))
     }
 
     /// The response for a denial (RFC 6750 status, challenge and JSON body).

@@ -13,6 +13,7 @@ use oauth_core::http::{HeaderMap, Method, Response, StatusCode, Uri};
 use oauth_core::resource_server::gateway::{
     CacheConfig, Check, CheckStep, GatewayState, Outcome, ReplaySet, TokenKey,
 };
+use oauth_core::resource_server::{ClientCertificate, Presented};
 use oauth_core::{
     ApiPolicy, BearerLocations, Cause, Client, Denial, Endpoint, Introspection,
     IntrospectionRequest, InvalidTokenReason, JwksCache, JwtAccessTokenChecks, Now, Presentation,
@@ -429,7 +430,9 @@ impl Engine {
     }
 
     /// Decides on a request: the token from where the builder allows (the form body only if
-    /// `body` is given), its DPoP proof if it is presented with one, then the token.
+    /// `body` is given), its DPoP proof if it is presented with one, then the token, with the
+    /// client certificate of the connection it came on (for certificate-bound tokens).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn check<I: Io>(
         &self,
         io: &I,
@@ -437,6 +440,7 @@ impl Engine {
         uri: &Uri,
         headers: &HeaderMap,
         body: Option<&[u8]>,
+        certificate: Option<&ClientCertificate>,
     ) -> Result<Principal, Denial> {
         let (token, scheme) = extract_token_from_parts(method, uri, headers, body, self.locations)?;
         let token = token.expose_secret();
@@ -454,10 +458,14 @@ impl Engine {
                         reason: "The DPoP proof was used before.",
                     });
                 }
-                self.decide_token(io, token, Presentation::Dpop { jkt: &proof.jkt })
-                    .await
+                let presented = Presented::new(Presentation::Dpop { jkt: &proof.jkt })
+                    .with_certificate(certificate);
+                self.decide_token(io, token, presented).await
             }
-            _ => self.decide_token(io, token, Presentation::Bearer).await,
+            _ => {
+                let presented = Presented::new(Presentation::Bearer).with_certificate(certificate);
+                self.decide_token(io, token, presented).await
+            }
         }
     }
 
@@ -467,11 +475,11 @@ impl Engine {
         &self,
         io: &I,
         token: &str,
-        presentation: Presentation<'_>,
+        presented: Presented<'_>,
     ) -> Result<Principal, Denial> {
         // Refused before any validation: no introspection call for a presentation that cannot
         // pass.
-        if presentation == Presentation::Bearer
+        if presented.presentation() == Presentation::Bearer
             && self.dpop.requirement == DpopRequirement::Required
         {
             return Err(Denial::InvalidDpopProof {
@@ -497,7 +505,7 @@ impl Engine {
                     report(validated_here);
                     // One reading of the clocks for the decision and the count.
                     let at = now();
-                    let principal = self.decide(&result, presentation, at)?;
+                    let principal = self.decide(&result, presented, at)?;
                     let api = self.policy.api();
                     return self.limits.count(principal, api, at.monotonic()).await;
                 }
@@ -656,12 +664,12 @@ impl Engine {
     fn decide(
         &self,
         introspection: &Arc<Introspection>,
-        presentation: Presentation<'_>,
+        presented: Presented<'_>,
         at: Now,
     ) -> Result<Principal, Denial> {
         let decision =
             self.policy
-                .decide_with(introspection, at.wall(), presentation, |client, api| {
+                .decide_with(introspection, at.wall(), presented, |client, api| {
                     self.contracts.lookup(client, api)
                 });
         if let Err(denial) = &decision {

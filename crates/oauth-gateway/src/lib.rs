@@ -80,6 +80,7 @@ pub mod __bench {
 #[cfg(feature = "tower")]
 pub use tower::{Gateway, GatewayLayer, GatewayService};
 
+pub use oauth_core::resource_server::ClientCertificate;
 pub use oauth_core::{
     self, ApiPolicy, BearerLocations, ContractStatus, Denial, InvalidTokenReason, Principal,
 };

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use oauth_core::http::{Method, Request, Response, Uri};
+use oauth_core::resource_server::{ClientCertificate, Presented};
 use oauth_core::{AccessToken, ApiPolicy, Denial, Presentation, Principal};
 use oauth_reqwest::HttpClient;
 
@@ -67,9 +68,11 @@ impl Gateway {
     }
 
     /// Decides on a request, reading the token from the places the builder allowed (the form
-    /// body too, since the body is here).
+    /// body too, since the body is here), and the connection's client certificate from the
+    /// request's extensions (a [`ClientCertificate`] the TLS acceptor put there).
     pub async fn check<B: AsRef<[u8]>>(&self, request: &Request<B>) -> Result<Principal, Denial> {
         let body = Some(request.body().as_ref());
+        let certificate = request.extensions().get::<ClientCertificate>();
         let (engine, http) = (&self.inner.engine, &self.inner.http);
         engine
             .check(
@@ -78,27 +81,46 @@ impl Gateway {
                 request.uri(),
                 request.headers(),
                 body,
+                certificate,
             )
             .await
     }
 
-    /// Decides on a request whose body has not been read (the form-body method is skipped).
+    /// Decides on a request whose body has not been read (the form-body method is skipped),
+    /// on a connection without a client certificate: a certificate-bound token is refused.
     pub async fn check_parts(
         &self,
         method: &Method,
         uri: &Uri,
         headers: &oauth_core::http::HeaderMap,
     ) -> Result<Principal, Denial> {
-        let (engine, http) = (&self.inner.engine, &self.inner.http);
-        engine.check(http, method, uri, headers, None).await
+        self.check_parts_with_certificate(method, uri, headers, None)
+            .await
     }
 
-    /// Decides on a token: from the cache, or after one validation shared by every
-    /// concurrent request with the same token.
-    pub async fn validate(&self, token: &AccessToken) -> Result<Principal, Denial> {
+    /// [`check_parts`](Self::check_parts) for a request that came on a connection whose
+    /// client presented `certificate` (RFC 8705 §3: a token bound to a certificate is allowed
+    /// only with that certificate).
+    pub async fn check_parts_with_certificate(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &oauth_core::http::HeaderMap,
+        certificate: Option<&ClientCertificate>,
+    ) -> Result<Principal, Denial> {
         let (engine, http) = (&self.inner.engine, &self.inner.http);
         engine
-            .decide_token(http, token.expose_secret(), Presentation::Bearer)
+            .check(http, method, uri, headers, None, certificate)
+            .await
+    }
+
+    /// Decides on a token presented as a bearer token without a client certificate: from the
+    /// cache, or after one validation shared by every concurrent request with the same token.
+    pub async fn validate(&self, token: &AccessToken) -> Result<Principal, Denial> {
+        let (engine, http) = (&self.inner.engine, &self.inner.http);
+        let presented = Presented::new(Presentation::Bearer);
+        engine
+            .decide_token(http, token.expose_secret(), presented)
             .await
     }
 
@@ -188,8 +210,14 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let gateway = self.gateway.clone();
         Box::pin(async move {
+            let certificate = request.extensions().get::<ClientCertificate>();
             let decision = gateway
-                .check_parts(request.method(), request.uri(), request.headers())
+                .check_parts_with_certificate(
+                    request.method(),
+                    request.uri(),
+                    request.headers(),
+                    certificate,
+                )
                 .await;
             match decision {
                 Ok(principal) => {

@@ -136,7 +136,6 @@ pub(crate) fn b64(input: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(input)
 }
 
-#[cfg_attr(not(feature = "authorization-code"), allow(dead_code))]
 /// base64url without padding (RFC 4648 §5), as PKCE and JWS use.
 pub(crate) fn b64url(input: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(input)

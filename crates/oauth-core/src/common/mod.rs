@@ -11,7 +11,6 @@ pub mod random;
 pub(crate) mod scope;
 pub mod scrub;
 pub mod secret;
-#[cfg(feature = "authorization-code")]
 pub(crate) mod sha256;
 pub(crate) mod time;
 pub mod transport;

@@ -1,8 +1,9 @@
-//! SHA-256 (FIPS 180-4), for the PKCE `S256` challenge only.
+//! SHA-256 (FIPS 180-4), for the PKCE `S256` challenge and a client certificate's thumbprint.
 //!
 //! Written out here so that the core needs no cryptography crate: a PKCE challenge hashes one
-//! short, public-after-use verifier, so neither speed nor side channels matter, and the
-//! known-answer tests below pin the implementation.
+//! short, public-after-use verifier and a thumbprint one public certificate per connection, so
+//! neither speed nor side channels matter, and the known-answer tests below pin the
+//! implementation.
 
 const K: [u32; 64] = [
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,

@@ -294,6 +294,102 @@ pub enum Presentation<'a> {
     },
 }
 
+/// The certificate a client presented on its TLS connection, by the SHA-256 digest of its DER
+/// encoding: what a certificate-bound access token's `cnf.x5t#S256` names (RFC 8705 §3.1).
+///
+/// The TLS layer makes one per connection and hands it to the resource server with each
+/// request (the gateway's tower layer reads it from the request's extensions). Only the
+/// leaf certificate counts. The digest is public data: `Debug` shows its base64url form.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientCertificate {
+    sha256: [u8; 32],
+}
+
+impl ClientCertificate {
+    /// The certificate whose DER encoding is `der` (the leaf of the client's chain).
+    pub fn from_der(der: &[u8]) -> Self {
+        Self {
+            sha256: crate::common::sha256::sha256(der),
+        }
+    }
+
+    /// The certificate whose DER encoding has the SHA-256 digest `digest` (for a TLS layer
+    /// that hashes it itself).
+    pub fn from_sha256(digest: [u8; 32]) -> Self {
+        Self { sha256: digest }
+    }
+
+    /// The SHA-256 digest of the certificate's DER encoding.
+    pub fn sha256(&self) -> &[u8; 32] {
+        &self.sha256
+    }
+
+    /// The `x5t#S256` value of this certificate: its digest in base64url without padding.
+    pub fn thumbprint(&self) -> String {
+        crate::encoding::b64url(&self.sha256)
+    }
+
+    /// Whether `x5t` (a token's `cnf.x5t#S256`) names this certificate. Trailing `=` padding is
+    /// tolerated; anything else that is not this digest in base64url is not a match.
+    fn matches(&self, x5t: &str) -> bool {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(x5t.trim_end_matches('='))
+            .is_ok_and(|digest| digest[..] == self.sha256[..])
+    }
+}
+
+impl fmt::Debug for ClientCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ClientCertificate")
+            .field(&self.thumbprint())
+            .finish()
+    }
+}
+
+/// How a token reached the resource server: its [`Presentation`] and the client certificate of
+/// the connection it came on, if any.
+///
+/// A [`Presentation`] converts into one without a certificate, so
+/// [`ApiPolicy::decide_with`] takes either.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Presented<'a> {
+    presentation: Presentation<'a>,
+    certificate: Option<&'a ClientCertificate>,
+}
+
+impl<'a> Presented<'a> {
+    /// A token presented as `presentation`, on a connection without a client certificate.
+    pub fn new(presentation: Presentation<'a>) -> Self {
+        Self {
+            presentation,
+            certificate: None,
+        }
+    }
+
+    /// The client certificate of the connection the token came on (RFC 8705 §3).
+    pub fn with_certificate(mut self, certificate: Option<&'a ClientCertificate>) -> Self {
+        self.certificate = certificate;
+        self
+    }
+
+    /// How the token was presented.
+    pub fn presentation(&self) -> Presentation<'a> {
+        self.presentation
+    }
+
+    /// The connection's client certificate.
+    pub fn certificate(&self) -> Option<&'a ClientCertificate> {
+        self.certificate
+    }
+}
+
+impl<'a> From<Presentation<'a>> for Presented<'a> {
+    fn from(presentation: Presentation<'a>) -> Self {
+        Self::new(presentation)
+    }
+}
+
 /// The authorization scheme a token came with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -499,25 +595,40 @@ impl ApiPolicy {
         self.decide_with(introspection, now, Presentation::Bearer, contract)
     }
 
-    /// [`decide`](Self::decide) for a token presented as `presentation` says: a bearer token
+    /// [`decide`](Self::decide) for a token presented as `presented` says: a bearer token
     /// must not be DPoP-bound (`cnf.jkt` or `token_type` DPoP, RFC 9449 §7.2); a token
-    /// presented with a checked DPoP proof must be bound to the proof's key.
-    pub fn decide_with<F>(
+    /// presented with a checked DPoP proof must be bound to the proof's key; a token bound to a
+    /// certificate (`cnf.x5t#S256`, RFC 8705 §3) must come on a connection whose client
+    /// certificate is that one.
+    pub fn decide_with<'p, F>(
         &self,
         introspection: &Arc<Introspection>,
         now: SystemTime,
-        presentation: Presentation<'_>,
+        presented: impl Into<Presented<'p>>,
         contract: F,
     ) -> Result<Principal, Denial>
     where
         F: FnOnce(&str, &str) -> ContractStatus,
     {
+        let presented = presented.into();
+        let presentation = presented.presentation;
         let invalid = |reason| Err(Denial::InvalidToken { reason });
-        let bound_to = introspection
-            .extra()
-            .get("cnf")
+        let cnf = introspection.extra().get("cnf");
+        let bound_to = cnf
             .and_then(|c| c.get("jkt"))
             .and_then(serde_json::Value::as_str);
+        // A `cnf` with an `x5t#S256` that is not a string binds the token to nothing a
+        // connection can show: it is refused like a mismatch, not ignored.
+        let certificate_bound = cnf.and_then(|c| c.get("x5t#S256"));
+        if introspection.active()
+            && let Some(bound) = certificate_bound
+        {
+            match (presented.certificate, bound.as_str()) {
+                (None, _) => return invalid(InvalidTokenReason::CertificateRequired),
+                (Some(cert), Some(x5t)) if cert.matches(x5t) => {}
+                (Some(_), _) => return invalid(InvalidTokenReason::CertificateMismatch),
+            }
+        }
         let dpop_typed = introspection
             .token_type()
             .is_some_and(|t| *t == TokenType::DPoP);
@@ -775,6 +886,11 @@ pub enum InvalidTokenReason {
     /// A JWT access token without a claim RFC 9068 requires (`exp`, a client), or with one of
     /// the wrong type.
     Malformed,
+    /// A token bound to a client certificate (`cnf.x5t#S256`, RFC 8705 §3) presented on a
+    /// connection without one.
+    CertificateRequired,
+    /// A token bound to a client certificate other than the connection's.
+    CertificateMismatch,
 }
 
 impl InvalidTokenReason {
@@ -791,6 +907,10 @@ impl InvalidTokenReason {
             Self::Malformed => "The access token lacks a required claim.",
             Self::DpopBoundAsBearer => "The access token is DPoP-bound: present it with a proof.",
             Self::NotDpopBound => "The access token is not bound to a DPoP key.",
+            Self::CertificateRequired => {
+                "The access token is bound to a client certificate: present it over mutual TLS."
+            }
+            Self::CertificateMismatch => "The access token is bound to another client certificate.",
         }
     }
 }
@@ -1176,6 +1296,118 @@ mod tests {
 
     fn at(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn certificate_bound_tokens_need_their_certificate() {
+        let policy = ApiPolicy::new("orders");
+        let granted = |_: &str, _: &str| ContractStatus::Granted {
+            scopes: None,
+            tier: None,
+        };
+        let ours = ClientCertificate::from_der(b"the client's certificate");
+        let other = ClientCertificate::from_der(b"another certificate");
+        let bound = format!(
+            r#"{{"active":true,"client_id":"c1","cnf":{{"x5t#S256":"{}"}}}}"#,
+            ours.thumbprint()
+        );
+        let check = |body: &str, cert: Option<&ClientCertificate>| {
+            let presented = Presented::new(Presentation::Bearer).with_certificate(cert);
+            policy
+                .decide_with(&introspection(body), at(1000), presented, granted)
+                .map(|p| p.client_id().to_owned())
+        };
+        fn refused<T>(reason: InvalidTokenReason) -> Result<T, Denial> {
+            Err(Denial::InvalidToken { reason })
+        }
+        assert_eq!(check(&bound, Some(&ours)), Ok("c1".to_owned()));
+        assert_eq!(
+            check(&bound, None),
+            refused(InvalidTokenReason::CertificateRequired)
+        );
+        assert_eq!(
+            check(&bound, Some(&other)),
+            refused(InvalidTokenReason::CertificateMismatch)
+        );
+        // `decide` is a connection without a certificate.
+        assert_eq!(
+            policy
+                .decide(&introspection(&bound), at(1000), granted)
+                .map(|_| ()),
+            refused(InvalidTokenReason::CertificateRequired)
+        );
+        // Padding is tolerated; a thumbprint in another encoding, or not a string, is not.
+        let padded = bound.replace(&ours.thumbprint(), &format!("{}=", ours.thumbprint()));
+        assert_eq!(check(&padded, Some(&ours)), Ok("c1".to_owned()));
+        let hex: String = ours.sha256().iter().map(|b| format!("{b:02x}")).collect();
+        let in_hex = bound.replace(&ours.thumbprint(), &hex);
+        assert_eq!(
+            check(&in_hex, Some(&ours)),
+            refused(InvalidTokenReason::CertificateMismatch)
+        );
+        let not_a_string = r#"{"active":true,"client_id":"c1","cnf":{"x5t#S256":7}}"#;
+        assert_eq!(
+            check(not_a_string, Some(&ours)),
+            refused(InvalidTokenReason::CertificateMismatch)
+        );
+        // An unbound token is allowed with or without a certificate.
+        let unbound = r#"{"active":true,"client_id":"c1"}"#;
+        assert_eq!(check(unbound, Some(&ours)), Ok("c1".to_owned()));
+        assert_eq!(check(unbound, None), Ok("c1".to_owned()));
+        // An inactive bound token is inactive, whatever the certificate.
+        let inactive = r#"{"active":false,"cnf":{"x5t#S256":"x"}}"#;
+        assert_eq!(check(inactive, None), refused(InvalidTokenReason::Inactive));
+        // A token bound both ways needs both.
+        let both = format!(
+            r#"{{"active":true,"client_id":"c1","cnf":{{"jkt":"k1","x5t#S256":"{}"}}}}"#,
+            ours.thumbprint()
+        );
+        let dpop = |jkt, cert| {
+            let presented = Presented::new(Presentation::Dpop { jkt }).with_certificate(cert);
+            policy
+                .decide_with(&introspection(&both), at(1000), presented, granted)
+                .map(|_| ())
+        };
+        assert_eq!(dpop("k1", Some(&ours)), Ok(()));
+        assert_eq!(
+            dpop("k1", None),
+            refused(InvalidTokenReason::CertificateRequired)
+        );
+        assert!(matches!(
+            dpop("k2", Some(&ours)),
+            Err(Denial::InvalidDpopProof { .. })
+        ));
+        // 401 invalid_token, the reason in the description.
+        let r = Denial::InvalidToken {
+            reason: InvalidTokenReason::CertificateMismatch,
+        }
+        .to_response(None);
+        assert_eq!(r.status(), 401);
+        let challenge = r.headers()[WWW_AUTHENTICATE].to_str().unwrap();
+        assert!(
+            challenge.contains(r#"error="invalid_token""#),
+            "{challenge}"
+        );
+        assert!(
+            challenge.contains("another client certificate"),
+            "{challenge}"
+        );
+    }
+
+    #[test]
+    fn a_certificate_thumbprint_is_the_rfc_8705_one() {
+        // RFC 8705 §3.1's example is the base64url SHA-256 of a certificate's DER; the digest
+        // of "abc" (FIPS 180-2's known answer) pins the encoding.
+        let cert = ClientCertificate::from_der(b"abc");
+        assert_eq!(
+            cert.thumbprint(),
+            "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
+        );
+        assert_eq!(cert, ClientCertificate::from_sha256(*cert.sha256()));
+        assert_eq!(
+            format!("{cert:?}"),
+            "ClientCertificate(\"ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0\")"
+        );
     }
 
     #[test]
