@@ -85,6 +85,28 @@ pub(crate) struct ListenTls {
     pub(crate) cert_file: PathBuf,
     /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
     pub(crate) key_file: PathBuf,
+    /// Whether clients are asked for a certificate (mutual TLS, RFC 8705): `off` (default),
+    /// `optional` or `required`. A certificate-bound token (`cnf.x5t#S256`) is allowed only on
+    /// a connection whose client certificate is the one it names.
+    #[serde(default)]
+    pub(crate) client_auth: ClientAuth,
+    /// The CA (PEM) client certificates must chain to. Unset with `client_auth` on: any
+    /// certificate whose key the client proves in the handshake is taken (self-signed ones
+    /// too, as RFC 8705 §2.2 clients use); it then only binds tokens, it names no one.
+    pub(crate) client_ca_file: Option<PathBuf>,
+}
+
+/// When the HTTPS listener asks for a client certificate.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ClientAuth {
+    /// Never: no certificate-bound token can pass.
+    #[default]
+    Off,
+    /// Asked for; a connection without one is served (bound tokens are refused on it).
+    Optional,
+    /// A handshake without a client certificate fails.
+    Required,
 }
 
 /// An issuer of JWT access tokens (RFC 9068), validated with the keys at its `jwks_uri`.
@@ -471,6 +493,12 @@ impl Config {
         if self.routes.is_empty() {
             return Err("no [[route]]: nothing to protect".into());
         }
+        if let Some(tls) = &self.tls
+            && tls.client_auth == ClientAuth::Off
+            && tls.client_ca_file.is_some()
+        {
+            return Err("[tls] client_ca_file is set but client_auth is \"off\": set client_auth = \"optional\" or \"required\"".into());
+        }
         for route in &self.routes {
             let name = &route.prefix;
             if !route.prefix.starts_with('/') {
@@ -631,6 +659,27 @@ scopes = ["orders:read"]
         let config: Config = toml::from_str(text).map_err(|e| e.message().to_owned())?;
         config.check()?;
         Ok(config)
+    }
+
+    #[test]
+    fn mutual_tls_keys() {
+        let top = "[tls]\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n";
+        // `[tls]` is a table: the route keys come first.
+        let with = |extra: &str| parse(&format!("{GOOD}\n{top}{extra}"));
+        let off = with("").unwrap();
+        let tls = off.tls.as_ref().unwrap();
+        assert_eq!(
+            (tls.client_auth, tls.client_ca_file.is_none()),
+            (ClientAuth::Off, true)
+        );
+        let optional = with("client_auth = \"optional\"").unwrap();
+        assert_eq!(optional.tls.unwrap().client_auth, ClientAuth::Optional);
+        let required = with("client_auth = \"required\"\nclient_ca_file = \"ca.pem\"").unwrap();
+        assert_eq!(required.tls.unwrap().client_auth, ClientAuth::Required);
+        let err = with("client_ca_file = \"ca.pem\"").unwrap_err();
+        assert!(err.contains("client_auth is \"off\""), "{err}");
+        let err = with("client_auth = \"sometimes\"").unwrap_err();
+        assert!(err.contains("unknown variant `sometimes`"), "{err}");
     }
 
     #[test]

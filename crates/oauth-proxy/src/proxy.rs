@@ -15,8 +15,8 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use oauth_gateway::oauth_core::Endpoint;
 use oauth_gateway::{
-    ApiPolicy, CacheConfig, ContractStore, Denial, DpopPolicy, DpopRequirement, Gateway, JwtIssuer,
-    Principal, RateLimitFallback, RedbContracts,
+    ApiPolicy, CacheConfig, ClientCertificate, ContractStore, Denial, DpopPolicy, DpopRequirement,
+    Gateway, InvalidTokenReason, JwtIssuer, Principal, RateLimitFallback, RedbContracts,
 };
 use oauth_reqwest::{Client, ClientAuthentication, ClientSecret, HttpClient, HttpConfig};
 
@@ -297,7 +297,7 @@ async fn watch_certificate(shared: Arc<Shared>) {
         let Some((files, _, _)) = seen.as_ref().filter(|_| same_files) else {
             continue;
         };
-        match crate::server::tls_acceptor(&files.cert_file, &files.key_file) {
+        match crate::server::tls_acceptor(files) {
             Ok(acceptor) => {
                 *shared.tls.write().unwrap_or_else(|e| e.into_inner()) = Some(acceptor);
                 tracing::info!(cert_file = %files.cert_file.display(), "TLS certificate reloaded");
@@ -608,7 +608,7 @@ fn build(
     routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
     let tls = match &config.tls {
         None => None,
-        Some(t) => Some(crate::server::tls_acceptor(&t.cert_file, &t.key_file)?),
+        Some(t) => Some(crate::server::tls_acceptor(t)?),
     };
     Ok(App {
         routes,
@@ -660,11 +660,17 @@ fn reason(denial: &Denial) -> &'static str {
     match denial {
         Denial::MissingToken => "missing_token",
         Denial::InvalidRequest { .. } => "invalid_request",
+        Denial::InvalidToken {
+            reason:
+                InvalidTokenReason::CertificateRequired | InvalidTokenReason::CertificateMismatch,
+        } => "certificate_binding",
         Denial::InvalidToken { .. } => "invalid_token",
         Denial::InsufficientScope { .. } => "insufficient_scope",
         Denial::NoContract => "no_contract",
         Denial::Unavailable { .. } => "unavailable",
         Denial::InvalidDpopProof { .. } => "invalid_dpop_proof",
+        Denial::RateLimited { .. } => "rate_limited",
+        Denial::InsufficientAuthorizationDetails { .. } => "insufficient_authorization_details",
         _ => "denied",
     }
 }
@@ -744,9 +750,16 @@ async fn decide<'a>(
         let answer = plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
         return (answer, api, None, "body_too_large");
     }
+    // The connection's client certificate, which the listener put there (mutual TLS).
+    let certificate = request.extensions().get::<ClientCertificate>();
     let decision = route
         .gateway
-        .check_parts(request.method(), request.uri(), request.headers())
+        .check_parts_with_certificate(
+            request.method(),
+            request.uri(),
+            request.headers(),
+            certificate,
+        )
         .await;
     match decision {
         Err(denial) => {

@@ -5,8 +5,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::Request;
+use oauth_gateway::ClientCertificate;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+
+use crate::config::{ClientAuth, ListenTls};
 
 /// What a client may cost, read from the configuration in force when its connection arrives.
 #[derive(Clone, Copy, Debug)]
@@ -91,27 +94,40 @@ pub(crate) async fn serve<C: Current>(
         tracing::debug!(%peer, "connection accepted");
         let limits = current.limits();
         let tls = current.tls();
-        let service = Admitted {
+        let router = router.clone();
+        let service = move |certificate| Admitted {
             pending: Mutex::new(Some(pending_permit)),
             activity: Arc::new(Mutex::new(Activity {
                 in_flight: 0,
                 served: false,
                 last: Instant::now(),
             })),
-            inner: hyper_util::service::TowerToHyperService::new(router.clone()),
+            certificate,
+            inner: hyper_util::service::TowerToHyperService::new(router),
         };
         let stop = stop.clone();
         tokio::spawn(async move {
             let _open = open_permit;
             match tls {
-                None => connection(stream, service, limits, stop, peer).await,
+                None => connection(stream, service(None), limits, stop, peer).await,
                 Some(acceptor) => {
                     // The handshake is part of what a client must finish in time.
                     let accepted =
                         tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream))
                             .await;
                     match accepted {
-                        Ok(Ok(stream)) => connection(stream, service, limits, stop, peer).await,
+                        Ok(Ok(stream)) => {
+                            // Hashed once for the connection's life: what a certificate-bound
+                            // token's `cnf.x5t#S256` is compared with (RFC 8705 §3).
+                            let certificate = stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(<[_]>::first)
+                                .map(|leaf| ClientCertificate::from_der(leaf));
+                            let service = service(certificate);
+                            connection(stream, service, limits, stop, peer).await;
+                        }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake not finished in time"),
                     }
@@ -191,6 +207,8 @@ struct Activity {
 struct Admitted<S> {
     pending: Mutex<Option<OwnedSemaphorePermit>>,
     activity: Arc<Mutex<Activity>>,
+    /// The client certificate of the connection (mutual TLS), given to each request.
+    certificate: Option<ClientCertificate>,
     inner: S,
 }
 
@@ -217,7 +235,10 @@ where
     type Error = S::Error;
     type Future = BoxFuture<Result<S::Response, S::Error>>;
 
-    fn call(&self, request: Request<B>) -> Self::Future {
+    fn call(&self, mut request: Request<B>) -> Self::Future {
+        if let Some(certificate) = self.certificate {
+            request.extensions_mut().insert(certificate);
+        }
         if let Ok(mut permit) = self.pending.lock() {
             permit.take();
         }
@@ -235,13 +256,12 @@ where
     }
 }
 
-/// The HTTPS listener's acceptor from a PEM certificate chain and key.
-pub(crate) fn tls_acceptor(
-    cert_file: &std::path::Path,
-    key_file: &std::path::Path,
-) -> Result<tokio_rustls::TlsAcceptor, String> {
+/// The HTTPS listener's acceptor: its PEM certificate chain and key, and what it asks of a
+/// client's certificate (mutual TLS).
+pub(crate) fn tls_acceptor(tls: &ListenTls) -> Result<tokio_rustls::TlsAcceptor, String> {
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert_file, key_file) = (&tls.cert_file, &tls.key_file);
     let certs = CertificateDer::pem_file_iter(cert_file)
         .and_then(Iterator::collect::<Result<Vec<_>, _>>)
         .map_err(|e| format!("[tls] cert_file {}: {e}", cert_file.display()))?;
@@ -259,12 +279,112 @@ pub(crate) fn tls_acceptor(
         )
     })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("[tls]: {e}"))?
-        .with_no_client_auth()
+        .map_err(|e| format!("[tls]: {e}"))?;
+    let required = tls.client_auth == ClientAuth::Required;
+    let builder = match (tls.client_auth, &tls.client_ca_file) {
+        (ClientAuth::Off, _) => builder.with_no_client_auth(),
+        (_, Some(ca_file)) => {
+            let mut roots = rustls::RootCertStore::empty();
+            let cas = CertificateDer::pem_file_iter(ca_file)
+                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                .map_err(|e| format!("[tls] client_ca_file {}: {e}", ca_file.display()))?;
+            let (added, _) = roots.add_parsable_certificates(cas);
+            if added == 0 {
+                return Err(format!(
+                    "[tls] client_ca_file {}: no CA certificate",
+                    ca_file.display()
+                ));
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                Arc::clone(&provider),
+            );
+            let verifier = if required {
+                verifier
+            } else {
+                verifier.allow_unauthenticated()
+            };
+            let verifier = verifier
+                .build()
+                .map_err(|e| format!("[tls] client_ca_file {}: {e}", ca_file.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        (_, None) => builder.with_client_cert_verifier(Arc::new(AnyClientCertificate {
+            provider: Arc::clone(&provider),
+            required,
+        })),
+    };
+    let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| format!("[tls] the certificate and key: {e}"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Takes any client certificate whose private key the client proves it holds (the handshake's
+/// signature is verified; the chain is not): the certificate then only binds tokens to the
+/// connection (RFC 8705 §3), as self-signed certificates do (§2.2).
+#[derive(Debug)]
+struct AnyClientCertificate {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    required: bool,
+}
+
+impl rustls::server::danger::ClientCertVerifier for AnyClientCertificate {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.required
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }
