@@ -92,6 +92,14 @@ impl AssertionSigner for ClientAssertionSigner {
                 .map(Assertion::new)?,
         )
     }
+
+    fn algorithm(&self) -> Option<&str> {
+        Some(self.key.algorithm().as_str())
+    }
+
+    fn lifetime(&self) -> Option<Duration> {
+        Some(self.lifetime)
+    }
 }
 
 /// `typ` of a request object (RFC 9101 §4).

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use jwt_assertion::Algorithm;
 use jwt_assertion::verify::{self, KeySet, Verified, VerifyError, VerifyingKey};
+use oauth_core::client::profile::Profile;
 use oauth_core::http::header::ACCEPT;
 use oauth_core::http::{HeaderValue, Request, StatusCode};
 use oauth_core::{
@@ -238,6 +239,7 @@ pub struct OpenIdCore {
     allowed: Vec<Algorithm>,
     hmac: Option<KeySet>,
     leeway: Duration,
+    profile: Option<Profile>,
 }
 
 impl fmt::Debug for OpenIdCore {
@@ -247,6 +249,7 @@ impl fmt::Debug for OpenIdCore {
             .field("client", &self.client)
             .field("keys", &self.keys)
             .field("allowed", &self.allowed)
+            .field("profile", &self.profile)
             .finish_non_exhaustive()
     }
 }
@@ -280,18 +283,59 @@ impl OpenIdCore {
             allowed,
             hmac: None,
             leeway: Duration::from_secs(60),
+            profile: None,
         })
+    }
+
+    /// Holds this relying party to `profile`, or says which rule its configuration breaks
+    /// ([`Error::Profile`], naming the missing piece); nothing is sent either way.
+    ///
+    /// With [`Profile::Fapi2`]: the client must authenticate with `private_key_jwt` (PS256,
+    /// ES256 or EdDSA; assertions living at most 60 s) or mutual TLS, and hold a DPoP key or
+    /// use mutual TLS; the provider must take pushed authorization requests. Then every
+    /// authorization request is pushed ([`begin`](Self::begin)), must use PKCE `S256`,
+    /// requires the redirect's `iss` (RFC 9207), and a request object in it must be signed
+    /// with an allowed algorithm for at most 60 s; id_tokens are accepted only with PS256,
+    /// ES256 or EdDSA signatures (and never with the client secret).
+    ///
+    /// ```no_run
+    /// # fn run(metadata: oauth_core::ServerMetadata, client: oauth_core::Client) -> Result<(), oauth_core::Error> {
+    /// use oauth_core::client::profile::Profile;
+    /// let rp = oauth_runtime::OpenIdCore::new(metadata, client)?.profile(Profile::Fapi2)?;
+    /// # let _ = rp; Ok(()) }
+    /// ```
+    pub fn profile(mut self, profile: Profile) -> Result<Self, Error> {
+        profile.check_client(&self.client)?;
+        profile.check_server(&self.metadata)?;
+        let names: Vec<&str> = self.allowed.iter().map(|a| a.as_str()).collect();
+        let kept: Vec<Algorithm> = profile
+            .id_token_algorithms(&names)?
+            .into_iter()
+            .filter_map(Algorithm::from_name)
+            .collect();
+        self.allowed = kept;
+        self.hmac = None;
+        self.profile = Some(profile);
+        Ok(self)
     }
 
     /// Accepts only these algorithms for id_tokens and signed UserInfo.
     pub fn algorithms(mut self, allowed: &[Algorithm]) -> Self {
         self.allowed = allowed.to_vec();
+        if self.profile.is_some() {
+            // A profile's algorithms stay the only ones accepted.
+            self.allowed
+                .retain(|a| oauth_core::client::profile::FAPI2_ALGORITHMS.contains(&a.as_str()));
+        }
         self
     }
 
     /// Also accepts id_tokens signed with the client secret (HS256/384/512, OpenID Connect
     /// Core §10.1), for providers configured that way. Refused for a client without a secret.
     pub fn allow_client_secret_signatures(mut self) -> Result<Self, Error> {
+        if let Some(profile) = self.profile {
+            profile.id_token_algorithms(&["HS256", "HS384", "HS512"])?;
+        }
         let secret = match self.client.authentication() {
             ClientAuthentication::SecretBasic(s)
             | ClientAuthentication::SecretBasicVerbatim(s)
@@ -346,8 +390,10 @@ impl OpenIdCore {
             .redirect_uri(redirect_uri)
             .expect_issuer(
                 self.metadata.issuer(),
-                self.metadata
-                    .authorization_response_iss_parameter_supported(),
+                self.profile.is_some()
+                    || self
+                        .metadata
+                        .authorization_response_iss_parameter_supported(),
             ))
     }
 
@@ -368,14 +414,18 @@ impl OpenIdCore {
 
     /// Builds `request` (state, nonce, PKCE drawn from the OS; a request object, RFC 9101,
     /// signed now), and pushes it (RFC 9126) when the provider says authorization requests
-    /// must be pushed (`require_pushed_authorization_requests`).
+    /// must be pushed (`require_pushed_authorization_requests`) or a [profile](Self::profile)
+    /// says so; a request the profile does not allow is refused before anything is sent.
     pub async fn begin<I: Io>(
         &self,
         io: &I,
         request: oauth_core::AuthorizationRequest,
     ) -> Result<PendingAuthorization, Error> {
+        if let Some(profile) = self.profile {
+            profile.check_authorization_request(&request)?;
+        }
         let pending = request.build_at(&crate::SystemRandom, now().wall())?;
-        if self.metadata.require_pushed_authorization_requests() {
+        if self.profile.is_some() || self.metadata.require_pushed_authorization_requests() {
             return self.push(io, &pending).await;
         }
         Ok(pending)

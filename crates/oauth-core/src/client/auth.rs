@@ -82,6 +82,11 @@ impl ClientAuthentication {
     pub fn signed(signer: impl AssertionSigner + 'static) -> Self {
         Self::Signed(Arc::new(signer))
     }
+
+    /// Whether the client authenticates with its TLS certificate (RFC 8705 §2).
+    pub fn uses_mutual_tls(&self) -> bool {
+        false
+    }
 }
 
 /// What an [`AssertionSigner`] is told when an assertion is needed.
@@ -131,6 +136,18 @@ pub trait AssertionSigner: fmt::Debug + Send + Sync {
         Err(Error::Signing(SigningError::msg(
             "this signer does not sign request objects (RFC 9101)",
         )))
+    }
+
+    /// The JWS algorithm it signs with (`"PS256"`, `"ES256"`, `"HS256"`, ...), if it says: a
+    /// security profile ([`Profile`](crate::client::profile::Profile)) refuses a signer that
+    /// does not.
+    fn algorithm(&self) -> Option<&str> {
+        None
+    }
+
+    /// How long each assertion it signs is valid (`exp` - `iat`), if it says.
+    fn lifetime(&self) -> Option<std::time::Duration> {
+        None
     }
 }
 

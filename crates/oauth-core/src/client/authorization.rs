@@ -314,6 +314,30 @@ impl AuthorizationRequest {
         self
     }
 
+    /// The PKCE method the request will send (`None`: no PKCE, see
+    /// [`dangerous_disable_pkce`](Self::dangerous_disable_pkce)).
+    pub fn pkce_method(&self) -> Option<PkceMethod> {
+        match &self.pkce {
+            PkceChoice::Generate(method) => Some(*method),
+            PkceChoice::Given(pkce) => Some(pkce.method()),
+            PkceChoice::Disabled => None,
+        }
+    }
+
+    /// The signer and lifetime of the request object, if the request is sent as one.
+    pub(crate) fn request_object_signer(&self) -> Option<(&dyn AssertionSigner, Duration)> {
+        self.request_object
+            .as_ref()
+            .map(|o| (o.signer.as_ref(), o.lifetime))
+    }
+
+    /// Whether the redirect must carry `iss` (RFC 9207), and which.
+    pub(crate) fn expected_issuer(&self) -> Option<(&str, bool)> {
+        self.issuer
+            .as_ref()
+            .map(|(i, required)| (i.as_str(), *required))
+    }
+
     /// Adds any other parameter (such as `prompt`, `audience` or `resource`).
     pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.extra.push((name.into(), value.into()));

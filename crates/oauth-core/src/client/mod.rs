@@ -21,6 +21,7 @@
 //! | [`registration`] | dynamic client registration (RFC 7591/7592) |
 //! | [`dpop`] | DPoP proofs for the client (RFC 9449) |
 //! | [`id_token`], [`userinfo`], [`jwks`] | OpenID Connect: id_token claims, UserInfo, when to fetch a JWK set again |
+//! | [`profile`] | security profiles checked before anything is sent ([`Profile::Fapi2`](profile::Profile::Fapi2)) |
 //! | [`providers`] | presets for the providers this toolkit was written against |
 
 #[cfg(feature = "anypoint")]
@@ -37,6 +38,7 @@ pub mod id_token;
 pub mod introspection;
 pub mod jwks;
 pub mod lifecycle;
+pub mod profile;
 pub mod providers;
 pub mod registration;
 pub(crate) mod request;

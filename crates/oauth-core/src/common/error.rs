@@ -83,6 +83,9 @@ pub enum Error {
     /// The request got no usable HTTP answer (reported by an adapter: connect failure, timeout,
     /// TLS, a redirect, an oversize body).
     Transport(TransportError),
+    /// The configuration breaks a security profile the client holds itself to (FAPI 2.0):
+    /// the violation names the rule and the missing piece. Nothing was sent.
+    Profile(crate::client::profile::ProfileViolation),
     /// A state machine was driven into a state its driver cannot handle: a bug in this
     /// toolkit (a driver older than the machine it drives), never the caller's input, the
     /// server's answer or the network. Please report it.
@@ -102,7 +105,8 @@ impl Error {
             | Self::InvalidParameter { .. }
             | Self::DuplicateParameter { .. }
             | Self::UnsupportedTokenType(_)
-            | Self::Signing(_) => Fault::Caller,
+            | Self::Signing(_)
+            | Self::Profile(_) => Fault::Caller,
             Self::Random(_) => Fault::Environment,
             Self::Server(_)
             | Self::UnexpectedResponse(_)
@@ -193,6 +197,7 @@ impl fmt::Display for Error {
             Self::InvalidIdToken(e) => fmt::Display::fmt(e, f),
             Self::InvalidUserInfo(e) => write!(f, "userinfo refused: {e}"),
             Self::Transport(e) => fmt::Display::fmt(e, f),
+            Self::Profile(e) => fmt::Display::fmt(e, f),
             Self::Internal { what } => {
                 write!(f, "internal error (a bug in the OAuth toolkit): {what}")
             }
@@ -371,8 +376,15 @@ impl std::error::Error for Error {
             Self::Transport(e) => Some(e),
             Self::Signing(e) => Some(e),
             Self::InvalidIdToken(e) | Self::InvalidUserInfo(e) => Some(e),
+            Self::Profile(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+impl From<crate::client::profile::ProfileViolation> for Error {
+    fn from(e: crate::client::profile::ProfileViolation) -> Self {
+        Self::Profile(e)
     }
 }
 
