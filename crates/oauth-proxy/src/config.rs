@@ -56,6 +56,9 @@ pub(crate) struct Config {
     /// Levels come from `RUST_LOG` (default `info`).
     #[serde(default)]
     pub(crate) log_format: LogFormat,
+    /// The scheme and authority clients address the gateway at (`https://api.example`), for
+    /// the URL a DPoP proof names; the routes' default (`https://` and the `Host` if unset).
+    pub(crate) public_origin: Option<String>,
     /// Whether the caller's `Authorization` header is passed upstream (dropped by default).
     #[serde(default)]
     pub(crate) forward_token: bool,
@@ -127,6 +130,26 @@ pub(crate) struct Issuer {
     /// Allow `http://` to 127.0.0.1/localhost (development only).
     #[serde(default)]
     pub(crate) allow_http_loopback: bool,
+}
+
+/// A public origin: `https://` (or `http://`) and an authority, nothing after it, as DPoP's
+/// `htu` compares it (RFC 9449 §4.3: without query and fragment).
+fn check_origin(origin: &str) -> Result<(), String> {
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(|| format!("{origin:?} is not an http(s) origin"))?;
+    if authority.is_empty()
+        || authority.contains(['/', '?', '#', '@'])
+        || authority
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "{origin:?}: only a scheme and host[:port] (no path, query or credentials)"
+        ));
+    }
+    Ok(())
 }
 
 /// The longest time setting, in seconds (a year).
@@ -425,6 +448,10 @@ pub(crate) struct Route {
     pub(crate) mode: Mode,
     #[serde(default)]
     pub(crate) dpop: Dpop,
+    /// The scheme and authority clients address this route at (`https://api.example`), for
+    /// the URL a DPoP proof names (`htu`); the top-level `public_origin`, else `https://` and
+    /// the request's `Host`, if unset.
+    pub(crate) public_origin: Option<String>,
     /// Whether the client must hold a contract for the API.
     #[serde(default = "yes")]
     pub(crate) require_contract: bool,
@@ -524,6 +551,9 @@ impl Config {
                 return Err(format!(
                     "route {name:?}: the upstream URL must not hold credentials"
                 ));
+            }
+            if let Some(origin) = route.public_origin.as_ref().or(self.public_origin.as_ref()) {
+                check_origin(origin).map_err(|e| format!("route {name:?}: public_origin {e}"))?;
             }
             let issuers = route.issuers(self);
             match route.mode {
@@ -680,6 +710,36 @@ scopes = ["orders:read"]
         assert!(err.contains("client_auth is \"off\""), "{err}");
         let err = with("client_auth = \"sometimes\"").unwrap_err();
         assert!(err.contains("unknown variant `sometimes`"), "{err}");
+    }
+
+    #[test]
+    fn public_origins() {
+        let route = |origin: &str| {
+            parse(&GOOD.replace(
+                "api = \"orders\"",
+                &format!("api = \"orders\"\npublic_origin = \"{origin}\""),
+            ))
+        };
+        assert!(route("https://api.example").is_ok());
+        assert!(route("https://api.example:8443").is_ok());
+        for bad in [
+            "api.example",
+            "https://",
+            "https://api.example/orders",
+            "https://u:p@api.example",
+            "https://api.example?x",
+            "ftp://api.example",
+        ] {
+            let err = route(bad).unwrap_err();
+            assert!(err.contains("public_origin"), "{bad}: {err}");
+        }
+        let top = parse(&format!("public_origin = \"https://edge.example\"\n{GOOD}")).unwrap();
+        assert_eq!(top.public_origin.as_deref(), Some("https://edge.example"));
+        let err = parse(&format!(
+            "public_origin = \"https://edge.example/x\"\n{GOOD}"
+        ))
+        .unwrap_err();
+        assert!(err.contains("public_origin"), "{err}");
     }
 
     #[test]

@@ -560,11 +560,15 @@ fn build(
                 builder = builder.jwt_issuer(issuer);
             }
         }
-        builder = builder.dpop(DpopPolicy::new().requirement(match r.dpop {
+        let mut dpop = DpopPolicy::new().requirement(match r.dpop {
             Dpop::Off => DpopRequirement::Off,
             Dpop::Allowed => DpopRequirement::Allowed,
             Dpop::Required => DpopRequirement::Required,
-        }));
+        });
+        if let Some(origin) = r.public_origin.as_ref().or(config.public_origin.as_ref()) {
+            dpop = dpop.public_origin(origin.clone());
+        }
+        builder = builder.dpop(dpop);
         if let Some((store, key, lease)) = &shared {
             builder = builder.shared_cache(Arc::clone(store), key, *lease);
         }

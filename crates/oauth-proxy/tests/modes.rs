@@ -250,6 +250,47 @@ fn dpop_off_allowed_and_required() {
     );
 }
 
+/// Behind a load balancer the gateway's `Host` is not what clients address: a route's
+/// `public_origin` is the origin a DPoP proof's `htu` must name.
+#[test]
+fn dpop_proofs_name_the_public_origin() {
+    let server = TestServer::start(Behaviour::default()).unwrap();
+    let upstream = Upstream::start();
+    let routes = [
+        route(
+            "/public",
+            "orders",
+            "mode = \"jwt\"\ndpop = \"required\"\npublic_origin = \"https://api.example\"",
+        ),
+        route("/host", "orders", "mode = \"jwt\"\ndpop = \"required\""),
+    ]
+    .concat();
+    let proxy = start(&server, &upstream, &routes);
+    let key = DpopKey::generate().unwrap();
+    let bound = jwt(&server, "orders:read", Some(key.jkt()));
+    let proof = |htu: &str| {
+        key.sign(&ProofContext::new("GET", htu, SystemTime::now()).access_token(Some(&bound)))
+            .unwrap()
+    };
+    let at_host = |path: &str| format!("https://127.0.0.1:{}{path}", proxy.port);
+    let p = proof("https://api.example/public/1");
+    assert_eq!(
+        call(&proxy.url("/public/1"), "DPoP", &bound, Some(&p)).0,
+        200
+    );
+    // The gateway's own address is not the public one there, and is elsewhere.
+    let p = proof(&at_host("/public/1"));
+    assert_eq!(
+        call(&proxy.url("/public/1"), "DPoP", &bound, Some(&p)).0,
+        401
+    );
+    let p = proof("https://api.example/host/1");
+    assert_eq!(call(&proxy.url("/host/1"), "DPoP", &bound, Some(&p)).0, 401);
+    let p = proof(&at_host("/host/1"));
+    assert_eq!(call(&proxy.url("/host/1"), "DPoP", &bound, Some(&p)).0, 200);
+    assert_eq!(upstream.targets(), ["/public/1", "/host/1"]);
+}
+
 #[test]
 fn a_mode_without_what_it_needs_is_refused_at_start() {
     let dir = scratch("modes-refused");
