@@ -9,7 +9,7 @@ use oauth_runtime::block_on;
 use oauth_ureq::HttpClient;
 
 use crate::contracts::ContractStore;
-use crate::engine::{Engine, GatewayBuilder};
+use crate::engine::{Engine, GatewayBuilder, ProbeError};
 
 /// The gateway policy for blocking servers: the same engine as [`Gateway`](crate::Gateway) (the
 /// same cache, single flight, DPoP replay sets, JWT issuers and fleet cache), run to its end
@@ -121,6 +121,19 @@ impl BlockingGateway {
         let (engine, http) = (&self.inner.engine, &self.inner.http);
         let presented = Presented::new(Presentation::Bearer);
         block_on(engine.decide_token(http, token.expose_secret(), presented))
+    }
+
+    /// A readiness probe: whether each issuer's key set can be had and the introspection
+    /// endpoint answers (one introspection call, about a token no server issued). Meant for a
+    /// `/readyz` handler; space the calls out (every few seconds), they reach the servers.
+    pub fn probe(&self) -> Result<(), ProbeError> {
+        let (engine, http) = (&self.inner.engine, &self.inner.http);
+        block_on(engine.probe(http))
+    }
+
+    /// How many validation results the node's cache holds now (for a metrics gauge).
+    pub fn cached_results(&self) -> usize {
+        self.inner.engine.cached_results()
     }
 
     /// The response for a denial (RFC 6750 status, challenge and JSON body).

@@ -396,6 +396,37 @@ impl<H> GatewayBuilder<H> {
     }
 }
 
+/// What a readiness probe ([`Gateway::probe`](crate::Gateway::probe)) could not reach.
+#[derive(Debug)]
+pub struct ProbeError {
+    what: String,
+    source: oauth_core::Error,
+}
+
+impl ProbeError {
+    /// What did not answer: `the key set of <issuer>` or `the introspection endpoint <uri>`.
+    pub fn what(&self) -> &str {
+        &self.what
+    }
+
+    /// Why (a transport error, an error answer, an answer that is not the protocol's).
+    pub fn error(&self) -> &oauth_core::Error {
+        &self.source
+    }
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} did not answer: {}", self.what, self.source)
+    }
+}
+
+impl std::error::Error for ProbeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
 /// The gateway's configuration and its node state, driven over any [`Io`].
 pub(crate) struct Engine {
     pub(crate) policy: ApiPolicy,
@@ -528,6 +559,46 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// How many validation results the node's cache holds.
+    pub(crate) fn cached_results(&self) -> usize {
+        self.lock().cache().len()
+    }
+
+    /// Whether what validation needs answers: each issuer's key set (fetched if none is held,
+    /// else the one held) and the introspection endpoint (asked about a token no server
+    /// issued: any well-formed answer, `active: false` included, means it is reachable and
+    /// takes the gateway's credentials).
+    pub(crate) async fn probe<I: Io>(&self, io: &I) -> Result<(), ProbeError> {
+        for issuer in &self.issuers {
+            issuer
+                .keys
+                .keys(io, false)
+                .await
+                .map_err(|source| ProbeError {
+                    what: format!("the key set of {}", issuer.checks.issuer()),
+                    source,
+                })?;
+        }
+        if let Some((endpoint, client)) = &self.introspection {
+            let request =
+                IntrospectionRequest::new(SecurityToken::new("oauth-gateway-readiness-probe"))
+                    .token_type_hint(TokenTypeHint::AccessToken);
+            let built = request
+                .build_at(endpoint, client, now().wall())
+                .map_err(|source| ProbeError {
+                    what: "the introspection request".into(),
+                    source,
+                })?;
+            exchange(io, built, |r| request.parse_response(client, r))
+                .await
+                .map_err(|source| ProbeError {
+                    what: format!("the introspection endpoint {}", endpoint.as_str()),
+                    source,
+                })?;
+        }
+        Ok(())
     }
 
     /// Validates a token this node has no result for: locally if it is a JWT from a

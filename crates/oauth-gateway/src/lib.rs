@@ -66,7 +66,7 @@ pub use contracts::{
     Contract, ContractError, ContractSet, ContractStore, MemoryContracts, tier_from_json,
     tier_from_spec, tier_to_json,
 };
-pub use engine::{DpopPolicy, DpopRequirement, JwtIssuer, RateLimitFallback};
+pub use engine::{DpopPolicy, DpopRequirement, JwtIssuer, ProbeError, RateLimitFallback};
 pub use engine::{GatewayBuilder, GatewayObserver};
 pub use oauth_core::resource_server::gateway::CacheConfig;
 #[cfg(feature = "redb")]

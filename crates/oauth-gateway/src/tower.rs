@@ -11,7 +11,7 @@ use oauth_core::{AccessToken, ApiPolicy, Denial, Presentation, Principal};
 use oauth_reqwest::HttpClient;
 
 use crate::contracts::ContractStore;
-use crate::engine::{Engine, GatewayBuilder};
+use crate::engine::{Engine, GatewayBuilder, ProbeError};
 
 /// The gateway policy for async servers: takes the bearer token from a request, validates it
 /// at the introspection endpoint (cached, one call per token at a time), checks the client's
@@ -122,6 +122,19 @@ impl Gateway {
         engine
             .decide_token(http, token.expose_secret(), presented)
             .await
+    }
+
+    /// A readiness probe: whether each issuer's key set can be had and the introspection
+    /// endpoint answers (one introspection call, about a token no server issued). Meant for a
+    /// `/readyz` handler; space the calls out (every few seconds), they reach the servers.
+    pub async fn probe(&self) -> Result<(), ProbeError> {
+        let (engine, http) = (&self.inner.engine, &self.inner.http);
+        engine.probe(http).await
+    }
+
+    /// How many validation results the node's cache holds now (for a metrics gauge).
+    pub fn cached_results(&self) -> usize {
+        self.inner.engine.cached_results()
     }
 
     /// The response for a denial (RFC 6750 status, challenge and JSON body).

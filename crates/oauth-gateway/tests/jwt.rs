@@ -399,3 +399,112 @@ fn hs256_with_public_key(server: &TestServer) -> String {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig.as_ref())
     )
 }
+
+/// The readiness probe, through both faces: ready while the key set and the introspection
+/// endpoint answer; not ready, naming which, when the introspection endpoint fails or refuses
+/// the gateway's credentials, or when no key set can be fetched.
+#[test]
+fn the_readiness_probe_names_what_does_not_answer() {
+    let server = TestServer::start(Behaviour::default()).unwrap();
+    let ca = server.ca_pem().as_bytes();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    type Probe<'a> = Box<dyn Fn() -> Result<(), oauth_gateway::ProbeError> + 'a>;
+    let probes = |credentials: Client| -> Vec<(&str, Probe<'_>)> {
+        let blocking = {
+            let http = oauth_ureq::HttpClient::new(
+                oauth_ureq::HttpConfig::new()
+                    .add_root_certificates_pem(ca)
+                    .unwrap()
+                    .retry(oauth_core::RetryPolicy::none()),
+            )
+            .unwrap();
+            let issuer = JwtIssuer::new(
+                server.url(""),
+                AUDIENCE,
+                http.endpoint(&server.url("/jwks")).unwrap(),
+            );
+            let endpoint = http.endpoint(&server.url("/introspect")).unwrap();
+            BlockingGateway::builder(http, endpoint, credentials.clone())
+                .jwt_issuer(issuer)
+                .build(policy(), contracts())
+        };
+        let asynchronous = {
+            let _guard = rt.enter();
+            let http = oauth_reqwest::HttpClient::new(
+                oauth_reqwest::HttpConfig::new()
+                    .add_root_certificates_pem(ca)
+                    .unwrap()
+                    .retry(oauth_core::RetryPolicy::none()),
+            )
+            .unwrap();
+            let issuer = JwtIssuer::new(
+                server.url(""),
+                AUDIENCE,
+                http.endpoint(&server.url("/jwks")).unwrap(),
+            );
+            let endpoint = http.endpoint(&server.url("/introspect")).unwrap();
+            Gateway::builder(http, endpoint, credentials)
+                .jwt_issuer(issuer)
+                .build(policy(), contracts())
+        };
+        let rt = &rt;
+        vec![
+            ("blocking", Box::new(move || blocking.probe())),
+            ("async", Box::new(move || rt.block_on(asynchronous.probe()))),
+        ]
+    };
+    for (name, probe) in probes(credentials()) {
+        let before = server.counters();
+        assert!(probe().is_ok(), "{name}");
+        let after = server.counters();
+        assert_eq!(
+            after.introspection_requests,
+            before.introspection_requests + 1,
+            "{name}"
+        );
+        assert_eq!(after.jwks_requests, before.jwks_requests + 1, "{name}");
+        // The key set held is enough the second time.
+        assert!(probe().is_ok(), "{name}");
+        assert_eq!(
+            server.counters().jwks_requests,
+            after.jwks_requests,
+            "{name}"
+        );
+        server.configure(|b| b.introspection_failure = Some(503));
+        let e = probe().unwrap_err();
+        assert!(
+            e.what().starts_with("the introspection endpoint https://"),
+            "{name}: {e}"
+        );
+        server.configure(|b| b.introspection_failure = None);
+        assert!(probe().is_ok(), "{name}");
+    }
+    // Credentials the introspection endpoint refuses.
+    let wrong = Client::new(
+        Behaviour::default().client_id,
+        ClientAuthentication::SecretBasic(ClientSecret::new("wrong")),
+    );
+    for (name, probe) in probes(wrong) {
+        let e = probe().unwrap_err();
+        assert!(
+            e.what().starts_with("the introspection endpoint"),
+            "{name}: {e}"
+        );
+        assert!(!e.to_string().contains("wrong"), "{name}: {e}");
+    }
+    // No key set to be had (new gateways hold none yet; a failed fetch is not retried at
+    // once, so that a probe cannot hammer a failing endpoint).
+    for (name, probe) in probes(credentials()) {
+        server.fail_jwks(1);
+        let e = probe().unwrap_err();
+        assert_eq!(
+            e.what(),
+            format!("the key set of {}", server.url("")),
+            "{name}"
+        );
+    }
+}

@@ -165,6 +165,9 @@ fn a_bound_token_passes_only_with_its_certificate_on_both_faces() {
         );
         assert_eq!(check(request(&token, Some(ours))), Ok(()), "{name}");
     }
+    // One token, one cached result in each gateway.
+    assert_eq!(blocking.cached_results(), 1);
+    assert_eq!(asynchronous.cached_results(), 1);
     // `check_parts` and `validate` have no connection: a bound token is refused there.
     let r = request(&token, Some(ours));
     assert!(matches!(

@@ -46,6 +46,10 @@ pub(crate) struct Config {
     /// How long a keep-alive connection may sit idle between requests, in seconds.
     #[serde(default = "default_idle_timeout")]
     pub(crate) idle_timeout_secs: u64,
+    /// How long `/readyz` and `/metrics` reuse a probe of the key sets and the introspection
+    /// endpoint, in seconds (each probe reaches them).
+    #[serde(default = "default_probe_interval")]
+    pub(crate) probe_interval_secs: u64,
     /// The largest request body, in bytes (the routes' default); beyond: 413.
     #[serde(default = "default_max_body_bytes")]
     pub(crate) max_body_bytes: u64,
@@ -190,6 +194,10 @@ fn default_max_header_bytes() -> usize {
 /// `max_connections`, and a client reconnects cheaply. (hyper's header-read timer also runs
 /// while a connection waits, so a value above `header_read_timeout_secs` has no effect.)
 fn default_idle_timeout() -> u64 {
+    5
+}
+
+fn default_probe_interval() -> u64 {
     5
 }
 
@@ -601,6 +609,7 @@ impl Config {
         for (value, key) in [
             (self.header_read_timeout_secs, "header_read_timeout_secs"),
             (self.idle_timeout_secs, "idle_timeout_secs"),
+            (self.probe_interval_secs, "probe_interval_secs"),
         ] {
             if value == 0 {
                 return Err(format!("{key} must be at least 1"));
@@ -615,6 +624,7 @@ impl Config {
         for (value, key) in [
             (self.header_read_timeout_secs, "header_read_timeout_secs"),
             (self.idle_timeout_secs, "idle_timeout_secs"),
+            (self.probe_interval_secs, "probe_interval_secs"),
             (self.upstream_timeout_secs, "upstream_timeout_secs"),
             (self.shutdown_grace_secs, "shutdown_grace_secs"),
         ]

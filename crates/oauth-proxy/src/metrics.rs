@@ -284,23 +284,63 @@ async fn contracts_available(shared: &Arc<Shared>) -> bool {
 async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     let mut text = shared.metrics.render(shared.ready());
     let up = contracts_available(&shared).await;
+    let gauge = |text: &mut String, name: &str, help: &str, value: u8| {
+        let _ = writeln!(
+            text,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    };
+    gauge(
+        &mut text,
+        "oauth_gateway_contract_store_up",
+        "1 if the contract store answers.",
+        u8::from(up),
+    );
+    let validation = shared.validation_ready().await.is_ok();
+    gauge(
+        &mut text,
+        "oauth_gateway_validation_up",
+        "1 if every route's key sets and introspection endpoint answer (probed at most every 5 s).",
+        u8::from(validation),
+    );
+    if let Some(up) = shared.fleet_cache_up().await {
+        gauge(
+            &mut text,
+            "oauth_gateway_shared_cache_up",
+            "1 if the fleet's cache (Redis) answers.",
+            u8::from(up),
+        );
+    }
     let _ = writeln!(
         text,
-        "# HELP oauth_gateway_contract_store_up 1 if the contract store answers.\n\
-         # TYPE oauth_gateway_contract_store_up gauge\n\
-         oauth_gateway_contract_store_up {}",
-        u8::from(up)
+        "# HELP oauth_gateway_cache_entries Validation results in this node's cache.\n\
+         # TYPE oauth_gateway_cache_entries gauge"
     );
+    for (api, n) in shared.cached_results() {
+        let _ = writeln!(
+            text,
+            "oauth_gateway_cache_entries{{api=\"{}\"}} {n}",
+            escape(&api)
+        );
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     if !shared.ready() {
-        (StatusCode::SERVICE_UNAVAILABLE, "draining")
+        (StatusCode::SERVICE_UNAVAILABLE, "draining".to_owned())
     } else if !contracts_available(&shared).await {
-        (StatusCode::SERVICE_UNAVAILABLE, "contracts unavailable")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "contracts unavailable".to_owned(),
+        )
+    } else if let Err(e) = shared.validation_ready().await {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("validation unavailable: {e}"),
+        )
     } else {
-        (StatusCode::OK, "ready")
+        (StatusCode::OK, "ready".to_owned())
     }
 }
 

@@ -1,6 +1,7 @@
 //! The proxy: settings turned into gateways and upstream clients, the request handler, the
 //! server, its reload and its shutdown.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -51,6 +52,8 @@ pub(crate) struct App {
     access_log: bool,
     limits: ConnLimits,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The fleet's cache (Redis), if configured: its health is reported.
+    fleet_cache: Option<Arc<oauth_redis::AsyncRedisStore>>,
     config: Config,
 }
 
@@ -63,6 +66,8 @@ pub(crate) struct Shared {
     contracts: std::sync::Mutex<(Contracts, Arc<dyn ContractStore>)>,
     /// The listener's TLS acceptor: the configuration's, replaced when its files change.
     tls: RwLock<Option<tokio_rustls::TlsAcceptor>>,
+    /// The last readiness probe of what validation needs, and when it ran (one at a time).
+    probe: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
 }
 
 impl Shared {
@@ -73,6 +78,59 @@ impl Shared {
     /// Whether the gateway takes traffic: a configuration loaded, not shutting down.
     pub(crate) fn ready(&self) -> bool {
         !self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Whether every route's validation can run: its issuers' key sets can be had and its
+    /// introspection endpoint answers. A probe's answer is reused for `probe_interval_secs`:
+    /// `/readyz` and `/metrics` are scraped every few seconds, and each probe reaches the
+    /// introspection endpoint and the key sets.
+    pub(crate) async fn validation_ready(&self) -> Result<(), String> {
+        let mut last = self.probe.lock().await;
+        let app = self.app();
+        let reuse = Duration::from_secs(app.config.probe_interval_secs);
+        if let Some((at, result)) = &*last
+            && at.elapsed() < reuse
+        {
+            return result.clone();
+        }
+        let mut result = Ok(());
+        for route in &app.routes {
+            if let Err(e) = route.gateway.probe().await {
+                tracing::warn!(route = route.prefix, error = %e, "not ready: validation unavailable");
+                result = Err(format!("route {}: {e}", route.prefix));
+                break;
+            }
+        }
+        *last = Some((Instant::now(), result.clone()));
+        result
+    }
+
+    /// Whether the fleet's cache (Redis) answers; `None` without one.
+    pub(crate) async fn fleet_cache_up(&self) -> Option<bool> {
+        use oauth_reqwest::FleetStore as _;
+        let store = self.app().fleet_cache.clone()?;
+        let read =
+            tokio::time::timeout(Duration::from_secs(2), store.load("oauth-gateway:health")).await;
+        match read {
+            Ok(Ok(_)) => Some(true),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the fleet's cache does not answer");
+                Some(false)
+            }
+            Err(_) => {
+                tracing::warn!("the fleet's cache does not answer: timed out");
+                Some(false)
+            }
+        }
+    }
+
+    /// Validation results cached, by API (routes of one API add up).
+    pub(crate) fn cached_results(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for route in &self.app().routes {
+            *out.entry(route.api.clone()).or_default() += route.gateway.cached_results();
+        }
+        out
     }
 
     /// Whether the contract store answers (a lookup that finds nothing is an answer).
@@ -107,6 +165,7 @@ pub(crate) async fn run(config: Config, path: std::path::PathBuf) -> Result<(), 
         draining: AtomicBool::new(false),
         metrics,
         contracts: std::sync::Mutex::new((config.contracts.clone(), store)),
+        probe: tokio::sync::Mutex::new(None),
     });
     // The admin socket beside the redb file: how `oauth-gateway contracts ...` reaches this
     // process, which holds the file open (see `admin`). It is removed when `run` returns.
@@ -509,6 +568,7 @@ fn build(
             Some((Arc::new(store), key, Duration::from_millis(redis.lease_ms)))
         }
     };
+    let fleet_cache = shared.as_ref().map(|(store, _, _)| Arc::clone(store));
     let cache = CacheConfig::new()
         .capacity(config.cache.capacity)
         .max_age(Duration::from_secs(config.cache.max_age_secs));
@@ -616,6 +676,7 @@ fn build(
     };
     Ok(App {
         routes,
+        fleet_cache,
         forward_token: config.forward_token,
         access_log: config.access_log,
         limits: ConnLimits {

@@ -151,9 +151,19 @@ fn a_fleet_of_three_shares_one_introspection_and_follows_postgres() {
     }
     assert_eq!(server.counters().introspection_requests - before, 1);
 
-    // Redis goes away: each node validates by itself (its local cache in front), and says so.
+    // The fleet's cache is up, and `/metrics` says so; then Redis goes away: each node
+    // validates by itself (its local cache in front), and says so.
+    let shared_cache_up = |proxy: &Proxy| {
+        let (_, metrics) = get(&proxy.admin_url("/metrics"), None);
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("oauth_gateway_shared_cache_up "))
+            .map(str::to_owned)
+    };
+    assert_eq!(shared_cache_up(&proxies[1]).as_deref(), Some("1"));
     let mut redis = redis;
     redis.stop();
+    assert_eq!(shared_cache_up(&proxies[1]).as_deref(), Some("0"));
     let alone = server.issue_access_token("app-1", "orders:read", HOUR);
     let before = server.counters().introspection_requests;
     for proxy in &proxies {

@@ -20,7 +20,7 @@ fn metrics_health_and_request_ids() {
     let dir = scratch("metrics");
     grant_orders_and_files(&dir);
     let top = format!(
-        "upstream = \"http://127.0.0.1:{}\"\nadmin_listen = \"127.0.0.1:0\"",
+        "upstream = \"http://127.0.0.1:{}\"\nadmin_listen = \"127.0.0.1:0\"\nprobe_interval_secs = 1",
         upstream.port
     );
     let routes = "[[route]]\nprefix = \"/orders\"\napi = \"orders\"\nscopes = [\"orders:read\"]\n";
@@ -78,14 +78,19 @@ fn metrics_health_and_request_ids() {
         value("oauth_gateway_request_duration_seconds_bucket{le=\"+Inf\"}"),
         8.0
     );
-    // Two tokens, each introspected once; the other five decisions came from the cache.
+    // Two tokens, each introspected once; the other five decisions came from the cache. The
+    // scrape's readiness probe made one more call, counted apart.
     let calls = value("oauth_gateway_introspection_calls_total{api=\"orders\",result=\"ok\"}");
     assert_eq!(calls, 2.0);
     assert_eq!(
-        calls,
+        calls + 1.0,
         server.counters().introspection_requests as f64,
-        "the gateway's count is the server's"
+        "the gateway's count and its probe are the server's"
     );
+    assert_eq!(value("oauth_gateway_validation_up"), 1.0);
+    assert_eq!(value("oauth_gateway_cache_entries{api=\"orders\"}"), 2.0);
+    // No fleet cache configured: no gauge for it.
+    assert!(!text.contains("oauth_gateway_shared_cache_up"), "{text}");
     assert_eq!(
         value("oauth_gateway_cache_lookups_total{api=\"orders\",result=\"miss\"}"),
         2.0
@@ -101,6 +106,29 @@ fn metrics_health_and_request_ids() {
     assert_eq!(value("oauth_gateway_ready"), 1.0);
     assert_eq!(value("oauth_gateway_contract_store_up"), 1.0);
     assert_eq!(get(&proxy.admin_url("/healthz"), None), (200, "ok".into()));
+    assert_eq!(
+        get(&proxy.admin_url("/readyz"), None),
+        (200, "ready".into())
+    );
+    // The introspection endpoint failing: not ready, saying which, once the last probe's
+    // answer is older than `probe_interval_secs`; ready again when it answers.
+    server.configure(|b| b.introspection_failure = Some(503));
+    std::thread::sleep(Duration::from_millis(1100));
+    let (status, body) = get(&proxy.admin_url("/readyz"), None);
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.starts_with(
+            "validation unavailable: route /orders: the introspection endpoint https://"
+        ),
+        "{body}"
+    );
+    let (_, text) = get(&proxy.admin_url("/metrics"), None);
+    assert!(
+        text.lines().any(|l| l == "oauth_gateway_validation_up 0"),
+        "{text}"
+    );
+    server.configure(|b| b.introspection_failure = None);
+    std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(
         get(&proxy.admin_url("/readyz"), None),
         (200, "ready".into())
