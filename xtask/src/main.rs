@@ -461,6 +461,19 @@ fn interop() -> Result {
             "--",
             "--ignored",
         ]),
+    )?;
+    run(
+        "interop: the gateway binary's validation modes against oidc-provider",
+        cargo().args([
+            "test",
+            "-p",
+            "oauth-proxy",
+            "--test",
+            "interop",
+            "--locked",
+            "--",
+            "--ignored",
+        ]),
     )
 }
 
