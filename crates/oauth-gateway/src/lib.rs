@@ -33,6 +33,40 @@
 //!   the tier is used up.
 //! - A fleet ([`GatewayBuilder::shared_cache`]): one introspection call per token, DPoP
 //!   proofs used once, across every node sharing a store.
+//! - Certificate-bound tokens (mutual TLS, RFC 8705 §3): a token whose `cnf.x5t#S256` names a
+//!   client certificate is allowed only on a connection that presented it (see below).
+//! - A readiness probe ([`Gateway::probe`]): the key sets and the introspection endpoint.
+//!
+//! # Certificate-bound tokens
+//!
+//! The gateway does not see the TLS handshake: whatever accepts the connection hashes the
+//! client's certificate once ([`ClientCertificate::from_der`]) and puts it in the extensions of
+//! each request of that connection. [`Gateway::check`], [`BlockingGateway::check`] and the tower
+//! layer read it there (`check_parts_with_certificate` takes it as an argument). With
+//! tokio-rustls, after the handshake (the server config asking for client certificates, e.g.
+//! rustls's `WebPkiClientVerifier` with `allow_unauthenticated()`):
+//!
+//! ```ignore
+//! let tls = acceptor.accept(tcp).await?;
+//! let certificate = tls.get_ref().1.peer_certificates()
+//!     .and_then(|chain| chain.first())
+//!     .map(|leaf| ClientCertificate::from_der(leaf));
+//! // Every request of this connection carries it (hyper's service_fn, or axum's
+//! // `Router::layer(tower::util::MapRequestLayer::new(...))`):
+//! let service = hyper::service::service_fn(move |mut request| {
+//!     if let Some(certificate) = certificate {
+//!         request.extensions_mut().insert(certificate);
+//!     }
+//!     app.clone().oneshot(request) // the app behind `gateway.layer()`
+//! });
+//! hyper::server::conn::http1::Builder::new()
+//!     .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+//!     .await?;
+//! ```
+//!
+//! A bound token on a connection without a certificate, or with another, is refused with 401
+//! `invalid_token`; tokens without `cnf.x5t#S256` are not affected. The `oauth-gateway` binary
+//! (crate oauth-proxy) does this with `[tls] client_auth`.
 //!
 //! # Features
 //!
