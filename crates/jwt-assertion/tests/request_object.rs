@@ -225,3 +225,29 @@ fn pushed_the_body_carries_the_object_and_client_authentication() {
         .into_claims();
     assert_eq!(c["authorization_details"][0]["type"], "payment_initiation");
 }
+
+/// A parameter named like one of the object's own claims (`iss`, `aud`, `iat`, `nbf`, `exp`,
+/// `jti`) is refused rather than silently replaced (found by the `request_object` fuzz target).
+#[test]
+fn a_parameter_cannot_stand_for_the_objects_own_claims() {
+    let key = Arc::new(SigningKey::generate(Algorithm::ES256).unwrap());
+    for name in ["iss", "aud", "iat", "nbf", "exp", "jti"] {
+        let built =
+            AuthorizationRequest::new(Endpoint::new("https://as.example/a").unwrap(), "app")
+                .param(name, "x")
+                .request_object(ClientAssertionSigner::new(Arc::clone(&key)), ISSUER)
+                .build_at(&RingRandom::new(), at());
+        assert_eq!(
+            built.err(),
+            Some(oauth_core::Error::DuplicateParameter { name: name.into() }),
+            "{name}"
+        );
+    }
+    // Without a request object they are plain parameters.
+    assert!(
+        AuthorizationRequest::new(Endpoint::new("https://as.example/a").unwrap(), "app")
+            .param("aud", "x")
+            .build(&RingRandom::new())
+            .is_ok()
+    );
+}

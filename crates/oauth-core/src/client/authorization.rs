@@ -491,6 +491,12 @@ fn request_object_claims(
         .as_secs();
     let mut claims = serde_json::Map::new();
     for (name, value) in pairs {
+        // The object's own claims are the request object's, not a parameter's to replace.
+        if matches!(*name, "iss" | "aud" | "iat" | "nbf" | "exp" | "jti") {
+            return Err(Error::DuplicateParameter {
+                name: (*name).to_owned(),
+            });
+        }
         let value = match *name {
             "authorization_details" => {
                 crate::json::from_slice(value.as_bytes()).map_err(|_| Error::InvalidParameter {
