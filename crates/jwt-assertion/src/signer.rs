@@ -100,6 +100,10 @@ impl AssertionSigner for ClientAssertionSigner {
     fn lifetime(&self) -> Option<Duration> {
         Some(self.lifetime)
     }
+
+    fn audience(&self) -> Option<&str> {
+        self.audience.as_deref()
+    }
 }
 
 /// `typ` of a request object (RFC 9101 §4).

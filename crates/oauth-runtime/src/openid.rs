@@ -291,7 +291,8 @@ impl OpenIdCore {
     /// ([`Error::Profile`], naming the missing piece); nothing is sent either way.
     ///
     /// With [`Profile::Fapi2`]: the client must authenticate with `private_key_jwt` (PS256,
-    /// ES256 or EdDSA; assertions living at most 60 s) or mutual TLS, and hold a DPoP key or
+    /// ES256 or EdDSA; assertions living at most 60 s, for the issuer as their audience) or
+    /// mutual TLS, and hold a DPoP key or
     /// use mutual TLS; the provider must take pushed authorization requests. Then every
     /// authorization request is pushed ([`begin`](Self::begin)), must use PKCE `S256`,
     /// requires the redirect's `iss` (RFC 9207), and a request object in it must be signed
@@ -305,7 +306,7 @@ impl OpenIdCore {
     /// # let _ = rp; Ok(()) }
     /// ```
     pub fn profile(mut self, profile: Profile) -> Result<Self, Error> {
-        profile.check_client(&self.client)?;
+        profile.check_client(&self.client, self.metadata.issuer())?;
         profile.check_server(&self.metadata)?;
         let names: Vec<&str> = self.allowed.iter().map(|a| a.as_str()).collect();
         let kept: Vec<Algorithm> = profile

@@ -149,6 +149,12 @@ pub trait AssertionSigner: fmt::Debug + Send + Sync {
     fn lifetime(&self) -> Option<std::time::Duration> {
         None
     }
+
+    /// The `aud` its client assertions carry, if it is fixed (`None`: the endpoint's URL, or
+    /// unknown). FAPI 2.0 requires the authorization server's issuer identifier.
+    fn audience(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Signs with `signer`, or explains that the time is needed.

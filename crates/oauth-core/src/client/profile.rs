@@ -80,14 +80,25 @@ impl fmt::Display for ProfileViolation {
 impl std::error::Error for ProfileViolation {}
 
 impl Profile {
-    /// Checks how `client` authenticates and binds its tokens: `private_key_jwt` signed with
-    /// PS256, ES256 or EdDSA and living at most 60 s, or mutual TLS; and a DPoP key or mutual
-    /// TLS for sender-constrained tokens.
-    pub fn check_client(self, client: &Client) -> Result<(), ProfileViolation> {
+    /// Checks how `client` authenticates at the server whose issuer identifier is `issuer`,
+    /// and how it binds its tokens: `private_key_jwt` signed with PS256, ES256 or EdDSA, living
+    /// at most 60 s, with `aud` the issuer (FAPI 2.0 §5.3.2.1: an assertion for an endpoint's
+    /// URL can be replayed elsewhere), or mutual TLS; and a DPoP key or mutual TLS for
+    /// sender-constrained tokens.
+    pub fn check_client(self, client: &Client, issuer: &str) -> Result<(), ProfileViolation> {
         let mtls = client.authentication().uses_mutual_tls();
         match client.authentication() {
             ClientAuthentication::Signed(signer) => {
                 check_signer(signer.as_ref(), "client assertion")?;
+                if signer.audience() != Some(issuer) {
+                    return Err(ProfileViolation::new(
+                        "assertion audience",
+                        format!(
+                            "client assertions must name the issuer {issuer} as their only \
+                             audience (ClientAssertionSigner::audience)"
+                        ),
+                    ));
+                }
             }
             _ if mtls => {}
             ClientAuthentication::SecretBasic(_)
@@ -264,7 +275,7 @@ mod tests {
     use crate::secret::ClientSecret;
 
     #[derive(Debug)]
-    struct Signer(Option<&'static str>, Duration);
+    struct Signer(Option<&'static str>, Duration, Option<&'static str>);
 
     impl AssertionSigner for Signer {
         fn sign(&self, _: &SigningContext<'_>) -> Result<Assertion, Error> {
@@ -276,7 +287,12 @@ mod tests {
         fn lifetime(&self) -> Option<Duration> {
             Some(self.1)
         }
+        fn audience(&self) -> Option<&str> {
+            self.2
+        }
     }
+
+    const ISSUER: &str = "https://as.example";
 
     struct Key;
 
@@ -292,7 +308,7 @@ mod tests {
     const MINUTE: Duration = Duration::from_secs(60);
 
     fn signed(alg: Option<&'static str>, lifetime: Duration) -> ClientAuthentication {
-        ClientAuthentication::Signed(Arc::new(Signer(alg, lifetime)))
+        ClientAuthentication::Signed(Arc::new(Signer(alg, lifetime, Some(ISSUER))))
     }
 
     fn rule(result: Result<(), ProfileViolation>) -> &'static str {
@@ -304,11 +320,11 @@ mod tests {
         let fapi = Profile::Fapi2;
         let dpop = |auth| Client::new("c", auth).with_dpop(Dpop::new(Key));
         assert_eq!(
-            fapi.check_client(&dpop(signed(Some("PS256"), MINUTE))),
+            fapi.check_client(&dpop(signed(Some("PS256"), MINUTE)), ISSUER),
             Ok(())
         );
         assert_eq!(
-            fapi.check_client(&dpop(signed(Some("EdDSA"), MINUTE))),
+            fapi.check_client(&dpop(signed(Some("EdDSA"), MINUTE)), ISSUER),
             Ok(())
         );
         for auth in [
@@ -317,31 +333,39 @@ mod tests {
             ClientAuthentication::None,
         ] {
             assert_eq!(
-                rule(fapi.check_client(&dpop(auth))),
+                rule(fapi.check_client(&dpop(auth), ISSUER)),
                 "client authentication"
             );
         }
         let rs256 = fapi
-            .check_client(&dpop(signed(Some("RS256"), MINUTE)))
+            .check_client(&dpop(signed(Some("RS256"), MINUTE)), ISSUER)
             .unwrap_err();
         assert_eq!(rs256.rule(), "signature algorithm");
         assert!(rs256.detail().contains("RS256"), "{rs256}");
         assert_eq!(
-            rule(fapi.check_client(&dpop(signed(Some("HS256"), MINUTE)))),
+            rule(fapi.check_client(&dpop(signed(Some("HS256"), MINUTE)), ISSUER)),
             "signature algorithm"
         );
         assert_eq!(
-            rule(fapi.check_client(&dpop(signed(None, MINUTE)))),
+            rule(fapi.check_client(&dpop(signed(None, MINUTE)), ISSUER)),
             "signature algorithm"
         );
         let long = fapi
-            .check_client(&dpop(signed(Some("ES256"), 5 * MINUTE)))
+            .check_client(&dpop(signed(Some("ES256"), 5 * MINUTE)), ISSUER)
             .unwrap_err();
         assert_eq!(long.rule(), "assertion lifetime");
         assert!(long.to_string().starts_with("FAPI 2.0 profile: "), "{long}");
+        // An assertion for the endpoint's URL (the signer's default), or another audience.
+        for audience in [None, Some("https://as.example/token")] {
+            let auth =
+                ClientAuthentication::Signed(Arc::new(Signer(Some("ES256"), MINUTE, audience)));
+            let e = fapi.check_client(&dpop(auth), ISSUER).unwrap_err();
+            assert_eq!(e.rule(), "assertion audience");
+            assert!(e.detail().contains(ISSUER), "{e}");
+        }
         // No DPoP key and no mutual TLS: nothing constrains the tokens.
         let unbound = Client::new("c", signed(Some("ES256"), MINUTE));
-        let e = fapi.check_client(&unbound).unwrap_err();
+        let e = fapi.check_client(&unbound, ISSUER).unwrap_err();
         assert_eq!(e.rule(), "sender-constrained tokens");
         assert!(e.detail().contains("Client::with_dpop"), "{e}");
         // As an `Error`: the caller's fault, the violation kept.
@@ -384,7 +408,7 @@ mod tests {
         );
         let jar = |alg, lifetime| {
             request()
-                .request_object(Signer(alg, MINUTE), "https://as.example")
+                .request_object(Signer(alg, MINUTE, None), "https://as.example")
                 .request_object_lifetime(lifetime)
         };
         assert_eq!(
