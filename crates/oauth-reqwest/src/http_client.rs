@@ -254,7 +254,8 @@ impl Io for HttpClient {
     }
 }
 
-/// The rustls configuration: ring, TLS 1.2 and 1.3, the configured roots.
+/// The rustls configuration: ring, TLS 1.2 and 1.3, the configured roots, the client
+/// certificate if there is one.
 fn rustls_config(config: &HttpConfig) -> Result<rustls::ClientConfig, Error> {
     let config_error = |e: rustls::Error| {
         Error::from(
@@ -269,11 +270,28 @@ fn rustls_config(config: &HttpConfig) -> Result<rustls::ClientConfig, Error> {
         roots.add(cert.clone()).map_err(config_error)?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(config_error)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    // Mutual TLS (RFC 8705): rustls refuses a key that does not belong to the certificate.
+    let mut tls = match &config.client_identity {
+        Some(identity) => builder
+            .with_client_auth_cert(
+                identity.cert_chain().to_vec(),
+                identity.expose_private_key().clone_key(),
+            )
+            .map_err(|e| {
+                Error::from(
+                    TransportError::new(
+                        TransportErrorKind::Config,
+                        "the client certificate and key do not fit together",
+                    )
+                    .with_source(e),
+                )
+            })?,
+        None => builder.with_no_client_auth(),
+    };
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tls)
 }
