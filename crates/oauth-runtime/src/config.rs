@@ -387,3 +387,79 @@ fn parse_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+    use oauth_test_server::{ClientCa, ClientCertificate};
+
+    /// The base64 lines of a PEM block: what must never be printed.
+    fn secret_lines(pem: &str) -> Vec<&str> {
+        pem.lines().filter(|l| !l.starts_with("-----")).collect()
+    }
+
+    #[test]
+    fn reads_a_chain_and_its_key() {
+        let ca = ClientCa::generate().unwrap();
+        let cert = ca.issue("client.example").unwrap();
+        let identity =
+            ClientIdentity::from_pem(cert.chain_pem.as_bytes(), cert.key_pem.as_bytes()).unwrap();
+        assert_eq!(identity.cert_chain().len(), 2);
+        assert_eq!(identity.cert_chain()[0].as_ref(), cert.der());
+        assert_eq!(identity.certificate_thumbprint(), cert.thumbprint());
+        assert_eq!(
+            identity.certificate_thumbprint(),
+            certificate_thumbprint(cert.der())
+        );
+        // The PEM written for ureq reads back to the same key.
+        let pem = identity.expose_private_key_pem();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+        let again = PrivateKeyDer::from_pem_slice(pem.as_bytes()).unwrap();
+        assert_eq!(
+            again.secret_der(),
+            identity.expose_private_key().secret_der()
+        );
+        let config = HttpConfig::new().client_identity(identity.clone());
+        assert_eq!(config.client_identity.as_ref(), Some(&identity));
+        // Neither Debug shows the key.
+        for shown in [format!("{identity:?}"), format!("{config:?}")] {
+            assert!(shown.contains(&cert.thumbprint()), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+            for line in secret_lines(&cert.key_pem) {
+                assert!(!shown.contains(line), "{shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_pem_is_a_typed_error() {
+        let cert = ClientCertificate::self_signed("self.example").unwrap();
+        let key = cert.key_pem.as_bytes();
+        let chain = cert.chain_pem.as_bytes();
+        let garbled_key = "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n";
+        let cases: [(&[u8], &[u8], fn(&ClientIdentityError) -> bool); 5] = [
+            (b"", key, |e| matches!(e, ClientIdentityError::NoCertificate)),
+            (key, key, |e| matches!(e, ClientIdentityError::NoCertificate)),
+            (
+                b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+                key,
+                |e| matches!(e, ClientIdentityError::Certificate(_)),
+            ),
+            (chain, chain, |e| matches!(e, ClientIdentityError::NoPrivateKey)),
+            (chain, garbled_key.as_bytes(), |e| {
+                matches!(e, ClientIdentityError::UnreadablePrivateKey)
+            }),
+        ];
+        for (chain, key, expected) in cases {
+            let e = ClientIdentity::from_pem(chain, key).unwrap_err();
+            assert!(expected(&e), "{e:?}");
+            // As the adapters' error: a configuration fault.
+            match Error::from(e) {
+                Error::Transport(t) => assert_eq!(t.kind(), TransportErrorKind::Config),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}
