@@ -264,9 +264,28 @@ impl Io for HttpClient {
     }
 }
 
-/// ureq's TLS settings: rustls with ring, the configured roots, the client certificate if
-/// there is one.
-fn tls_config(config: &HttpConfig) -> Result<ureq::tls::TlsConfig, Error> {
+/// The TLS settings of an [`HttpConfig`] as ureq's (rustls with ring, the configured roots,
+/// the client certificate if there is one): what [`HttpClient`] uses, for an agent of your own
+/// that must present the same certificate.
+///
+/// A token bound to the client certificate (`cnf.x5t#S256`, RFC 8705 §3) is refused unless it
+/// arrives over a connection authenticated with that certificate: the token source's `send`
+/// uses its [`HttpClient`], and so presents it; the agent under an [`OAuthAgent`] or an
+/// [`OAuthMiddleware`] is yours, so build it with these settings:
+///
+/// ```no_run
+/// # fn main() -> Result<(), oauth_ureq::Error> {
+/// # let config = oauth_ureq::HttpConfig::new();
+/// let agent: ureq::Agent = ureq::Agent::config_builder()
+///     .tls_config(oauth_ureq::tls_config(&config)?)
+///     .build()
+///     .into();
+/// # Ok(()) }
+/// ```
+///
+/// [`OAuthAgent`]: crate::OAuthAgent
+/// [`OAuthMiddleware`]: crate::OAuthMiddleware
+pub fn tls_config(config: &HttpConfig) -> Result<ureq::tls::TlsConfig, Error> {
     use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig, TlsProvider};
     let roots = if config.roots.includes_mozilla() && config.roots.added().is_empty() {
         RootCerts::WebPki
