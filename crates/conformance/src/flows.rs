@@ -571,10 +571,7 @@ fn mtls_harness<H: Harness>(
 ) -> H {
     H::new(&Setup {
         ca_pem: Some(server.ca_pem().to_owned()),
-        client_identity: Some((
-            certificate.chain_pem.clone(),
-            certificate.key_pem.clone(),
-        )),
+        client_identity: Some((certificate.chain_pem.clone(), certificate.key_pem.clone())),
         ..Setup::default()
     })
     .expect("http client with a client certificate")
@@ -666,13 +663,16 @@ fn mtls_client_credentials<H: Harness>(
         introspection.certificate_thumbprint(),
         Some(certificate.thumbprint().as_str())
     );
-    assert_eq!(introspection.client_id(), Some(registration.client_id.as_str()));
+    assert_eq!(
+        introspection.client_id(),
+        Some(registration.client_id.as_str())
+    );
     assert_eq!(server.counters().mtls_alias_requests, 2);
 
     // The token source: its grant and its resource calls over the same identity.
     let source = h.source(
-        token_endpoint.clone(),
-        client.clone(),
+        token_endpoint,
+        client,
         crate::SourceSpec {
             grant: Some(TokenRequest::client_credentials().scope(["read"])),
             ..crate::SourceSpec::default()
@@ -790,11 +790,19 @@ pub fn mtls_bad_pem_is_refused_at_build<H: Harness>() {
     let truncated = good.cert_pem.replace("-----END CERTIFICATE-----", "");
     let cases = [
         ("not pem".to_owned(), good.key_pem.clone(), "no certificate"),
-        (truncated, good.key_pem.clone(), "unreadable client certificate"),
-        (good.chain_pem.clone(), "not pem".to_owned(), "no private key"),
+        (
+            truncated,
+            good.key_pem.clone(),
+            "unreadable client certificate",
+        ),
         (
             good.chain_pem.clone(),
-            other.key_pem.clone(),
+            "not pem".to_owned(),
+            "no private key",
+        ),
+        (
+            good.chain_pem.clone(),
+            other.key_pem,
             "do not fit together",
         ),
     ];
@@ -812,7 +820,10 @@ pub fn mtls_bad_pem_is_refused_at_build<H: Harness>() {
         }
         let shown = format!("{e} {e:?}");
         assert!(shown.contains(expected), "{shown}");
-        for line in key.lines().filter(|l| !l.starts_with("-----") && l.len() > 8) {
+        for line in key
+            .lines()
+            .filter(|l| !l.starts_with("-----") && l.len() > 8)
+        {
             assert!(!shown.contains(line), "the key leaked: {shown}");
         }
     }

@@ -261,8 +261,9 @@ impl Io for HttpClient {
 ///
 /// A token bound to the client certificate (`cnf.x5t#S256`, RFC 8705 §3) is refused unless it
 /// arrives over a connection authenticated with that certificate: the token source's `send`
-/// uses its [`HttpClient`], and so presents it; the client under an [`OAuthMiddleware`] or an
-/// [`OAuthLayer`] is yours, so build it with this configuration:
+/// uses its [`HttpClient`], and so presents it; the client under an `OAuthMiddleware` (feature
+/// `middleware`) or an `OAuthLayer` (feature `tower`) is yours, so build it with this
+/// configuration:
 ///
 /// ```no_run
 /// # fn main() -> Result<(), oauth_reqwest::Error> {
@@ -272,9 +273,6 @@ impl Io for HttpClient {
 ///     .build();
 /// # Ok(()) }
 /// ```
-///
-/// [`OAuthMiddleware`]: crate::OAuthMiddleware
-/// [`OAuthLayer`]: crate::OAuthLayer
 pub fn rustls_client_config(config: &HttpConfig) -> Result<rustls::ClientConfig, Error> {
     let config_error = |e: rustls::Error| {
         Error::from(

@@ -286,6 +286,10 @@ async fn reqwest_middleware_presents_the_certificate_a_token_is_bound_to() {
     let c = server.counters();
     assert_eq!((c.token_requests, c.mtls_alias_requests), (1, 1));
     // The same token without the certificate: refused (and once more after a new token).
-    let answer = with(&trusting).get(server.url("/api")).send().await.unwrap();
+    let answer = with(&trusting)
+        .get(server.url("/api"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(answer.status(), 401);
 }

@@ -280,8 +280,7 @@ impl ClientIdentity {
             // `PrivateKeyDer` is non-exhaustive; `from_pem` made one of the three above.
             _ => ("PRIVATE KEY", self.key.0.secret_der()),
         };
-        let body =
-            zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(der));
+        let body = zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(der));
         let mut pem = zeroize::Zeroizing::new(String::with_capacity(body.len() + 80));
         pem.push_str("-----BEGIN ");
         pem.push_str(label);
@@ -439,15 +438,22 @@ mod tests {
         let key = cert.key_pem.as_bytes();
         let chain = cert.chain_pem.as_bytes();
         let garbled_key = "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n";
-        let cases: [(&[u8], &[u8], fn(&ClientIdentityError) -> bool); 5] = [
-            (b"", key, |e| matches!(e, ClientIdentityError::NoCertificate)),
-            (key, key, |e| matches!(e, ClientIdentityError::NoCertificate)),
+        type Expected = fn(&ClientIdentityError) -> bool;
+        let cases: [(&[u8], &[u8], Expected); 5] = [
+            (b"", key, |e| {
+                matches!(e, ClientIdentityError::NoCertificate)
+            }),
+            (key, key, |e| {
+                matches!(e, ClientIdentityError::NoCertificate)
+            }),
             (
                 b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
                 key,
                 |e| matches!(e, ClientIdentityError::Certificate(_)),
             ),
-            (chain, chain, |e| matches!(e, ClientIdentityError::NoPrivateKey)),
+            (chain, chain, |e| {
+                matches!(e, ClientIdentityError::NoPrivateKey)
+            }),
             (chain, garbled_key.as_bytes(), |e| {
                 matches!(e, ClientIdentityError::UnreadablePrivateKey)
             }),

@@ -1157,7 +1157,10 @@ fn resource(state: &Mutex<State>, request: &Request) -> Response {
         return Response::new(401, "text/plain", "")
             .header("www-authenticate", "Bearer realm=\"api\"");
     };
-    let presented = request.client_certificates.first().map(|d| crate::thumbprint(d));
+    let presented = request
+        .client_certificates
+        .first()
+        .map(|d| crate::thumbprint(d));
     let valid = if st.behaviour.reject_all_tokens {
         None
     } else {

@@ -202,7 +202,10 @@ impl ServerMetadata {
     /// `token_endpoint_auth_methods_supported` (RFC 8414 §2; `client_secret_basic` when
     /// absent).
     pub fn token_endpoint_auth_methods_supported(&self) -> Vec<&str> {
-        if self.extra.contains_key("token_endpoint_auth_methods_supported") {
+        if self
+            .extra
+            .contains_key("token_endpoint_auth_methods_supported")
+        {
             self.supported("token_endpoint_auth_methods_supported")
         } else {
             vec!["client_secret_basic"]
@@ -629,7 +632,11 @@ mod tests {
             let body = format!(
                 r#"{{"issuer":"https://a.example","token_endpoint":"https://a.example/t","mtls_endpoint_aliases":{aliases}}}"#
             );
-            match parse_server_metadata(&response(&body), "https://a.example", SchemePolicy::HttpsOnly) {
+            match parse_server_metadata(
+                &response(&body),
+                "https://a.example",
+                SchemePolicy::HttpsOnly,
+            ) {
                 Err(Error::UnexpectedResponse(u)) => assert_eq!(
                     u.reason(),
                     &UnexpectedReason::InvalidField("mtls_endpoint_aliases"),
