@@ -180,16 +180,23 @@ impl std::fmt::Debug for ClientCa {
 }
 
 impl ClientCa {
-    /// A new CA (`CN=oauth-test-server client CA`).
+    /// A new CA (`CN=oauth-test-server client CA <n>`). Each has a name of its own: OpenSSL
+    /// (oidc-provider's Node) aborts the handshake when a chain ends in a CA named like a
+    /// trusted one but signed by another key, rather than call the certificate unverified.
     pub fn generate() -> io::Result<Self> {
         use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose};
+        static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = MADE.fetch_add(1, Ordering::Relaxed);
         let key = KeyPair::generate().map_err(io::Error::other)?;
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(io::Error::other)?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params
             .distinguished_name
-            .push(rcgen::DnType::CommonName, "oauth-test-server client CA");
+            .push(
+                rcgen::DnType::CommonName,
+                format!("oauth-test-server client CA {}-{n}", std::process::id()),
+            );
         let cert = params.self_signed(&key).map_err(io::Error::other)?;
         Ok(Self {
             cert_pem: cert.pem(),
