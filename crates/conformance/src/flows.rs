@@ -800,11 +800,7 @@ pub fn mtls_bad_pem_is_refused_at_build<H: Harness>() {
             "not pem".to_owned(),
             "no private key",
         ),
-        (
-            good.chain_pem.clone(),
-            other.key_pem,
-            "do not fit together",
-        ),
+        (good.chain_pem.clone(), other.key_pem, "do not fit together"),
     ];
     for (chain, key, expected) in cases {
         let result = H::new(&Setup {

@@ -17,6 +17,13 @@
 //! | `POST /redirect/token` | answers 307 to `/token` |
 //! | `POST /oversize/token` | answers a 2 MiB body |
 //! | `POST /slow/token` | answers after [`Behaviour::slow_delay`] |
+//! | `/mtls/...` | the endpoints again, for clients that present a certificate: discovery's `mtls_endpoint_aliases` (RFC 8705 §5) |
+//!
+//! Mutual TLS (RFC 8705): every client is asked for a certificate, none is required. Clients
+//! registered with [`TestServer::register_mtls_client`] authenticate with theirs
+//! (`tls_client_auth`, `self_signed_tls_client_auth`), and every access token issued over a
+//! connection with a certificate is bound to it (`cnf.x5t#S256`). [`ClientCa`] and
+//! [`ClientCertificate`] make client certificates for tests.
 //!
 //! Behaviour is configured with [`Behaviour`] at start and with the methods of [`TestServer`]
 //! while it runs (scripted failures, expiring every token, counters).
@@ -191,12 +198,10 @@ impl ClientCa {
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(io::Error::other)?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        params
-            .distinguished_name
-            .push(
-                rcgen::DnType::CommonName,
-                format!("oauth-test-server client CA {}-{n}", std::process::id()),
-            );
+        params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            format!("oauth-test-server client CA {}-{n}", std::process::id()),
+        );
         let cert = params.self_signed(&key).map_err(io::Error::other)?;
         Ok(Self {
             cert_pem: cert.pem(),
