@@ -782,3 +782,76 @@ impl rustls::server::danger::ClientCertVerifier for AnyClientCertificate {
         self.algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The payload of a compact JWS, decoded (the signature is the gateway tests' business).
+    fn payload(jwt: &str) -> serde_json::Value {
+        use base64::Engine as _;
+        let part = jwt.split('.').nth(1).unwrap();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn bound_jwt_access_tokens_carry_the_thumbprint() {
+        let server = TestServer::start(Behaviour::default()).unwrap();
+        let certificate = ClientCertificate::self_signed("self.example").unwrap();
+        let x5t = certificate.thumbprint();
+        // base64url of a SHA-256 digest: 43 characters, no padding.
+        assert_eq!(x5t.len(), 43);
+        assert_eq!(x5t, thumbprint(certificate.der()));
+        let bound = server.issue_bound_jwt_access_token(
+            "app",
+            "read",
+            "https://api.example",
+            Duration::from_secs(60),
+            &x5t,
+        );
+        assert_eq!(payload(&bound)["cnf"]["x5t#S256"], x5t.as_str());
+        let plain = server.issue_jwt_access_token(
+            "app",
+            "read",
+            "https://api.example",
+            Duration::from_secs(60),
+        );
+        assert!(payload(&plain).get("cnf").is_none());
+    }
+
+    #[test]
+    fn client_certificates_are_for_client_authentication() {
+        let ca = ClientCa::generate().unwrap();
+        let other = ClientCa::generate().unwrap();
+        // Each CA has a name of its own.
+        assert_ne!(ca.cert_pem, other.cert_pem);
+        let issued = ca.issue("client.example").unwrap();
+        assert!(issued.chain_pem.starts_with(&issued.cert_pem));
+        assert!(issued.chain_pem.ends_with(&ca.cert_pem));
+        let registration = MtlsClient::tls_client_auth("app", &ca, "client.example");
+        let chain = vec![issued.der().to_vec()];
+        assert!(oauth::mtls_certificate_matches(&registration.method, &chain).is_ok());
+        let elsewhere = vec![other.issue("client.example").unwrap().der().to_vec()];
+        assert!(oauth::mtls_certificate_matches(&registration.method, &elsewhere).is_err());
+        let renamed = vec![ca.issue("intruder.example").unwrap().der().to_vec()];
+        assert!(oauth::mtls_certificate_matches(&registration.method, &renamed).is_err());
+        assert!(oauth::mtls_certificate_matches(&registration.method, &[]).is_err());
+        let self_signed = ClientCertificate::self_signed("self.example").unwrap();
+        let registration = MtlsClient::self_signed("app", &self_signed);
+        let own = vec![self_signed.der().to_vec()];
+        assert!(oauth::mtls_certificate_matches(&registration.method, &own).is_ok());
+        assert!(oauth::mtls_certificate_matches(&registration.method, &chain).is_err());
+        // No secret in Debug.
+        let shown = format!("{self_signed:?} {ca:?}");
+        for line in self_signed
+            .key_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+        {
+            assert!(!shown.contains(line));
+        }
+    }
+}

@@ -532,7 +532,7 @@ fn authenticate(
 }
 
 /// Whether `chain` (the client's certificate first) is what `method` registered.
-fn mtls_certificate_matches(
+pub(crate) fn mtls_certificate_matches(
     method: &crate::MtlsMethod,
     chain: &[Vec<u8>],
 ) -> Result<(), &'static str> {
