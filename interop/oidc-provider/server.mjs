@@ -13,6 +13,14 @@
 //
 // Its signing keys (RSA, P-256, Ed25519) are made at start; `POST /__interop/rotate`
 // replaces them all (a new Provider over the same storage), as a key rotation does.
+//
+// Mutual TLS (RFC 8705): the server asks every client for a certificate (`requestCert`), lets
+// a connection without one through (`rejectUnauthorized: false`) and hands the peer
+// certificate to the provider (`features.mTLS.getCertificate`); `client_ca` (optional) is the
+// CA whose certificates count as verified for `tls_client_auth`, and `self_signed_certs`
+// maps a `self_signed_tls_client_auth` client to its certificate (PEM), registered as a JWK
+// with `x5c`. The mTLS aliases of discovery (`mtls_endpoint_aliases`) are the endpoints under
+// `/mtls/` on this listener; `GET /__interop/mtls` counts the requests they received.
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -23,6 +31,44 @@ import Provider, { errors } from 'oidc-provider';
 
 const config = JSON.parse(fs.readFileSync(process.env.INTEROP_CONFIG, 'utf8'));
 const issuer = `https://127.0.0.1:${config.port}`;
+
+// `self_signed_tls_client_auth` clients: their certificate as a JWK with `x5c`.
+for (const client of config.clients) {
+  const pemFile = config.self_signed_certs?.[client.client_id];
+  if (!pemFile) continue;
+  const cert = new crypto.X509Certificate(fs.readFileSync(pemFile));
+  client.jwks = {
+    keys: [{ ...cert.publicKey.export({ format: 'jwk' }), x5c: [cert.raw.toString('base64')] }],
+  };
+}
+
+// The provider's default routes, under `/mtls/` for clients that present a certificate.
+const MTLS_ALIASES = Object.fromEntries(Object.entries({
+  token_endpoint: '/token',
+  introspection_endpoint: '/token/introspection',
+  revocation_endpoint: '/token/revocation',
+  userinfo_endpoint: '/me',
+  device_authorization_endpoint: '/device/auth',
+  pushed_authorization_request_endpoint: '/request',
+}).map(([name, path]) => [name, `${issuer}/mtls${path}`]));
+let mtlsAliasRequests = 0;
+
+// `tls_client_auth_*` registered values against the certificate (RFC 8705 §2.1.2).
+function certificateSubjectMatches(ctx, property, expected) {
+  const cert = ctx.socket.getPeerX509Certificate();
+  if (!cert) return false;
+  const names = (cert.subjectAltName ?? '').split(', ');
+  switch (property) {
+    case 'tls_client_auth_san_dns':
+      return names.includes(`DNS:${expected}`);
+    case 'tls_client_auth_san_ip':
+      return names.includes(`IP Address:${expected}`);
+    case 'tls_client_auth_subject_dn':
+      return cert.subject.split('\n').reverse().join(',') === expected;
+    default:
+      return false;
+  }
+}
 
 const RESOURCES = {
   'https://api.example/jwt': 'jwt',
@@ -62,6 +108,12 @@ function makeProvider(jwks) {
     },
     cookies: { keys: ['interop-only-cookie-signing-key'] },
     pkce: { required: () => true },
+    discovery: { mtls_endpoint_aliases: MTLS_ALIASES },
+    // The defaults, and the two mTLS methods (RFC 8705 §2).
+    clientAuthMethods: [
+      'client_secret_basic', 'client_secret_jwt', 'client_secret_post', 'private_key_jwt', 'none',
+      'tls_client_auth', 'self_signed_tls_client_auth',
+    ],
     scopes: ['openid', 'offline_access', 'profile', 'api:read', 'api:write'],
     claims: { openid: ['sub'], profile: ['name'] },
     findAccount: (ctx, id) => ({
@@ -87,6 +139,15 @@ function makeProvider(jwks) {
       registration: { enabled: true },
       registrationManagement: { enabled: true },
       revocation: { enabled: true },
+      mTLS: {
+        enabled: true,
+        certificateBoundAccessTokens: true,
+        tlsClientAuth: true,
+        selfSignedTlsClientAuth: true,
+        getCertificate: (ctx) => ctx.socket.getPeerX509Certificate(),
+        certificateAuthorized: (ctx) => ctx.socket.authorized === true,
+        certificateSubjectMatches,
+      },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => undefined,
@@ -163,7 +224,19 @@ let current = makeProvider(signingKeys()).callback();
 const server = https.createServer({
   cert: fs.readFileSync(config.cert),
   key: fs.readFileSync(config.key),
+  requestCert: true,
+  rejectUnauthorized: false,
+  ...(config.client_ca ? { ca: fs.readFileSync(config.client_ca) } : {}),
 }, (req, res) => {
+  if (req.method === 'GET' && req.url === '/__interop/mtls') {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ mtls_alias_requests: mtlsAliasRequests }));
+    return;
+  }
+  if (req.url.startsWith('/mtls/')) {
+    mtlsAliasRequests += 1;
+    req.url = req.url.slice('/mtls'.length);
+  }
   if (req.method === 'POST' && req.url === '/__interop/rotate') {
     const jwks = signingKeys();
     current = makeProvider(jwks).callback();

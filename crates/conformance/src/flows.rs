@@ -1,6 +1,7 @@
 //! The flows beyond one token request, through both adapters against the test server: the
 //! device authorization grant (RFC 8628), pushed authorization requests (RFC 9126), client
-//! registration (RFC 7591/7592), and Anypoint's connected-app creation.
+//! registration (RFC 7591/7592), Anypoint's connected-app creation, and mutual TLS client
+//! authentication with certificate-bound tokens (RFC 8705).
 
 use std::time::{Duration, Instant};
 
@@ -561,4 +562,279 @@ pub fn request_object_pushed_code_flow_with_authorization_details<H: Harness>() 
         "{:?}",
         String::from_utf8_lossy(answer.body())
     );
+}
+
+/// A harness that presents `certificate` when the server asks (mutual TLS).
+fn mtls_harness<H: Harness>(
+    server: &TestServer,
+    certificate: &oauth_test_server::ClientCertificate,
+) -> H {
+    H::new(&Setup {
+        ca_pem: Some(server.ca_pem().to_owned()),
+        client_identity: Some((certificate.chain_pem.clone(), certificate.key_pem.clone())),
+        ..Setup::default()
+    })
+    .expect("http client with a client certificate")
+}
+
+/// `GET /api` with `token` as a bearer token, sent once through `h` (no token source).
+fn call_api<H: Harness>(h: &H, server: &TestServer, token: &AccessToken) -> u16 {
+    h.execute(
+        Request::get(server.url("/api"))
+            .header("authorization", format!("Bearer {}", token.expose_secret()))
+            .body(Vec::new())
+            .unwrap(),
+    )
+    .expect("the API answers")
+    .status()
+    .as_u16()
+}
+
+/// Client credentials with an mTLS method (RFC 8705 §2) through discovery: the client's
+/// certificate configured, discovery answers the server's `mtls_endpoint_aliases` (§5), the
+/// token request goes there with `client_id` and no secret, the token is bound to the
+/// certificate (§3: introspection shows its `x5t#S256`), and a token source's `send` presents
+/// it at the resource with the same certificate, while the same token without the
+/// certificate, or with another one, is refused.
+fn mtls_client_credentials<H: Harness>(
+    auth: oauth_core::ClientAuthentication,
+    certificate: &oauth_test_server::ClientCertificate,
+    registration: oauth_test_server::MtlsClient,
+) {
+    use oauth_core::client::introspection::IntrospectionRequest;
+    let server = start(Behaviour::default());
+    server.register_mtls_client(registration.clone());
+    let h: H = mtls_harness(&server, certificate);
+    let metadata = h.discover(&server.url("")).unwrap();
+    assert!(metadata.uses_mtls_endpoint_aliases());
+    assert!(metadata.tls_client_certificate_bound_access_tokens());
+    let method = auth.method_name().unwrap();
+    assert!(
+        metadata
+            .token_endpoint_auth_methods_supported()
+            .contains(&method)
+    );
+    let token_endpoint = metadata.token_endpoint().unwrap().clone();
+    assert_eq!(token_endpoint.as_str(), server.url("/mtls/token"));
+    assert_eq!(
+        metadata.introspection_endpoint().unwrap().as_str(),
+        server.url("/mtls/introspect")
+    );
+    // Discovery without a certificate: the plain endpoints.
+    let plain: H = harness(&server);
+    assert_eq!(
+        plain
+            .discover(&server.url(""))
+            .unwrap()
+            .token_endpoint()
+            .unwrap()
+            .as_str(),
+        server.url("/token")
+    );
+
+    let client = oauth_core::Client::new(registration.client_id.as_str(), auth);
+    assert!(client.uses_mtls());
+    let token = h
+        .request_token(
+            &token_endpoint,
+            &client,
+            &TokenRequest::client_credentials().scope(["read"]),
+        )
+        .unwrap_or_else(|e| panic!("{method}: {e}"));
+    let sent = server.token_requests().pop().unwrap();
+    assert_eq!(sent.path, "/token");
+    assert!(sent.header("authorization").is_none());
+    let body = String::from_utf8(sent.body).unwrap();
+    assert!(body.contains("client_id="), "{body}");
+    assert!(!body.contains("client_secret"), "{body}");
+    assert!(!body.contains("client_assertion"), "{body}");
+
+    let introspection = h
+        .introspect(
+            metadata.introspection_endpoint().unwrap(),
+            &client,
+            &IntrospectionRequest::new(oauth_core::SecurityToken::new(
+                token.access_token().expose_secret(),
+            )),
+        )
+        .unwrap();
+    assert!(introspection.active());
+    assert_eq!(
+        introspection.certificate_thumbprint(),
+        Some(certificate.thumbprint().as_str())
+    );
+    assert_eq!(
+        introspection.client_id(),
+        Some(registration.client_id.as_str())
+    );
+    assert_eq!(server.counters().mtls_alias_requests, 2);
+
+    // The token source: its grant and its resource calls over the same identity.
+    let source = h.source(
+        token_endpoint,
+        client,
+        crate::SourceSpec {
+            grant: Some(TokenRequest::client_credentials().scope(["read"])),
+            ..crate::SourceSpec::default()
+        },
+    );
+    let answer = h
+        .send(
+            &source,
+            Request::get(server.url("/api")).body(Vec::new()).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(server.counters().resource_requests, 1, "accepted at once");
+    // The bound token, presented without its certificate or with another: refused.
+    assert_eq!(call_api(&h, &server, token.access_token()), 200);
+    assert_eq!(call_api(&plain, &server, token.access_token()), 401);
+    let other = oauth_test_server::ClientCertificate::self_signed("other.example").unwrap();
+    let other: H = mtls_harness(&server, &other);
+    assert_eq!(call_api(&other, &server, token.access_token()), 401);
+}
+
+/// `tls_client_auth` (RFC 8705 §2.1): a certificate from the client's CA for its registered
+/// DNS name.
+pub fn mtls_tls_client_auth_client_credentials<H: Harness>() {
+    let ca = oauth_test_server::ClientCa::generate().unwrap();
+    let certificate = ca.issue("client.example").unwrap();
+    mtls_client_credentials::<H>(
+        oauth_core::ClientAuthentication::TlsClientAuth,
+        &certificate,
+        oauth_test_server::MtlsClient::tls_client_auth("mtls-ca-client", &ca, "client.example"),
+    );
+}
+
+/// `self_signed_tls_client_auth` (RFC 8705 §2.2): the registered self-signed certificate.
+pub fn mtls_self_signed_tls_client_auth_client_credentials<H: Harness>() {
+    let certificate = oauth_test_server::ClientCertificate::self_signed("self.example").unwrap();
+    mtls_client_credentials::<H>(
+        oauth_core::ClientAuthentication::SelfSignedTlsClientAuth,
+        &certificate,
+        oauth_test_server::MtlsClient::self_signed("mtls-self-signed", &certificate),
+    );
+}
+
+/// Another certificate than the registered one, none at all, a certificate from another CA or
+/// for another name: each a typed `invalid_client`, whatever endpoint (plain or alias).
+pub fn mtls_wrong_certificate_is_invalid_client<H: Harness>() {
+    use oauth_core::ClientAuthentication::{SelfSignedTlsClientAuth, TlsClientAuth};
+    use oauth_test_server::{ClientCa, ClientCertificate, MtlsClient};
+    let server = start(Behaviour::default());
+    let ca = ClientCa::generate().unwrap();
+    let registered = ClientCertificate::self_signed("self.example").unwrap();
+    server.register_mtls_client(MtlsClient::self_signed("self-signed", &registered));
+    server.register_mtls_client(MtlsClient::tls_client_auth(
+        "ca-client",
+        &ca,
+        "client.example",
+    ));
+    let refused = |h: &H, path: &str, client_id: &str, auth| {
+        let result = h.request_token(
+            &h.endpoint(&server.url(path)).unwrap(),
+            &oauth_core::Client::new(client_id, auth),
+            &TokenRequest::client_credentials(),
+        );
+        assert_eq!(
+            error_code(&result),
+            Some(ErrorCode::InvalidClient),
+            "{client_id} at {path}: {result:?}"
+        );
+        assert!(matches!(result, Err(Error::Server(_))), "{result:?}");
+    };
+    let another = ClientCertificate::self_signed("self.example").unwrap();
+    let another: H = mtls_harness(&server, &another);
+    let none: H = harness(&server);
+    let other_ca = ClientCa::generate().unwrap();
+    let from_other_ca: H = mtls_harness(&server, &other_ca.issue("client.example").unwrap());
+    let other_name: H = mtls_harness(&server, &ca.issue("intruder.example").unwrap());
+    for path in ["/token", "/mtls/token"] {
+        refused(&another, path, "self-signed", SelfSignedTlsClientAuth);
+        refused(&none, path, "self-signed", SelfSignedTlsClientAuth);
+        refused(&none, path, "ca-client", TlsClientAuth);
+        refused(&from_other_ca, path, "ca-client", TlsClientAuth);
+        refused(&other_name, path, "ca-client", TlsClientAuth);
+        // The self-signed client's own certificate does not make it the CA client.
+        refused(
+            &mtls_harness::<H>(&server, &registered),
+            path,
+            "ca-client",
+            TlsClientAuth,
+        );
+    }
+    // The right ones, for contrast.
+    let ok: H = mtls_harness(&server, &registered);
+    ok.request_token(
+        &ok.endpoint(&server.url("/token")).unwrap(),
+        &oauth_core::Client::new("self-signed", SelfSignedTlsClientAuth),
+        &TokenRequest::client_credentials(),
+    )
+    .unwrap();
+    let ok: H = mtls_harness(&server, &ca.issue("client.example").unwrap());
+    ok.request_token(
+        &ok.endpoint(&server.url("/token")).unwrap(),
+        &oauth_core::Client::new("ca-client", TlsClientAuth),
+        &TokenRequest::client_credentials(),
+    )
+    .unwrap();
+}
+
+/// A client certificate that cannot be used fails when the HTTP client is built, as a typed
+/// configuration error (no panic, no key in the message): no certificate, an unreadable one,
+/// no key, and a key that is not the certificate's.
+pub fn mtls_bad_pem_is_refused_at_build<H: Harness>() {
+    use oauth_core::TransportErrorKind;
+    let good = oauth_test_server::ClientCertificate::self_signed("self.example").unwrap();
+    let other = oauth_test_server::ClientCertificate::self_signed("other.example").unwrap();
+    let truncated = good.cert_pem.replace("-----END CERTIFICATE-----", "");
+    let cases = [
+        ("not pem".to_owned(), good.key_pem.clone(), "no certificate"),
+        (
+            truncated,
+            good.key_pem.clone(),
+            "unreadable client certificate",
+        ),
+        (
+            good.chain_pem.clone(),
+            "not pem".to_owned(),
+            "no private key",
+        ),
+        (good.chain_pem.clone(), other.key_pem, "do not fit together"),
+    ];
+    for (chain, key, expected) in cases {
+        let result = H::new(&Setup {
+            client_identity: Some((chain, key.clone())),
+            ..Setup::default()
+        });
+        let Err(e) = result else {
+            panic!("{}: built with a bad identity ({expected})", H::NAME);
+        };
+        match &e {
+            Error::Transport(t) => assert_eq!(t.kind(), TransportErrorKind::Config, "{e}"),
+            other => panic!("{other:?}"),
+        }
+        let shown = format!("{e} {e:?}");
+        assert!(shown.contains(expected), "{shown}");
+        for line in key
+            .lines()
+            .filter(|l| !l.starts_with("-----") && l.len() > 8)
+        {
+            assert!(!shown.contains(line), "the key leaked: {shown}");
+        }
+    }
+    // A good one builds, and its Debug never shows the key.
+    let h = H::new(&Setup {
+        client_identity: Some((good.chain_pem.clone(), good.key_pem.clone())),
+        ..Setup::default()
+    });
+    assert!(h.is_ok());
+    let identity =
+        oauth_reqwest::ClientIdentity::from_pem(good.chain_pem.as_bytes(), good.key_pem.as_bytes())
+            .unwrap();
+    assert_eq!(identity.certificate_thumbprint(), good.thumbprint());
+    let shown = format!("{identity:?}");
+    for line in good.key_pem.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(!shown.contains(line), "{shown}");
+    }
 }

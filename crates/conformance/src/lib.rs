@@ -35,6 +35,8 @@ pub struct Setup {
     pub retry: Option<RetryPolicy>,
     /// Trust only `ca_pem`, not Mozilla's roots.
     pub trust_only: bool,
+    /// A client certificate chain and its key, PEM (mutual TLS, RFC 8705).
+    pub client_identity: Option<(String, String)>,
 }
 
 /// Receives each token response.
@@ -206,6 +208,12 @@ macro_rules! config {
         }
         if let Some(r) = &setup.retry {
             config = config.retry(r.clone());
+        }
+        if let Some((chain, key)) = &setup.client_identity {
+            config = config.client_identity($krate::ClientIdentity::from_pem(
+                chain.as_bytes(),
+                key.as_bytes(),
+            )?);
         }
         config
     }};

@@ -133,6 +133,23 @@ fn client_metadata() -> (Vec<Value>, Value) {
             "response_types": [], "redirect_uris": [], "scope": "api:read api:write",
         }),
     ];
+    // Mutual TLS (RFC 8705): a CA-issued certificate for `client.example`, and a self-signed
+    // one (its JWK with `x5c` added by server.mjs); both bind their access tokens.
+    for (id, method) in [
+        (MTLS_CA_CLIENT, "tls_client_auth"),
+        (MTLS_SELF_SIGNED_CLIENT, "self_signed_tls_client_auth"),
+    ] {
+        let mut client = json!({
+            "client_id": id, "token_endpoint_auth_method": method,
+            "tls_client_certificate_bound_access_tokens": true,
+            "grant_types": ["client_credentials"], "response_types": [], "redirect_uris": [],
+            "scope": "api:read api:write",
+        });
+        if method == "tls_client_auth" {
+            client["tls_client_auth_san_dns"] = json!(MTLS_SAN_DNS);
+        }
+        clients.push(client);
+    }
     for (id, key) in private_key_clients() {
         let alg = key.algorithm().as_str();
         clients.push(json!({
@@ -149,12 +166,35 @@ fn client_metadata() -> (Vec<Value>, Value) {
     (clients, assertion_keys)
 }
 
+/// The `tls_client_auth` client (RFC 8705 §2.1): a certificate from the run's client CA for
+/// [`MTLS_SAN_DNS`].
+pub const MTLS_CA_CLIENT: &str = "mtls-ca";
+/// The `self_signed_tls_client_auth` client (RFC 8705 §2.2).
+pub const MTLS_SELF_SIGNED_CLIENT: &str = "mtls-self";
+/// The DNS name registered for [`MTLS_CA_CLIENT`] (`tls_client_auth_san_dns`).
+pub const MTLS_SAN_DNS: &str = "client.example";
+
+/// The client certificates of a run (mutual TLS, RFC 8705).
+#[derive(Debug)]
+pub struct MtlsCertificates {
+    /// [`MTLS_CA_CLIENT`]'s certificate, from the CA the provider trusts.
+    pub ca_issued: oauth_test_server::ClientCertificate,
+    /// [`MTLS_SELF_SIGNED_CLIENT`]'s registered self-signed certificate.
+    pub self_signed: oauth_test_server::ClientCertificate,
+    /// A self-signed certificate registered for nobody.
+    pub unregistered: oauth_test_server::ClientCertificate,
+    /// A certificate for [`MTLS_SAN_DNS`] from a CA the provider does not trust.
+    pub other_ca: oauth_test_server::ClientCertificate,
+}
+
 /// A running oidc-provider. It exits when the test process does (its stdin closes).
 pub struct OidcProvider {
     /// `https://127.0.0.1:PORT`.
     pub issuer: String,
     /// The CA that signed its certificate.
     pub ca_pem: String,
+    /// The client certificates registered (and not) for mutual TLS.
+    pub mtls: MtlsCertificates,
     _child: std::sync::Mutex<Child>,
 }
 
@@ -193,6 +233,21 @@ impl OidcProvider {
         let (chain, key) = (work.join("chain.pem"), work.join("key.pem"));
         std::fs::write(&chain, &certs.chain_pem).expect("write cert");
         std::fs::write(&key, &certs.key_pem).expect("write key");
+        let client_ca = oauth_test_server::ClientCa::generate().expect("client CA");
+        let mtls = MtlsCertificates {
+            ca_issued: client_ca.issue(MTLS_SAN_DNS).expect("client certificate"),
+            self_signed: oauth_test_server::ClientCertificate::self_signed("self.example")
+                .expect("client certificate"),
+            unregistered: oauth_test_server::ClientCertificate::self_signed("self.example")
+                .expect("client certificate"),
+            other_ca: oauth_test_server::ClientCa::generate()
+                .and_then(|ca| ca.issue(MTLS_SAN_DNS))
+                .expect("client certificate"),
+        };
+        let (client_ca_file, self_signed_file) =
+            (work.join("client-ca.pem"), work.join("self-signed.pem"));
+        std::fs::write(&client_ca_file, &client_ca.cert_pem).expect("write client CA");
+        std::fs::write(&self_signed_file, &mtls.self_signed.cert_pem).expect("write cert");
         let (clients, assertion_keys) = client_metadata();
         let config = work.join("config.json");
         // Node has been seen (rarely) to hang before it listens, in a futex, never printing its
@@ -208,8 +263,12 @@ impl OidcProvider {
                 .port();
             std::fs::write(
                 &config,
-                json!({"port": port, "cert": chain, "key": key, "clients": clients, "assertion_keys": assertion_keys})
-                    .to_string(),
+                json!({
+                    "port": port, "cert": chain, "key": key, "clients": clients,
+                    "assertion_keys": assertion_keys, "client_ca": client_ca_file,
+                    "self_signed_certs": {MTLS_SELF_SIGNED_CLIENT: self_signed_file},
+                })
+                .to_string(),
             )
             .expect("write config");
             let mut child = Command::new("node")
@@ -259,6 +318,7 @@ impl OidcProvider {
         Self {
             issuer,
             ca_pem: certs.ca_pem,
+            mtls,
             _child: std::sync::Mutex::new(child),
         }
     }
@@ -270,6 +330,32 @@ impl OidcProvider {
             ..Setup::default()
         })
         .expect("harness")
+    }
+
+    /// A harness that trusts the provider's CA and presents `certificate` (mutual TLS).
+    pub fn mtls_harness<H: Harness>(
+        &self,
+        certificate: &oauth_test_server::ClientCertificate,
+    ) -> H {
+        H::new(&Setup {
+            ca_pem: Some(self.ca_pem.clone()),
+            client_identity: Some((certificate.chain_pem.clone(), certificate.key_pem.clone())),
+            ..Setup::default()
+        })
+        .expect("harness with a client certificate")
+    }
+
+    /// How many requests the mTLS aliases (`/mtls/...`) received so far.
+    pub fn mtls_alias_requests<H: Harness>(&self, h: &H) -> u64 {
+        let answer = h
+            .execute(
+                Request::get(format!("{}/__interop/mtls", self.issuer))
+                    .body(Vec::new())
+                    .expect("request"),
+            )
+            .expect("the interop counter");
+        let body: Value = serde_json::from_slice(answer.body()).expect("JSON");
+        body["mtls_alias_requests"].as_u64().expect("a count")
     }
 
     /// The metadata from `/.well-known/openid-configuration`, through the adapter's
@@ -1400,4 +1486,131 @@ pub fn dpop_bound_tokens<H: Harness>() {
         *refreshed.token.access_token().token_type(),
         oauth_core::TokenType::DPoP
     );
+}
+
+/// Mutual TLS (RFC 8705) against oidc-provider's `features.mTLS`: client credentials with
+/// `tls_client_auth` and with `self_signed_tls_client_auth`, each through discovery with the
+/// client's certificate configured (so at the `mtls_endpoint_aliases`), each token bound to
+/// the certificate presented (§3: `cnf.x5t#S256` in the introspection of an opaque token and
+/// in a JWT access token); the wrong certificate, one from an untrusted CA, and none at all
+/// are a typed `invalid_client`.
+pub fn mtls_client_credentials_bound_tokens<H: Harness>() {
+    let p = OidcProvider::shared();
+    let plain: H = p.harness();
+    let plain_metadata = p.discover(&plain);
+    assert!(plain_metadata.tls_client_certificate_bound_access_tokens());
+    for method in ["tls_client_auth", "self_signed_tls_client_auth"] {
+        assert!(
+            plain_metadata
+                .token_endpoint_auth_methods_supported()
+                .contains(&method),
+            "{method}"
+        );
+    }
+    let cases = [
+        (
+            MTLS_CA_CLIENT,
+            ClientAuthentication::TlsClientAuth,
+            &p.mtls.ca_issued,
+        ),
+        (
+            MTLS_SELF_SIGNED_CLIENT,
+            ClientAuthentication::SelfSignedTlsClientAuth,
+            &p.mtls.self_signed,
+        ),
+    ];
+    for (id, auth, certificate) in cases {
+        let h: H = p.mtls_harness(certificate);
+        let m = p.discover(&h);
+        let token_endpoint = m.token_endpoint().expect("token endpoint").clone();
+        assert_eq!(
+            token_endpoint.as_str(),
+            format!("{}/mtls/token", p.issuer),
+            "discovery with a certificate answers the mTLS alias"
+        );
+        let client = Client::new(id, auth);
+        let before = p.mtls_alias_requests(&plain);
+        for resource in [OPAQUE_RESOURCE, JWT_RESOURCE] {
+            let token = h
+                .request_token(
+                    &token_endpoint,
+                    &client,
+                    &TokenRequest::client_credentials()
+                        .scope(["api:read"])
+                        .resource(resource),
+                )
+                .unwrap_or_else(|e| panic!("{id} ({resource}): {e}"));
+            let value = token.access_token().expose_secret();
+            if resource == JWT_RESOURCE {
+                // oidc-provider does not introspect its JWTs: the claim is read instead.
+                let claims = jwt_claims(value).expect("a JWT access token");
+                assert_eq!(claims["client_id"].as_str(), Some(id));
+                assert_eq!(
+                    claims["cnf"]["x5t#S256"].as_str(),
+                    Some(certificate.thumbprint().as_str()),
+                    "{id}: the JWT is bound to the certificate"
+                );
+                continue;
+            }
+            let introspection = introspect(&plain, &plain_metadata, value);
+            assert!(introspection.active(), "{id}");
+            assert_eq!(introspection.client_id(), Some(id));
+            assert_eq!(
+                introspection.certificate_thumbprint(),
+                Some(certificate.thumbprint().as_str()),
+                "{id}: the token is bound to the certificate"
+            );
+        }
+        // At least these two (the other adapter's check may run at the same time).
+        let sent = p.mtls_alias_requests(&plain) - before;
+        assert!(sent >= 2, "{id}: {sent} requests at the mTLS aliases");
+    }
+
+    // Refused: the wrong certificate, one from a CA the server does not trust, none at all.
+    let refused = |h: &H, id: &str, auth: ClientAuthentication, endpoint: &str| {
+        let result = h.request_token(
+            &h.endpoint(endpoint).expect("endpoint"),
+            &Client::new(id, auth),
+            &TokenRequest::client_credentials().scope(["api:read"]),
+        );
+        let code = result
+            .as_ref()
+            .err()
+            .and_then(|e| e.error_response().map(|r| r.code().clone()));
+        assert_eq!(
+            code,
+            Some(ErrorCode::InvalidClient),
+            "{id} at {endpoint}: {result:?}"
+        );
+    };
+    let token = plain_metadata.token_endpoint().expect("token").as_str();
+    let alias = format!("{}/mtls/token", p.issuer);
+    let unregistered: H = p.mtls_harness(&p.mtls.unregistered);
+    let other_ca: H = p.mtls_harness(&p.mtls.other_ca);
+    for endpoint in [token, alias.as_str()] {
+        refused(
+            &unregistered,
+            MTLS_SELF_SIGNED_CLIENT,
+            ClientAuthentication::SelfSignedTlsClientAuth,
+            endpoint,
+        );
+        refused(
+            &other_ca,
+            MTLS_CA_CLIENT,
+            ClientAuthentication::TlsClientAuth,
+            endpoint,
+        );
+        refused(
+            &plain,
+            MTLS_SELF_SIGNED_CLIENT,
+            ClientAuthentication::SelfSignedTlsClientAuth,
+            endpoint,
+        );
+        refused(
+            &plain,
+            MTLS_CA_CLIENT,
+            ClientAuthentication::TlsClientAuth,
+            endpoint,
+        );
+    }
 }

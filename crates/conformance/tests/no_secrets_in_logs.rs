@@ -99,6 +99,58 @@ fn exercise<H: Harness>(secrets: &mut Vec<String>, texts: &mut Vec<String>) {
     let token = h.token(&source).unwrap();
     secrets.push(token.expose_secret().to_owned());
     texts.push(format!("{token:?}"));
+    exercise_mtls::<H>(&server, secrets, texts);
+}
+
+/// Mutual TLS (RFC 8705): a client certificate's key, its token, and the errors of a key that
+/// does not fit and of the wrong certificate.
+fn exercise_mtls<H: Harness>(
+    server: &TestServer,
+    secrets: &mut Vec<String>,
+    texts: &mut Vec<String>,
+) {
+    use oauth_test_server::{ClientCertificate, MtlsClient};
+    let certificate = ClientCertificate::self_signed("self.example").unwrap();
+    let other = ClientCertificate::self_signed("other.example").unwrap();
+    for key in [&certificate.key_pem, &other.key_pem] {
+        secrets.extend(
+            key.lines()
+                .filter(|l| !l.starts_with("-----"))
+                .map(str::to_owned),
+        );
+    }
+    server.register_mtls_client(MtlsClient::self_signed("mtls-app", &certificate));
+    let setup = |chain: &str, key: &str| Setup {
+        ca_pem: Some(server.ca_pem().to_owned()),
+        client_identity: Some((chain.to_owned(), key.to_owned())),
+        ..Setup::default()
+    };
+    let client = Client::new("mtls-app", ClientAuthentication::SelfSignedTlsClientAuth);
+    let h = H::new(&setup(&certificate.chain_pem, &certificate.key_pem)).unwrap();
+    let m = h.discover(&server.url("")).unwrap();
+    texts.push(format!("{m:?}"));
+    let token = h
+        .request_token(
+            m.token_endpoint().unwrap(),
+            &client,
+            &TokenRequest::client_credentials(),
+        )
+        .unwrap();
+    secrets.push(token.access_token().expose_secret().to_owned());
+    // The wrong certificate, and a key that is not the certificate's.
+    let wrong = H::new(&setup(&other.chain_pem, &other.key_pem)).unwrap();
+    let e = wrong
+        .request_token(
+            m.token_endpoint().unwrap(),
+            &client,
+            &TokenRequest::client_credentials(),
+        )
+        .unwrap_err();
+    texts.push(format!("{e} {e:?}"));
+    let Err(e) = H::new(&setup(&certificate.chain_pem, &other.key_pem)) else {
+        panic!("a key that is not the certificate's was accepted");
+    };
+    texts.push(format!("{e} {e:?}"));
 }
 
 /// Bytes that ureq-proto-style hex dumps (rows of `xxxx xxxx ...`) would carry, decoded and

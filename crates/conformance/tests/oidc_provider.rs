@@ -34,6 +34,7 @@ interop_tests!(reqwest, Reqwest;
     discovery_introspection_and_revocation,
     failures_are_typed,
     token_sources_sign_every_request,
+    mtls_client_credentials_bound_tokens,
 );
 
 interop_tests!(ureq, Ureq;
@@ -48,6 +49,7 @@ interop_tests!(ureq, Ureq;
     discovery_introspection_and_revocation,
     failures_are_typed,
     token_sources_sign_every_request,
+    mtls_client_credentials_bound_tokens,
 );
 
 /// The gateway policy (issue #8) against oidc-provider's introspection endpoint: a client with

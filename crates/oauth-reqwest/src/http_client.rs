@@ -25,7 +25,7 @@ impl HttpClient {
     /// A client with these settings.
     pub fn new(config: HttpConfig) -> Result<Self, Error> {
         let inner = reqwest::Client::builder()
-            .tls_backend_preconfigured(rustls_config(&config)?)
+            .tls_backend_preconfigured(rustls_client_config(&config)?)
             .redirect(reqwest::redirect::Policy::none())
             .https_only(config.scheme_policy == oauth_core::SchemePolicy::HttpsOnly)
             .connect_timeout(config.connect_timeout)
@@ -254,8 +254,26 @@ impl Io for HttpClient {
     }
 }
 
-/// The rustls configuration: ring, TLS 1.2 and 1.3, the configured roots.
-fn rustls_config(config: &HttpConfig) -> Result<rustls::ClientConfig, Error> {
+/// The TLS settings of an [`HttpConfig`] as a rustls client configuration (ring, TLS 1.2 and
+/// 1.3, the configured roots, the client certificate if there is one, ALPN `h2` and
+/// `http/1.1`): what [`HttpClient`] uses, for a client of your own that must present the same
+/// certificate.
+///
+/// A token bound to the client certificate (`cnf.x5t#S256`, RFC 8705 §3) is refused unless it
+/// arrives over a connection authenticated with that certificate: the token source's `send`
+/// uses its [`HttpClient`], and so presents it; the client under an `OAuthMiddleware` (feature
+/// `middleware`) or an `OAuthLayer` (feature `tower`) is yours, so build it with this
+/// configuration:
+///
+/// ```no_run
+/// # fn main() -> Result<(), oauth_reqwest::Error> {
+/// # let config = oauth_reqwest::HttpConfig::new();
+/// let api = reqwest::Client::builder()
+///     .tls_backend_preconfigured(oauth_reqwest::rustls_client_config(&config)?)
+///     .build();
+/// # Ok(()) }
+/// ```
+pub fn rustls_client_config(config: &HttpConfig) -> Result<rustls::ClientConfig, Error> {
     let config_error = |e: rustls::Error| {
         Error::from(
             TransportError::new(TransportErrorKind::Config, "TLS configuration").with_source(e),
@@ -269,11 +287,28 @@ fn rustls_config(config: &HttpConfig) -> Result<rustls::ClientConfig, Error> {
         roots.add(cert.clone()).map_err(config_error)?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(config_error)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    // Mutual TLS (RFC 8705): rustls refuses a key that does not belong to the certificate.
+    let mut tls = match &config.client_identity {
+        Some(identity) => builder
+            .with_client_auth_cert(
+                identity.cert_chain().to_vec(),
+                identity.expose_private_key().clone_key(),
+            )
+            .map_err(|e| {
+                Error::from(
+                    TransportError::new(
+                        TransportErrorKind::Config,
+                        "the client certificate and key do not fit together",
+                    )
+                    .with_source(e),
+                )
+            })?,
+        None => builder.with_no_client_auth(),
+    };
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tls)
 }

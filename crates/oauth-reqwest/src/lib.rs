@@ -60,7 +60,7 @@ mod source;
 #[cfg(feature = "tower")]
 mod tower;
 
-pub use http_client::HttpClient;
+pub use http_client::{HttpClient, rustls_client_config};
 #[cfg(feature = "middleware")]
 pub use middleware::OAuthMiddleware;
 #[cfg(any(feature = "middleware", feature = "tower"))]

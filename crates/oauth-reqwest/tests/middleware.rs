@@ -243,3 +243,53 @@ async fn tower_layer_retries_full_bodies_not_streams() {
     let c = server.counters();
     assert_eq!((c.token_requests, c.stream_requests), (2, 4));
 }
+
+/// A token bound to the client certificate (RFC 8705 §3) goes out through the middleware over a
+/// client built with the token source's TLS settings (`rustls_client_config`), so with the same
+/// certificate: accepted. A client without the certificate gets a 401 for the same token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reqwest_middleware_presents_the_certificate_a_token_is_bound_to() {
+    use oauth_test_server::{ClientCertificate, MtlsClient};
+    let server = TestServer::start(Behaviour::default()).unwrap();
+    let certificate = ClientCertificate::self_signed("self.example").unwrap();
+    server.register_mtls_client(MtlsClient::self_signed("mtls-app", &certificate));
+    let trusting = HttpConfig::new()
+        .add_root_certificates_pem(server.ca_pem().as_bytes())
+        .unwrap();
+    let config = trusting.clone().client_identity(
+        oauth_reqwest::ClientIdentity::from_pem(
+            certificate.chain_pem.as_bytes(),
+            certificate.key_pem.as_bytes(),
+        )
+        .unwrap(),
+    );
+    let http = HttpClient::new(config.clone()).unwrap();
+    let metadata = http.discover(&server.url("")).await.unwrap();
+    let tokens = TokenSource::builder(
+        http,
+        metadata.token_endpoint().unwrap().clone(),
+        Client::new("mtls-app", ClientAuthentication::SelfSignedTlsClientAuth),
+    )
+    .grant(TokenRequest::client_credentials())
+    .build();
+    let with = |config: &HttpConfig| {
+        let inner = reqwest::Client::builder()
+            .tls_backend_preconfigured(oauth_reqwest::rustls_client_config(config).unwrap())
+            .build()
+            .unwrap();
+        reqwest_middleware::ClientBuilder::new(inner)
+            .with(OAuthMiddleware::new(tokens.clone()))
+            .build()
+    };
+    let answer = with(&config).get(server.url("/api")).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let c = server.counters();
+    assert_eq!((c.token_requests, c.mtls_alias_requests), (1, 1));
+    // The same token without the certificate: refused (and once more after a new token).
+    let answer = with(&trusting)
+        .get(server.url("/api"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+}

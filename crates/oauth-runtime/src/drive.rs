@@ -170,7 +170,9 @@ pub async fn execute<I: Io>(
 }
 
 /// The server's metadata: OpenID Connect Discovery's location first, then RFC 8414's; the
-/// issuer checked, every endpoint under the configured scheme policy.
+/// issuer checked, every endpoint under the configured scheme policy. With a client
+/// certificate configured ([`HttpConfig::client_identity`](crate::HttpConfig::client_identity))
+/// the metadata answers the server's `mtls_endpoint_aliases` (RFC 8705 §5).
 pub async fn discover<I: Io>(io: &I, issuer: &str) -> Result<ServerMetadata, Error> {
     let config = io.config();
     let issuer_endpoint = config.endpoint(issuer)?;
@@ -190,7 +192,14 @@ pub async fn discover<I: Io>(io: &I, issuer: &str) -> Result<ServerMetadata, Err
     // The loop above runs at least once, so there is always an answer.
     let response =
         answer.ok_or_else(|| unexpected_step("discover ended its loop without an answer"))?;
-    parse_server_metadata(&response, issuer, config.scheme_policy)
+    let metadata = parse_server_metadata(&response, issuer, config.scheme_policy)?;
+    // RFC 8705 §5: a client that presents a certificate sends what it would send to the token,
+    // PAR, introspection, revocation, userinfo and device endpoints to their mTLS aliases.
+    Ok(if config.client_identity.is_some() {
+        metadata.with_mtls_endpoint_aliases()
+    } else {
+        metadata
+    })
 }
 
 /// Introspects a token (RFC 7662).

@@ -45,7 +45,7 @@ mod signal;
 mod store;
 
 pub use builder::TokenSourceBuilder;
-pub use config::{HttpConfig, Roots};
+pub use config::{ClientIdentity, ClientIdentityError, HttpConfig, Roots, certificate_thumbprint};
 pub use drive::{
     Body, Io, discover, exchange, execute, execute_oauth, introspect, request_token, revoke, send,
 };
@@ -245,5 +245,5 @@ pub mod reexports {
         AuthorizationRequest, PendingAuthorization, PendingParts, Pkce, PkceMethod,
     };
 
-    pub use crate::{HttpConfig, Roots, SystemRandom};
+    pub use crate::{ClientIdentity, ClientIdentityError, HttpConfig, Roots, SystemRandom};
 }

@@ -258,8 +258,11 @@ impl OpenIdCore {
     /// The relying party for `client` at the provider `metadata` describes (it must name a
     /// token endpoint and a `jwks_uri`). id_tokens are accepted when signed with an
     /// asymmetric algorithm the provider lists in `id_token_signing_alg_values_supported`
-    /// (RS256 when it lists none, OpenID Connect's default).
+    /// (RS256 when it lists none, OpenID Connect's default). A client that authenticates with
+    /// mutual TLS (RFC 8705 §2) uses the provider's `mtls_endpoint_aliases` (§5).
     pub fn new(metadata: ServerMetadata, client: Client) -> Result<Self, Error> {
+        // A client that authenticates with mutual TLS uses the server's mTLS aliases.
+        let metadata = metadata.for_client(&client);
         let missing = |name| Error::MissingParameter { name };
         let token_endpoint = metadata
             .token_endpoint()

@@ -27,6 +27,9 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+    /// The certificate chain the client presented in the TLS handshake (DER, its own
+    /// certificate first); empty when it presented none, or over plain HTTP.
+    pub client_certificates: Vec<Vec<u8>>,
 }
 
 impl Request {
@@ -117,12 +120,39 @@ pub(crate) fn wake(addr: SocketAddr) {
     }
 }
 
-fn connection<S: Read + Write>(stream: S, handler: &Handler, stop: &AtomicBool) -> io::Result<()> {
+/// A connection that may know the client's certificate chain.
+trait PeerCertificates {
+    /// The chain the client presented (DER, its own certificate first).
+    fn peer_certificates(&self) -> Vec<Vec<u8>>;
+}
+
+impl PeerCertificates for TcpStream {
+    fn peer_certificates(&self) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+}
+
+impl PeerCertificates for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
+    fn peer_certificates(&self) -> Vec<Vec<u8>> {
+        self.conn
+            .peer_certificates()
+            .map(|chain| chain.iter().map(|c| c.as_ref().to_vec()).collect())
+            .unwrap_or_default()
+    }
+}
+
+fn connection<S: Read + Write + PeerCertificates>(
+    stream: S,
+    handler: &Handler,
+    stop: &AtomicBool,
+) -> io::Result<()> {
     let mut reader = BufReader::new(stream);
     loop {
-        let Some(request) = read_request(&mut reader)? else {
+        let Some(mut request) = read_request(&mut reader)? else {
             return Ok(());
         };
+        // Known once the handshake is done, which reading the request completed.
+        request.client_certificates = reader.get_ref().peer_certificates();
         let close = request
             .header("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
@@ -189,6 +219,7 @@ fn read_request<R: BufRead>(reader: &mut R) -> io::Result<Option<Request>> {
             query,
             headers,
             body: Vec::new(),
+            client_certificates: Vec::new(),
         }));
     }
     let len = headers
@@ -209,6 +240,7 @@ fn read_request<R: BufRead>(reader: &mut R) -> io::Result<Option<Request>> {
         query,
         headers,
         body,
+        client_certificates: Vec::new(),
     }))
 }
 

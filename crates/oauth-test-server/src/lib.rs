@@ -17,6 +17,13 @@
 //! | `POST /redirect/token` | answers 307 to `/token` |
 //! | `POST /oversize/token` | answers a 2 MiB body |
 //! | `POST /slow/token` | answers after [`Behaviour::slow_delay`] |
+//! | `/mtls/...` | the endpoints again, for clients that present a certificate: discovery's `mtls_endpoint_aliases` (RFC 8705 §5) |
+//!
+//! Mutual TLS (RFC 8705): every client is asked for a certificate, none is required. Clients
+//! registered with [`TestServer::register_mtls_client`] authenticate with theirs
+//! (`tls_client_auth`, `self_signed_tls_client_auth`), and every access token issued over a
+//! connection with a certificate is bound to it (`cnf.x5t#S256`). [`ClientCa`] and
+//! [`ClientCertificate`] make client certificates for tests.
 //!
 //! Behaviour is configured with [`Behaviour`] at start and with the methods of [`TestServer`]
 //! while it runs (scripted failures, expiring every token, counters).
@@ -106,6 +113,183 @@ pub struct Behaviour {
     pub registration_token: Option<String>,
     /// Discovery says `require_pushed_authorization_requests`.
     pub require_par: bool,
+    /// Clients that authenticate with mutual TLS (RFC 8705 §2): `client_id` in the body, the
+    /// certificate in the TLS handshake, checked as registered (anything else:
+    /// `invalid_client`).
+    pub mtls_clients: Vec<MtlsClient>,
+}
+
+/// A client registered for mutual TLS client authentication (RFC 8705 §2).
+#[derive(Clone, Debug)]
+pub struct MtlsClient {
+    /// Its `client_id`.
+    pub client_id: String,
+    /// How its certificate is checked.
+    pub method: MtlsMethod,
+}
+
+/// How the server checks an mTLS client's certificate.
+#[derive(Clone, Debug)]
+pub enum MtlsMethod {
+    /// `tls_client_auth` (§2.1): a chain to this CA, valid for client authentication, whose
+    /// certificate names this DNS name as a subject alternative name
+    /// (`tls_client_auth_san_dns`).
+    TlsClientAuth {
+        /// The trusted CA certificate, DER.
+        ca_der: Vec<u8>,
+        /// `tls_client_auth_san_dns`.
+        san_dns: String,
+    },
+    /// `self_signed_tls_client_auth` (§2.2): exactly the registered certificate, known by
+    /// its SHA-256 thumbprint (`x5t#S256`, base64url).
+    SelfSigned {
+        /// The registered certificate's `x5t#S256`.
+        x5t_s256: String,
+    },
+}
+
+impl MtlsClient {
+    /// `client_id` authenticates with `tls_client_auth`: a certificate issued by `ca` for
+    /// the DNS name `san_dns`.
+    pub fn tls_client_auth(client_id: &str, ca: &ClientCa, san_dns: &str) -> Self {
+        Self {
+            client_id: client_id.into(),
+            method: MtlsMethod::TlsClientAuth {
+                ca_der: ca.cert_der.clone(),
+                san_dns: san_dns.into(),
+            },
+        }
+    }
+
+    /// `client_id` authenticates with `self_signed_tls_client_auth` and this certificate.
+    pub fn self_signed(client_id: &str, certificate: &ClientCertificate) -> Self {
+        Self {
+            client_id: client_id.into(),
+            method: MtlsMethod::SelfSigned {
+                x5t_s256: certificate.thumbprint(),
+            },
+        }
+    }
+}
+
+/// A certificate authority for client certificates (`tls_client_auth`), generated for a run.
+pub struct ClientCa {
+    /// The CA certificate, PEM.
+    pub cert_pem: String,
+    cert_der: Vec<u8>,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl std::fmt::Debug for ClientCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCa").finish_non_exhaustive()
+    }
+}
+
+impl ClientCa {
+    /// A new CA (`CN=oauth-test-server client CA <n>`). Each has a name of its own: OpenSSL
+    /// (oidc-provider's Node) aborts the handshake when a chain ends in a CA named like a
+    /// trusted one but signed by another key, rather than call the certificate unverified.
+    pub fn generate() -> io::Result<Self> {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose};
+        static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = MADE.fetch_add(1, Ordering::Relaxed);
+        let key = KeyPair::generate().map_err(io::Error::other)?;
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(io::Error::other)?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            format!("oauth-test-server client CA {}-{n}", std::process::id()),
+        );
+        let cert = params.self_signed(&key).map_err(io::Error::other)?;
+        Ok(Self {
+            cert_pem: cert.pem(),
+            cert_der: cert.der().to_vec(),
+            issuer: rcgen::Issuer::new(params, key),
+        })
+    }
+
+    /// A client certificate for `dns_name` (its subject alternative name and common name),
+    /// for client authentication, signed by this CA.
+    pub fn issue(&self, dns_name: &str) -> io::Result<ClientCertificate> {
+        let key = rcgen::KeyPair::generate().map_err(io::Error::other)?;
+        let params = client_params(dns_name)?;
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .map_err(io::Error::other)?;
+        Ok(ClientCertificate {
+            cert_pem: cert.pem(),
+            chain_pem: format!("{}{}", cert.pem(), self.cert_pem),
+            key_pem: key.serialize_pem(),
+            der: cert.der().to_vec(),
+        })
+    }
+}
+
+/// The parameters of a client certificate for `name`.
+fn client_params(name: &str) -> io::Result<rcgen::CertificateParams> {
+    let mut params =
+        rcgen::CertificateParams::new(vec![name.to_owned()]).map_err(io::Error::other)?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    Ok(params)
+}
+
+/// A client certificate and its key (test-only keys), as a client presents them.
+#[derive(Clone)]
+pub struct ClientCertificate {
+    /// The certificate, PEM.
+    pub cert_pem: String,
+    /// The certificate followed by its CA's (the certificate alone when self-signed), PEM:
+    /// what the client presents.
+    pub chain_pem: String,
+    /// The private key, PKCS#8 PEM.
+    pub key_pem: String,
+    der: Vec<u8>,
+}
+
+impl std::fmt::Debug for ClientCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCertificate")
+            .field("x5t#S256", &self.thumbprint())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientCertificate {
+    /// A self-signed certificate for `name` (`self_signed_tls_client_auth`).
+    pub fn self_signed(name: &str) -> io::Result<Self> {
+        let key = rcgen::KeyPair::generate().map_err(io::Error::other)?;
+        let cert = client_params(name)?
+            .self_signed(&key)
+            .map_err(io::Error::other)?;
+        Ok(Self {
+            cert_pem: cert.pem(),
+            chain_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().to_vec(),
+        })
+    }
+
+    /// The certificate, DER.
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    /// `x5t#S256`: base64url(SHA-256(DER)), what tokens bound to it carry (RFC 8705 §3.1).
+    pub fn thumbprint(&self) -> String {
+        thumbprint(&self.der)
+    }
+}
+
+/// base64url(SHA-256(`der`)).
+pub(crate) fn thumbprint(der: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(ring::digest::digest(&ring::digest::SHA256, der))
 }
 
 impl Default for Behaviour {
@@ -137,6 +321,7 @@ impl Default for Behaviour {
             device_slow_downs: 0,
             registration_token: None,
             require_par: false,
+            mtls_clients: Vec::new(),
         }
     }
 }
@@ -185,6 +370,8 @@ pub struct Counters {
     pub par_requests: usize,
     /// Requests to `/upload` and `/download` (streamed bodies).
     pub stream_requests: usize,
+    /// Requests to the mTLS aliases (`/mtls/...`, RFC 8705 §5).
+    pub mtls_alias_requests: usize,
 }
 
 /// The server's signing key for JWT access tokens (ES256), published at `/jwks`.
@@ -232,6 +419,9 @@ pub(crate) struct State {
     pub(crate) keys_made: usize,
     /// `/jwks` requests still to be answered 503.
     pub(crate) jwks_failures: usize,
+    /// The `x5t#S256` of the client certificate of the token request being answered: its
+    /// access token is bound to it (RFC 8705 §3).
+    pub(crate) presented_x5t: Option<String>,
 }
 
 /// A running server. Stops when dropped.
@@ -281,6 +471,7 @@ impl TestServer {
             jwt_keys: vec![JwtKey::generate(0)?],
             keys_made: 1,
             jwks_failures: 0,
+            presented_x5t: None,
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let handler_state = state.clone();
@@ -328,6 +519,11 @@ impl TestServer {
     /// the keys again.
     pub fn fail_jwks(&self, n: usize) {
         self.lock().jwks_failures = n;
+    }
+
+    /// Registers a client that authenticates with mutual TLS (RFC 8705 §2).
+    pub fn register_mtls_client(&self, client: MtlsClient) {
+        self.lock().behaviour.mtls_clients.push(client);
     }
 
     /// Changes the behaviour while running.
@@ -386,18 +582,43 @@ impl TestServer {
         audience: &str,
         lifetime: Duration,
     ) -> String {
+        self.jwt_access_token(client_id, scope, audience, lifetime, None)
+    }
+
+    /// A JWT access token as [`issue_jwt_access_token`](Self::issue_jwt_access_token) makes,
+    /// bound to the client certificate with this `x5t#S256` (`cnf`, RFC 8705 §3.1).
+    pub fn issue_bound_jwt_access_token(
+        &self,
+        client_id: &str,
+        scope: &str,
+        audience: &str,
+        lifetime: Duration,
+        x5t_s256: &str,
+    ) -> String {
+        self.jwt_access_token(client_id, scope, audience, lifetime, Some(x5t_s256))
+    }
+
+    fn jwt_access_token(
+        &self,
+        client_id: &str,
+        scope: &str,
+        audience: &str,
+        lifetime: Duration,
+        x5t_s256: Option<&str>,
+    ) -> String {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or_default();
-        self.sign_jwt(
-            serde_json::json!({"typ": "at+jwt"}),
-            serde_json::json!({
-                "iss": self.url(""), "aud": audience, "sub": "user-1", "client_id": client_id,
-                "scope": scope, "iat": now, "exp": now + lifetime.as_secs(),
-                "jti": format!("jti-{now}-{}", self.counters().token_requests),
-            }),
-        )
+        let mut claims = serde_json::json!({
+            "iss": self.url(""), "aud": audience, "sub": "user-1", "client_id": client_id,
+            "scope": scope, "iat": now, "exp": now + lifetime.as_secs(),
+            "jti": format!("jti-{now}-{}", self.counters().token_requests),
+        });
+        if let Some(x5t) = x5t_s256 {
+            claims["cnf"] = serde_json::json!({ "x5t#S256": x5t });
+        }
+        self.sign_jwt(serde_json::json!({"typ": "at+jwt"}), claims)
     }
 
     /// Approves (or declines) the device authorization with this user code, as the user would
@@ -493,14 +714,144 @@ fn tls_config() -> io::Result<(String, rustls::ServerConfig)> {
     }
     let certs = LoopbackCertificates::generate()?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(AnyClientCertificate {
+        algorithms: provider.signature_verification_algorithms,
+    });
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(err)?
-        .with_no_client_auth()
+        .with_client_cert_verifier(verifier)
         .with_single_cert(
             certs.chain_der.clone(),
             rustls::pki_types::PrivateKeyDer::Pkcs8(certs.key_der.clone().into()),
         )
         .map_err(err)?;
     Ok((certs.ca_pem, config))
+}
+
+/// Asks every client for a certificate, accepts none, and accepts any certificate whose key
+/// signed the handshake: the server checks the certificate itself, per client
+/// (`tls_client_auth` against the client's CA and subject, `self_signed_tls_client_auth`
+/// against the registered thumbprint), as RFC 8705 §2 leaves that to the authorization server.
+#[derive(Debug)]
+struct AnyClientCertificate {
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::server::danger::ClientCertVerifier for AnyClientCertificate {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The payload of a compact JWS, decoded (the signature is the gateway tests' business).
+    fn payload(jwt: &str) -> serde_json::Value {
+        use base64::Engine as _;
+        let part = jwt.split('.').nth(1).unwrap();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn bound_jwt_access_tokens_carry_the_thumbprint() {
+        let server = TestServer::start(Behaviour::default()).unwrap();
+        let certificate = ClientCertificate::self_signed("self.example").unwrap();
+        let x5t = certificate.thumbprint();
+        // base64url of a SHA-256 digest: 43 characters, no padding.
+        assert_eq!(x5t.len(), 43);
+        assert_eq!(x5t, thumbprint(certificate.der()));
+        let bound = server.issue_bound_jwt_access_token(
+            "app",
+            "read",
+            "https://api.example",
+            Duration::from_secs(60),
+            &x5t,
+        );
+        assert_eq!(payload(&bound)["cnf"]["x5t#S256"], x5t.as_str());
+        let plain = server.issue_jwt_access_token(
+            "app",
+            "read",
+            "https://api.example",
+            Duration::from_secs(60),
+        );
+        assert!(payload(&plain).get("cnf").is_none());
+    }
+
+    #[test]
+    fn client_certificates_are_for_client_authentication() {
+        let ca = ClientCa::generate().unwrap();
+        let other = ClientCa::generate().unwrap();
+        // Each CA has a name of its own.
+        assert_ne!(ca.cert_pem, other.cert_pem);
+        let issued = ca.issue("client.example").unwrap();
+        assert!(issued.chain_pem.starts_with(&issued.cert_pem));
+        assert!(issued.chain_pem.ends_with(&ca.cert_pem));
+        let registration = MtlsClient::tls_client_auth("app", &ca, "client.example");
+        let chain = vec![issued.der().to_vec()];
+        assert!(oauth::mtls_certificate_matches(&registration.method, &chain).is_ok());
+        let elsewhere = vec![other.issue("client.example").unwrap().der().to_vec()];
+        assert!(oauth::mtls_certificate_matches(&registration.method, &elsewhere).is_err());
+        let renamed = vec![ca.issue("intruder.example").unwrap().der().to_vec()];
+        assert!(oauth::mtls_certificate_matches(&registration.method, &renamed).is_err());
+        assert!(oauth::mtls_certificate_matches(&registration.method, &[]).is_err());
+        let self_signed = ClientCertificate::self_signed("self.example").unwrap();
+        let registration = MtlsClient::self_signed("app", &self_signed);
+        let own = vec![self_signed.der().to_vec()];
+        assert!(oauth::mtls_certificate_matches(&registration.method, &own).is_ok());
+        assert!(oauth::mtls_certificate_matches(&registration.method, &chain).is_err());
+        // No secret in Debug.
+        let shown = format!("{self_signed:?} {ca:?}");
+        for line in self_signed
+            .key_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+        {
+            assert!(!shown.contains(line));
+        }
+    }
 }

@@ -47,6 +47,8 @@ pub(crate) struct AccessGrant {
     exp_epoch: u64,
     revoked: bool,
     authorization_details: Option<Value>,
+    /// The `x5t#S256` of the client certificate the token is bound to (RFC 8705 §3).
+    x5t: Option<String>,
 }
 
 struct RefreshGrant {
@@ -125,6 +127,7 @@ impl Store {
                 exp_epoch,
                 revoked: false,
                 authorization_details,
+                x5t: None,
             },
         );
         token
@@ -176,6 +179,21 @@ pub(crate) fn handle(state: &Mutex<State>, request: &Request) -> Response {
             crate::EchoStyle::Page => Response::new(500, "text/plain", text),
         };
     }
+    // RFC 8705 §5: the mTLS aliases are the same endpoints under `/mtls/`, on this listener,
+    // for clients that present a certificate (one that does not is refused).
+    if let Some(rest) = path.strip_prefix("/mtls/") {
+        lock(state).counters.mtls_alias_requests += 1;
+        if request.client_certificates.is_empty() {
+            return oauth_error(
+                401,
+                "invalid_client",
+                "the mTLS endpoints need a client certificate",
+            );
+        }
+        let mut inner = request.clone();
+        inner.path = format!("/{rest}");
+        return handle(state, &inner);
+    }
     match (request.method.as_str(), path) {
         ("POST", "/token" | "/redirect/token" | "/oversize/token" | "/slow/token") => {
             token_endpoint(state, request)
@@ -219,6 +237,18 @@ pub(crate) fn handle(state: &Mutex<State>, request: &Request) -> Response {
                     "device_authorization_endpoint": format!("{base}/device_authorization"),
                     "pushed_authorization_request_endpoint": format!("{base}/par"),
                     "registration_endpoint": format!("{base}/register"),
+                    "mtls_endpoint_aliases": {
+                        "token_endpoint": format!("{base}/mtls/token"),
+                        "introspection_endpoint": format!("{base}/mtls/introspect"),
+                        "revocation_endpoint": format!("{base}/mtls/revoke"),
+                        "device_authorization_endpoint": format!("{base}/mtls/device_authorization"),
+                        "pushed_authorization_request_endpoint": format!("{base}/mtls/par"),
+                    },
+                    "tls_client_certificate_bound_access_tokens": true,
+                    "token_endpoint_auth_methods_supported": [
+                        "client_secret_basic", "client_secret_post", "client_secret_jwt",
+                        "private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth",
+                    ],
                     "require_pushed_authorization_requests": st.behaviour.require_par,
                     "authorization_response_iss_parameter_supported": true,
                     "id_token_signing_alg_values_supported": ["ES256"],
@@ -260,6 +290,11 @@ fn token_endpoint(state: &Mutex<State>, request: &Request) -> Response {
     let mut st = lock(state);
     st.counters.token_requests += 1;
     st.token_log.push(request.clone());
+    // RFC 8705 §3: a token issued over a connection with a client certificate is bound to it.
+    st.presented_x5t = request
+        .client_certificates
+        .first()
+        .map(|der| crate::thumbprint(der));
     let delay = st.behaviour.token_delay;
     let mut response = match request.path.as_str() {
         "/redirect/token" => Response::new(307, "text/plain", "").header("location", "/token"),
@@ -482,7 +517,65 @@ fn authenticate(
         }
         return Err(bad());
     }
+    // RFC 8705 §2: `client_id` names a client registered for mutual TLS, and the connection's
+    // certificate must be the one it registered.
+    if let Some(client) = p
+        .get("client_id")
+        .and_then(|id| b.mtls_clients.iter().find(|c| c.client_id == *id))
+    {
+        return match mtls_certificate_matches(&client.method, &request.client_certificates) {
+            Ok(()) => Ok(client.client_id.clone()),
+            Err(why) => Err(oauth_error(401, "invalid_client", why)),
+        };
+    }
     Err(bad())
+}
+
+/// Whether `chain` (the client's certificate first) is what `method` registered.
+pub(crate) fn mtls_certificate_matches(
+    method: &crate::MtlsMethod,
+    chain: &[Vec<u8>],
+) -> Result<(), &'static str> {
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    let Some(leaf) = chain.first() else {
+        return Err("no client certificate was presented");
+    };
+    match method {
+        crate::MtlsMethod::SelfSigned { x5t_s256 } => {
+            if crate::thumbprint(leaf) == *x5t_s256 {
+                Ok(())
+            } else {
+                Err("the client certificate is not the registered one")
+            }
+        }
+        crate::MtlsMethod::TlsClientAuth { ca_der, san_dns } => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(CertificateDer::from(ca_der.clone()))
+                .map_err(|_| "the registered CA is unreadable")?;
+            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                std::sync::Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|_| "the registered CA is unusable")?;
+            let leaf = CertificateDer::from(leaf.as_slice());
+            let intermediates: Vec<CertificateDer<'_>> = chain[1..]
+                .iter()
+                .map(|c| CertificateDer::from(c.as_slice()))
+                .collect();
+            verifier
+                .verify_client_cert(&leaf, &intermediates, UnixTime::now())
+                .map_err(|_| "the client certificate is not issued by the registered CA")?;
+            let parsed = rustls::server::ParsedCertificate::try_from(&leaf)
+                .map_err(|_| "unreadable client certificate")?;
+            let name = ServerName::try_from(san_dns.as_str())
+                .map_err(|_| "the registered subject name is not a DNS name")?;
+            rustls::client::verify_server_name(&parsed, &name)
+                .map_err(|_| "the client certificate is not for the registered subject")
+        }
+    }
 }
 
 fn check_claims(claims: &Value, audience: &str) -> Result<(), String> {
@@ -840,6 +933,10 @@ fn issue(
         b.token_len,
         authorization_details.clone(),
     );
+    let x5t = st.presented_x5t.clone();
+    if let Some(grant) = st.store.access.get_mut(&token) {
+        grant.x5t = x5t;
+    }
     let mut body = Map::new();
     body.insert("access_token".into(), json!(token));
     body.insert("token_type".into(), json!(b.token_type));
@@ -1060,10 +1157,18 @@ fn resource(state: &Mutex<State>, request: &Request) -> Response {
         return Response::new(401, "text/plain", "")
             .header("www-authenticate", "Bearer realm=\"api\"");
     };
+    let presented = request
+        .client_certificates
+        .first()
+        .map(|d| crate::thumbprint(d));
     let valid = if st.behaviour.reject_all_tokens {
         None
     } else {
-        st.store.valid_access(token)
+        // RFC 8705 §3: a bound token is accepted only over a connection authenticated with
+        // its certificate.
+        st.store
+            .valid_access(token)
+            .filter(|g| g.x5t.is_none() || g.x5t == presented)
     };
     match valid {
         Some(grant) => Response::json(200, &json!({"hello": grant.client_id, "scope": grant.scope})),
@@ -1117,6 +1222,9 @@ fn introspection_answer(st: &mut State, request: &Request) -> Response {
             }
             if let Some(d) = &g.authorization_details {
                 v["authorization_details"] = d.clone();
+            }
+            if let Some(x5t) = &g.x5t {
+                v["cnf"] = json!({ "x5t#S256": x5t });
             }
             v
         }

@@ -23,7 +23,7 @@ impl HttpClient {
     /// A client with these settings.
     pub fn new(config: HttpConfig) -> Result<Self, Error> {
         let agent_config = ureq::Agent::config_builder()
-            .tls_config(tls_config(&config))
+            .tls_config(tls_config(&config)?)
             .max_redirects(0)
             .http_status_as_error(false)
             .https_only(config.scheme_policy == oauth_core::SchemePolicy::HttpsOnly)
@@ -264,9 +264,29 @@ impl Io for HttpClient {
     }
 }
 
-/// ureq's TLS settings: rustls with ring and the configured roots.
-fn tls_config(config: &HttpConfig) -> ureq::tls::TlsConfig {
-    use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+/// The TLS settings of an [`HttpConfig`] as ureq's (rustls with ring, the configured roots,
+/// the client certificate if there is one): what [`HttpClient`] uses, for an agent of your own
+/// that must present the same certificate.
+///
+/// A token bound to the client certificate (`cnf.x5t#S256`, RFC 8705 §3) is refused unless it
+/// arrives over a connection authenticated with that certificate: the token source's `send`
+/// uses its [`HttpClient`], and so presents it; the agent under an [`OAuthAgent`] or an
+/// [`OAuthMiddleware`] is yours, so build it with these settings:
+///
+/// ```no_run
+/// # fn main() -> Result<(), oauth_ureq::Error> {
+/// # let config = oauth_ureq::HttpConfig::new();
+/// let agent: ureq::Agent = ureq::Agent::config_builder()
+///     .tls_config(oauth_ureq::tls_config(&config)?)
+///     .build()
+///     .into();
+/// # Ok(()) }
+/// ```
+///
+/// [`OAuthAgent`]: crate::OAuthAgent
+/// [`OAuthMiddleware`]: crate::OAuthMiddleware
+pub fn tls_config(config: &HttpConfig) -> Result<ureq::tls::TlsConfig, Error> {
+    use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig, TlsProvider};
     let roots = if config.roots.includes_mozilla() && config.roots.added().is_empty() {
         RootCerts::WebPki
     } else {
@@ -282,10 +302,42 @@ fn tls_config(config: &HttpConfig) -> ureq::tls::TlsConfig {
             .collect();
         RootCerts::Specific(Arc::new(certs))
     };
-    TlsConfig::builder()
+    let client_cert = match &config.client_identity {
+        None => None,
+        Some(identity) => {
+            // ureq builds rustls's configuration at the first connection; check now that the
+            // key fits the certificate, as rustls does, so a bad pair fails here.
+            let provider = rustls::crypto::ring::default_provider();
+            rustls::sign::CertifiedKey::from_der(
+                identity.cert_chain().to_vec(),
+                identity.expose_private_key().clone_key(),
+                &provider,
+            )
+            .map_err(|e| {
+                Error::from(
+                    TransportError::new(
+                        TransportErrorKind::Config,
+                        "the client certificate and key do not fit together",
+                    )
+                    .with_source(e),
+                )
+            })?;
+            let chain: Vec<Certificate<'static>> = identity
+                .cert_chain()
+                .iter()
+                .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+                .collect();
+            // ureq names key kinds only through PEM.
+            let key = PrivateKey::from_pem(identity.expose_private_key_pem().as_bytes())
+                .map_err(map_error)?;
+            Some(ClientCert::new_with_certs(&chain, key))
+        }
+    };
+    Ok(TlsConfig::builder()
         .provider(TlsProvider::Rustls)
         .root_certs(roots)
-        .build()
+        .client_cert(client_cert)
+        .build())
 }
 
 /// Maps a ureq error to a transport error.

@@ -67,7 +67,7 @@ mod middleware;
 mod openid;
 mod source;
 
-pub use http_client::HttpClient;
+pub use http_client::{HttpClient, tls_config};
 pub use middleware::{OAuthAgent, OAuthMiddleware, ReplayBody};
 pub use oauth_runtime::NotReplayed;
 pub use oauth_runtime::{FleetStore, FleetTokens, StoreError, StoreFuture, StoreKey};

@@ -213,3 +213,56 @@ fn the_middleware_can_return_statuses_as_responses() {
             .contains("invalid_token")
     );
 }
+
+/// A token bound to the client certificate (RFC 8705 §3) goes out through `OAuthAgent` over an
+/// agent built with the token source's TLS settings (`tls_config`), so with the same
+/// certificate: accepted. An agent without the certificate gets a 401 for the same token.
+#[test]
+fn agent_presents_the_certificate_a_token_is_bound_to() {
+    use oauth_test_server::{ClientCa, MtlsClient};
+    let server = TestServer::start(Behaviour::default()).unwrap();
+    let ca = ClientCa::generate().unwrap();
+    let certificate = ca.issue("client.example").unwrap();
+    server.register_mtls_client(MtlsClient::tls_client_auth(
+        "mtls-app",
+        &ca,
+        "client.example",
+    ));
+    let trusting = HttpConfig::new()
+        .add_root_certificates_pem(server.ca_pem().as_bytes())
+        .unwrap();
+    let config = trusting.clone().client_identity(
+        oauth_ureq::ClientIdentity::from_pem(
+            certificate.chain_pem.as_bytes(),
+            certificate.key_pem.as_bytes(),
+        )
+        .unwrap(),
+    );
+    let http = HttpClient::new(config.clone()).unwrap();
+    let metadata = http.discover(&server.url("")).unwrap();
+    let tokens = TokenSource::builder(
+        http,
+        metadata.token_endpoint().unwrap().clone(),
+        Client::new("mtls-app", ClientAuthentication::TlsClientAuth),
+    )
+    .grant(TokenRequest::client_credentials())
+    .build();
+    let with = |config: &HttpConfig| {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(oauth_ureq::tls_config(config).unwrap())
+            .http_status_as_error(false)
+            .build()
+            .into();
+        OAuthAgent::new(agent, tokens.clone())
+    };
+    let call = |api: &OAuthAgent| {
+        api.run(Request::get(server.url("/api")).body(()).unwrap())
+            .unwrap()
+            .status()
+    };
+    assert_eq!(call(&with(&config)), 200);
+    let c = server.counters();
+    assert_eq!((c.token_requests, c.mtls_alias_requests), (1, 1));
+    // The same token without the certificate: refused (and once more after a new token).
+    assert_eq!(call(&with(&trusting)), 401);
+}

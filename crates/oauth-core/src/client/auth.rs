@@ -74,6 +74,17 @@ pub enum ClientAuthentication {
     Signed(Arc<dyn AssertionSigner>),
     /// `none`: a public client, identified by `client_id` in the body (RFC 6749 §3.2.1).
     None,
+    /// `tls_client_auth` (RFC 8705 §2.1): mutual TLS with a certificate from a certificate
+    /// authority the server trusts, matched against the subject (a DN or a SAN) registered
+    /// for the client. The request carries `client_id` in the body and no secret; the
+    /// certificate travels in the TLS handshake, so the HTTP client must present it (oauth-
+    /// runtime's `HttpConfig::client_identity`).
+    TlsClientAuth,
+    /// `self_signed_tls_client_auth` (RFC 8705 §2.2): mutual TLS with a self-signed
+    /// certificate registered for the client (its `jwks` or `jwks_uri`, an `x5c`). As for
+    /// [`TlsClientAuth`](Self::TlsClientAuth): `client_id` in the body, the certificate in
+    /// the TLS handshake.
+    SelfSignedTlsClientAuth,
 }
 
 impl ClientAuthentication {
@@ -83,9 +94,34 @@ impl ClientAuthentication {
         Self::Signed(Arc::new(signer))
     }
 
-    /// Whether the client authenticates with its TLS certificate (RFC 8705 §2).
-    pub fn uses_mutual_tls(&self) -> bool {
-        false
+    /// Whether the client authenticates with mutual TLS (RFC 8705 §2: `tls_client_auth` or
+    /// `self_signed_tls_client_auth`): its HTTP client must present a certificate, and the
+    /// server's `mtls_endpoint_aliases` (RFC 8705 §5) are the endpoints to use.
+    ///
+    /// ```
+    /// use oauth_core::ClientAuthentication;
+    ///
+    /// assert!(ClientAuthentication::TlsClientAuth.is_mtls());
+    /// assert!(ClientAuthentication::SelfSignedTlsClientAuth.is_mtls());
+    /// assert!(!ClientAuthentication::None.is_mtls());
+    /// ```
+    pub fn is_mtls(&self) -> bool {
+        matches!(self, Self::TlsClientAuth | Self::SelfSignedTlsClientAuth)
+    }
+
+    /// The method's registered name (`token_endpoint_auth_method`, RFC 7591 §2), when this
+    /// variant alone determines it: [`Signed`](Self::Signed) and
+    /// [`Assertion`](Self::Assertion) may be `private_key_jwt` or `client_secret_jwt`
+    /// (`None` here), and both Basic variants are `client_secret_basic`.
+    pub fn method_name(&self) -> Option<&'static str> {
+        match self {
+            Self::SecretBasic(_) | Self::SecretBasicVerbatim(_) => Some("client_secret_basic"),
+            Self::SecretPost(_) => Some("client_secret_post"),
+            Self::None => Some("none"),
+            Self::TlsClientAuth => Some("tls_client_auth"),
+            Self::SelfSignedTlsClientAuth => Some("self_signed_tls_client_auth"),
+            Self::Assertion(_) | Self::Signed(_) => None,
+        }
     }
 }
 
@@ -290,6 +326,12 @@ impl Client {
         &self.auth
     }
 
+    /// Whether the client authenticates with mutual TLS (RFC 8705 §2), see
+    /// [`ClientAuthentication::is_mtls`].
+    pub fn uses_mtls(&self) -> bool {
+        self.auth.is_mtls()
+    }
+
     /// How request bodies are encoded.
     pub fn body_encoding(&self) -> BodyEncoding {
         self.encoding
@@ -387,7 +429,11 @@ impl Client {
                 params.push_secret("client_assertion", assertion.expose_secret());
                 Ok(None)
             }
-            ClientAuthentication::None => {
+            // RFC 8705 §2: the client is identified by `client_id` and authenticated by the
+            // certificate of the TLS connection, which the body does not name.
+            ClientAuthentication::None
+            | ClientAuthentication::TlsClientAuth
+            | ClientAuthentication::SelfSignedTlsClientAuth => {
                 params.push_plain("client_id", id);
                 Ok(None)
             }

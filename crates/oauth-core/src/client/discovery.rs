@@ -65,13 +65,33 @@ pub fn discovery_request(issuer: &Endpoint, which: WellKnown) -> Result<Request<
 /// An authorization server's metadata: its endpoints and what it supports.
 ///
 /// Every endpoint was checked against the scheme policy given to
-/// [`parse_server_metadata`], so a metadata document cannot point a client at `http://`.
+/// [`parse_server_metadata`], so a metadata document cannot point a client at `http://`;
+/// so was every member of `mtls_endpoint_aliases` (RFC 8705 §5).
+///
+/// A client that uses mutual TLS (RFC 8705: it authenticates with `tls_client_auth` or
+/// `self_signed_tls_client_auth`, or presents a certificate to have its tokens bound to it)
+/// asks for [`with_mtls_endpoint_aliases`](Self::with_mtls_endpoint_aliases): the endpoint
+/// accessors then answer the aliases where the server has them.
 #[derive(Clone)]
 pub struct ServerMetadata {
     issuer: String,
     endpoints: Vec<(&'static str, Endpoint)>,
+    mtls_aliases: Vec<(&'static str, Endpoint)>,
+    prefer_mtls_aliases: bool,
     extra: Map<String, Value>,
 }
+
+/// The endpoints an `mtls_endpoint_aliases` member replaces for a client that uses mutual TLS
+/// (RFC 8705 §5): those a client authenticates at, or presents a bound token to.
+const MTLS_ALIASED: &[&str] = &[
+    "token_endpoint",
+    "revocation_endpoint",
+    "introspection_endpoint",
+    "device_authorization_endpoint",
+    "registration_endpoint",
+    "userinfo_endpoint",
+    "pushed_authorization_request_endpoint",
+];
 
 /// The endpoint members read from a metadata document.
 const ENDPOINTS: &[&str] = &[
@@ -94,11 +114,115 @@ impl ServerMetadata {
     }
 
     /// An endpoint by its metadata name (such as `"token_endpoint"`), if the server has one.
+    ///
+    /// After [`with_mtls_endpoint_aliases`](Self::with_mtls_endpoint_aliases), the alias of
+    /// an endpoint RFC 8705 §5 lets a server alias (token, PAR, introspection, revocation,
+    /// userinfo, device authorization, registration) when there is one, else the endpoint.
     pub fn endpoint(&self, name: &str) -> Option<&Endpoint> {
+        if self.prefer_mtls_aliases
+            && let Some(alias) = self.mtls_endpoint_alias(name)
+        {
+            return Some(alias);
+        }
+        self.conventional_endpoint(name)
+    }
+
+    /// An endpoint by its metadata name as the document's top level gives it, whatever
+    /// [`with_mtls_endpoint_aliases`](Self::with_mtls_endpoint_aliases) says.
+    pub fn conventional_endpoint(&self, name: &str) -> Option<&Endpoint> {
         self.endpoints
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, e)| e)
+    }
+
+    /// The member `name` of `mtls_endpoint_aliases` (RFC 8705 §5), if the server has one: where
+    /// a client that uses mutual TLS sends what it would send to `name`.
+    pub fn mtls_endpoint_alias(&self, name: &str) -> Option<&Endpoint> {
+        self.mtls_aliases
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, e)| e)
+    }
+
+    /// This metadata for a client that uses mutual TLS (RFC 8705 §5): the token, PAR,
+    /// introspection, revocation, userinfo, device authorization and registration endpoints
+    /// are the server's `mtls_endpoint_aliases` where it has them (the plain endpoints
+    /// otherwise). For a client that authenticates with `tls_client_auth` or
+    /// `self_signed_tls_client_auth`, or has a certificate it binds its tokens to.
+    ///
+    /// ```
+    /// use oauth_core::SchemePolicy;
+    /// use oauth_core::client::discovery::parse_server_metadata;
+    ///
+    /// let body = r#"{"issuer": "https://as.example",
+    ///   "token_endpoint": "https://as.example/token",
+    ///   "introspection_endpoint": "https://as.example/introspect",
+    ///   "mtls_endpoint_aliases": {"token_endpoint": "https://mtls.as.example/token"}}"#;
+    /// let m = parse_server_metadata(&http::Response::new(body), "https://as.example", SchemePolicy::HttpsOnly)?;
+    /// assert_eq!(m.token_endpoint().unwrap().as_str(), "https://as.example/token");
+    /// let m = m.with_mtls_endpoint_aliases();
+    /// assert_eq!(m.token_endpoint().unwrap().as_str(), "https://mtls.as.example/token");
+    /// // No alias: the plain endpoint.
+    /// assert_eq!(m.introspection_endpoint().unwrap().as_str(), "https://as.example/introspect");
+    /// # Ok::<(), oauth_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_mtls_endpoint_aliases(mut self) -> Self {
+        self.prefer_mtls_aliases = true;
+        self
+    }
+
+    /// This metadata for `client`: [`with_mtls_endpoint_aliases`](Self::with_mtls_endpoint_aliases)
+    /// when the client authenticates with mutual TLS, unchanged otherwise.
+    #[must_use]
+    pub fn for_client(self, client: &crate::client::Client) -> Self {
+        if client.uses_mtls() {
+            self.with_mtls_endpoint_aliases()
+        } else {
+            self
+        }
+    }
+
+    /// Whether the endpoint accessors answer `mtls_endpoint_aliases`
+    /// ([`with_mtls_endpoint_aliases`](Self::with_mtls_endpoint_aliases)).
+    pub fn uses_mtls_endpoint_aliases(&self) -> bool {
+        self.prefer_mtls_aliases
+    }
+
+    /// `tls_client_certificate_bound_access_tokens` (RFC 8705 §3.3): the server binds access
+    /// tokens to the client's certificate when the client presents one (`false` if absent).
+    pub fn tls_client_certificate_bound_access_tokens(&self) -> bool {
+        self.extra
+            .get("tls_client_certificate_bound_access_tokens")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    /// `token_endpoint_auth_methods_supported` (RFC 8414 §2; `client_secret_basic` when
+    /// absent).
+    pub fn token_endpoint_auth_methods_supported(&self) -> Vec<&str> {
+        if self
+            .extra
+            .contains_key("token_endpoint_auth_methods_supported")
+        {
+            self.supported("token_endpoint_auth_methods_supported")
+        } else {
+            vec!["client_secret_basic"]
+        }
+    }
+
+    /// `authorization_details_types_supported` (RFC 9396 §10): the `type`s of authorization
+    /// details the server understands (empty if absent).
+    pub fn authorization_details_types_supported(&self) -> Vec<&str> {
+        self.supported("authorization_details_types_supported")
+    }
+
+    /// `request_object_signing_alg_values_supported` (RFC 9101 §10.1, OpenID Connect
+    /// Discovery §3): the algorithms the server accepts for signed request objects (empty if
+    /// absent).
+    pub fn request_object_signing_alg_values_supported(&self) -> Vec<&str> {
+        self.supported("request_object_signing_alg_values_supported")
     }
 
     /// `authorization_endpoint`.
@@ -196,6 +320,15 @@ impl fmt::Debug for ServerMetadata {
         for (name, endpoint) in &self.endpoints {
             d.field(name, &endpoint.as_str());
         }
+        if !self.mtls_aliases.is_empty() {
+            let aliases: Vec<(&str, &str)> = self
+                .mtls_aliases
+                .iter()
+                .map(|(n, e)| (*n, e.as_str()))
+                .collect();
+            d.field("mtls_endpoint_aliases", &aliases)
+                .field("uses_mtls_endpoint_aliases", &self.prefer_mtls_aliases);
+        }
         d.field("extra", &self.extra.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -207,7 +340,10 @@ impl fmt::Debug for ServerMetadata {
 /// The document's `issuer` must be identical to `expected_issuer` (RFC 8414 §3.3; otherwise
 /// [`Error::IssuerMismatch`]: an attacker's document, or the wrong URL). Every endpoint must
 /// be an absolute URI allowed by `policy`; one that is not is an
-/// [`Error::UnexpectedResponse`] naming the member, rather than silently dropped.
+/// [`Error::UnexpectedResponse`] naming the member, rather than silently dropped. The same
+/// goes for every member of `mtls_endpoint_aliases` (RFC 8705 §5), which must be an object
+/// of strings (an invalid one is named as `mtls_endpoint_aliases`); aliases of endpoints
+/// this crate does not use are checked and dropped.
 pub fn parse_server_metadata<B: AsRef<[u8]>>(
     response: &Response<B>,
     expected_issuer: &str,
@@ -245,9 +381,38 @@ pub fn parse_server_metadata<B: AsRef<[u8]>>(
             Some(_) => return Err(unexpected(response, UnexpectedReason::InvalidField(name))),
         }
     }
+    let mut mtls_aliases = Vec::new();
+    match map.remove("mtls_endpoint_aliases") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(aliases)) => {
+            let invalid = || {
+                unexpected(
+                    response,
+                    UnexpectedReason::InvalidField("mtls_endpoint_aliases"),
+                )
+            };
+            for (name, value) in aliases {
+                let Value::String(uri) = value else {
+                    return Err(invalid());
+                };
+                let endpoint = Endpoint::with_policy(&uri, policy).map_err(|_| invalid())?;
+                if let Some(&known) = MTLS_ALIASED.iter().find(|n| **n == name) {
+                    mtls_aliases.push((known, endpoint));
+                }
+            }
+        }
+        Some(_) => {
+            return Err(unexpected(
+                response,
+                UnexpectedReason::InvalidField("mtls_endpoint_aliases"),
+            ));
+        }
+    }
     Ok(ServerMetadata {
         issuer,
         endpoints,
+        mtls_aliases,
+        prefer_mtls_aliases: false,
         extra: map,
     })
 }
@@ -343,6 +508,170 @@ mod tests {
                 Err(Error::UnexpectedResponse(_))
             ));
         }
+    }
+
+    /// RFC 8705 §5's example document, with the fields of RFC 9396 and RFC 9101.
+    const RFC8705: &str = r#"{
+      "issuer": "https://server.example.com",
+      "authorization_endpoint": "https://server.example.com/authz",
+      "token_endpoint": "https://server.example.com/token",
+      "introspection_endpoint": "https://server.example.com/introspect",
+      "revocation_endpoint": "https://server.example.com/revo",
+      "jwks_uri": "https://server.example.com/jwks",
+      "userinfo_endpoint": "https://server.example.com/userinfo",
+      "device_authorization_endpoint": "https://server.example.com/device",
+      "pushed_authorization_request_endpoint": "https://server.example.com/par",
+      "token_endpoint_auth_methods_supported": ["client_secret_basic", "tls_client_auth",
+        "self_signed_tls_client_auth"],
+      "tls_client_certificate_bound_access_tokens": true,
+      "authorization_details_types_supported": ["payment_initiation", "account_information"],
+      "request_object_signing_alg_values_supported": ["PS256", "ES256"],
+      "mtls_endpoint_aliases": {
+        "token_endpoint": "https://mtls.example.com/token",
+        "revocation_endpoint": "https://mtls.example.com/revo",
+        "introspection_endpoint": "https://mtls.example.com/introspect",
+        "userinfo_endpoint": "https://mtls.example.com/userinfo",
+        "device_authorization_endpoint": "https://mtls.example.com/device",
+        "pushed_authorization_request_endpoint": "https://mtls.example.com/par",
+        "backchannel_authentication_endpoint": "https://mtls.example.com/bc-authn"
+      }
+    }"#;
+
+    #[test]
+    fn mtls_endpoint_aliases_replace_the_endpoints_of_an_mtls_client() {
+        let m = parse_server_metadata(
+            &response(RFC8705),
+            "https://server.example.com",
+            SchemePolicy::HttpsOnly,
+        )
+        .unwrap();
+        assert!(m.tls_client_certificate_bound_access_tokens());
+        assert_eq!(
+            m.token_endpoint_auth_methods_supported(),
+            [
+                "client_secret_basic",
+                "tls_client_auth",
+                "self_signed_tls_client_auth"
+            ]
+        );
+        assert_eq!(
+            m.authorization_details_types_supported(),
+            ["payment_initiation", "account_information"]
+        );
+        assert_eq!(
+            m.request_object_signing_alg_values_supported(),
+            ["PS256", "ES256"]
+        );
+        assert!(!m.extra().contains_key("mtls_endpoint_aliases"));
+        let names = [
+            ("token_endpoint", "token"),
+            ("revocation_endpoint", "revo"),
+            ("introspection_endpoint", "introspect"),
+            ("userinfo_endpoint", "userinfo"),
+            ("device_authorization_endpoint", "device"),
+            ("pushed_authorization_request_endpoint", "par"),
+        ];
+        // Not asked for: the conventional endpoints.
+        assert!(!m.uses_mtls_endpoint_aliases());
+        for (name, path) in names {
+            assert_eq!(
+                m.endpoint(name).unwrap().as_str(),
+                format!("https://server.example.com/{path}")
+            );
+        }
+        let plain = crate::Client::new("c", crate::ClientAuthentication::None);
+        assert!(!m.clone().for_client(&plain).uses_mtls_endpoint_aliases());
+        let mtls = crate::Client::new("c", crate::ClientAuthentication::TlsClientAuth);
+        let m = m.for_client(&mtls);
+        assert!(m.uses_mtls_endpoint_aliases());
+        for (name, path) in names {
+            assert_eq!(
+                m.endpoint(name).unwrap().as_str(),
+                format!("https://mtls.example.com/{path}")
+            );
+            assert_eq!(
+                m.conventional_endpoint(name).unwrap().as_str(),
+                format!("https://server.example.com/{path}")
+            );
+        }
+        assert_eq!(
+            m.token_endpoint().unwrap().as_str(),
+            "https://mtls.example.com/token"
+        );
+        assert_eq!(
+            m.pushed_authorization_request_endpoint().unwrap().as_str(),
+            "https://mtls.example.com/par"
+        );
+        // Never aliased: the browser's endpoint and the key set.
+        assert_eq!(
+            m.authorization_endpoint().unwrap().as_str(),
+            "https://server.example.com/authz"
+        );
+        assert_eq!(
+            m.jwks_uri().unwrap().as_str(),
+            "https://server.example.com/jwks"
+        );
+        // An alias of an endpoint this crate does not use is dropped.
+        assert!(
+            m.mtls_endpoint_alias("backchannel_authentication_endpoint")
+                .is_none()
+        );
+        assert!(format!("{m:?}").contains("https://mtls.example.com/token"));
+    }
+
+    #[test]
+    fn mtls_endpoint_aliases_obey_the_scheme_policy() {
+        for aliases in [
+            r#"{"token_endpoint": "http://mtls.example.com/token"}"#,
+            r#"{"userinfo_endpoint": "https://mtls.example.com/u", "backchannel_authentication_endpoint": "http://x.example/b"}"#,
+            r#"{"token_endpoint": "/token"}"#,
+            r#"{"token_endpoint": 5}"#,
+            r#"["https://mtls.example.com/token"]"#,
+            r#""https://mtls.example.com/token""#,
+        ] {
+            let body = format!(
+                r#"{{"issuer":"https://a.example","token_endpoint":"https://a.example/t","mtls_endpoint_aliases":{aliases}}}"#
+            );
+            match parse_server_metadata(
+                &response(&body),
+                "https://a.example",
+                SchemePolicy::HttpsOnly,
+            ) {
+                Err(Error::UnexpectedResponse(u)) => assert_eq!(
+                    u.reason(),
+                    &UnexpectedReason::InvalidField("mtls_endpoint_aliases"),
+                    "{aliases}"
+                ),
+                other => panic!("{aliases}: {other:?}"),
+            }
+        }
+        // Loopback http only with the explicit opt-in.
+        let body = r#"{"issuer":"http://127.0.0.1:1","mtls_endpoint_aliases":{"token_endpoint":"http://127.0.0.1:1/mtls/token"}}"#;
+        let m = parse_server_metadata(
+            &response(body),
+            "http://127.0.0.1:1",
+            SchemePolicy::DangerousAllowHttpLoopback,
+        )
+        .unwrap()
+        .with_mtls_endpoint_aliases();
+        assert_eq!(
+            m.token_endpoint().unwrap().as_str(),
+            "http://127.0.0.1:1/mtls/token"
+        );
+        // Absent: nothing bound, nothing aliased, the RFC 8414 default method.
+        let m = parse_server_metadata(
+            &response(RFC8414),
+            "https://server.example.com",
+            SchemePolicy::HttpsOnly,
+        )
+        .unwrap()
+        .with_mtls_endpoint_aliases();
+        assert!(!m.tls_client_certificate_bound_access_tokens());
+        assert_eq!(
+            m.token_endpoint().unwrap().as_str(),
+            "https://server.example.com/token"
+        );
+        assert!(m.authorization_details_types_supported().is_empty());
     }
 
     #[test]

@@ -453,6 +453,39 @@ impl Introspection {
         }
     }
 
+    /// `cnf.x5t#S256` (RFC 8705 §3.2): the token is bound to the client certificate whose
+    /// DER encoding has this SHA-256 digest (base64url, no padding); it must be presented
+    /// over a TLS connection authenticated with that certificate. `None` when the member is
+    /// absent or not a string.
+    ///
+    /// ```
+    /// use oauth_core::client::introspection::parse_introspection_response;
+    ///
+    /// let body = r#"{"active":true,"cnf":{"x5t#S256":"bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}}"#;
+    /// let i = parse_introspection_response(&http::Response::new(body))?;
+    /// assert_eq!(i.certificate_thumbprint(), Some("bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"));
+    /// assert_eq!(i.jwk_thumbprint(), None);
+    /// # Ok::<(), oauth_core::Error>(())
+    /// ```
+    pub fn certificate_thumbprint(&self) -> Option<&str> {
+        self.confirmation("x5t#S256")
+    }
+
+    /// `cnf.jkt` (RFC 9449 §6.2): the token is bound to the DPoP key with this RFC 7638
+    /// thumbprint. `None` when the member is absent or not a string.
+    pub fn jwk_thumbprint(&self) -> Option<&str> {
+        self.confirmation("jkt")
+    }
+
+    /// A string member of `cnf` (RFC 7800 §3.1).
+    fn confirmation(&self, method: &str) -> Option<&str> {
+        self.about
+            .extra
+            .get("cnf")
+            .and_then(|cnf| cnf.get(method))
+            .and_then(Value::as_str)
+    }
+
     /// Every other member, as sent.
     pub fn extra(&self) -> &Map<String, Value> {
         &self.about.extra

@@ -86,7 +86,7 @@ impl Profile {
     /// URL can be replayed elsewhere), or mutual TLS; and a DPoP key or mutual TLS for
     /// sender-constrained tokens.
     pub fn check_client(self, client: &Client, issuer: &str) -> Result<(), ProfileViolation> {
-        let mtls = client.authentication().uses_mutual_tls();
+        let mtls = client.authentication().is_mtls();
         match client.authentication() {
             ClientAuthentication::Signed(signer) => {
                 check_signer(signer.as_ref(), "client assertion")?;
@@ -362,6 +362,13 @@ mod tests {
             let e = fapi.check_client(&dpop(auth), ISSUER).unwrap_err();
             assert_eq!(e.rule(), "assertion audience");
             assert!(e.detail().contains(ISSUER), "{e}");
+        }
+        // Mutual TLS authenticates the client and binds its tokens: no DPoP key needed.
+        for auth in [
+            ClientAuthentication::TlsClientAuth,
+            ClientAuthentication::SelfSignedTlsClientAuth,
+        ] {
+            assert_eq!(fapi.check_client(&Client::new("c", auth), ISSUER), Ok(()));
         }
         // No DPoP key and no mutual TLS: nothing constrains the tokens.
         let unbound = Client::new("c", signed(Some("ES256"), MINUTE));

@@ -237,7 +237,8 @@ impl RegisteredClient {
 
     /// The client, authenticated as its `token_endpoint_auth_method` says when that method
     /// needs only the secret (`client_secret_basic`, the default; `client_secret_post`;
-    /// `none`). For `private_key_jwt` and other methods use [`client_with`](Self::client_with)
+    /// `none`) or a certificate the HTTP client presents (`tls_client_auth`,
+    /// `self_signed_tls_client_auth`, RFC 8705 §2). For `private_key_jwt` and other methods use [`client_with`](Self::client_with)
     /// and the signer of the key that was registered.
     pub fn client(&self) -> Result<Client, Error> {
         let method = self
@@ -253,6 +254,9 @@ impl RegisteredClient {
             "client_secret_basic" => ClientAuthentication::SecretBasic(secret()?),
             "client_secret_post" => ClientAuthentication::SecretPost(secret()?),
             "none" => ClientAuthentication::None,
+            // RFC 8705 §2: the certificate is the HTTP client's to present.
+            "tls_client_auth" => ClientAuthentication::TlsClientAuth,
+            "self_signed_tls_client_auth" => ClientAuthentication::SelfSignedTlsClientAuth,
             _ => {
                 return Err(Error::InvalidParameter {
                     name: "token_endpoint_auth_method",

@@ -835,6 +835,40 @@ pub(crate) mod tests {
         )
     }
 
+    /// RFC 8705 §2: an mTLS client sends its `client_id` in the body and nothing secret; the
+    /// certificate is the TLS layer's.
+    #[test]
+    fn mtls_clients_send_their_id_and_no_secret() {
+        for auth in [
+            ClientAuthentication::TlsClientAuth,
+            ClientAuthentication::SelfSignedTlsClientAuth,
+        ] {
+            let client = Client::new("mtls-app", auth);
+            assert!(client.uses_mtls());
+            assert!(client.sent_secrets().is_empty());
+            check(
+                &TokenRequest::client_credentials().scope(["read"]),
+                "https://mtls.as.example/token",
+                &client,
+                "POST https://mtls.as.example/token
+                 accept: application/json
+                 content-type: application/x-www-form-urlencoded
+                 grant_type=client_credentials
+                 scope=read
+                 client_id=mtls-app",
+            );
+        }
+        assert_eq!(
+            ClientAuthentication::TlsClientAuth.method_name(),
+            Some("tls_client_auth")
+        );
+        assert_eq!(
+            ClientAuthentication::SelfSignedTlsClientAuth.method_name(),
+            Some("self_signed_tls_client_auth")
+        );
+        assert!(!post("a", "b").uses_mtls());
+    }
+
     #[test]
     fn every_grant_form_encoded() {
         let client = basic("app", "sec");
