@@ -358,18 +358,43 @@ fn open_contracts(contracts: &Contracts) -> Result<(Arc<dyn ContractStore>, Redb
         Contracts::Postgres {
             url_env,
             max_staleness_secs,
+            ca_file,
         } => {
             let url = env_secret(url_env, "[contracts] url_env")?;
             let staleness = Duration::try_from_secs_f64(*max_staleness_secs)
                 .map_err(|_| "[contracts] max_staleness_secs: not a duration".to_owned())?;
-            let store = oauth_postgres::PostgresContracts::connect(
-                &url,
-                oauth_postgres::PostgresConfig::new().max_staleness(staleness),
-            )
+            let config = oauth_postgres::PostgresConfig::new().max_staleness(staleness);
+            let store = match ca_file {
+                None => oauth_postgres::PostgresContracts::connect(&url, config),
+                Some(ca) => {
+                    let pem = read_store_ca("[contracts]", ca)?;
+                    oauth_postgres::PostgresTls::with_ca_pem(&pem).and_then(|tls| {
+                        oauth_postgres::PostgresContracts::connect_tls(&url, config, tls)
+                    })
+                }
+            }
             .map_err(|e| format!("[contracts] {}", with_causes(&e)))?;
             Ok((Arc::new(store), None))
         }
     }
+}
+
+/// A store's CA file (PEM), read at start and at each reload.
+fn read_store_ca(section: &str, ca: &std::path::Path) -> Result<Vec<u8>, String> {
+    std::fs::read(ca).map_err(|e| format!("{section} ca_file {}: {e}", ca.display()))
+}
+
+/// A Redis store at `url` (`rediss://` for TLS), trusting `ca_file` alone when given.
+fn open_redis(
+    url: &str,
+    ca_file: Option<&std::path::Path>,
+    section: &str,
+) -> Result<oauth_redis::AsyncRedisStore, String> {
+    match ca_file {
+        None => oauth_redis::AsyncRedisStore::open(url),
+        Some(ca) => oauth_redis::AsyncRedisStore::open_with_ca(url, &read_store_ca(section, ca)?),
+    }
+    .map_err(|e| format!("{section} {e}"))
 }
 
 /// The HTTP client the gateways call the authorization servers with (introspection and key
@@ -498,8 +523,7 @@ fn build(
         None => None,
         Some(redis) => {
             let url = env_secret(&redis.url_env, "[cache.redis] url_env")?;
-            let store = oauth_redis::AsyncRedisStore::open(&url)
-                .map_err(|e| format!("[cache.redis] {e}"))?;
+            let store = open_redis(&url, redis.ca_file.as_deref(), "[cache.redis]")?;
             let key = env_secret(&redis.secret_env, "[cache.redis] secret_env")?;
             let key: [u8; 32] = base64::engine::general_purpose::STANDARD
                 .decode(key.trim())
@@ -522,8 +546,7 @@ fn build(
                 (None, None) => return Err("[limits] store = \"redis\" needs url_env".into()),
             };
             let url = env_secret(url_env, "[limits] url_env")?;
-            let store =
-                oauth_redis::AsyncRedisStore::open(&url).map_err(|e| format!("[limits] {e}"))?;
+            let store = open_redis(&url, config.limits_ca_file(), "[limits]")?;
             let fallback = match limits.fallback {
                 crate::config::LimitFallback::Local => RateLimitFallback::Local {
                     fleet_size: limits.fleet_size,
