@@ -209,7 +209,8 @@ fn start_nginx(
            client_body_temp_path {p}/tmp/body;\n  proxy_temp_path {p}/tmp/proxy;\n\
            fastcgi_temp_path {p}/tmp/fastcgi;\n  uwsgi_temp_path {p}/tmp/uwsgi;\n\
            scgi_temp_path {p}/tmp/scgi;\n\
-           upstream backend {{ server {upstream}; keepalive 64; }}\n\
+           keepalive_requests 1000000;\n\
+           upstream backend {{ server {upstream}; keepalive 64; keepalive_requests 1000000; }}\n\
            server {{\n    listen 127.0.0.1:{port};\n\
              location / {{\n      proxy_pass http://backend;\n\
                proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }}\n  }}\n}}\n",
@@ -257,13 +258,23 @@ fn start_gateway(
     cpus: Option<&str>,
 ) -> Child {
     let b = Behaviour::default();
+    // A contracts file of its own (a redb file is one process's).
+    let contracts = dir.join(format!("contracts-{port}.redb"));
+    {
+        let store = oauth_gateway::RedbContracts::open(&contracts).unwrap();
+        let mut set = oauth_gateway::ContractSet::new();
+        set.insert(oauth_gateway::Contract::new("app-1", "orders"));
+        store.replace_all(&set).unwrap();
+    }
     let config = dir.join(format!("gateway-{port}.toml"));
     std::fs::write(
         &config,
         format!(
             "listen = \"127.0.0.1:{port}\"\nupstream = \"http://{upstream}\"\naccess_log = {access_log}\n\
+             [contracts]\nstore = \"redb\"\npath = \"{}\"\n\
              [introspection]\nendpoint = \"{}\"\nclient_id = \"{}\"\nclient_secret_env = \"S\"\nca_file = \"{}\"\n\
              [[route]]\nprefix = \"/orders\"\napi = \"orders\"\n",
+            contracts.display(),
             server.url("/introspect"),
             b.client_id,
             dir.join("ca.pem").display()
@@ -281,6 +292,29 @@ fn start_gateway(
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap()
+}
+
+/// The servers started, stopped however the bench ends (a panic included).
+struct Servers {
+    children: Vec<Child>,
+    /// nginx's pid file: under `runuser`, killing the child would not stop nginx itself.
+    nginx_pid: PathBuf,
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        let pid = std::fs::read_to_string(&self.nginx_pid).unwrap_or_default();
+        if let Ok(pid) = pid.trim().parse::<u32>() {
+            let _ = Command::new("kill")
+                .args(["-QUIT", &pid.to_string()])
+                .status();
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 struct Measured {
@@ -304,15 +338,12 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("oauth-proxy-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("ca.pem"), server.ca_pem()).unwrap();
-    {
-        let store = oauth_gateway::RedbContracts::open(dir.join("contracts.redb")).unwrap();
-        let mut set = oauth_gateway::ContractSet::new();
-        set.insert(oauth_gateway::Contract::new("app-1", "orders"));
-        store.replace_all(&set).unwrap();
-    }
     let upstream = runtime.block_on(upstream());
     let cpus = server_cpus();
-    let mut children: Vec<Child> = Vec::new();
+    let mut children = Servers {
+        children: Vec::new(),
+        nginx_pid: dir.join("nginx/nginx.pid"),
+    };
     let mut targets = Vec::new();
 
     let nginx = nginx_binary().and_then(|binary| {
@@ -321,10 +352,10 @@ fn main() {
         Ok((child, port))
     });
     let nginx_skipped = match nginx {
-        Ok((mut child, port)) => {
+        Ok((child, port)) => {
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-            wait_listening("nginx", addr, &mut child);
-            children.push(child);
+            children.children.push(child);
+            wait_listening("nginx", addr, children.children.last_mut().unwrap());
             targets.push(("nginx (reverse proxy only)", addr));
             None
         }
@@ -336,7 +367,7 @@ fn main() {
     ] {
         let port = free_port();
         let log = dir.join(format!("gateway-{port}.log"));
-        let mut child = start_gateway(
+        let child = start_gateway(
             &dir,
             &server,
             upstream,
@@ -346,8 +377,8 @@ fn main() {
             cpus.as_deref(),
         );
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        wait_listening("the gateway", addr, &mut child);
-        children.push(child);
+        children.children.push(child);
+        wait_listening("the gateway", addr, children.children.last_mut().unwrap());
         targets.push((name, addr));
     }
     targets.push(("upstream, direct", upstream));
@@ -376,20 +407,7 @@ fn main() {
             }
         }
     });
-    for mut child in children {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    if nginx_skipped.is_none() {
-        // `runuser` was killed, not nginx: its master and workers end with their own signal.
-        let pid = std::fs::read_to_string(dir.join("nginx/nginx.pid")).unwrap_or_default();
-        if let Ok(pid) = pid.trim().parse::<u32>() {
-            let _ = Command::new("kill")
-                .args(["-QUIT", &pid.to_string()])
-                .status();
-            std::thread::sleep(Duration::from_millis(300));
-        }
-    }
+    drop(children);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(server.counters().introspection_requests, 2);
 
@@ -428,7 +446,8 @@ fn main() {
         "Every request: `GET /orders/1` with the same 900-character Bearer token, the whole \
          answer read. The upstream is a hyper server answering 200 with an 11-byte body. nginx \
          forwards it as is (`proxy_pass` to an upstream block with `keepalive 64`, HTTP/1.1, \
-         `access_log off`); the gateway takes the token, finds its decision in its cache \
+         `access_log off`, `keepalive_requests` raised on both sides so that neither side's \
+         connections are recycled every 1,000 requests, as the gateway's are not); the gateway takes the token, finds its decision in its cache \
          (introspected once, in the warm-up), and forwards the request over its own pooled \
          connections; its access log goes to a file.\n"
     );
