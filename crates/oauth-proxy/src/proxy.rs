@@ -815,6 +815,15 @@ enum PathCheck {
 /// before or after decoding, as Tomcat, Jetty and Spring do), an encoded `/` or `\\`, a `\\`, an
 /// empty segment (`//`, or one that is only `;params`).
 fn check_path(path: &str) -> PathCheck {
+    // Most paths hold none of the bytes any of the checks below looks for (`%`, `;`, `.`,
+    // `\\`) nor `//`: they are plain, with no allocation (this runs on every request).
+    if !path
+        .bytes()
+        .any(|b| matches!(b, b'%' | b';' | b'.' | b'\\'))
+        && !path.contains("//")
+    {
+        return PathCheck::Plain;
+    }
     let lower = path.to_ascii_lowercase();
     if lower.contains("%2f")
         || lower.contains("%5c")
