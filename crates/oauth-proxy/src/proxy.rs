@@ -696,14 +696,16 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Re
     let started = Instant::now();
     let app = shared.app();
     let id = request_id(request.headers());
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    // Kept for the log line only when there is one.
+    let logged = app
+        .access_log
+        .then(|| (request.method().clone(), request.uri().path().to_owned()));
     let (mut response, api, client, reason) = decide(&app, request, &id).await;
     let status = response.status().as_u16();
     shared
         .metrics
         .request(api.unwrap_or("-"), status, reason, started.elapsed());
-    if app.access_log {
+    if let Some((method, path)) = logged {
         tracing::info!(
             %method,
             path,
