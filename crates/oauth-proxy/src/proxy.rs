@@ -26,8 +26,9 @@ use crate::server::{ConnLimits, Current, Fixed};
 
 /// An upstream service and its own connection pool.
 struct Upstream {
-    /// `scheme://authority` and the base path (no trailing slash).
-    origin: String,
+    /// Its scheme and authority, and the base path (no trailing slash).
+    scheme: axum::http::uri::Scheme,
+    authority: axum::http::uri::Authority,
     base: String,
     client: HyperClient<HttpsConnector<HttpConnector>, Body>,
     timeout: Duration,
@@ -449,7 +450,7 @@ fn upstream(
     timeout: Duration,
 ) -> Result<Upstream, String> {
     let uri: Uri = url.parse().map_err(|e| format!("upstream {url:?}: {e}"))?;
-    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+    let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned()) else {
         return Err(format!("upstream {url:?}: not an absolute URL"));
     };
     let mut roots = rustls::RootCertStore::empty();
@@ -482,7 +483,8 @@ fn upstream(
         .enable_http1()
         .build();
     Ok(Upstream {
-        origin: format!("{scheme}://{authority}"),
+        scheme,
+        authority,
         base: uri.path().trim_end_matches('/').to_owned(),
         client: HyperClient::builder(hyper_util::rt::TokioExecutor::new()).build(connector),
         timeout,
@@ -990,9 +992,18 @@ async fn forward(
         _ => full.to_owned(),
     };
     let upstream = &route.upstream;
-    parts.uri = match format!("{}{}{target}", upstream.origin, upstream.base).parse() {
-        Ok(uri) => uri,
-        Err(_) => {
+    // The upstream's scheme and authority were parsed once; the path is the base and the
+    // target, built in one buffer that the URI then owns.
+    let mut path = String::with_capacity(upstream.base.len() + target.len());
+    path.push_str(&upstream.base);
+    path.push_str(&target);
+    let mut uri = axum::http::uri::Parts::default();
+    uri.scheme = Some(upstream.scheme.clone());
+    uri.authority = Some(upstream.authority.clone());
+    uri.path_and_query = axum::http::uri::PathAndQuery::try_from(path).ok();
+    parts.uri = match Uri::from_parts(uri) {
+        Ok(uri) if uri.path_and_query().is_some() => uri,
+        _ => {
             return (
                 plain(StatusCode::BAD_REQUEST, "bad request target"),
                 "bad_target",
