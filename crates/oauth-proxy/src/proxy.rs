@@ -1011,6 +1011,11 @@ async fn forward(
         }
     };
     parts.version = axum::http::Version::HTTP_11;
+    // A request without a body (most GETs) goes as it is: nothing to count or cut.
+    if hyper::body::Body::is_end_stream(&body) {
+        let request = Request::from_parts(parts, body);
+        return send(route, request, None).await;
+    }
     // A body without a declared length is cut at the limit; the upstream call then fails, and
     // the caller gets a 413.
     let over = Arc::new(AtomicBool::new(false));
@@ -1023,13 +1028,24 @@ async fn forward(
         e
     });
     let request = Request::from_parts(parts, Body::new(body));
+    send(route, request, Some(&over)).await
+}
+
+/// Sends `request` to the route's upstream within its timeout; `over` says whether the body
+/// was cut at the limit (then a failure is the caller's 413).
+async fn send(
+    route: &Route,
+    request: Request<Body>,
+    over: Option<&AtomicBool>,
+) -> (Response<Body>, &'static str) {
+    let upstream = &route.upstream;
     match tokio::time::timeout(upstream.timeout, upstream.client.request(request)).await {
         Ok(Ok(response)) => {
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             (Response::from_parts(parts, Body::new(body)), "allowed")
         }
-        Ok(Err(_)) if over.load(Ordering::Relaxed) => (
+        Ok(Err(_)) if over.is_some_and(|o| o.load(Ordering::Relaxed)) => (
             plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
             "body_too_large",
         ),
