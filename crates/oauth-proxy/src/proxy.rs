@@ -477,11 +477,16 @@ fn upstream(
         .map_err(|e| format!("upstream TLS: {e}"))?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    // No Nagle delay on the upstream connections (nginx's `tcp_nodelay on`): a request's
+    // head goes out at once even when the previous answer's ACK is still pending.
+    let mut tcp = HttpConnector::new();
+    tcp.set_nodelay(true);
+    tcp.enforce_http(false);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .build();
+        .wrap_connector(tcp);
     Ok(Upstream {
         scheme,
         authority,
