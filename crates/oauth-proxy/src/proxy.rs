@@ -681,8 +681,9 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
             .map_or(0, |d| d.as_nanos() as u64)
     });
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let id = format!("{started:016x}-{n:08x}");
-    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    // The buffer becomes the value (hex digits and `-`: always a valid value).
+    HeaderValue::try_from(format!("{started:016x}-{n:08x}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 /// Why a denied request was refused, as the metrics name it.
@@ -725,7 +726,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Re
             "request"
         );
     }
-    response.headers_mut().insert("x-request-id", id);
+    response.headers_mut().insert(X_REQUEST_ID, id);
     response
 }
 
@@ -950,29 +951,38 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The headers the gateway writes, as names built once: inserting a `&'static str` name that is
+/// not a standard header copies it into a new buffer on every request.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_OAUTH_CLIENT_ID: HeaderName = HeaderName::from_static("x-oauth-client-id");
+const X_OAUTH_API: HeaderName = HeaderName::from_static("x-oauth-api");
+const X_OAUTH_SCOPE: HeaderName = HeaderName::from_static("x-oauth-scope");
+const X_OAUTH_SUBJECT: HeaderName = HeaderName::from_static("x-oauth-subject");
+const X_OAUTH_EXPIRES_AT: HeaderName = HeaderName::from_static("x-oauth-expires-at");
+
 fn principal_headers(headers: &mut HeaderMap, api: &str, principal: &Principal) {
-    let mut put = |name: &'static str, value: &str| match HeaderValue::from_str(value) {
+    let mut put = |name: HeaderName, value: &str| match HeaderValue::from_str(value) {
         Ok(value) => {
             headers.insert(name, value);
         }
         Err(_) => tracing::warn!(
-            header = name,
+            header = name.as_str(),
             "a principal value is not a header value; not sent"
         ),
     };
-    put("x-oauth-client-id", principal.client_id());
-    put("x-oauth-api", api);
+    put(X_OAUTH_CLIENT_ID, principal.client_id());
+    put(X_OAUTH_API, api);
     if let Some(scope) = principal.scope() {
-        put("x-oauth-scope", scope.as_str());
+        put(X_OAUTH_SCOPE, scope.as_str());
     }
     if let Some(subject) = principal.subject() {
-        put("x-oauth-subject", subject);
+        put(X_OAUTH_SUBJECT, subject);
     }
     if let Some(exp) = principal.expires_at() {
         let secs = exp
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        put("x-oauth-expires-at", &secs.to_string());
+        headers.insert(X_OAUTH_EXPIRES_AT, HeaderValue::from(secs));
     }
 }
 
@@ -986,7 +996,7 @@ async fn forward(
     let (mut parts, body) = request.into_parts();
     strip(&mut parts.headers, app.forward_token);
     principal_headers(&mut parts.headers, &route.api, principal);
-    parts.headers.insert("x-request-id", id.clone());
+    parts.headers.insert(X_REQUEST_ID, id.clone());
     let full = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     // With `strip_prefix`, `/orders/1?x` goes upstream as `/1?x`, and `/orders` as `/`.
     let target = match full.strip_prefix(route.prefix.as_str()) {
