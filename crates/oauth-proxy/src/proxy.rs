@@ -795,7 +795,8 @@ async fn decide<'a>(
             (answer, api, None, reason(&denial))
         }
         Ok(principal) => {
-            let client = principal.client_id().to_owned();
+            // The client's id is for the log line; no copy without one.
+            let client = app.access_log.then(|| principal.client_id().to_owned());
             let (mut answer, reason) = forward(app, route, &principal, request, id).await;
             // What is left of the client's tier (draft-ietf-httpapi-ratelimit-headers).
             if let Some(quota) = principal.quota() {
@@ -803,7 +804,7 @@ async fn decide<'a>(
                     answer.headers_mut().insert(name, value);
                 }
             }
-            (answer, api, Some(client), reason)
+            (answer, api, client, reason)
         }
     }
 }
