@@ -1,6 +1,7 @@
 //! PostgresContracts over TLS against a real PostgreSQL started with `ssl=on` and a certificate
 //! from a CA made for the run: with that CA the contracts load and follow the table (the
-//! server's `pg_stat_ssl` shows the gateway's connection encrypted); with another CA, or the
+//! server's `pg_stat_ssl` shows the gateway's connection encrypted, also after the database
+//! restarts and the listener reconnects); with another CA, or the
 //! public roots (`sslmode=verify-full` in the URL), the start fails with a typed error —
 //! never a plain connection instead, never a panic, no password in the message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -30,7 +31,7 @@ fn url(pg: &Postgres, query: &str) -> String {
 
 #[test]
 fn contracts_load_and_follow_the_table_over_tls_with_the_right_ca() {
-    let (pg, certs) = start();
+    let (mut pg, certs) = start();
     let tls = PostgresTls::with_ca_pem(certs.ca_pem.as_bytes()).unwrap();
     let config = PostgresConfig::new().heartbeat(Duration::from_millis(100));
     // `sslmode=disable` in the URL does not turn TLS off: connect_tls is TLS only.
@@ -47,14 +48,33 @@ fn contracts_load_and_follow_the_table_over_tls_with_the_right_ca() {
     // A change is pushed over the TLS connection (LISTEN/NOTIFY).
     pg.psql("INSERT INTO oauth_gateway_contracts (client_id, api) VALUES ('app-1', 'orders')")
         .unwrap();
-    let started = Instant::now();
-    while !matches!(
-        store.lookup("app-1", "orders"),
-        ContractStatus::Granted { .. }
-    ) {
-        assert!(started.elapsed() < Duration::from_secs(5), "not loaded");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let loaded = |client: &str| {
+        let started = Instant::now();
+        while !matches!(
+            store.lookup(client, "orders"),
+            ContractStatus::Granted { .. }
+        ) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{client} not loaded"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    loaded("app-1");
+    // The database restarts: the listener reconnects over TLS too, and follows the table again.
+    pg.stop().unwrap();
+    pg.resume().unwrap();
+    pg.psql("INSERT INTO oauth_gateway_contracts (client_id, api) VALUES ('app-2', 'orders')")
+        .unwrap();
+    loaded("app-2");
+    let ssl = pg
+        .psql(
+            "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = 'oauth-gw-tls'",
+        )
+        .unwrap();
+    assert_eq!(ssl, "t", "the new connection is encrypted");
 }
 
 fn assert_untrusted(e: &oauth_postgres::PostgresError) {
