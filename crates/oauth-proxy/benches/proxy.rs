@@ -131,7 +131,8 @@ fn is_root() -> bool {
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
-/// The CPUs the servers are pinned to (`taskset -c`), if `taskset` is there: the first two.
+/// The CPUs the servers are pinned to (`taskset -c`), if `taskset` is there: the first two, or
+/// the list in `PROXY_BENCH_CPUS` (e.g. `0` to see the servers on one core each).
 fn server_cpus() -> Option<String> {
     let present = Command::new("taskset")
         .arg("--version")
@@ -140,7 +141,8 @@ fn server_cpus() -> Option<String> {
         .status()
         .is_ok_and(|s| s.success());
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    present.then(|| if cpus >= 2 { "0-1".into() } else { "0".into() })
+    let chosen = std::env::var("PROXY_BENCH_CPUS").ok();
+    present.then(|| chosen.unwrap_or_else(|| if cpus >= 2 { "0-1".into() } else { "0".into() }))
 }
 
 /// `program` as a command, under `taskset -c cpus` when given.
