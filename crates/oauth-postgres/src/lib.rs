@@ -31,7 +31,28 @@
 //! client_id = 'app-1'` (100 requests a minute and 5,000 a day); a row with an invalid tier is
 //! skipped and logged, as an invalid contract is.
 //!
-//! The connection is plain TCP or a Unix socket (no TLS): run it on a private network.
+//! # TLS
+//!
+//! [`PostgresContracts::connect_tls`] connects over TLS only, with `sslmode=verify-full`
+//! semantics: the server's chain must lead to a CA of the [`PostgresTls`] given (a private CA's
+//! PEM, or the public roots) and its certificate must be for the host of the URL (a name or an
+//! IP address); there is no fallback to a plain connection. [`PostgresContracts::connect`]
+//! does the same with the public roots when the URL says `sslmode=require`, `verify-ca` or
+//! `verify-full` (all three verified in full), and connects in plain TCP (or over a Unix
+//! socket) otherwise — for a database on loopback or a private network.
+//!
+//! ```no_run
+//! use oauth_postgres::{PostgresConfig, PostgresContracts, PostgresTls};
+//!
+//! # fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let url = std::env::var("DATABASE_URL")?; // postgresql://gateway@db.internal/gateways
+//! let tls = PostgresTls::with_ca_pem(&std::fs::read("/etc/gateway/db-ca.pem")?)?;
+//! let contracts = PostgresContracts::connect_tls(&url, PostgresConfig::new(), tls)?;
+//! # let _ = contracts; Ok(()) }
+//! ```
+//!
+//! A server whose certificate is not trusted fails the start with a [`PostgresError`] whose
+//! [`certificate_rejected`](PostgresError::certificate_rejected) is true.
 //!
 //! # Features
 //!
@@ -97,7 +118,8 @@ impl PostgresConfig {
     }
 }
 
-/// PostgreSQL could not be used at start (the URL, the connection, the migration, the load).
+/// PostgreSQL could not be used at start (the URL, the TLS settings, the connection, the
+/// migration, the load).
 ///
 /// [`operation`](Self::operation) says which step failed; the driver's (or the operating
 /// system's) own error is the [`source`](std::error::Error::source), when there is one.
@@ -108,17 +130,146 @@ pub struct PostgresError {
 }
 
 impl PostgresError {
-    /// The step that failed: "the database URL", "connect", "migrate", "LISTEN", "load",
-    /// "start the listener thread" or "the listener thread ended before it started".
+    /// The step that failed: "the database URL", "the TLS CA", "connect", "migrate",
+    /// "LISTEN", "load", "start the listener thread" or "the listener thread ended before it
+    /// started".
     pub fn operation(&self) -> &'static str {
         self.operation
+    }
+
+    /// Whether the TLS handshake failed because the server's certificate was not trusted: not
+    /// signed by a trusted CA (the wrong CA file?), not for the URL's host, or expired.
+    pub fn certificate_rejected(&self) -> bool {
+        self.source
+            .as_deref()
+            .is_some_and(|e| certificate_error(e).is_some())
     }
 }
 
 impl fmt::Display for PostgresError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "postgres: {} failed", self.operation)
+        write!(f, "postgres: {} failed", self.operation)?;
+        if let Some(reason) = self.source.as_deref().and_then(certificate_error) {
+            write!(f, ": TLS: server certificate not trusted ({reason:?})")?;
+        }
+        Ok(())
     }
+}
+
+/// rustls' reason if `e` (or a cause of it) is a TLS handshake that failed on the server's
+/// certificate: the TLS stream's `io::Error` carries the `rustls::Error`.
+fn certificate_error<'a>(
+    e: &'a (dyn std::error::Error + Send + Sync + 'static),
+) -> Option<&'a rustls::CertificateError> {
+    let mut next: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = next {
+        let found = error.downcast_ref::<rustls::Error>().or_else(|| {
+            error
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(rustls::Error::InvalidCertificate(reason)) = found {
+            return Some(reason);
+        }
+        next = error.source();
+    }
+    None
+}
+
+/// The CAs a TLS connection to PostgreSQL trusts, and the rustls settings built on them
+/// (ring, TLS 1.2 and 1.3). The chain and the host name are always verified.
+#[derive(Clone)]
+pub struct PostgresTls {
+    connector: tokio_postgres_rustls::MakeRustlsConnect,
+}
+
+impl fmt::Debug for PostgresTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresTls").finish_non_exhaustive()
+    }
+}
+
+impl PostgresTls {
+    /// Trusts the public roots (Mozilla's, from webpki-roots; no OS lookup).
+    pub fn public_roots() -> Self {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        Self::from_roots(roots)
+    }
+
+    /// Trusts the CA certificates in `pem` (PEM), and nothing else: a private CA's.
+    pub fn with_ca_pem(pem: &[u8]) -> Result<Self, PostgresError> {
+        use rustls::pki_types::pem::PemObject as _;
+        let mut roots = rustls::RootCertStore::empty();
+        for certificate in rustls::pki_types::CertificateDer::pem_slice_iter(pem) {
+            let certificate = certificate.map_err(|e| failed("the TLS CA", e))?;
+            roots
+                .add(certificate)
+                .map_err(|e| failed("the TLS CA", e))?;
+        }
+        if roots.is_empty() {
+            return Err(failed(
+                "the TLS CA",
+                "the CA holds no certificate".to_owned(),
+            ));
+        }
+        Ok(Self::from_roots(roots))
+    }
+
+    fn from_roots(roots: rustls::RootCertStore) -> Self {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = match rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+        {
+            Ok(builder) => builder,
+            // ring's provider supports the safe defaults; should that change, the builder
+            // from the process default (ring unless the program chose one) takes over.
+            Err(_) => rustls::ClientConfig::builder(),
+        }
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Self {
+            connector: tokio_postgres_rustls::MakeRustlsConnect::new(config),
+        }
+    }
+}
+
+/// How the connections are made: plain, or TLS with the server verified.
+#[derive(Clone)]
+enum Transport {
+    Plain,
+    Tls(tokio_postgres_rustls::MakeRustlsConnect),
+}
+
+impl Transport {
+    fn connect(&self, config: &postgres::Config) -> Result<postgres::Client, postgres::Error> {
+        match self {
+            Self::Plain => config.connect(postgres::NoTls),
+            Self::Tls(connector) => config.connect(connector.clone()),
+        }
+    }
+}
+
+/// libpq's `sslmode` values that rust-postgres does not parse (`verify-ca`, `verify-full`) as
+/// `require`, and whether the URL asks for TLS at all (`require` or either of those): with TLS
+/// the chain and the host name are always verified, so all three mean `verify-full` here.
+fn libpq_sslmode(url: &str) -> (std::borrow::Cow<'_, str>, bool) {
+    let mut tls = false;
+    let mut url = std::borrow::Cow::Borrowed(url);
+    for (libpq, ours) in [
+        ("sslmode=verify-full", "sslmode=require"),
+        ("sslmode=verify-ca", "sslmode=require"),
+    ] {
+        if url.contains(libpq) {
+            url = std::borrow::Cow::Owned(url.replace(libpq, ours));
+        }
+    }
+    if url.contains("sslmode=require") {
+        tls = true;
+    }
+    (url, tls)
 }
 
 impl std::error::Error for PostgresError {
@@ -178,10 +329,43 @@ impl PostgresContracts {
     /// Connects to `url` (`postgresql://user[:password]@host[:port]/db`, or `host=… user=…`),
     /// applies [`MIGRATION`], loads the contracts and starts the listener thread. Blocks until
     /// the contracts are loaded (from an async context, a start-up step or `spawn_blocking`).
+    ///
+    /// A URL with `sslmode=require`, `verify-ca` or `verify-full` connects over TLS, verified
+    /// in full against the public roots ([`PostgresTls::public_roots`]); any other, in plain
+    /// TCP (or over a Unix socket).
     pub fn connect(url: &str, config: PostgresConfig) -> Result<Self, PostgresError> {
+        let (url, tls) = libpq_sslmode(url);
+        let transport = if tls {
+            Transport::Tls(PostgresTls::public_roots().connector)
+        } else {
+            Transport::Plain
+        };
+        Self::start_with(&url, config, transport)
+    }
+
+    /// Connects to `url` over TLS only, whatever its `sslmode` says: the server's certificate
+    /// must chain to a CA of `tls` and be for the URL's host (`sslmode=verify-full`); never a
+    /// plain connection. Then as [`connect`](Self::connect).
+    pub fn connect_tls(
+        url: &str,
+        config: PostgresConfig,
+        tls: PostgresTls,
+    ) -> Result<Self, PostgresError> {
+        let (url, _) = libpq_sslmode(url);
+        Self::start_with(&url, config, Transport::Tls(tls.connector))
+    }
+
+    fn start_with(
+        url: &str,
+        config: PostgresConfig,
+        transport: Transport,
+    ) -> Result<Self, PostgresError> {
         let mut pg_config: postgres::Config = url
             .parse()
             .map_err(|e: postgres::Error| failed("the database URL", e))?;
+        if let Transport::Tls(_) = transport {
+            pg_config.ssl_mode(postgres::config::SslMode::Require);
+        }
         // A dropped link must not hold the listener for the kernel's minutes-long default:
         // keepalives and a send timeout bound how long a dead connection goes unnoticed.
         pg_config
@@ -205,10 +389,10 @@ impl PostgresContracts {
         let listener = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("oauth-postgres".into())
-            .spawn(move || match start(&pg_config, &listener) {
+            .spawn(move || match start(&pg_config, &transport, &listener) {
                 Ok(client) => {
                     let _ = started.send(Ok(()));
-                    listen(pg_config, client, &listener);
+                    listen(pg_config, &transport, client, &listener);
                 }
                 Err(e) => {
                     let _ = started.send(Err(e));
@@ -250,9 +434,13 @@ impl ContractStore for PostgresContracts {
 }
 
 /// Connects, migrates, listens and loads.
-fn start(config: &postgres::Config, shared: &Shared) -> Result<postgres::Client, PostgresError> {
-    let mut client = config
-        .connect(postgres::NoTls)
+fn start(
+    config: &postgres::Config,
+    transport: &Transport,
+    shared: &Shared,
+) -> Result<postgres::Client, PostgresError> {
+    let mut client = transport
+        .connect(config)
         .map_err(|e| failed("connect", e))?;
     migrate(&mut client)?;
     client
@@ -355,12 +543,17 @@ fn validate(
 
 /// The listener thread: reloads on every notification, checks the connection at each
 /// heartbeat, reconnects (and reloads) after a failure.
-fn listen(config: postgres::Config, client: postgres::Client, shared: &Shared) {
+fn listen(
+    config: postgres::Config,
+    transport: &Transport,
+    client: postgres::Client,
+    shared: &Shared,
+) {
     let mut client = Some(client);
     while !shared.stop.load(Ordering::Acquire) {
         let Some(connected) = client.as_mut() else {
             std::thread::sleep(shared.config.heartbeat);
-            client = reconnect(&config, shared);
+            client = reconnect(&config, transport, shared);
             continue;
         };
         match wait(connected, shared) {
@@ -395,8 +588,12 @@ fn wait(client: &mut postgres::Client, shared: &Shared) -> Result<(), postgres::
     }
 }
 
-fn reconnect(config: &postgres::Config, shared: &Shared) -> Option<postgres::Client> {
-    let mut client = config.connect(postgres::NoTls).ok()?;
+fn reconnect(
+    config: &postgres::Config,
+    transport: &Transport,
+    shared: &Shared,
+) -> Option<postgres::Client> {
+    let mut client = transport.connect(config).ok()?;
     client.batch_execute(&format!("LISTEN {CHANNEL}")).ok()?;
     match reload(&mut client, shared) {
         Ok(()) => {

@@ -263,6 +263,11 @@ pub(crate) enum Contracts {
         /// Decisions continue from the last snapshot this long after losing the database.
         #[serde(default = "default_staleness")]
         max_staleness_secs: f64,
+        /// The only CA (PEM) trusted for the database's certificate: TLS always, verified as
+        /// `sslmode=verify-full`. Unset: the URL's `sslmode` decides (`require`/`verify-*`: TLS
+        /// with the public roots; otherwise plain).
+        #[serde(default)]
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -326,6 +331,9 @@ pub(crate) struct RedisCache {
     /// How long a node waits for another node's introspection call, in milliseconds.
     #[serde(default = "default_lease")]
     pub(crate) lease_ms: u64,
+    /// The only CA (PEM) trusted for a `rediss://` server (unset: the public roots).
+    #[serde(default)]
+    pub(crate) ca_file: Option<PathBuf>,
 }
 
 fn default_lease() -> u64 {
@@ -342,6 +350,10 @@ pub(crate) struct Limits {
     pub(crate) store: LimitStore,
     /// The environment variable holding the Redis URL (default: `[cache.redis] url_env`).
     pub(crate) url_env: Option<String>,
+    /// The only CA (PEM) trusted for a `rediss://` server (default: `[cache.redis] ca_file`
+    /// when `url_env` is unset, i.e. the same server; else the public roots).
+    #[serde(default)]
+    pub(crate) ca_file: Option<PathBuf>,
     /// While Redis is down: `local` (each node counts a `fleet_size`-th of each limit, the
     /// default), `open` (requests go uncounted) or `closed` (503).
     #[serde(default)]
@@ -359,6 +371,7 @@ impl Default for Limits {
         Self {
             store: LimitStore::Local,
             url_env: None,
+            ca_file: None,
             fallback: LimitFallback::Local,
             fleet_size: default_fleet_size(),
             expose_headers: true,
@@ -513,6 +526,20 @@ impl Config {
             && path.is_relative()
         {
             *path = dir.join(&*path);
+        }
+    }
+
+    /// The CA file `[limits]` trusts for its Redis: its own, or `[cache.redis]`'s when it
+    /// uses that server.
+    pub(crate) fn limits_ca_file(&self) -> Option<&std::path::Path> {
+        match (
+            &self.limits.ca_file,
+            &self.limits.url_env,
+            &self.cache.redis,
+        ) {
+            (Some(ca), _, _) => Some(ca),
+            (None, None, Some(redis)) => redis.ca_file.as_deref(),
+            _ => None,
         }
     }
 
@@ -852,5 +879,38 @@ scopes = ["orders:read"]
             parse(&pg).unwrap().contracts,
             Contracts::Postgres { .. }
         ));
+    }
+
+    #[test]
+    fn each_store_has_its_ca_file() {
+        let path = |p: &str| Some(PathBuf::from(p));
+        let text = format!(
+            "{GOOD}\n[contracts]\nstore = \"postgres\"\nurl_env = \"DB\"\nca_file = \"/pg.pem\"\n\
+             [cache.redis]\nurl_env = \"R\"\nsecret_env = \"K\"\nca_file = \"/redis.pem\"\n\
+             [limits]\nstore = \"redis\"\n"
+        );
+        let config = parse(&text).unwrap();
+        assert!(matches!(
+            &config.contracts,
+            Contracts::Postgres { ca_file, .. } if *ca_file == path("/pg.pem")
+        ));
+        // [limits] on [cache.redis]'s server trusts its CA; on a server of its own, its own.
+        assert_eq!(
+            config.limits_ca_file(),
+            Some(std::path::Path::new("/redis.pem"))
+        );
+        let own = text.replace(
+            "store = \"redis\"\n",
+            "store = \"redis\"\nurl_env = \"L\"\n",
+        );
+        assert_eq!(parse(&own).unwrap().limits_ca_file(), None);
+        let own_ca = own.replace("url_env = \"L\"", "url_env = \"L\"\nca_file = \"/l.pem\"");
+        assert_eq!(
+            parse(&own_ca).unwrap().limits_ca_file(),
+            Some(std::path::Path::new("/l.pem"))
+        );
+        // Not a key of redb contracts.
+        let redb = format!("{GOOD}\n[contracts]\nstore = \"redb\"\nca_file = \"/x.pem\"\n");
+        assert!(parse(&redb).unwrap_err().contains("ca_file"));
     }
 }

@@ -33,7 +33,8 @@
 //! JWT from one of the issuers locally, any other token by introspection); DPoP (RFC 9449) is
 //! `off`, `allowed` (the default) or `required` per route, and the route's `scopes` are needed
 //! `all` (the default) or `any`. The calling client's contract for the route's API is looked up
-//! (a redb file, or PostgreSQL shared by the fleet) unless the route sets
+//! (a redb file, or PostgreSQL shared by the fleet — over TLS verified against `[contracts]
+//! ca_file` or the public roots when asked; Redis likewise with `rediss://`) unless the route sets
 //! `require_contract = false`, and only then is the request passed to the route's upstream
 //! (`upstream` in the route, else the top-level one; `http://` or `https://`, trusted through
 //! the public roots or `upstream_ca_file` alone; each route its own connection pool; the

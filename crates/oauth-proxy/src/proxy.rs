@@ -27,8 +27,9 @@ use crate::server::{ConnLimits, Current, Fixed};
 
 /// An upstream service and its own connection pool.
 struct Upstream {
-    /// `scheme://authority` and the base path (no trailing slash).
-    origin: String,
+    /// Its scheme and authority, and the base path (no trailing slash).
+    scheme: axum::http::uri::Scheme,
+    authority: axum::http::uri::Authority,
     base: String,
     client: HyperClient<HttpsConnector<HttpConnector>, Body>,
     timeout: Duration,
@@ -417,18 +418,43 @@ fn open_contracts(contracts: &Contracts) -> Result<(Arc<dyn ContractStore>, Redb
         Contracts::Postgres {
             url_env,
             max_staleness_secs,
+            ca_file,
         } => {
             let url = env_secret(url_env, "[contracts] url_env")?;
             let staleness = Duration::try_from_secs_f64(*max_staleness_secs)
                 .map_err(|_| "[contracts] max_staleness_secs: not a duration".to_owned())?;
-            let store = oauth_postgres::PostgresContracts::connect(
-                &url,
-                oauth_postgres::PostgresConfig::new().max_staleness(staleness),
-            )
+            let config = oauth_postgres::PostgresConfig::new().max_staleness(staleness);
+            let store = match ca_file {
+                None => oauth_postgres::PostgresContracts::connect(&url, config),
+                Some(ca) => {
+                    let pem = read_store_ca("[contracts]", ca)?;
+                    oauth_postgres::PostgresTls::with_ca_pem(&pem).and_then(|tls| {
+                        oauth_postgres::PostgresContracts::connect_tls(&url, config, tls)
+                    })
+                }
+            }
             .map_err(|e| format!("[contracts] {}", with_causes(&e)))?;
             Ok((Arc::new(store), None))
         }
     }
+}
+
+/// A store's CA file (PEM), read at start and at each reload.
+fn read_store_ca(section: &str, ca: &std::path::Path) -> Result<Vec<u8>, String> {
+    std::fs::read(ca).map_err(|e| format!("{section} ca_file {}: {e}", ca.display()))
+}
+
+/// A Redis store at `url` (`rediss://` for TLS), trusting `ca_file` alone when given.
+fn open_redis(
+    url: &str,
+    ca_file: Option<&std::path::Path>,
+    section: &str,
+) -> Result<oauth_redis::AsyncRedisStore, String> {
+    match ca_file {
+        None => oauth_redis::AsyncRedisStore::open(url),
+        Some(ca) => oauth_redis::AsyncRedisStore::open_with_ca(url, &read_store_ca(section, ca)?),
+    }
+    .map_err(|e| format!("{section} {e}"))
 }
 
 /// The HTTP client the gateways call the authorization servers with (introspection and key
@@ -483,7 +509,7 @@ fn upstream(
     timeout: Duration,
 ) -> Result<Upstream, String> {
     let uri: Uri = url.parse().map_err(|e| format!("upstream {url:?}: {e}"))?;
-    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+    let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned()) else {
         return Err(format!("upstream {url:?}: not an absolute URL"));
     };
     let mut roots = rustls::RootCertStore::empty();
@@ -510,13 +536,19 @@ fn upstream(
         .map_err(|e| format!("upstream TLS: {e}"))?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    // No Nagle delay on the upstream connections (nginx's `tcp_nodelay on`): a request's
+    // head goes out at once even when the previous answer's ACK is still pending.
+    let mut tcp = HttpConnector::new();
+    tcp.set_nodelay(true);
+    tcp.enforce_http(false);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .build();
+        .wrap_connector(tcp);
     Ok(Upstream {
-        origin: format!("{scheme}://{authority}"),
+        scheme,
+        authority,
         base: uri.path().trim_end_matches('/').to_owned(),
         client: HyperClient::builder(hyper_util::rt::TokioExecutor::new()).build(connector),
         timeout,
@@ -557,8 +589,7 @@ fn build(
         None => None,
         Some(redis) => {
             let url = env_secret(&redis.url_env, "[cache.redis] url_env")?;
-            let store = oauth_redis::AsyncRedisStore::open(&url)
-                .map_err(|e| format!("[cache.redis] {e}"))?;
+            let store = open_redis(&url, redis.ca_file.as_deref(), "[cache.redis]")?;
             let key = env_secret(&redis.secret_env, "[cache.redis] secret_env")?;
             let key: [u8; 32] = base64::engine::general_purpose::STANDARD
                 .decode(key.trim())
@@ -582,8 +613,7 @@ fn build(
                 (None, None) => return Err("[limits] store = \"redis\" needs url_env".into()),
             };
             let url = env_secret(url_env, "[limits] url_env")?;
-            let store =
-                oauth_redis::AsyncRedisStore::open(&url).map_err(|e| format!("[limits] {e}"))?;
+            let store = open_redis(&url, config.limits_ca_file(), "[limits]")?;
             let fallback = match limits.fallback {
                 crate::config::LimitFallback::Local => RateLimitFallback::Local {
                     fleet_size: limits.fleet_size,
@@ -716,8 +746,9 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
             .map_or(0, |d| d.as_nanos() as u64)
     });
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let id = format!("{started:016x}-{n:08x}");
-    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    // The buffer becomes the value (hex digits and `-`: always a valid value).
+    HeaderValue::try_from(format!("{started:016x}-{n:08x}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 /// Why a denied request was refused, as the metrics name it.
@@ -744,14 +775,16 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Re
     let started = Instant::now();
     let app = shared.app();
     let id = request_id(request.headers());
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    // Kept for the log line only when there is one.
+    let logged = app
+        .access_log
+        .then(|| (request.method().clone(), request.uri().path().to_owned()));
     let (mut response, api, client, reason) = decide(&app, request, &id).await;
     let status = response.status().as_u16();
     shared
         .metrics
         .request(api.unwrap_or("-"), status, reason, started.elapsed());
-    if app.access_log {
+    if let Some((method, path)) = logged {
         tracing::info!(
             %method,
             path,
@@ -764,7 +797,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Re
             "request"
         );
     }
-    response.headers_mut().insert("x-request-id", id);
+    response.headers_mut().insert(X_REQUEST_ID, id);
     response
 }
 
@@ -840,7 +873,8 @@ async fn decide<'a>(
             (answer, api, None, reason(&denial))
         }
         Ok(principal) => {
-            let client = principal.client_id().to_owned();
+            // The client's id is for the log line; no copy without one.
+            let client = app.access_log.then(|| principal.client_id().to_owned());
             let (mut answer, reason) = forward(app, route, &principal, request, id).await;
             // What is left of the client's tier (draft-ietf-httpapi-ratelimit-headers).
             if let Some(quota) = principal.quota() {
@@ -848,7 +882,7 @@ async fn decide<'a>(
                     answer.headers_mut().insert(name, value);
                 }
             }
-            (answer, api, Some(client), reason)
+            (answer, api, client, reason)
         }
     }
 }
@@ -870,6 +904,15 @@ enum PathCheck {
 /// before or after decoding, as Tomcat, Jetty and Spring do), an encoded `/` or `\\`, a `\\`, an
 /// empty segment (`//`, or one that is only `;params`).
 fn check_path(path: &str) -> PathCheck {
+    // Most paths hold none of the bytes any of the checks below looks for (`%`, `;`, `.`,
+    // `\\`) nor `//`: they are plain, with no allocation (this runs on every request).
+    if !path
+        .bytes()
+        .any(|b| matches!(b, b'%' | b';' | b'.' | b'\\'))
+        && !path.contains("//")
+    {
+        return PathCheck::Plain;
+    }
     let lower = path.to_ascii_lowercase();
     if lower.contains("%2f")
         || lower.contains("%5c")
@@ -948,12 +991,17 @@ const HOP_BY_HOP: [&str; 8] = [
 /// Removes what the upstream must not see from the caller: principal headers it could spoof,
 /// hop-by-hop headers, and (unless configured) its token.
 fn strip(headers: &mut HeaderMap, forward_token: bool) {
-    // `x_oauth_…` too: CGI-style upstreams read `_` and `-` alike.
-    let spoofed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| n.as_str().replace('_', "-").starts_with("x-oauth-"))
-        .cloned()
-        .collect();
+    // `x_oauth_…` too: CGI-style upstreams read `_` and `-` alike. (Compared in place: this
+    // runs for every header of every request.)
+    let spoofable = |name: &HeaderName| {
+        name.as_str().as_bytes().get(..8).is_some_and(|prefix| {
+            prefix
+                .iter()
+                .zip(b"x-oauth-")
+                .all(|(&got, &want)| got == want || (got == b'_' && want == b'-'))
+        })
+    };
+    let spoofed: Vec<HeaderName> = headers.keys().filter(|n| spoofable(n)).cloned().collect();
     for name in spoofed {
         headers.remove(&name);
     }
@@ -982,29 +1030,38 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The headers the gateway writes, as names built once: inserting a `&'static str` name that is
+/// not a standard header copies it into a new buffer on every request.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_OAUTH_CLIENT_ID: HeaderName = HeaderName::from_static("x-oauth-client-id");
+const X_OAUTH_API: HeaderName = HeaderName::from_static("x-oauth-api");
+const X_OAUTH_SCOPE: HeaderName = HeaderName::from_static("x-oauth-scope");
+const X_OAUTH_SUBJECT: HeaderName = HeaderName::from_static("x-oauth-subject");
+const X_OAUTH_EXPIRES_AT: HeaderName = HeaderName::from_static("x-oauth-expires-at");
+
 fn principal_headers(headers: &mut HeaderMap, api: &str, principal: &Principal) {
-    let mut put = |name: &'static str, value: &str| match HeaderValue::from_str(value) {
+    let mut put = |name: HeaderName, value: &str| match HeaderValue::from_str(value) {
         Ok(value) => {
             headers.insert(name, value);
         }
         Err(_) => tracing::warn!(
-            header = name,
+            header = name.as_str(),
             "a principal value is not a header value; not sent"
         ),
     };
-    put("x-oauth-client-id", principal.client_id());
-    put("x-oauth-api", api);
+    put(X_OAUTH_CLIENT_ID, principal.client_id());
+    put(X_OAUTH_API, api);
     if let Some(scope) = principal.scope() {
-        put("x-oauth-scope", scope.as_str());
+        put(X_OAUTH_SCOPE, scope.as_str());
     }
     if let Some(subject) = principal.subject() {
-        put("x-oauth-subject", subject);
+        put(X_OAUTH_SUBJECT, subject);
     }
     if let Some(exp) = principal.expires_at() {
         let secs = exp
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        put("x-oauth-expires-at", &secs.to_string());
+        headers.insert(X_OAUTH_EXPIRES_AT, HeaderValue::from(secs));
     }
 }
 
@@ -1018,7 +1075,7 @@ async fn forward(
     let (mut parts, body) = request.into_parts();
     strip(&mut parts.headers, app.forward_token);
     principal_headers(&mut parts.headers, &route.api, principal);
-    parts.headers.insert("x-request-id", id.clone());
+    parts.headers.insert(X_REQUEST_ID, id.clone());
     let full = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     // With `strip_prefix`, `/orders/1?x` goes upstream as `/1?x`, and `/orders` as `/`.
     let target = match full.strip_prefix(route.prefix.as_str()) {
@@ -1029,9 +1086,18 @@ async fn forward(
         _ => full.to_owned(),
     };
     let upstream = &route.upstream;
-    parts.uri = match format!("{}{}{target}", upstream.origin, upstream.base).parse() {
-        Ok(uri) => uri,
-        Err(_) => {
+    // The upstream's scheme and authority were parsed once; the path is the base and the
+    // target, built in one buffer that the URI then owns.
+    let mut path = String::with_capacity(upstream.base.len() + target.len());
+    path.push_str(&upstream.base);
+    path.push_str(&target);
+    let mut uri = axum::http::uri::Parts::default();
+    uri.scheme = Some(upstream.scheme.clone());
+    uri.authority = Some(upstream.authority.clone());
+    uri.path_and_query = axum::http::uri::PathAndQuery::try_from(path).ok();
+    parts.uri = match Uri::from_parts(uri) {
+        Ok(uri) if uri.path_and_query().is_some() => uri,
+        _ => {
             return (
                 plain(StatusCode::BAD_REQUEST, "bad request target"),
                 "bad_target",
@@ -1039,6 +1105,11 @@ async fn forward(
         }
     };
     parts.version = axum::http::Version::HTTP_11;
+    // A request without a body (most GETs) goes as it is: nothing to count or cut.
+    if hyper::body::Body::is_end_stream(&body) {
+        let request = Request::from_parts(parts, body);
+        return send(route, request, None).await;
+    }
     // A body without a declared length is cut at the limit; the upstream call then fails, and
     // the caller gets a 413.
     let over = Arc::new(AtomicBool::new(false));
@@ -1051,13 +1122,24 @@ async fn forward(
         e
     });
     let request = Request::from_parts(parts, Body::new(body));
+    send(route, request, Some(&over)).await
+}
+
+/// Sends `request` to the route's upstream within its timeout; `over` says whether the body
+/// was cut at the limit (then a failure is the caller's 413).
+async fn send(
+    route: &Route,
+    request: Request<Body>,
+    over: Option<&AtomicBool>,
+) -> (Response<Body>, &'static str) {
+    let upstream = &route.upstream;
     match tokio::time::timeout(upstream.timeout, upstream.client.request(request)).await {
         Ok(Ok(response)) => {
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             (Response::from_parts(parts, Body::new(body)), "allowed")
         }
-        Ok(Err(_)) if over.load(Ordering::Relaxed) => (
+        Ok(Err(_)) if over.is_some_and(|o| o.load(Ordering::Relaxed)) => (
             plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
             "body_too_large",
         ),

@@ -46,16 +46,26 @@ impl fmt::Debug for AsyncRedisStore {
 }
 
 impl AsyncRedisStore {
-    /// A store at `url` (`redis://[:password@]host:port/db`); nothing is connected yet.
+    /// A store at `url` (`redis://[:password@]host:port/db`, or `rediss://` for TLS trusting
+    /// the public roots); nothing is connected yet.
     pub fn open(url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| failed("URL", &e))?;
-        Ok(Self {
+        Ok(Self::with_client(crate::client(url, None)?))
+    }
+
+    /// A store at a `rediss://` `url` whose certificate must chain to one of the CA
+    /// certificates in `ca_pem` (PEM) — and to nothing else; nothing is connected yet.
+    pub fn open_with_ca(url: &str, ca_pem: &[u8]) -> Result<Self, StoreError> {
+        Ok(Self::with_client(crate::client(url, Some(ca_pem))?))
+    }
+
+    fn with_client(client: redis::Client) -> Self {
+        Self {
             client,
             connection: OnceCell::new(),
             timeout: Duration::from_millis(500),
             release: redis::Script::new(RELEASE),
             limit: redis::Script::new(crate::limit::CHECK),
-        })
+        }
     }
 
     /// How long one operation (connecting included) may take.

@@ -26,6 +26,26 @@
 //! # let _ = token; Ok(()) }
 //! ```
 //!
+//! # TLS
+//!
+//! A `rediss://` URL connects over TLS (rustls with ring): [`RedisStore::open`] and
+//! [`AsyncRedisStore::open`] trust the public roots (Mozilla's, from webpki-roots),
+//! [`RedisStore::open_with_ca`] and [`AsyncRedisStore::open_with_ca`] only the CA (PEM) given —
+//! a private CA's. Either way the chain and the host name (or IP address) in the URL are
+//! verified. A server whose certificate is not trusted is a [`StoreError`] of kind
+//! [`Unavailable`](StoreErrorKind::Unavailable) whose message says so
+//! (`redis connect: TLS: server certificate not trusted`) and whose source, a
+//! [`RedisFailure`], answers [`certificate_rejected`](RedisFailure::certificate_rejected).
+//!
+//! ```no_run
+//! use oauth_redis::RedisStore;
+//!
+//! # fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let ca = std::fs::read("/etc/gateway/redis-ca.pem")?;
+//! let store = RedisStore::open_with_ca("rediss://redis.internal:6380/", &ca)?;
+//! # let _ = store; Ok(()) }
+//! ```
+//!
 //! Both speak plain Redis commands (`GET`, `SET … PX`, `SET … NX PX`, and a compare-and-delete
 //! script to release a lease only by its holder), so any Redis 6+ (or Valkey) works. Each
 //! operation has a short timeout (500 ms by default). `RedisStore` drops a failed connection
@@ -97,45 +117,165 @@ impl fmt::Debug for RedisStore {
 }
 
 /// The redis error's kind and category, as a source for [`StoreError`] (its detail may name
-/// the server's address, with a password: not kept).
+/// the server's address, with a password: not kept), and the TLS rejection if that was it.
 #[derive(Debug)]
 pub struct RedisFailure {
     kind: redis::ErrorKind,
     category: String,
+    /// rustls' reason, when the server's certificate was not trusted (it names no secret).
+    certificate: Option<rustls::CertificateError>,
+}
+
+impl RedisFailure {
+    /// Whether the TLS handshake failed because the server's certificate was not trusted: not
+    /// signed by a trusted CA (the wrong `ca_file`?), not for the URL's host, expired.
+    pub fn certificate_rejected(&self) -> bool {
+        self.certificate.is_some()
+    }
 }
 
 impl fmt::Display for RedisFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?} ({})", self.kind, self.category)
+        match &self.certificate {
+            Some(reason) => write!(f, "server certificate not trusted: {reason:?}"),
+            None => write!(f, "{:?} ({})", self.kind, self.category),
+        }
     }
 }
 
 impl std::error::Error for RedisFailure {}
 
+/// rustls' reason if `e` is a TLS handshake that failed on the server's certificate: the
+/// TLS stream's `io::Error` wraps the `rustls::Error`, and redis keeps that `io::Error` in an
+/// `Arc` that it gives as its `source()` (whose own `source()` skips the `io::Error`'s payload).
+fn certificate_error(e: &redis::RedisError) -> Option<rustls::CertificateError> {
+    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+    fn rustls_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+        if let Some(found) = error.downcast_ref::<rustls::Error>() {
+            return Some(found);
+        }
+        if let Some(shared) = error.downcast_ref::<Shared>() {
+            let inner: &'a (dyn std::error::Error + 'static) = &**shared;
+            return rustls_error(inner);
+        }
+        let io = error.downcast_ref::<std::io::Error>()?;
+        let inner: &'a (dyn std::error::Error + 'static) = io.get_ref()?;
+        rustls_error(inner)
+    }
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = next {
+        if let Some(rustls::Error::InvalidCertificate(reason)) = rustls_error(error) {
+            return Some(reason.clone());
+        }
+        next = error.source();
+    }
+    None
+}
+
 pub(crate) fn failed(what: &'static str, e: &redis::RedisError) -> StoreError {
+    let certificate = certificate_error(e);
+    let message = if certificate.is_some() {
+        format!("redis {what}: TLS: server certificate not trusted")
+    } else {
+        format!("redis {what}")
+    };
     let failure = RedisFailure {
         kind: e.kind(),
         category: e.category().to_owned(),
+        certificate,
     };
-    let kind = if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
+    let kind = if failure.certificate.is_some()
+        || e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+    {
         StoreErrorKind::Unavailable
     } else {
         StoreErrorKind::Refused
     };
-    StoreError::new(kind, format!("redis {what}")).with_source(failure)
+    StoreError::new(kind, message).with_source(failure)
+}
+
+/// The redis client for `url`: over TLS for `rediss://`, trusting `ca_pem`'s certificates
+/// only when given (and then the URL must be `rediss://`), the public roots otherwise.
+pub(crate) fn client(url: &str, ca_pem: Option<&[u8]>) -> Result<redis::Client, StoreError> {
+    let tls = url
+        .get(..9)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"));
+    if tls {
+        install_crypto_provider();
+    }
+    let Some(pem) = ca_pem else {
+        return redis::Client::open(url).map_err(|e| failed("URL", &e));
+    };
+    if !tls {
+        return Err(StoreError::new(
+            StoreErrorKind::Refused,
+            "redis URL: a CA is given but the URL is not rediss://",
+        ));
+    }
+    ca_certificates(pem)?;
+    let certificates = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem.to_vec()),
+    };
+    redis::Client::build_with_tls(url, certificates).map_err(|e| failed("TLS settings", &e))
+}
+
+/// Checks that `pem` holds at least one certificate (redis would take an empty file and trust
+/// nothing, which shows only at the first connection).
+fn ca_certificates(pem: &[u8]) -> Result<(), StoreError> {
+    use rustls::pki_types::pem::PemObject as _;
+    let mut count = 0usize;
+    for certificate in rustls::pki_types::CertificateDer::pem_slice_iter(pem) {
+        if certificate.is_err() {
+            return Err(StoreError::new(
+                StoreErrorKind::Refused,
+                "redis TLS settings: the CA is not valid PEM",
+            ));
+        }
+        count += 1;
+    }
+    if count == 0 {
+        return Err(StoreError::new(
+            StoreErrorKind::Refused,
+            "redis TLS settings: the CA holds no certificate",
+        ));
+    }
+    Ok(())
+}
+
+/// redis builds its TLS settings with rustls' process-wide crypto provider: ring's is
+/// installed unless the program chose one (rustls would panic if it found two compiled in and
+/// none chosen).
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Another thread may have installed one in between: either way there is one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
 }
 
 impl RedisStore {
-    /// A store at `url` (`redis://[:password@]host:port/db`); nothing is connected yet.
+    /// A store at `url` (`redis://[:password@]host:port/db`, or `rediss://` for TLS trusting
+    /// the public roots); nothing is connected yet.
     pub fn open(url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| failed("URL", &e))?;
-        Ok(Self {
+        Ok(Self::with_client(client(url, None)?))
+    }
+
+    /// A store at a `rediss://` `url` whose certificate must chain to one of the CA
+    /// certificates in `ca_pem` (PEM) — and to nothing else; nothing is connected yet.
+    pub fn open_with_ca(url: &str, ca_pem: &[u8]) -> Result<Self, StoreError> {
+        Ok(Self::with_client(client(url, Some(ca_pem))?))
+    }
+
+    fn with_client(client: redis::Client) -> Self {
+        Self {
             client,
             connection: Mutex::new(None),
             timeout: Duration::from_millis(500),
             release: redis::Script::new(RELEASE),
             limit: redis::Script::new(limit::CHECK),
-        })
+        }
     }
 
     /// How long one operation (connecting included) may take.

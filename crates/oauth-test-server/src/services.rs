@@ -1,6 +1,9 @@
 //! Real PostgreSQL and Redis servers for the fleet tests: the distribution's binaries
 //! (`apt-get install postgresql redis-server`; `.ci/run` installs them), each started on
 //! 127.0.0.1 with a data directory of its own, stopped (and the directory removed) on drop.
+//!
+//! Either can serve TLS only ([`Redis::start_tls`], [`Postgres::start_tls`]) with a certificate
+//! for `127.0.0.1` and `localhost` from [`LoopbackCertificates`](crate::LoopbackCertificates).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -77,16 +80,24 @@ pub struct Postgres {
     dir: PathBuf,
     port: u16,
     running: bool,
+    /// Whether it was started with `ssl=on` (its certificate and key are in `dir`).
+    ssl: bool,
 }
 
 impl Postgres {
     /// Creates a cluster in a scratch directory and starts it (on a free port: see
     /// `on_a_free_port`).
     pub fn start() -> io::Result<Self> {
-        on_a_free_port(Self::start_on)
+        on_a_free_port(|port| Self::start_on(port, None))
     }
 
-    fn start_on(port: u16) -> io::Result<Self> {
+    /// The same with `ssl=on`: TLS with `certs`' server certificate (plain connections are
+    /// still accepted, as PostgreSQL does; the client decides).
+    pub fn start_tls(certs: &crate::LoopbackCertificates) -> io::Result<Self> {
+        on_a_free_port(|port| Self::start_on(port, Some(certs)))
+    }
+
+    fn start_on(port: u16, certs: Option<&crate::LoopbackCertificates>) -> io::Result<Self> {
         let bin = pg_bin()?;
         let dir = scratch("pg", port)?;
         let pg = Self {
@@ -94,7 +105,13 @@ impl Postgres {
             dir,
             port,
             running: false,
+            ssl: certs.is_some(),
         };
+        if let Some(certs) = certs {
+            write_private(&pg.dir.join("server.crt"), &certs.chain_pem)?;
+            // PostgreSQL refuses a key others can read.
+            write_private(&pg.dir.join("server.key"), &certs.key_pem)?;
+        }
         chown_for_postgres(&pg.dir)?;
         pg.run(
             "initdb",
@@ -142,11 +159,18 @@ impl Postgres {
 
     /// Starts the server again (after [`stop`](Self::stop)), on the same port and data.
     pub fn resume(&mut self) -> io::Result<()> {
-        let options = format!(
+        let mut options = format!(
             "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} -c fsync=off",
             self.port,
             self.dir.display()
         );
+        if self.ssl {
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                self.dir.join("server.crt").display(),
+                self.dir.join("server.key").display()
+            ));
+        }
         self.run(
             "pg_ctl",
             &[
@@ -185,6 +209,11 @@ impl Postgres {
     /// The URL of the `gateway` database.
     pub fn url(&self) -> String {
         format!("postgresql://postgres@127.0.0.1:{}/gateway", self.port)
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// Runs SQL with `psql` against the `gateway` database (or `postgres` before it exists).
@@ -255,6 +284,16 @@ fn is_root() -> bool {
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
+/// Writes `contents` to a new file only its owner may read (mode 0600).
+fn write_private(path: &Path, contents: &str) -> io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
 fn chown_for_postgres(dir: &Path) -> io::Result<()> {
     if is_root() {
         let ok = Command::new("chown")
@@ -275,21 +314,54 @@ pub struct Redis {
     child: Child,
     dir: PathBuf,
     port: u16,
+    /// The server certificate chain (ending with the CA) and its key, PEM, when it serves TLS
+    /// only.
+    tls: Option<(String, String)>,
 }
 
 impl Redis {
     /// Starts one on a free port (see `on_a_free_port`).
     pub fn start() -> io::Result<Self> {
-        on_a_free_port(Self::start_on)
+        on_a_free_port(|port| Self::start_on(port, None))
     }
 
-    fn start_on(port: u16) -> io::Result<Self> {
+    /// Starts one that serves TLS only (`--port 0 --tls-port`), with `certs`' server
+    /// certificate, clients not asked for one; [`url`](Self::url) is `rediss://`.
+    pub fn start_tls(certs: &crate::LoopbackCertificates) -> io::Result<Self> {
+        let tls = (certs.chain_pem.clone(), certs.key_pem.clone());
+        on_a_free_port(|port| Self::start_on(port, Some(&tls)))
+    }
+
+    fn start_on(port: u16, tls: Option<&(String, String)>) -> io::Result<Self> {
         let dir = scratch("redis", port)?;
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        let mut command = Command::new("redis-server");
+        match tls {
+            None => {
+                command.args(["--port", &port.to_string()]);
+            }
+            Some((chain, key)) => {
+                let (cert_file, key_file) = (dir.join("server.crt"), dir.join("server.key"));
+                write_private(&cert_file, chain)?;
+                write_private(&key_file, key)?;
+                command
+                    .args(["--port", "0", "--tls-port", &port.to_string()])
+                    .arg("--tls-cert-file")
+                    .arg(&cert_file)
+                    .arg("--tls-key-file")
+                    .arg(&key_file)
+                    // The chain's last certificate is the CA; clients show none.
+                    .arg("--tls-ca-cert-file")
+                    .arg(&cert_file)
+                    .args(["--tls-auth-clients", "no"]);
+            }
+        }
+        let child = command
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&dir)
+            .arg("--logfile")
+            .arg(dir.join("log"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -298,9 +370,15 @@ impl Redis {
                     "redis-server is needed (apt-get install redis-server): {e}"
                 ))
             })?;
-        let mut redis = Self { child, dir, port };
+        let mut redis = Self {
+            child,
+            dir,
+            port,
+            tls: tls.cloned(),
+        };
         // Ours, answering (a server another process started on the port would name another
-        // process); it exits when it cannot bind.
+        // process); it exits when it cannot bind. Over TLS, ours is running and says in its
+        // log that it listens (had the port been taken, it would have exited).
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if !matches!(redis.child.try_wait(), Ok(None)) {
@@ -308,7 +386,13 @@ impl Redis {
                     "redis-server exited (port {port})"
                 )));
             }
-            if redis_is(port, redis.child.id()) {
+            let ready = if redis.tls.is_some() {
+                std::fs::read_to_string(redis.dir.join("log"))
+                    .is_ok_and(|log| log.contains("Ready to accept connections"))
+            } else {
+                redis_is(port, redis.child.id())
+            };
+            if ready {
                 return Ok(redis);
             }
             if Instant::now() > deadline {
@@ -318,9 +402,14 @@ impl Redis {
         }
     }
 
-    /// Its URL.
+    /// Its URL (`rediss://` when it serves TLS).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
     }
 
     /// Its port.
@@ -338,7 +427,7 @@ impl Redis {
     pub fn restart(&mut self) -> io::Result<()> {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
-        let mut again = Self::start_on(self.port)?;
+        let mut again = Self::start_on(self.port, self.tls.as_ref())?;
         std::mem::swap(self, &mut again);
         // `again` is the stopped one now: its drop has nothing to kill, and must not remove
         // the directory the new one uses.
