@@ -148,10 +148,38 @@ function makeProvider(jwks) {
         certificateAuthorized: (ctx) => ctx.socket.authorized === true,
         certificateSubjectMatches,
       },
+      // FAPI 2.0 Security Profile for the clients named fapi*: PAR, PKCE S256, sender-
+      // constrained tokens, private_key_jwt (aud = the issuer) or mTLS, `iss` on the redirect.
+      fapi: {
+        enabled: true,
+        profile: (ctx, client) => (client?.clientId?.startsWith('fapi') ? '2.0' : undefined),
+      },
+      // Signed request objects (RFC 9101), by value or pushed.
+      requestObjects: { enabled: true },
+      // Rich authorization requests (RFC 9396): payment_initiation details, granted as asked
+      // (the dev interactions grant what the request holds) and read back on the tokens and
+      // in introspection.
+      richAuthorizationRequests: {
+        enabled: true,
+        types: {
+          payment_initiation: {
+            validate(_ctx, detail) {
+              if (!Array.isArray(detail.actions)) {
+                throw new errors.InvalidAuthorizationDetails('payment_initiation needs actions');
+              }
+            },
+          },
+        },
+        authorizationDetailsForGrantSource: (ctx) => ctx.oidc.grant?.rar ?? [],
+        authorizationDetailsForAccessToken: (ctx, token, source) => source?.rar ?? [],
+        authorizationDetailsForIntrospection: (ctx, token) => token.rar,
+      },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => undefined,
-        useGrantedResource: () => false,
+        // The FAPI client's code is redeemed for the resource it was granted (its token
+        // request names none); the others name theirs.
+        useGrantedResource: (ctx) => ctx.oidc.client?.clientId?.startsWith('fapi') ?? false,
         getResourceServerInfo: (ctx, indicator) => {
           const format = RESOURCES[indicator];
           if (!format) throw new errors.InvalidTarget();

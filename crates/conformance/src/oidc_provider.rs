@@ -54,6 +54,14 @@ pub fn private_key_clients() -> Vec<(&'static str, SigningKey)> {
     ]
 }
 
+/// The client held to the FAPI 2.0 profile.
+pub const FAPI2_CLIENT: &str = "fapi2";
+
+/// Its key (ES256): client assertions and request objects.
+pub fn fapi2_key() -> SigningKey {
+    SigningKey::from_pem(P256, Algorithm::ES256).expect("test key")
+}
+
 /// The key that signs JWT bearer grant assertions for the `jwt-bearer` client.
 pub fn assertion_key() -> SigningKey {
     SigningKey::from_pem(P256, Algorithm::ES256).expect("test key")
@@ -150,6 +158,18 @@ fn client_metadata() -> (Vec<Value>, Value) {
         }
         clients.push(client);
     }
+    // The FAPI 2.0 client (the provider holds it to the profile): private_key_jwt with ES256,
+    // request objects with the same key, DPoP-bound tokens, pushed requests only.
+    clients.push(json!({
+        "client_id": FAPI2_CLIENT, "token_endpoint_auth_method": "private_key_jwt",
+        "token_endpoint_auth_signing_alg": "ES256",
+        "jwks": {"keys": [fapi2_key().public_jwk().expect("public key")]},
+        "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
+        "redirect_uris": [REDIRECT_URI], "scope": "openid api:read",
+        "id_token_signed_response_alg": "ES256", "request_object_signing_alg": "ES256",
+        "dpop_bound_access_tokens": true, "require_pushed_authorization_requests": true,
+        "authorization_details_types": ["payment_initiation"],
+    }));
     for (id, key) in private_key_clients() {
         let alg = key.algorithm().as_str();
         clients.push(json!({
@@ -1612,5 +1632,144 @@ pub fn mtls_client_credentials_bound_tokens<H: Harness>() {
             ClientAuthentication::TlsClientAuth,
             endpoint,
         );
+    }
+}
+
+fn payment_initiation() -> oauth_core::authorization_details::AuthorizationDetails {
+    use oauth_core::authorization_details::{AuthorizationDetail, AuthorizationDetails};
+    AuthorizationDetails::new().with(
+        AuthorizationDetail::new("payment_initiation")
+            .actions(["initiate"])
+            .member(
+                "instructedAmount",
+                json!({"currency": "EUR", "amount": "12.00"}),
+            ),
+    )
+}
+
+/// A FAPI 2.0 client in a few lines (`OpenIdCore::profile(Profile::Fapi2)`) against
+/// oidc-provider holding the `fapi2` client to its FAPI 2.0 profile: the authorization request
+/// signed as a request object (RFC 9101) with `authorization_details` (RFC 9396), pushed
+/// (RFC 9126) with `private_key_jwt` for the issuer and a DPoP proof, the redirect's `iss`
+/// required, the code redeemed for DPoP-bound tokens and an ES256 id_token, the details granted
+/// and read back from the token response and from introspection. Each rule the profile holds
+/// is refused at build time, naming the rule, before anything is sent.
+pub fn fapi2_code_flow_with_jar_rar_and_dpop<H: Harness>() {
+    use oauth_core::client::profile::Profile;
+    let p = OidcProvider::shared();
+    let h: H = p.harness();
+    let m = p.discover(&h);
+    let key = Arc::new(fapi2_key());
+    let dpop = jwt_assertion::DpopKey::generate().expect("key").into_dpop();
+    let signer = || ClientAssertionSigner::new(Arc::clone(&key)).audience(&p.issuer);
+    let client =
+        Client::new(FAPI2_CLIENT, ClientAuthentication::signed(signer())).with_dpop(dpop.clone());
+
+    // The client, in a few lines.
+    let core = oauth_reqwest::OpenIdCore::new(m.clone(), client)
+        .and_then(|core| core.profile(Profile::Fapi2))
+        .unwrap_or_else(|e| panic!("a conformant FAPI 2.0 client: {e}"));
+    let oidc = h.openid(core);
+    let request = H::openid_core(&oidc)
+        .authorization_request(REDIRECT_URI)
+        .expect("request")
+        .scope(["openid", "api:read"])
+        .param("resource", OPAQUE_RESOURCE)
+        .dpop_jkt(dpop.thumbprint())
+        .authorization_details(payment_initiation())
+        .request_object(signer(), &p.issuer);
+    let pending = h
+        .openid_begin(&oidc, request)
+        .unwrap_or_else(|e| panic!("pushed under FAPI 2.0: {e}"));
+    let query = pending
+        .url()
+        .split_once('?')
+        .map(|(_, q)| q)
+        .unwrap_or_default();
+    assert!(
+        query.starts_with(&format!("client_id={FAPI2_CLIENT}&request_uri=urn")),
+        "{query}"
+    );
+    let redirect = browse(
+        &h,
+        &p.issuer,
+        pending.url(),
+        REDIRECT_URI,
+        "fapi-user",
+        None,
+    )
+    .expect("redirected back");
+    assert!(redirect.contains("iss="), "{redirect}");
+    let login = h
+        .exchange_code(&oidc, &pending, &redirect)
+        .unwrap_or_else(|e| panic!("FAPI 2.0 code exchange: {e}"));
+    assert_eq!(
+        *login.token.access_token().token_type(),
+        oauth_core::TokenType::DPoP
+    );
+    assert_eq!(
+        login
+            .id_token
+            .as_ref()
+            .expect("verified id_token")
+            .subject(),
+        "fapi-user"
+    );
+    assert_eq!(
+        login.token.authorization_details(),
+        Some(&payment_initiation())
+    );
+    let introspection = introspect(&h, &m, login.token.access_token().expose_secret());
+    assert!(introspection.active());
+    assert_eq!(
+        introspection.authorization_details(),
+        Some(payment_initiation())
+    );
+    assert_eq!(introspection.extra()["cnf"]["jkt"], dpop.thumbprint());
+
+    // The same provider without the profile's rules met: refused before anything is sent.
+    let refused = |client: Client| match oauth_reqwest::OpenIdCore::new(m.clone(), client)
+        .and_then(|c| c.profile(Profile::Fapi2))
+    {
+        Err(Error::Profile(violation)) => violation.rule(),
+        other => panic!("not refused: {other:?}"),
+    };
+    let secret = Client::new(
+        FAPI2_CLIENT,
+        ClientAuthentication::SecretBasic(ClientSecret::new(SECRET)),
+    )
+    .with_dpop(dpop.clone());
+    assert_eq!(refused(secret), "client authentication");
+    assert_eq!(
+        refused(Client::new(
+            FAPI2_CLIENT,
+            ClientAuthentication::signed(signer())
+        )),
+        "sender-constrained tokens"
+    );
+    let for_the_endpoint = ClientAssertionSigner::new(Arc::clone(&key));
+    assert_eq!(
+        refused(
+            Client::new(FAPI2_CLIENT, ClientAuthentication::signed(for_the_endpoint))
+                .with_dpop(dpop.clone())
+        ),
+        "assertion audience"
+    );
+    let rs256 =
+        ClientAssertionSigner::new(Arc::new(private_key_clients().remove(0).1)).audience(&p.issuer);
+    assert_eq!(
+        refused(
+            Client::new(FAPI2_CLIENT, ClientAuthentication::signed(rs256)).with_dpop(dpop)
+        ),
+        "signature algorithm"
+    );
+    let plain = H::openid_core(&oidc)
+        .authorization_request(REDIRECT_URI)
+        .expect("request")
+        .scope(["openid"])
+        .dangerous_pkce_plain();
+    match h.openid_begin(&oidc, plain) {
+        Err(Error::Profile(violation)) => assert_eq!(violation.rule(), "PKCE S256"),
+        other => panic!("plain PKCE not refused: {other:?}"),
     }
 }

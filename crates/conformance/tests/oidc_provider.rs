@@ -34,6 +34,7 @@ interop_tests!(reqwest, Reqwest;
     discovery_introspection_and_revocation,
     failures_are_typed,
     token_sources_sign_every_request,
+    fapi2_code_flow_with_jar_rar_and_dpop,
     mtls_client_credentials_bound_tokens,
 );
 
@@ -49,6 +50,7 @@ interop_tests!(ureq, Ureq;
     discovery_introspection_and_revocation,
     failures_are_typed,
     token_sources_sign_every_request,
+    fapi2_code_flow_with_jar_rar_and_dpop,
     mtls_client_credentials_bound_tokens,
 );
 
