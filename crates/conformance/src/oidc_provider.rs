@@ -1758,9 +1758,7 @@ pub fn fapi2_code_flow_with_jar_rar_and_dpop<H: Harness>() {
     let rs256 =
         ClientAssertionSigner::new(Arc::new(private_key_clients().remove(0).1)).audience(&p.issuer);
     assert_eq!(
-        refused(
-            Client::new(FAPI2_CLIENT, ClientAuthentication::signed(rs256)).with_dpop(dpop)
-        ),
+        refused(Client::new(FAPI2_CLIENT, ClientAuthentication::signed(rs256)).with_dpop(dpop)),
         "signature algorithm"
     );
     let plain = H::openid_core(&oidc)

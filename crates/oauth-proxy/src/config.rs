@@ -473,6 +473,10 @@ pub(crate) struct Route {
     /// the URL a DPoP proof names (`htu`); the top-level `public_origin`, else `https://` and
     /// the request's `Host`, if unset.
     pub(crate) public_origin: Option<String>,
+    /// `authorization_details` types (RFC 9396) every token must carry, each one (none by
+    /// default); a token without one is refused 403.
+    #[serde(default)]
+    pub(crate) authorization_details_types: Vec<String>,
     /// Whether the client must hold a contract for the API.
     #[serde(default = "yes")]
     pub(crate) require_contract: bool,

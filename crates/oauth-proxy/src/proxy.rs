@@ -672,6 +672,9 @@ fn build(
         if r.scope_criteria == ScopeCriteria::Any {
             policy = policy.any_scope();
         }
+        for detail_type in &r.authorization_details_types {
+            policy = policy.require_authorization_details_type(detail_type.clone());
+        }
         if let Some(audience) = &r.audience {
             policy = policy.audience(audience.clone());
         }

@@ -291,6 +291,48 @@ fn dpop_proofs_name_the_public_origin() {
     assert_eq!(upstream.targets(), ["/public/1", "/host/1"]);
 }
 
+/// A route requiring an `authorization_details` type (RFC 9396): a JWT carrying one of that
+/// type passes, one without it (or of another type) is 403.
+#[test]
+fn a_route_can_require_an_authorization_details_type() {
+    let server = TestServer::start(Behaviour::default()).unwrap();
+    let upstream = Upstream::start();
+    let routes = route(
+        "/payments",
+        "orders",
+        "mode = \"jwt\"\nauthorization_details_types = [\"payment_initiation\"]",
+    );
+    let proxy = start(&server, &upstream, &routes);
+    let with = |details: Option<serde_json::Value>| {
+        let now = now();
+        let mut claims = json!({
+            "iss": server.url(""), "aud": AUDIENCE, "sub": "u1", "client_id": "app-1",
+            "iat": now, "exp": now + 600, "jti": format!("rar-{details:?}"),
+        });
+        if let Some(details) = details {
+            claims["authorization_details"] = details;
+        }
+        server.sign_jwt(json!({"typ": "at+jwt"}), claims)
+    };
+    let paying = with(Some(
+        json!([{"type": "payment_initiation", "actions": ["initiate"]}]),
+    ));
+    let reading = with(Some(json!([{"type": "account_information"}])));
+    let none = with(None);
+    assert_eq!(
+        call(&proxy.url("/payments/1"), "Bearer", &paying, None).0,
+        200
+    );
+    let (status, challenge) = call(&proxy.url("/payments/1"), "Bearer", &reading, None);
+    assert_eq!(status, 403);
+    assert!(challenge.contains("insufficient_scope"), "{challenge}");
+    assert_eq!(
+        call(&proxy.url("/payments/1"), "Bearer", &none, None).0,
+        403
+    );
+    assert_eq!(upstream.targets(), ["/payments/1"]);
+}
+
 #[test]
 fn a_mode_without_what_it_needs_is_refused_at_start() {
     let dir = scratch("modes-refused");
