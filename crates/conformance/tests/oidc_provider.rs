@@ -364,3 +364,135 @@ fn gateway_accepts_oidc_provider_dpop_bound_tokens() {
         );
     }
 }
+
+/// Certificate-bound tokens from oidc-provider (RFC 8705: `tls_client_auth` and
+/// `self_signed_tls_client_auth` clients, opaque tokens through introspection and JWT access
+/// tokens checked locally) at both gateways: allowed on a connection that presented the
+/// certificate (the `ClientCertificate` a TLS acceptor puts in the request's extensions),
+/// refused without it and with another.
+#[test]
+#[ignore = "needs Node and oidc-provider: cargo xtask interop"]
+fn gateway_enforces_oidc_provider_certificate_bound_tokens() {
+    use oauth_core::http::{Request, header};
+    use oauth_core::{ClientAuthentication, Denial, InvalidTokenReason, TokenRequest};
+    use oauth_gateway::{
+        ApiPolicy, BlockingGateway, ClientCertificate, Contract, Gateway, JwtIssuer,
+        MemoryContracts,
+    };
+
+    let p = OidcProvider::shared();
+    let plain: Ureq = p.harness();
+    let m = p.discover(&plain);
+    let contracts = std::sync::Arc::new(MemoryContracts::new());
+    for id in [interop::MTLS_CA_CLIENT, interop::MTLS_SELF_SIGNED_CLIENT] {
+        contracts.grant(Contract::new(id, "orders"));
+    }
+    let introspection = m.introspection_endpoint().unwrap().clone();
+    let issuer = || {
+        JwtIssuer::new(
+            &p.issuer,
+            interop::JWT_RESOURCE,
+            m.jwks_uri().unwrap().clone(),
+        )
+    };
+    let blocking = {
+        let http = oauth_ureq::HttpClient::new(
+            oauth_ureq::HttpConfig::new()
+                .add_root_certificates_pem(p.ca_pem.as_bytes())
+                .unwrap(),
+        )
+        .unwrap();
+        BlockingGateway::builder(
+            http,
+            introspection.clone(),
+            interop::secret_client("gateway", false),
+        )
+        .jwt_issuer(issuer())
+        .build(ApiPolicy::new("orders"), std::sync::Arc::clone(&contracts))
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let asynchronous = {
+        let _guard = rt.enter();
+        let http = oauth_reqwest::HttpClient::new(
+            oauth_reqwest::HttpConfig::new()
+                .add_root_certificates_pem(p.ca_pem.as_bytes())
+                .unwrap(),
+        )
+        .unwrap();
+        Gateway::builder(
+            http,
+            introspection,
+            interop::secret_client("gateway", false),
+        )
+        .jwt_issuer(issuer())
+        .build(ApiPolicy::new("orders"), std::sync::Arc::clone(&contracts))
+    };
+    let check = |token: &str, certificate: Option<ClientCertificate>| {
+        let mut request = Request::get("https://api.example/orders")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Vec::<u8>::new())
+            .unwrap();
+        if let Some(certificate) = certificate {
+            request.extensions_mut().insert(certificate);
+        }
+        let a = blocking.check(&request).map(|p| p.client_id().to_owned());
+        let b = rt
+            .block_on(asynchronous.check(&request))
+            .map(|p| p.client_id().to_owned());
+        assert_eq!(a, b, "the two gateways disagree");
+        a
+    };
+    let other = ClientCertificate::from_der(p.mtls.unregistered.der());
+    for (id, auth, certificate) in [
+        (
+            interop::MTLS_CA_CLIENT,
+            ClientAuthentication::TlsClientAuth,
+            &p.mtls.ca_issued,
+        ),
+        (
+            interop::MTLS_SELF_SIGNED_CLIENT,
+            ClientAuthentication::SelfSignedTlsClientAuth,
+            &p.mtls.self_signed,
+        ),
+    ] {
+        let h: Ureq = p.mtls_harness(certificate);
+        let mm = p.discover(&h);
+        let client = oauth_core::Client::new(id, auth);
+        let ours = ClientCertificate::from_der(certificate.der());
+        for resource in [interop::OPAQUE_RESOURCE, interop::JWT_RESOURCE] {
+            let token = h
+                .request_token(
+                    mm.token_endpoint().unwrap(),
+                    &client,
+                    &TokenRequest::client_credentials()
+                        .scope(["api:read"])
+                        .resource(resource),
+                )
+                .unwrap_or_else(|e| panic!("{id} {resource}: {e}"));
+            let token = token.access_token().expose_secret();
+            assert_eq!(
+                check(token, Some(ours)),
+                Ok(id.to_owned()),
+                "{id} {resource}"
+            );
+            assert_eq!(
+                check(token, None),
+                Err(Denial::InvalidToken {
+                    reason: InvalidTokenReason::CertificateRequired
+                }),
+                "{id} {resource}"
+            );
+            assert_eq!(
+                check(token, Some(other)),
+                Err(Denial::InvalidToken {
+                    reason: InvalidTokenReason::CertificateMismatch
+                }),
+                "{id} {resource}"
+            );
+        }
+    }
+}
