@@ -22,7 +22,7 @@ use oauth_gateway::{
 use oauth_reqwest::{Client, ClientAuthentication, ClientSecret, HttpClient, HttpConfig};
 
 use crate::config::{Auth, Config, Contracts, Dpop, Mode, ScopeCriteria, env_secret};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RequestCounters};
 use crate::server::{ConnLimits, Current, Fixed};
 
 /// An upstream service and its own connection pool.
@@ -38,6 +38,8 @@ struct Upstream {
 struct Route {
     prefix: String,
     api: String,
+    /// The API's request counters (`/metrics`), held here so that counting needs no lookup.
+    requests: Arc<RequestCounters>,
     gateway: Gateway,
     /// Whether `%25` (an encoded `%`) may appear in this route's paths.
     allow_encoded_percent: bool,
@@ -691,6 +693,7 @@ fn build(
         routes.push(Route {
             prefix: r.prefix.trim_end_matches('/').to_owned(),
             api: r.api.clone(),
+            requests: metrics.requests(&r.api),
             gateway: builder.build(policy, Arc::clone(&contracts)),
             allow_encoded_percent: r.allow_encoded_percent,
             upstream: upstream(url, ca, timeout)?,
@@ -779,11 +782,15 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Re
     let logged = app
         .access_log
         .then(|| (request.method().clone(), request.uri().path().to_owned()));
-    let (mut response, api, client, reason) = decide(&app, request, &id).await;
+    let (mut response, route, client, reason) = decide(&app, request, &id).await;
     let status = response.status().as_u16();
-    shared
-        .metrics
-        .request(api.unwrap_or("-"), status, reason, started.elapsed());
+    shared.metrics.request(
+        route.map(|r| &*r.requests),
+        status,
+        reason,
+        started.elapsed(),
+    );
+    let api = route.map(|r| r.api.as_str());
     if let Some((method, path)) = logged {
         tracing::info!(
             %method,
@@ -801,14 +808,14 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Re
     response
 }
 
-/// The answer, the route's API, the client allowed and the decision's reason.
+/// The answer, the route, the client allowed and the decision's reason.
 async fn decide<'a>(
     app: &'a App,
     request: Request<Body>,
     id: &HeaderValue,
 ) -> (
     Response<Body>,
-    Option<&'a str>,
+    Option<&'a Route>,
     Option<String>,
     &'static str,
 ) {
@@ -834,7 +841,7 @@ async fn decide<'a>(
             "no_route",
         );
     };
-    let api = Some(route.api.as_str());
+    let api = Some(route);
     if path_check == PathCheck::EncodedPercent && !route.allow_encoded_percent {
         let answer = plain(StatusCode::BAD_REQUEST, "ambiguous path: encoded %");
         return (answer, api, None, "ambiguous_path");
