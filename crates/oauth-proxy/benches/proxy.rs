@@ -435,9 +435,10 @@ fn main() {
     );
     match &cpus {
         Some(cpus) => println!(
-            "Core layout: nginx (2 workers) and each gateway (tokio, one worker thread per CPU it \
-             may use) pinned with `taskset -c {cpus}`; the load generator and the upstream (this \
-             bench's process) unpinned.\n"
+            "Core layout: nginx (2 workers) and each gateway (`workers` = the CPUs it may use: \
+             on Linux one single-threaded tokio runtime and `SO_REUSEPORT` listener each) pinned \
+             with `taskset -c {cpus}`; the load generator and the upstream (this bench's \
+             process) unpinned.\n"
         ),
         None => println!("Core layout: no `taskset`; nothing pinned.\n"),
     }

@@ -40,6 +40,12 @@ pub(crate) struct Config {
     /// How many connections may be open at once; one beyond it is closed at once.
     #[serde(default = "default_max_connections")]
     pub(crate) max_connections: usize,
+    /// How many threads serve connections. On Linux each runs its own single-threaded
+    /// runtime with its own listener socket on `listen` (`SO_REUSEPORT`: the kernel spreads
+    /// new connections) and its own upstream connection pools, so a request is served on one
+    /// thread from accept to answer; elsewhere they are one runtime's worker threads.
+    #[serde(default = "default_workers")]
+    pub(crate) workers: usize,
     /// The most bytes a request's line and headers may take (at least 8192); beyond: 431.
     #[serde(default = "default_max_header_bytes")]
     pub(crate) max_header_bytes: usize,
@@ -162,6 +168,9 @@ const MAX_SECS: u64 = 365 * 24 * 3600;
 /// The most connections a limit may allow (beyond, the process runs out of descriptors first).
 const MAX_CONNECTIONS: usize = 1_000_000;
 
+/// The most serving threads: far beyond any CPU count, and each holds a socket and a pool.
+const MAX_WORKERS: usize = 1024;
+
 fn yes() -> bool {
     true
 }
@@ -184,6 +193,12 @@ fn default_max_pending_connections() -> usize {
 
 fn default_max_connections() -> usize {
     10_000
+}
+
+/// One per CPU the process may use (its affinity mask or cgroup quota included), as nginx's
+/// `worker_processes auto`.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 fn default_max_header_bytes() -> usize {
@@ -686,6 +701,12 @@ impl Config {
                 return Err(format!("{key} must be at most {MAX_CONNECTIONS}"));
             }
         }
+        if self.workers == 0 {
+            return Err("workers must be at least 1".into());
+        }
+        if self.workers > MAX_WORKERS {
+            return Err(format!("workers must be at most {MAX_WORKERS}"));
+        }
         if self.max_header_bytes < 8192 {
             return Err("max_header_bytes must be at least 8192".into());
         }
@@ -825,11 +846,18 @@ scopes = ["orders:read"]
         let bad_mode = parse(&GOOD.replace("api = \"orders\"", "api = \"orders\"\nmode = \"x\""));
         assert!(bad_mode.unwrap_err().contains("unknown variant `x`"));
         assert_eq!(config.max_pending_connections, 512);
+        assert_eq!(
+            config.workers,
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        );
+        let many = parse(&format!("workers = 100000\n{GOOD}")).unwrap_err();
+        assert!(many.contains("workers must be at most"), "{many}");
         for zero in [
             "header_read_timeout_secs = 0",
             "max_pending_connections = 0",
             "max_connections = 0",
             "idle_timeout_secs = 0",
+            "workers = 0",
         ] {
             let err = parse(&format!("{zero}\n{GOOD}")).unwrap_err();
             assert!(err.contains("must be at least 1"), "{err}");

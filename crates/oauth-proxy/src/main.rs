@@ -68,7 +68,9 @@
 //! request's headers, a keep-alive connection waits `idle_timeout_secs` (default 5) for its
 //! next one, at most `max_connections` (default 10,000) are open and at most
 //! `max_pending_connections` (default 512) may be sending their first request's headers at
-//! once; a connection beyond either is closed. Logs (stderr) are one line per request
+//! once; a connection beyond either is closed. `workers` threads (default: one per CPU the
+//! process may use) serve connections: on Linux each with its own single-threaded runtime and
+//! its own listener on `listen` (`SO_REUSEPORT`) and upstream pools, as nginx's workers. Logs (stderr) are one line per request
 //! (method, path without the query, status, API, client, reason, request id, time; off with
 //! `access_log = false`), at the levels `RUST_LOG` names (default `info`; `debug` adds
 //! connections, `trace` the dependencies' detail), as text or, with `log_format = "json"`, one
@@ -192,7 +194,16 @@ fn serve(path: &Path) -> ExitCode {
         }
     };
     logging(config.log_format);
+    // On Linux each worker is a thread with its own runtime (see `proxy::run`), and this
+    // runtime only runs what is not a request: signals, reloads, the admin listener and
+    // sockets. Elsewhere this runtime's threads are the workers.
+    let threads = if cfg!(target_os = "linux") {
+        1
+    } else {
+        config.workers
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
         .enable_all()
         .build()
     {

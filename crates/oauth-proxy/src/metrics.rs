@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -103,11 +103,93 @@ impl oauth_gateway::GatewayObserver for Observer {
     }
 }
 
+/// Every decision reason a request is counted under. A reason not listed here is still
+/// counted (in [`RequestCounters::other`], behind a mutex); listing it keeps its count off
+/// the lock.
+const REASONS: [&str; 18] = [
+    "allowed",
+    "ambiguous_path",
+    "bad_target",
+    "body_too_large",
+    "certificate_binding",
+    "denied",
+    "insufficient_authorization_details",
+    "insufficient_scope",
+    "invalid_dpop_proof",
+    "invalid_request",
+    "invalid_token",
+    "missing_token",
+    "no_contract",
+    "no_route",
+    "rate_limited",
+    "unavailable",
+    "upstream_timeout",
+    "upstream_unreachable",
+];
+
+/// The status codes an HTTP answer can have (`http::StatusCode`: 100 to 999).
+const STATUSES: std::ops::RangeInclusive<u16> = 100..=999;
+
+/// One API's answered requests, by status and reason: a row of counters per status code,
+/// allocated the first time an answer has that status, so counting takes no lock and no
+/// allocation once a status has been seen.
+pub(crate) struct RequestCounters {
+    by_status: Box<[OnceLock<Box<[AtomicU64; REASONS.len()]>>]>,
+    /// Counts under a status or reason outside the tables (none the proxy answers with).
+    other: Mutex<BTreeMap<(u16, &'static str), u64>>,
+}
+
+impl Default for RequestCounters {
+    fn default() -> Self {
+        Self {
+            by_status: STATUSES.map(|_| OnceLock::new()).collect(),
+            other: Mutex::default(),
+        }
+    }
+}
+
+impl RequestCounters {
+    fn count(&self, status: u16, reason: &'static str) {
+        let row = STATUSES
+            .contains(&status)
+            .then(|| usize::from(status - STATUSES.start()))
+            .zip(REASONS.iter().position(|r| *r == reason));
+        match row {
+            Some((row, column)) => {
+                self.by_status[row].get_or_init(Default::default)[column]
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                let mut other = self.other.lock().unwrap_or_else(|e| e.into_inner());
+                *other.entry((status, reason)).or_default() += 1;
+            }
+        }
+    }
+
+    /// The non-zero counts, by status then reason (the order of a map keyed by both).
+    fn counts(&self) -> BTreeMap<(u16, &'static str), u64> {
+        let mut out = self.other.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for (status, row) in STATUSES.zip(self.by_status.iter()) {
+            let Some(row) = row.get() else { continue };
+            for (reason, n) in REASONS.iter().zip(row.iter()) {
+                let n = n.load(Ordering::Relaxed);
+                if n > 0 {
+                    *out.entry((status, *reason)).or_default() += n;
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Everything `/metrics` reports.
 #[derive(Default)]
 pub(crate) struct Metrics {
-    /// Requests by API (`-`: no route), status and decision reason.
-    requests: Mutex<BTreeMap<(String, u16, &'static str), u64>>,
+    /// Requests by API (`-`: no route), then status and decision reason. A route holds its
+    /// API's counters; the map is only read when rendering and written when a route is built.
+    requests: Mutex<BTreeMap<String, Arc<RequestCounters>>>,
+    /// The requests no route took (`-`).
+    unrouted: Arc<RequestCounters>,
     latency: Histogram,
     apis: Mutex<BTreeMap<String, Arc<ApiCounters>>>,
     /// Configuration reloads: done, refused.
@@ -117,7 +199,13 @@ pub(crate) struct Metrics {
 
 impl Metrics {
     pub(crate) fn new() -> Self {
-        Self::default()
+        let metrics = Self::default();
+        metrics
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert("-".to_owned(), Arc::clone(&metrics.unrouted));
+        metrics
     }
 
     /// The observer to give the gateway of the API `api`.
@@ -126,13 +214,22 @@ impl Metrics {
         Observer(Arc::clone(apis.entry(api.to_owned()).or_default()))
     }
 
-    /// Counts one answered request.
-    pub(crate) fn request(&self, api: &str, status: u16, reason: &'static str, elapsed: Duration) {
+    /// The request counters of the API `api` (the same ones across reloads), for its routes
+    /// to hold.
+    pub(crate) fn requests(&self, api: &str) -> Arc<RequestCounters> {
         let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        *requests
-            .entry((api.to_owned(), status, reason))
-            .or_default() += 1;
-        drop(requests);
+        Arc::clone(requests.entry(api.to_owned()).or_default())
+    }
+
+    /// Counts one answered request of an API (`None`: no route took it).
+    pub(crate) fn request(
+        &self,
+        api: Option<&RequestCounters>,
+        status: u16,
+        reason: &'static str,
+        elapsed: Duration,
+    ) {
+        api.unwrap_or(&self.unrouted).count(status, reason);
         self.latency.observe(elapsed);
     }
 
@@ -149,12 +246,14 @@ impl Metrics {
             "Requests answered, by API, status and decision reason.",
         );
         let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        for ((api, status, reason), n) in requests.iter() {
-            let _ = writeln!(
-                out,
-                "oauth_gateway_requests_total{{api=\"{}\",status=\"{status}\",reason=\"{reason}\"}} {n}",
-                escape(api)
-            );
+        for (api, counters) in requests.iter() {
+            for ((status, reason), n) in counters.counts() {
+                let _ = writeln!(
+                    out,
+                    "oauth_gateway_requests_total{{api=\"{}\",status=\"{status}\",reason=\"{reason}\"}} {n}",
+                    escape(api)
+                );
+            }
         }
         drop(requests);
         help(
@@ -351,9 +450,10 @@ mod tests {
     #[test]
     fn the_text_format() {
         let m = Metrics::new();
-        m.request("orders", 200, "allowed", Duration::from_millis(3));
-        m.request("orders", 200, "allowed", Duration::from_millis(30));
-        m.request("-", 404, "no_route", Duration::from_micros(10));
+        let orders = m.requests("orders");
+        m.request(Some(&orders), 200, "allowed", Duration::from_millis(3));
+        m.request(Some(&orders), 200, "allowed", Duration::from_millis(30));
+        m.request(None, 404, "no_route", Duration::from_micros(10));
         let o = m.observer("orders");
         oauth_gateway::GatewayObserver::cache_lookup(&o, false);
         oauth_gateway::GatewayObserver::introspection(&o, Duration::from_millis(2), true);
@@ -374,5 +474,27 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }
         assert_eq!(escape("a\"b\\"), "a\\\"b\\\\");
+    }
+
+    #[test]
+    fn a_status_or_reason_outside_the_tables_is_still_counted() {
+        let m = Metrics::new();
+        let orders = m.requests("orders");
+        m.request(Some(&orders), 299, "allowed", Duration::ZERO);
+        m.request(Some(&orders), 299, "something_new", Duration::ZERO);
+        m.request(Some(&orders), 299, "something_new", Duration::ZERO);
+        let text = m.render(true);
+        let lines: Vec<_> = text
+            .lines()
+            .filter(|l| l.starts_with("oauth_gateway_requests_total{"))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "oauth_gateway_requests_total{api=\"orders\",status=\"299\",reason=\"allowed\"} 1",
+                "oauth_gateway_requests_total{api=\"orders\",status=\"299\",reason=\"something_new\"} 2",
+            ]
+        );
+        assert!(REASONS.is_sorted());
     }
 }

@@ -22,22 +22,33 @@ use oauth_gateway::{
 use oauth_reqwest::{Client, ClientAuthentication, ClientSecret, HttpClient, HttpConfig};
 
 use crate::config::{Auth, Config, Contracts, Dpop, Mode, ScopeCriteria, env_secret};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RequestCounters};
 use crate::server::{ConnLimits, Current, Fixed};
 
-/// An upstream service and its own connection pool.
+/// An upstream service and its own connection pools, one per worker.
 struct Upstream {
     /// Its scheme and authority, and the base path (no trailing slash).
     scheme: axum::http::uri::Scheme,
     authority: axum::http::uri::Authority,
     base: String,
-    client: HyperClient<HttpsConnector<HttpConnector>, Body>,
+    /// Indexed by [`crate::server::worker`]: a worker's requests go over connections its own
+    /// thread drives, so no other thread has to be woken to send one or read its answer.
+    clients: Vec<HyperClient<HttpsConnector<HttpConnector>, Body>>,
     timeout: Duration,
+}
+
+impl Upstream {
+    /// The calling worker's pool.
+    fn client(&self) -> &HyperClient<HttpsConnector<HttpConnector>, Body> {
+        &self.clients[crate::server::worker() % self.clients.len()]
+    }
 }
 
 struct Route {
     prefix: String,
     api: String,
+    /// The API's request counters (`/metrics`), held here so that counting needs no lookup.
+    requests: Arc<RequestCounters>,
     gateway: Gateway,
     /// Whether `%25` (an encoded `%`) may appear in this route's paths.
     allow_encoded_percent: bool,
@@ -189,11 +200,17 @@ pub(crate) async fn run(config: Config, path: std::path::PathBuf) -> Result<(), 
     });
     #[cfg(not(unix))]
     let _ = redb;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("listen {}: {e}", config.listen))?;
+    let router = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .fallback(handle)
+        .with_state(Arc::clone(&shared));
+    let (signalled, signal) = tokio::sync::watch::channel(false);
+    let fixed = Arc::new(Fixed::new(
+        config.max_pending_connections,
+        config.max_connections,
+    ));
     // The bound address: with port 0 in the configuration, the port the system chose.
-    let listen = listener.local_addr().unwrap_or(config.listen);
+    let (listen, server) = start_serving(&config, router, &shared, &fixed, &signal).await?;
     if let Some(admin) = config.admin_listen {
         let admin = tokio::net::TcpListener::bind(admin)
             .await
@@ -208,13 +225,9 @@ pub(crate) async fn run(config: Config, path: std::path::PathBuf) -> Result<(), 
         listen = %listen,
         tls = config.tls.is_some(),
         routes = config.routes.len(),
+        workers = config.workers,
         "oauth-gateway ready"
     );
-    let router = axum::Router::new()
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .fallback(handle)
-        .with_state(Arc::clone(&shared));
-    let (signalled, signal) = tokio::sync::watch::channel(false);
     let draining = Arc::clone(&shared);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -227,16 +240,6 @@ pub(crate) async fn run(config: Config, path: std::path::PathBuf) -> Result<(), 
     tokio::spawn(watch_certificate(Arc::clone(&shared)));
     #[cfg(not(unix))]
     let _ = path;
-    let server = crate::server::serve(
-        listener,
-        router,
-        Arc::clone(&shared),
-        Fixed {
-            max_pending: config.max_pending_connections,
-            max_connections: config.max_connections,
-        },
-        signal.clone(),
-    );
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let mut after_signal = signal;
     tokio::select! {
@@ -249,6 +252,75 @@ pub(crate) async fn run(config: Config, path: std::path::PathBuf) -> Result<(), 
             Ok(())
         }
     }
+}
+
+/// What ends when every connection has been served after `stop`.
+type Serving = std::pin::Pin<Box<dyn Future<Output = ()>>>;
+
+/// Starts the workers (`workers` threads, each a single-threaded runtime with its own
+/// listener on `listen`, as nginx's worker processes; with port 0 the first one's port is the
+/// others'), and returns the bound address and what ends once they have all stopped serving.
+#[cfg(target_os = "linux")]
+async fn start_serving(
+    config: &Config,
+    router: axum::Router,
+    shared: &Arc<Shared>,
+    fixed: &Arc<Fixed>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Result<(std::net::SocketAddr, Serving), String> {
+    // Each worker holds a sender until it has stopped serving; the receiver then sees the
+    // channel closed.
+    let (served, mut all_served) = tokio::sync::mpsc::channel::<()>(1);
+    let (release, released) = tokio::sync::watch::channel(false);
+    let mut addr = config.listen;
+    for index in 0..config.workers {
+        let (bound, listening) = tokio::sync::oneshot::channel();
+        crate::server::spawn_worker(
+            index,
+            addr,
+            router.clone(),
+            Arc::clone(shared),
+            Arc::clone(fixed),
+            stop.clone(),
+            bound,
+            served.clone(),
+            released.clone(),
+        )?;
+        addr = listening
+            .await
+            .map_err(|_| format!("worker {index} stopped at start"))??;
+    }
+    drop(served);
+    let serving = async move {
+        let _ = all_served.recv().await;
+        // Every worker has served its last connection: their runtimes may end.
+        let _ = release.send(true);
+    };
+    Ok((addr, Box::pin(serving)))
+}
+
+/// One listener served by the runtime `run` is in (multi-thread, `workers` threads): without
+/// `SO_REUSEPORT`'s spreading, several listeners on one address would not share the load.
+#[cfg(not(target_os = "linux"))]
+async fn start_serving(
+    config: &Config,
+    router: axum::Router,
+    shared: &Arc<Shared>,
+    fixed: &Arc<Fixed>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Result<(std::net::SocketAddr, Serving), String> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("listen {}: {e}", config.listen))?;
+    let listen = listener.local_addr().unwrap_or(config.listen);
+    let server = crate::server::serve(
+        listener,
+        router,
+        Arc::clone(shared),
+        Arc::clone(fixed),
+        stop.clone(),
+    );
+    Ok((listen, Box::pin(server)))
 }
 
 /// On each SIGHUP: reads the configuration file again and, if it is good, puts everything it
@@ -307,6 +379,7 @@ fn reload(shared: &Shared, path: &std::path::Path) -> Result<usize, String> {
             config.max_pending_connections != old.config.max_pending_connections,
         ),
         ("log_format", config.log_format != old.config.log_format),
+        ("workers", config.workers != old.config.workers),
     ] {
         if changed {
             return Err(format!("{what} cannot change without a restart"));
@@ -501,12 +574,13 @@ fn endpoint(http: &HttpClient, url: &str, what: &str) -> Result<Endpoint, String
     })
 }
 
-/// An upstream's client: its own pool, https:// trusted through the public roots or `ca_file`
-/// only.
+/// An upstream's clients: `pools` pools, https:// trusted through the public roots or
+/// `ca_file` only.
 fn upstream(
     url: &str,
     ca_file: Option<&std::path::Path>,
     timeout: Duration,
+    pools: usize,
 ) -> Result<Upstream, String> {
     let uri: Uri = url.parse().map_err(|e| format!("upstream {url:?}: {e}"))?;
     let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned()) else {
@@ -550,7 +624,11 @@ fn upstream(
         scheme,
         authority,
         base: uri.path().trim_end_matches('/').to_owned(),
-        client: HyperClient::builder(hyper_util::rt::TokioExecutor::new()).build(connector),
+        clients: (0..pools.max(1))
+            .map(|_| {
+                HyperClient::builder(hyper_util::rt::TokioExecutor::new()).build(connector.clone())
+            })
+            .collect(),
         timeout,
     })
 }
@@ -624,6 +702,11 @@ fn build(
             Some((Arc::new(store), fallback))
         }
     };
+    let pools = if crate::server::PER_THREAD_WORKERS {
+        config.workers
+    } else {
+        1
+    };
     let mut routes = Vec::new();
     for r in &config.routes {
         let mut builder = match (r.mode, &introspection) {
@@ -694,9 +777,10 @@ fn build(
         routes.push(Route {
             prefix: r.prefix.trim_end_matches('/').to_owned(),
             api: r.api.clone(),
+            requests: metrics.requests(&r.api),
             gateway: builder.build(policy, Arc::clone(&contracts)),
             allow_encoded_percent: r.allow_encoded_percent,
-            upstream: upstream(url, ca, timeout)?,
+            upstream: upstream(url, ca, timeout, pools)?,
             strip_prefix: r.strip_prefix,
             max_body_bytes: r.max_body_bytes.unwrap_or(config.max_body_bytes),
         });
@@ -782,11 +866,15 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Re
     let logged = app
         .access_log
         .then(|| (request.method().clone(), request.uri().path().to_owned()));
-    let (mut response, api, client, reason) = decide(&app, request, &id).await;
+    let (mut response, route, client, reason) = decide(&app, request, &id).await;
     let status = response.status().as_u16();
-    shared
-        .metrics
-        .request(api.unwrap_or("-"), status, reason, started.elapsed());
+    shared.metrics.request(
+        route.map(|r| &*r.requests),
+        status,
+        reason,
+        started.elapsed(),
+    );
+    let api = route.map(|r| r.api.as_str());
     if let Some((method, path)) = logged {
         tracing::info!(
             %method,
@@ -804,14 +892,14 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Re
     response
 }
 
-/// The answer, the route's API, the client allowed and the decision's reason.
+/// The answer, the route, the client allowed and the decision's reason.
 async fn decide<'a>(
     app: &'a App,
     request: Request<Body>,
     id: &HeaderValue,
 ) -> (
     Response<Body>,
-    Option<&'a str>,
+    Option<&'a Route>,
     Option<String>,
     &'static str,
 ) {
@@ -837,7 +925,7 @@ async fn decide<'a>(
             "no_route",
         );
     };
-    let api = Some(route.api.as_str());
+    let api = Some(route);
     if path_check == PathCheck::EncodedPercent && !route.allow_encoded_percent {
         let answer = plain(StatusCode::BAD_REQUEST, "ambiguous path: encoded %");
         return (answer, api, None, "ambiguous_path");
@@ -1136,7 +1224,7 @@ async fn send(
     over: Option<&AtomicBool>,
 ) -> (Response<Body>, &'static str) {
     let upstream = &route.upstream;
-    match tokio::time::timeout(upstream.timeout, upstream.client.request(request)).await {
+    match tokio::time::timeout(upstream.timeout, upstream.client().request(request)).await {
         Ok(Ok(response)) => {
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);

@@ -32,12 +32,104 @@ pub(crate) trait Current: Send + Sync + 'static {
     fn tls(&self) -> Option<tokio_rustls::TlsAcceptor>;
 }
 
-/// Fixed for the process's life.
+/// Fixed for the process's life, and shared by every worker: the limits hold for the process,
+/// not per worker.
 pub(crate) struct Fixed {
     /// Connections still sending their first request's headers, for all clients together.
-    pub(crate) max_pending: usize,
+    max_pending: usize,
     /// Connections open at once.
-    pub(crate) max_connections: usize,
+    max_connections: usize,
+    pending: Arc<Semaphore>,
+    open: Arc<Semaphore>,
+}
+
+impl Fixed {
+    pub(crate) fn new(max_pending: usize, max_connections: usize) -> Self {
+        Self {
+            max_pending,
+            max_connections,
+            pending: Arc::new(Semaphore::new(max_pending)),
+            open: Arc::new(Semaphore::new(max_connections)),
+        }
+    }
+}
+
+thread_local! {
+    /// The serving worker this thread is (0 on any other thread).
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The serving worker the calling thread is: 0 to `workers - 1` on a worker's thread, 0
+/// elsewhere. What a worker keeps for itself (its upstream pools) is indexed by it.
+pub(crate) fn worker() -> usize {
+    WORKER.get()
+}
+
+/// Whether each worker is a thread of its own with its own listener (`SO_REUSEPORT`, which
+/// spreads connections across sockets on Linux only); elsewhere one multi-thread runtime
+/// serves one listener.
+pub(crate) const PER_THREAD_WORKERS: bool = cfg!(target_os = "linux");
+
+/// A listener on `addr` that other sockets may share (`SO_REUSEPORT`): the kernel spreads new
+/// connections across them. Must run inside the runtime that will accept on it.
+#[cfg(target_os = "linux")]
+pub(crate) fn reuse_port_listener(
+    addr: std::net::SocketAddr,
+) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    // The backlog `TcpListener::bind` uses.
+    socket.listen(1024)
+}
+
+/// Runs `serve` on a thread of its own, in a single-threaded runtime with its own listener on
+/// `addr` (`SO_REUSEPORT`), as worker `index`. `bound` gets the listener's address (or why
+/// there is none) once it listens. When `serve` returns, the thread drops `served` and keeps
+/// its runtime going until `release` turns true: tasks another worker depends on (a pooled
+/// connection of a shared client, say) may live in it.
+#[cfg(target_os = "linux")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn spawn_worker<C: Current>(
+    index: usize,
+    addr: std::net::SocketAddr,
+    router: axum::Router,
+    current: Arc<C>,
+    fixed: Arc<Fixed>,
+    stop: watch::Receiver<bool>,
+    bound: tokio::sync::oneshot::Sender<Result<std::net::SocketAddr, String>>,
+    served: tokio::sync::mpsc::Sender<()>,
+    mut release: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("worker {index}: {e}"))?;
+    std::thread::Builder::new()
+        .name(format!("oauth-gateway-{index}"))
+        .spawn(move || {
+            WORKER.set(index);
+            runtime.block_on(async move {
+                let listener = match reuse_port_listener(addr) {
+                    Ok(listener) => listener,
+                    Err(e) => {
+                        let _ = bound.send(Err(format!("listen {addr}: {e}")));
+                        return;
+                    }
+                };
+                let _ = bound.send(Ok(listener.local_addr().unwrap_or(addr)));
+                serve(listener, router, current, fixed, stop).await;
+                drop(served);
+                let _ = release.wait_for(|r| *r).await;
+            });
+        })
+        .map(drop)
+        .map_err(|e| format!("worker {index}: {e}"))
 }
 
 /// Accepts connections and serves each with hyper's HTTP/1 connection until `stop` turns true,
@@ -51,11 +143,10 @@ pub(crate) async fn serve<C: Current>(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     current: Arc<C>,
-    fixed: Fixed,
+    fixed: Arc<Fixed>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let pending = Arc::new(Semaphore::new(fixed.max_pending));
-    let open = Arc::new(Semaphore::new(fixed.max_connections));
+    let (pending, open) = (&fixed.pending, &fixed.open);
     // Connections closed for a limit since the last warning, and when that was.
     let (mut refused, mut last_warning) = (0u64, None::<Instant>);
     loop {
@@ -71,10 +162,10 @@ pub(crate) async fn serve<C: Current>(
             },
             _ = stop.wait_for(|s| *s) => break,
         };
-        let permits = Arc::clone(&open)
+        let permits = Arc::clone(open)
             .try_acquire_owned()
             .ok()
-            .zip(Arc::clone(&pending).try_acquire_owned().ok());
+            .zip(Arc::clone(pending).try_acquire_owned().ok());
         let Some((open_permit, pending_permit)) = permits else {
             // One line a second at most, with the count: a flood must not flood the log too.
             refused += 1;
@@ -136,7 +227,7 @@ pub(crate) async fn serve<C: Current>(
         });
     }
     drop(listener);
-    // Every connection holds an `open` permit until it ends.
+    // Every connection holds an `open` permit until it ends: this waits for every worker's.
     let all = u32::try_from(fixed.max_connections).unwrap_or(u32::MAX);
     let _ = open.acquire_many(all).await;
 }

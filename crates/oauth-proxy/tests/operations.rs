@@ -19,8 +19,10 @@ fn metrics_health_and_request_ids() {
     let upstream = Upstream::start();
     let dir = scratch("metrics");
     grant_orders_and_files(&dir);
+    // Three workers whatever the CPU count: three listeners on the port the first one chose,
+    // counted in one `/metrics`, all drained on SIGTERM.
     let top = format!(
-        "upstream = \"http://127.0.0.1:{}\"\nadmin_listen = \"127.0.0.1:0\"\nprobe_interval_secs = 1",
+        "upstream = \"http://127.0.0.1:{}\"\nadmin_listen = \"127.0.0.1:0\"\nprobe_interval_secs = 1\nworkers = 3",
         upstream.port
     );
     let routes = "[[route]]\nprefix = \"/orders\"\napi = \"orders\"\nscopes = [\"orders:read\"]\n";
