@@ -66,7 +66,33 @@ pub(crate) struct App {
     tls: Option<tokio_rustls::TlsAcceptor>,
     /// The fleet's cache (Redis), if configured: its health is reported.
     fleet_cache: Option<Arc<oauth_redis::AsyncRedisStore>>,
+    /// Every Redis store, by section: checked once before the configuration takes effect.
+    redis: Vec<(&'static str, Arc<oauth_redis::AsyncRedisStore>)>,
     config: Config,
+}
+
+impl App {
+    /// Refuses a configuration whose Redis server's certificate is not trusted (the wrong
+    /// `ca_file`, the wrong host): a mistake to report at once, not a fleet part that is down.
+    /// A server that does not answer is not refused: the gateway starts without it (local
+    /// cache, the limits' fallback) and `/metrics` shows it down until it answers.
+    async fn check_redis_trust(&self) -> Result<(), String> {
+        use std::error::Error as _;
+        for (section, store) in &self.redis {
+            let Err(e) = store.connect_once(Duration::from_secs(5)).await else {
+                continue;
+            };
+            let rejected = e
+                .source()
+                .and_then(|s| s.downcast_ref::<oauth_redis::RedisFailure>())
+                .is_some_and(oauth_redis::RedisFailure::certificate_rejected);
+            if rejected {
+                return Err(format!("{section}: {e}"));
+            }
+            tracing::warn!(section, error = %e, "Redis does not answer yet");
+        }
+        Ok(())
+    }
 }
 
 /// What the process keeps across reloads: the contract store (a redb file can be opened once),
@@ -171,6 +197,7 @@ pub(crate) async fn run(config: Config, path: std::path::PathBuf) -> Result<(), 
     let (store, redb) = open_contracts(&config.contracts)?;
     let metrics = Metrics::new();
     let app = build(&config, Arc::clone(&store), &metrics)?;
+    app.check_redis_trust().await?;
     let shared = Arc::new(Shared {
         tls: RwLock::new(app.tls.clone()),
         app: RwLock::new(Arc::new(app)),
@@ -396,6 +423,8 @@ fn reload(shared: &Shared, path: &std::path::Path) -> Result<usize, String> {
         open_contracts(&config.contracts)?.0
     };
     let app = build(&config, Arc::clone(&store), &shared.metrics)?;
+    // `reload` runs on a blocking thread of the runtime: it may wait here.
+    tokio::runtime::Handle::current().block_on(app.check_redis_trust())?;
     let routes = app.routes.len();
     *contracts = (config.contracts.clone(), store);
     *shared.tls.write().unwrap_or_else(|e| e.into_inner()) = app.tls.clone();
@@ -678,6 +707,10 @@ fn build(
         }
     };
     let fleet_cache = shared.as_ref().map(|(store, _, _)| Arc::clone(store));
+    let mut redis = Vec::new();
+    if let Some(store) = &fleet_cache {
+        redis.push(("[cache.redis]", Arc::clone(store)));
+    }
     let cache = CacheConfig::new()
         .capacity(config.cache.capacity)
         .max_age(Duration::from_secs(config.cache.max_age_secs));
@@ -691,7 +724,8 @@ fn build(
                 (None, None) => return Err("[limits] store = \"redis\" needs url_env".into()),
             };
             let url = env_secret(url_env, "[limits] url_env")?;
-            let store = open_redis(&url, config.limits_ca_file(), "[limits]")?;
+            let store = Arc::new(open_redis(&url, config.limits_ca_file(), "[limits]")?);
+            redis.push(("[limits]", Arc::clone(&store)));
             let fallback = match limits.fallback {
                 crate::config::LimitFallback::Local => RateLimitFallback::Local {
                     fleet_size: limits.fleet_size,
@@ -699,7 +733,7 @@ fn build(
                 crate::config::LimitFallback::Open => RateLimitFallback::Open,
                 crate::config::LimitFallback::Closed => RateLimitFallback::Closed,
             };
-            Some((Arc::new(store), fallback))
+            Some((store, fallback))
         }
     };
     let pools = if crate::server::PER_THREAD_WORKERS {
@@ -794,6 +828,7 @@ fn build(
     Ok(App {
         routes,
         fleet_cache,
+        redis,
         forward_token: config.forward_token,
         access_log: config.access_log,
         limits: ConnLimits {

@@ -65,14 +65,14 @@ fn metrics_health_and_request_ids() {
     let value = |key: &str| *m.get(key).unwrap_or_else(|| panic!("no {key} in\n{text}"));
     let requests = |status: u16, reason: &str| {
         value(&format!(
-            "oauth_gateway_requests_total{{api=\"orders\",status=\"{status}\",reason=\"{reason}\"}}"
+            "oauth_gateway_requests_total{{api=\"orders\",reason=\"{reason}\",status=\"{status}\"}}"
         ))
     };
     assert_eq!(requests(200, "allowed"), 5.0);
     assert_eq!(requests(403, "insufficient_scope"), 1.0);
     assert_eq!(requests(401, "missing_token"), 1.0);
     assert_eq!(
-        value("oauth_gateway_requests_total{api=\"-\",status=\"404\",reason=\"no_route\"}"),
+        value("oauth_gateway_requests_total{api=\"-\",reason=\"no_route\",status=\"404\"}"),
         1.0
     );
     assert_eq!(value("oauth_gateway_request_duration_seconds_count"), 8.0);

@@ -40,7 +40,7 @@ fn the_gateway_uses_postgres_and_redis_over_tls_with_ca_file() {
     let (pg_ca, redis_ca) = (dir.join("pg-ca.pem"), dir.join("redis-ca.pem"));
     std::fs::write(&pg_ca, &pg_certs.ca_pem).unwrap();
     std::fs::write(&redis_ca, &redis_certs.ca_pem).unwrap();
-    let text = |pg_ca: &std::path::Path| {
+    let text = |pg_ca: &std::path::Path, redis_ca: &std::path::Path| {
         config(
             &server,
             upstream.port,
@@ -65,7 +65,7 @@ fn the_gateway_uses_postgres_and_redis_over_tls_with_ca_file() {
         ("REDIS_URL", redis.url()),
         ("CACHE_SECRET", CACHE_SECRET.into()),
     ]);
-    let proxy = Proxy::start(&text(&pg_ca), &dir, &env);
+    let proxy = Proxy::start(&text(&pg_ca, &redis_ca), &dir, &env);
     pg.psql(
         "INSERT INTO oauth_gateway_contracts (client_id, api, scopes, tier_name, tier_limits) \
          VALUES ('app-1', 'orders', NULL, 'silver', '1000/60')",
@@ -107,22 +107,25 @@ fn the_gateway_uses_postgres_and_redis_over_tls_with_ca_file() {
     assert!(!log.contains("hunter2"));
     drop(proxy);
 
-    // The wrong CA for PostgreSQL: refused at start, with the reason, and no password.
-    let path = dir.join("wrong-ca.toml");
-    std::fs::write(
-        &path,
-        format!("listen = \"127.0.0.1:0\"\n{}", text(&redis_ca)),
-    )
-    .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oauth-gateway"));
-    cmd.arg("--config").arg(&path).env_remove("RUST_LOG");
-    for (k, v) in &env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    // The wrong CA for PostgreSQL, then for Redis: refused at start, with the section and the
+    // reason, and no password.
+    let refused = |text: String| {
+        let path = dir.join("wrong-ca.toml");
+        std::fs::write(&path, format!("listen = \"127.0.0.1:0\"\n{text}")).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oauth-gateway"));
+        cmd.arg("--config").arg(&path).env_remove("RUST_LOG");
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("server certificate not trusted"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        err
+    };
+    let err = refused(text(&redis_ca, &redis_ca));
     assert!(err.contains("[contracts]"), "{err}");
-    assert!(err.contains("server certificate not trusted"), "{err}");
-    assert!(!err.contains("hunter2"), "{err}");
+    let err = refused(text(&pg_ca, &pg_ca));
+    assert!(err.contains("[cache.redis]"), "{err}");
 }

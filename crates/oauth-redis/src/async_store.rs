@@ -100,6 +100,37 @@ impl AsyncRedisStore {
         self.connection.get_or_try_init(connect).await.cloned()
     }
 
+    /// Connects once — without the retries the store's own connection makes — within
+    /// `deadline`, and sends `PING`. What a program runs at start to tell a server whose
+    /// certificate is not trusted (the wrong `ca_file`: a configuration mistake, whose error's
+    /// [`RedisFailure`](crate::RedisFailure) answers
+    /// [`certificate_rejected`](crate::RedisFailure::certificate_rejected)) from one that is
+    /// down or slow (the store's operations fail until it is up). The store's own connection
+    /// is not made nor changed.
+    pub async fn connect_once(&self, deadline: Duration) -> Result<(), StoreError> {
+        let attempt = async {
+            let config = redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(deadline))
+                .set_response_timeout(Some(deadline));
+            let mut connection = self
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+                .map_err(|e| failed("connect", &e))?;
+            redis::cmd("PING")
+                .query_async::<()>(&mut connection)
+                .await
+                .map_err(|e| failed("PING", &e))
+        };
+        match tokio::time::timeout(deadline, attempt).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                "redis connect: timed out",
+            )),
+        }
+    }
+
     /// The rate-limit script.
     pub(crate) fn limit_script(&self) -> &redis::Script {
         &self.limit

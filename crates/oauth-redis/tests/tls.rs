@@ -79,7 +79,43 @@ async fn async_store_over_tls_with_the_right_ca() {
     let store = AsyncRedisStore::open_with_ca(&redis.url(), certs.ca_pem.as_bytes())
         .unwrap()
         .timeout(Duration::from_secs(5));
+    store.connect_once(Duration::from_secs(5)).await.unwrap();
     round_trip(&store).await;
+}
+
+/// `connect_once` tells a certificate not trusted (a configuration mistake) from a server that
+/// is not there, whatever the store's own (short) timeout, with which its retrying connection
+/// would only say "timed out".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_once_tells_an_untrusted_certificate_from_a_server_that_is_down() {
+    use std::error::Error as _;
+    let (redis, _certs) = start_tls_redis();
+    let other = LoopbackCertificates::generate().unwrap();
+    let url = format!("rediss://:hunter2@127.0.0.1:{}/", redis.port());
+    let store = AsyncRedisStore::open_with_ca(&url, other.ca_pem.as_bytes())
+        .unwrap()
+        .timeout(Duration::from_millis(50));
+    assert_untrusted(
+        &store
+            .connect_once(Duration::from_secs(5))
+            .await
+            .unwrap_err(),
+    );
+    // Nothing listening: unavailable, and not a certificate's fault.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let down = AsyncRedisStore::open_with_ca(
+        &format!("rediss://:hunter2@127.0.0.1:{port}/"),
+        other.ca_pem.as_bytes(),
+    )
+    .unwrap();
+    let e = down.connect_once(Duration::from_secs(5)).await.unwrap_err();
+    assert_eq!(e.kind(), StoreErrorKind::Unavailable, "{e:?}");
+    let failure = e.source().and_then(|s| s.downcast_ref::<RedisFailure>());
+    assert!(failure.is_some_and(|f| !f.certificate_rejected()), "{e:?}");
+    assert!(!format!("{e} {e:?}").contains("hunter2"));
 }
 
 #[test]

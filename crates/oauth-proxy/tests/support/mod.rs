@@ -481,13 +481,56 @@ pub(crate) fn raw(port: u16, head: &str, body: &[u8]) -> (u16, String) {
     (status, answer)
 }
 
-/// The samples of a Prometheus text exposition, by name and labels as written.
+/// The samples of a Prometheus text exposition, read by a Prometheus text-format parser
+/// (prometheus-parse), after checking that every line is a comment, a type, help or a
+/// sample (the parser skips what it cannot read). Keyed by name and labels sorted by name
+/// (`name{a="1",b="2"}`); a histogram's buckets as `name_bucket{...,le="0.005"}`, its sum
+/// and count as written.
 pub(crate) fn samples(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (key, value) = l.rsplit_once(' ').expect(l);
-            (key.to_owned(), value.parse().expect(l))
-        })
-        .collect()
+    use prometheus_parse::{LineInfo, Scrape, Value};
+    for line in text.lines() {
+        assert_ne!(
+            LineInfo::parse(line),
+            LineInfo::Ignored,
+            "not the Prometheus text format: {line:?}"
+        );
+    }
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let key = |name: &str, labels: String| {
+        if labels.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{name}{{{labels}}}")
+        }
+    };
+    let mut samples = BTreeMap::new();
+    for sample in scrape.samples {
+        let labels = sample.labels.to_string();
+        match sample.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => {
+                assert!(
+                    samples.insert(key(&sample.metric, labels), v).is_none(),
+                    "a sample written twice"
+                );
+            }
+            Value::Histogram(buckets) => {
+                let name = format!("{}_bucket", sample.metric);
+                for b in buckets {
+                    let le = if b.less_than.is_infinite() {
+                        "+Inf".to_owned()
+                    } else {
+                        b.less_than.to_string()
+                    };
+                    let labels = if labels.is_empty() {
+                        format!("le=\"{le}\"")
+                    } else {
+                        format!("{labels},le=\"{le}\"")
+                    };
+                    samples.insert(key(&name, labels), b.count);
+                }
+            }
+            Value::Summary(_) => panic!("no summary is exposed"),
+        }
+    }
+    samples
 }
