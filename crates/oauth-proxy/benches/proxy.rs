@@ -249,8 +249,10 @@ fn start_nginx(
         .map_err(|e| format!("nginx did not start: {e}"))
 }
 
-/// The gateway on `port`, with or without its access log (written to `log`).
+/// The gateway `binary` on `port`, with or without its access log (written to `log`).
+#[allow(clippy::too_many_arguments)]
 fn start_gateway(
+    binary: &Path,
     dir: &Path,
     server: &TestServer,
     upstream: SocketAddr,
@@ -283,7 +285,7 @@ fn start_gateway(
         ),
     )
     .unwrap();
-    pinned(Path::new(env!("CARGO_BIN_EXE_oauth-gateway")), cpus)
+    pinned(binary, cpus)
         .arg("--config")
         .arg(&config)
         .current_dir(dir)
@@ -363,13 +365,23 @@ fn main() {
         }
         Err(reason) => Some(reason),
     };
-    for (name, access_log) in [
-        ("oauth-gateway, access log on", true),
-        ("oauth-gateway, access_log = false", false),
-    ] {
+    // Another build of the gateway side by side with this one, in the same rounds: what a
+    // change gains, measured in one run (`PROXY_BENCH_BASELINE=/path/to/oauth-gateway`).
+    let baseline = std::env::var_os("PROXY_BENCH_BASELINE").map(PathBuf::from);
+    let this_build = Path::new(env!("CARGO_BIN_EXE_oauth-gateway"));
+    let mut gateways = vec![
+        ("oauth-gateway, access log on", true, this_build),
+        ("oauth-gateway, access_log = false", false, this_build),
+    ];
+    if let Some(baseline) = &baseline {
+        gateways.push(("baseline build, access log on", true, baseline));
+        gateways.push(("baseline build, access_log = false", false, baseline));
+    }
+    for (name, access_log, binary) in gateways {
         let port = free_port();
         let log = dir.join(format!("gateway-{port}.log"));
         let child = start_gateway(
+            binary,
             &dir,
             &server,
             upstream,
@@ -411,7 +423,11 @@ fn main() {
     });
     drop(children);
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(server.counters().introspection_requests, 2);
+    // One introspection per gateway, in its warm-up: every measured request was a cache hit.
+    assert_eq!(
+        server.counters().introspection_requests,
+        if baseline.is_some() { 4 } else { 2 }
+    );
 
     let median = |v: &[f64]| {
         let mut v = v.to_vec();
@@ -485,10 +501,18 @@ fn main() {
         println!();
         for m in &measured[1..measured.len() - 1] {
             let p99 = percentile(&m.latencies, 0.99).saturating_sub(d99);
+            // Round by round too: nginx's own rate moves with the machine's load.
+            let rounds: Vec<String> = m
+                .rates
+                .iter()
+                .zip(&nginx.rates)
+                .map(|(g, n)| format!("{:.2}", g / n))
+                .collect();
             println!(
-                "- {} / nginx: throughput {:.2}× (target ≥ 0.8×), p99 added {:.2}× (target ≤ 1.5×)",
+                "- {} / nginx: throughput {:.2}× (target ≥ 0.8×; by round {}), p99 added {:.2}× (target ≤ 1.5×)",
                 m.name,
                 median(&m.rates) / nginx_rate,
+                rounds.join(", "),
                 f64::from(p99) / f64::from(nginx_p99)
             );
         }

@@ -81,6 +81,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stderr, clippy::print_stdout)]
 
+mod access_log;
 mod admin;
 mod config;
 mod metrics;
@@ -331,7 +332,7 @@ fn logging(format: config::LogFormat) {
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_writer(std::io::stderr);
+        .with_writer(access_log::Writer);
     match format {
         config::LogFormat::Text => subscriber.init(),
         config::LogFormat::Json => subscriber.json().init(),

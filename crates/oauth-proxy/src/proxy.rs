@@ -7,7 +7,6 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use base64::Engine as _;
 use http_body_util::BodyExt as _;
@@ -182,6 +181,29 @@ impl Shared {
 }
 
 impl Current for Shared {
+    fn handle(
+        self: Arc<Self>,
+        request: Request<hyper::body::Incoming>,
+    ) -> impl Future<Output = Response<Body>> + Send + 'static {
+        async move {
+            // The listener's own liveness check (the admin listener has it too).
+            if request.uri().path() == "/healthz" {
+                let method = request.method();
+                return if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+                    plain(StatusCode::OK, "ok")
+                } else {
+                    let mut answer = plain(StatusCode::METHOD_NOT_ALLOWED, "");
+                    answer.headers_mut().insert(
+                        axum::http::header::ALLOW,
+                        HeaderValue::from_static("GET,HEAD"),
+                    );
+                    answer
+                };
+            }
+            handle(self, request.map(Body::new)).await
+        }
+    }
+
     fn limits(&self) -> ConnLimits {
         self.app().limits
     }
@@ -227,17 +249,13 @@ pub(crate) async fn run(config: Config, path: std::path::PathBuf) -> Result<(), 
     });
     #[cfg(not(unix))]
     let _ = redb;
-    let router = axum::Router::new()
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .fallback(handle)
-        .with_state(Arc::clone(&shared));
     let (signalled, signal) = tokio::sync::watch::channel(false);
     let fixed = Arc::new(Fixed::new(
         config.max_pending_connections,
         config.max_connections,
     ));
     // The bound address: with port 0 in the configuration, the port the system chose.
-    let (listen, server) = start_serving(&config, router, &shared, &fixed, &signal).await?;
+    let (listen, server) = start_serving(&config, &shared, &fixed, &signal).await?;
     if let Some(admin) = config.admin_listen {
         let admin = tokio::net::TcpListener::bind(admin)
             .await
@@ -290,7 +308,6 @@ type Serving = std::pin::Pin<Box<dyn Future<Output = ()>>>;
 #[cfg(target_os = "linux")]
 async fn start_serving(
     config: &Config,
-    router: axum::Router,
     shared: &Arc<Shared>,
     fixed: &Arc<Fixed>,
     stop: &tokio::sync::watch::Receiver<bool>,
@@ -305,7 +322,6 @@ async fn start_serving(
         crate::server::spawn_worker(
             index,
             addr,
-            router.clone(),
             Arc::clone(shared),
             Arc::clone(fixed),
             stop.clone(),
@@ -331,7 +347,6 @@ async fn start_serving(
 #[cfg(not(target_os = "linux"))]
 async fn start_serving(
     config: &Config,
-    router: axum::Router,
     shared: &Arc<Shared>,
     fixed: &Arc<Fixed>,
     stop: &tokio::sync::watch::Receiver<bool>,
@@ -342,7 +357,6 @@ async fn start_serving(
     let listen = listener.local_addr().unwrap_or(config.listen);
     let server = crate::server::serve(
         listener,
-        router,
         Arc::clone(shared),
         Arc::clone(fixed),
         stop.clone(),
@@ -893,7 +907,7 @@ fn reason(denial: &Denial) -> &'static str {
     }
 }
 
-async fn handle(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Response<Body> {
+async fn handle(shared: Arc<Shared>, request: Request<Body>) -> Response<Body> {
     let started = Instant::now();
     let app = shared.app();
     let id = request_id(request.headers());
@@ -912,6 +926,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Re
     let api = route.map(|r| r.api.as_str());
     if let Some((method, path)) = logged {
         tracing::info!(
+            target: crate::access_log::TARGET,
             %method,
             path,
             status,

@@ -23,9 +23,14 @@ pub(crate) struct ConnLimits {
     pub(crate) idle_timeout: Duration,
 }
 
-/// What the accept loop needs from the application: the router, and the limits and TLS
-/// acceptor in force now (both change on reload).
+/// What the accept loop needs from the application: its answer to a request, and the limits
+/// and TLS acceptor in force now (both change on reload).
 pub(crate) trait Current: Send + Sync + 'static {
+    /// The answer to `request` (called straight from hyper: no router in between).
+    fn handle(
+        self: Arc<Self>,
+        request: Request<hyper::body::Incoming>,
+    ) -> impl Future<Output = axum::response::Response> + Send + 'static;
     /// The limits for a new connection.
     fn limits(&self) -> ConnLimits;
     /// The TLS acceptor, if the listener speaks HTTPS.
@@ -98,7 +103,6 @@ pub(crate) fn reuse_port_listener(
 pub(crate) fn spawn_worker<C: Current>(
     index: usize,
     addr: std::net::SocketAddr,
-    router: axum::Router,
     current: Arc<C>,
     fixed: Arc<Fixed>,
     stop: watch::Receiver<bool>,
@@ -114,7 +118,17 @@ pub(crate) fn spawn_worker<C: Current>(
         .name(format!("oauth-gateway-{index}"))
         .spawn(move || {
             WORKER.set(index);
+            crate::access_log::buffer_this_thread();
             runtime.block_on(async move {
+                // The access log's lines wait in this thread's buffer at most this long.
+                tokio::spawn(async {
+                    let mut tick = tokio::time::interval(crate::access_log::FLUSH_EVERY);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        tick.tick().await;
+                        crate::access_log::flush_this_thread();
+                    }
+                });
                 let listener = match reuse_port_listener(addr) {
                     Ok(listener) => listener,
                     Err(e) => {
@@ -123,7 +137,8 @@ pub(crate) fn spawn_worker<C: Current>(
                     }
                 };
                 let _ = bound.send(Ok(listener.local_addr().unwrap_or(addr)));
-                serve(listener, router, current, fixed, stop).await;
+                serve(listener, current, fixed, stop).await;
+                crate::access_log::flush_this_thread();
                 drop(served);
                 let _ = release.wait_for(|r| *r).await;
             });
@@ -141,7 +156,6 @@ pub(crate) fn spawn_worker<C: Current>(
 /// has the balancer's address, and the timeout already bounds how long one slot is held.
 pub(crate) async fn serve<C: Current>(
     listener: tokio::net::TcpListener,
-    router: axum::Router,
     current: Arc<C>,
     fixed: Arc<Fixed>,
     mut stop: watch::Receiver<bool>,
@@ -185,7 +199,7 @@ pub(crate) async fn serve<C: Current>(
         tracing::debug!(%peer, "connection accepted");
         let limits = current.limits();
         let tls = current.tls();
-        let router = router.clone();
+        let handler = Arc::clone(&current);
         let service = move |certificate| Admitted {
             pending: Mutex::new(Some(pending_permit)),
             activity: Arc::new(Mutex::new(Activity {
@@ -194,7 +208,7 @@ pub(crate) async fn serve<C: Current>(
                 last: Instant::now(),
             })),
             certificate,
-            inner: hyper_util::service::TowerToHyperService::new(router),
+            inner: handler,
         };
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -233,19 +247,15 @@ pub(crate) async fn serve<C: Current>(
 }
 
 /// Serves one connection until it ends, it has been idle too long, or the server stops.
-async fn connection<I, S>(
+async fn connection<I, C>(
     io: I,
-    service: Admitted<S>,
+    service: Admitted<C>,
     limits: ConnLimits,
     mut stop: watch::Receiver<bool>,
     peer: std::net::SocketAddr,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: hyper::service::Service<Request<hyper::body::Incoming>, Response = axum::response::Response>
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    C: Current,
 {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
@@ -295,12 +305,12 @@ struct Activity {
 
 /// A connection's service: counts the connection as pending (holds a permit) until its first
 /// request's headers have arrived, and keeps its activity for the idle timeout.
-struct Admitted<S> {
+struct Admitted<C> {
     pending: Mutex<Option<OwnedSemaphorePermit>>,
     activity: Arc<Mutex<Activity>>,
     /// The client certificate of the connection (mutual TLS), given to each request.
     certificate: Option<ClientCertificate>,
-    inner: S,
+    inner: Arc<C>,
 }
 
 /// Marks a request's end when dropped (answered or cancelled).
@@ -317,16 +327,12 @@ impl Drop for InFlight {
 
 type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
 
-impl<S, B> hyper::service::Service<Request<B>> for Admitted<S>
-where
-    S: hyper::service::Service<Request<B>>,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<S::Response, S::Error>>;
+impl<C: Current> hyper::service::Service<Request<hyper::body::Incoming>> for Admitted<C> {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Result<axum::response::Response, std::convert::Infallible>>;
 
-    fn call(&self, mut request: Request<B>) -> Self::Future {
+    fn call(&self, mut request: Request<hyper::body::Incoming>) -> Self::Future {
         if let Some(certificate) = self.certificate {
             request.extensions_mut().insert(certificate);
         }
@@ -338,11 +344,11 @@ where
             a.served = true;
         }
         let guard = InFlight(Arc::clone(&self.activity));
-        let future = self.inner.call(request);
+        let future = Arc::clone(&self.inner).handle(request);
         Box::pin(async move {
             let response = future.await;
             drop(guard);
-            response
+            Ok(response)
         })
     }
 }

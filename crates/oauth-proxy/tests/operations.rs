@@ -170,7 +170,8 @@ fn access_log_off() {
     let token = server.issue_access_token("app-1", "orders:read", HOUR);
     assert_eq!(get(&proxy.url("/orders/1"), Some(&token)).0, 200);
     assert_eq!(get(&proxy.url("/orders/1"), None).0, 401);
-    std::thread::sleep(Duration::from_millis(200));
+    // Longer than a worker holds its access-log lines (100 ms).
+    std::thread::sleep(Duration::from_millis(400));
     let log = proxy.log_text();
     assert!(!log.contains("request_id="), "{log}");
     assert!(log.contains("oauth-gateway ready"), "{log}");
