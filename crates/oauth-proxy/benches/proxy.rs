@@ -11,6 +11,11 @@
 //! keep-alive pool. Both servers are pinned by `taskset` to the same cores when it exists. Each
 //! round keeps `CONNECTIONS` keep-alive HTTP/1.1 connections busy for `ROUND`, every request
 //! carrying the same 900-character Bearer token, recording every request's latency.
+//!
+//! Then the JWT mode (RFC 9068, validated locally with the test server's ES256 key from its
+//! `/jwks`), on the gateway with its access log: the same 900-character JWT on every request
+//! (a cache hit), and a new JWT on every request (a cache miss: its signature checked, the
+//! decision made and cached), the tokens signed before the rounds.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -22,6 +27,8 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -33,6 +40,30 @@ use oauth_test_server::{Behaviour, TestServer};
 const CONNECTIONS: usize = 16;
 const ROUND: Duration = Duration::from_secs(3);
 const ROUNDS: usize = 3;
+/// The JWT access tokens' audience (the `/jwt` route's `[[issuer]]`).
+const JWT_AUDIENCE: &str = "https://api.example/orders";
+/// The JWTs signed for the cache-miss target: more than its rounds use on this machine (a
+/// round that runs out ends early, its rate counted over its own length).
+const JWT_MISSES: usize = 200_000;
+
+/// A JWT access token for `app-1`, padded to 900 characters like the opaque token.
+fn jwt(server: &TestServer, n: usize) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = |pad: usize| {
+        serde_json::json!({
+            "iss": server.url(""), "aud": JWT_AUDIENCE, "sub": "u1", "client_id": "app-1",
+            "scope": "orders:read", "iat": now, "exp": now + 3600, "jti": format!("bench-{n}"),
+            "pad": "x".repeat(pad),
+        })
+    };
+    let header = || serde_json::json!({"typ": "at+jwt"});
+    let short = server.sign_jwt(header(), claims(0)).len();
+    // base64url: 4 characters for every 3 bytes of the claims.
+    server.sign_jwt(header(), claims(900usize.saturating_sub(short) * 3 / 4))
+}
 
 async fn upstream() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -59,12 +90,34 @@ async fn upstream() -> SocketAddr {
 }
 
 /// One round: latencies (µs) of every request completed in `ROUND` over `CONNECTIONS`.
-async fn round(target: SocketAddr, path: &'static str, token: Option<String>) -> Vec<u32> {
-    let token = token.map(|t| format!("Bearer {t}"));
-    let deadline = Instant::now() + ROUND;
+/// The tokens a target's requests carry.
+#[derive(Clone)]
+enum Tokens {
+    /// The same on every request.
+    Same(Arc<str>),
+    /// A new one on every request, taken in turn; a round ends early when they run out.
+    Each(Arc<Vec<String>>, Arc<AtomicUsize>),
+}
+
+impl Tokens {
+    /// The next request's `Authorization` value, if there is one left.
+    fn next(&self) -> Option<String> {
+        match self {
+            Self::Same(t) => Some(format!("Bearer {t}")),
+            Self::Each(all, next) => all
+                .get(next.fetch_add(1, Ordering::Relaxed))
+                .map(|t| format!("Bearer {t}")),
+        }
+    }
+}
+
+/// One round: each request's latency (µs), and the round's length.
+async fn round(target: SocketAddr, path: &'static str, tokens: &Tokens) -> (Vec<u32>, Duration) {
+    let started = Instant::now();
+    let deadline = started + ROUND;
     let mut tasks = Vec::new();
     for _ in 0..CONNECTIONS {
-        let token = token.clone();
+        let tokens = tokens.clone();
         tasks.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(target).await.unwrap();
             stream.set_nodelay(true).unwrap();
@@ -74,11 +127,14 @@ async fn round(target: SocketAddr, path: &'static str, token: Option<String>) ->
             tokio::spawn(conn);
             let mut latencies = Vec::new();
             while Instant::now() < deadline {
-                let mut request = Request::get(path).header("host", "127.0.0.1");
-                if let Some(token) = &token {
-                    request = request.header("authorization", token.as_str());
-                }
-                let request = request.body(Empty::<Bytes>::new()).unwrap();
+                let Some(authorization) = tokens.next() else {
+                    break;
+                };
+                let request = Request::get(path)
+                    .header("host", "127.0.0.1")
+                    .header("authorization", authorization)
+                    .body(Empty::<Bytes>::new())
+                    .unwrap();
                 let started = Instant::now();
                 send.ready().await.unwrap();
                 let response = send.send_request(request).await.unwrap();
@@ -93,7 +149,7 @@ async fn round(target: SocketAddr, path: &'static str, token: Option<String>) ->
     for t in tasks {
         all.extend(t.await.unwrap());
     }
-    all
+    (all, started.elapsed())
 }
 
 fn percentile(sorted: &[u32], p: f64) -> u32 {
@@ -277,11 +333,16 @@ fn start_gateway(
             "listen = \"127.0.0.1:{port}\"\nupstream = \"http://{upstream}\"\naccess_log = {access_log}\n\
              [contracts]\nstore = \"redb\"\npath = \"{}\"\n\
              [introspection]\nendpoint = \"{}\"\nclient_id = \"{}\"\nclient_secret_env = \"S\"\nca_file = \"{}\"\n\
-             [[route]]\nprefix = \"/orders\"\napi = \"orders\"\n",
+             [[route]]\nprefix = \"/orders\"\napi = \"orders\"\n\
+             [[issuer]]\nissuer = \"{}\"\naudience = \"{JWT_AUDIENCE}\"\njwks_uri = \"{}\"\nalgorithms = [\"ES256\"]\nca_file = \"{}\"\n\
+             [[route]]\nprefix = \"/jwt\"\napi = \"orders\"\nmode = \"jwt\"\n",
             contracts.display(),
             server.url("/introspect"),
             b.client_id,
-            dir.join("ca.pem").display()
+            dir.join("ca.pem").display(),
+            server.url(""),
+            server.url("/jwks"),
+            dir.join("ca.pem").display(),
         ),
     )
     .unwrap();
@@ -324,6 +385,8 @@ impl Drop for Servers {
 struct Measured {
     name: &'static str,
     addr: SocketAddr,
+    path: &'static str,
+    tokens: Tokens,
     rates: Vec<f64>,
     latencies: Vec<u32>,
 }
@@ -395,28 +458,80 @@ fn main() {
         wait_listening("the gateway", addr, children.children.last_mut().unwrap());
         targets.push((name, addr));
     }
-    targets.push(("upstream, direct", upstream));
+    let token = server.issue_access_token("app-1", "orders:read", Duration::from_secs(3600));
+    assert_eq!(token.len(), 900);
+    let opaque = Tokens::Same(token.into());
     let mut measured: Vec<Measured> = targets
         .into_iter()
         .map(|(name, addr)| Measured {
             name,
             addr,
+            path: "/orders/1",
+            tokens: opaque.clone(),
             rates: Vec::new(),
             latencies: Vec::new(),
         })
         .collect();
+    // The JWT mode, on the gateway with its access log (the first gateway started): the same
+    // JWT (a cache hit), and a new one on each request (a miss), signed here on both cores.
+    let gateway = measured[usize::from(nginx_skipped.is_none())].addr;
+    let hit = jwt(&server, 0);
+    let misses: Vec<String> = std::thread::scope(|scope| {
+        let halves: Vec<_> = (0..2)
+            .map(|half| {
+                let server = &server;
+                scope.spawn(move || {
+                    (0..JWT_MISSES / 2)
+                        .map(|i| jwt(server, 1 + half * JWT_MISSES + i))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        halves.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    for (name, tokens) in [
+        (
+            "oauth-gateway, JWT mode, cache hit",
+            Tokens::Same(hit.clone().into()),
+        ),
+        (
+            "oauth-gateway, JWT mode, cache miss",
+            Tokens::Each(Arc::new(misses), Arc::new(AtomicUsize::new(0))),
+        ),
+    ] {
+        measured.push(Measured {
+            name,
+            addr: gateway,
+            path: "/jwt/1",
+            tokens,
+            rates: Vec::new(),
+            latencies: Vec::new(),
+        });
+    }
+    measured.push(Measured {
+        name: "upstream, direct",
+        addr: upstream,
+        path: "/orders/1",
+        tokens: opaque.clone(),
+        rates: Vec::new(),
+        latencies: Vec::new(),
+    });
+    let jwt_hit = Tokens::Same(hit.into());
 
-    let token = server.issue_access_token("app-1", "orders:read", Duration::from_secs(3600));
-    assert_eq!(token.len(), 900);
     runtime.block_on(async {
-        // Warm-up: each gateway's one introspection call, connections, caches.
+        // Warm-up: each gateway's one introspection call and key set, connections, caches
+        // (the cache-miss target warms up with the hit's token: its own are each used once).
         for m in &measured {
-            round(m.addr, "/orders/1", Some(token.clone())).await;
+            let tokens = match m.tokens {
+                Tokens::Each(..) => &jwt_hit,
+                Tokens::Same(_) => &m.tokens,
+            };
+            round(m.addr, m.path, tokens).await;
         }
         for _ in 0..ROUNDS {
             for m in &mut measured {
-                let l = round(m.addr, "/orders/1", Some(token.clone())).await;
-                m.rates.push(l.len() as f64 / ROUND.as_secs_f64());
+                let (l, elapsed) = round(m.addr, m.path, &m.tokens).await;
+                m.rates.push(l.len() as f64 / elapsed.as_secs_f64());
                 m.latencies.extend(l);
             }
         }
@@ -468,7 +583,10 @@ fn main() {
          `access_log off`, `keepalive_requests` raised on both sides so that neither side's \
          connections are recycled every 1,000 requests, as the gateway's are not); the gateway takes the token, finds its decision in its cache \
          (introspected once, in the warm-up), and forwards the request over its own pooled \
-         connections; its access log goes to a file.\n"
+         connections; its access log goes to a file. The JWT mode rows: the gateway with its \
+         access log, route `/jwt` (`mode = \"jwt\"`, ES256, the key set fetched once), a \
+         900-character JWT access token: the same one on every request (cache hit), or one \
+         never seen before on every request (cache miss: signature, claims, decision, cached).\n"
     );
     println!("| | requests/s (median round) | p50 | p99 | p50 added | p99 added |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");

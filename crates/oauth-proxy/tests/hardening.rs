@@ -293,9 +293,12 @@ fn logs_follow_rust_log_and_log_format_and_never_hold_a_secret() {
                 .lines()
                 .map(|l| serde_json::from_str(l).unwrap())
                 .collect();
-            assert!(lines.iter().any(|l| l["fields"]["message"] == "request"
-                && l["fields"]["status"] == 401
-                && l["level"] == "INFO"), "{log}");
+            assert!(
+                lines.iter().any(|l| l["fields"]["message"] == "request"
+                    && l["fields"]["status"] == 401
+                    && l["level"] == "INFO"),
+                "{log}"
+            );
         }
         let secrets: Vec<&str> = tokens
             .iter()
