@@ -512,7 +512,7 @@ fn main() {
         name: "upstream, direct",
         addr: upstream,
         path: "/orders/1",
-        tokens: opaque.clone(),
+        tokens: opaque,
         rates: Vec::new(),
         latencies: Vec::new(),
     });

@@ -181,27 +181,22 @@ impl Shared {
 }
 
 impl Current for Shared {
-    fn handle(
-        self: Arc<Self>,
-        request: Request<hyper::body::Incoming>,
-    ) -> impl Future<Output = Response<Body>> + Send + 'static {
-        async move {
-            // The listener's own liveness check (the admin listener has it too).
-            if request.uri().path() == "/healthz" {
-                let method = request.method();
-                return if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
-                    plain(StatusCode::OK, "ok")
-                } else {
-                    let mut answer = plain(StatusCode::METHOD_NOT_ALLOWED, "");
-                    answer.headers_mut().insert(
-                        axum::http::header::ALLOW,
-                        HeaderValue::from_static("GET,HEAD"),
-                    );
-                    answer
-                };
-            }
-            handle(self, request.map(Body::new)).await
+    async fn handle(self: Arc<Self>, request: Request<hyper::body::Incoming>) -> Response<Body> {
+        // The listener's own liveness check (the admin listener has it too).
+        if request.uri().path() == "/healthz" {
+            let method = request.method();
+            return if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+                plain(StatusCode::OK, "ok")
+            } else {
+                let mut answer = plain(StatusCode::METHOD_NOT_ALLOWED, "");
+                answer.headers_mut().insert(
+                    axum::http::header::ALLOW,
+                    HeaderValue::from_static("GET,HEAD"),
+                );
+                answer
+            };
         }
+        handle(self, request.map(Body::new)).await
     }
 
     fn limits(&self) -> ConnLimits {
