@@ -716,8 +716,9 @@ pub fn mtls_self_signed_tls_client_auth_client_credentials<H: Harness>() {
     );
 }
 
-/// Another certificate than the registered one, none at all, a certificate from another CA or
-/// for another name: each a typed `invalid_client`, whatever endpoint (plain or alias).
+/// Another certificate than the registered one, a certificate from another CA or for another
+/// name: each a typed `invalid_client`, whatever endpoint (plain or alias). No certificate at
+/// all: refused before anything is sent, at every endpoint a client authenticates to.
 pub fn mtls_wrong_certificate_is_invalid_client<H: Harness>() {
     use oauth_core::ClientAuthentication::{SelfSignedTlsClientAuth, TlsClientAuth};
     use oauth_test_server::{ClientCa, ClientCertificate, MtlsClient};
@@ -751,8 +752,6 @@ pub fn mtls_wrong_certificate_is_invalid_client<H: Harness>() {
     let other_name: H = mtls_harness(&server, &ca.issue("intruder.example").unwrap());
     for path in ["/token", "/mtls/token"] {
         refused(&another, path, "self-signed", SelfSignedTlsClientAuth);
-        refused(&none, path, "self-signed", SelfSignedTlsClientAuth);
-        refused(&none, path, "ca-client", TlsClientAuth);
         refused(&from_other_ca, path, "ca-client", TlsClientAuth);
         refused(&other_name, path, "ca-client", TlsClientAuth);
         // The self-signed client's own certificate does not make it the CA client.
@@ -763,6 +762,53 @@ pub fn mtls_wrong_certificate_is_invalid_client<H: Harness>() {
             TlsClientAuth,
         );
     }
+    // An HTTP client without a certificate: the token, introspection and revocation calls of
+    // an mTLS client are refused as a typed error, and nothing reaches the server.
+    let before = server.counters();
+    for (client_id, auth) in [
+        ("self-signed", SelfSignedTlsClientAuth),
+        ("ca-client", TlsClientAuth),
+    ] {
+        let client = oauth_core::Client::new(client_id, auth);
+        let no_identity = |result: Result<(), Error>| {
+            assert!(
+                matches!(
+                    &result,
+                    Err(Error::InvalidParameter {
+                        name: "client_identity",
+                        ..
+                    })
+                ),
+                "{client_id}: {result:?}"
+            );
+        };
+        for path in ["/token", "/mtls/token"] {
+            let endpoint = none.endpoint(&server.url(path)).unwrap();
+            no_identity(
+                none.request_token(&endpoint, &client, &TokenRequest::client_credentials())
+                    .map(drop),
+            );
+        }
+        let token = oauth_core::SecurityToken::new("some-token");
+        no_identity(
+            none.introspect(
+                &none.endpoint(&server.url("/mtls/introspect")).unwrap(),
+                &client,
+                &oauth_core::client::introspection::IntrospectionRequest::new(token.clone()),
+            )
+            .map(drop),
+        );
+        no_identity(none.revoke(
+            &none.endpoint(&server.url("/mtls/revoke")).unwrap(),
+            &client,
+            &oauth_core::RevocationRequest::new(token),
+        ));
+    }
+    let after = server.counters();
+    assert_eq!(after.token_requests, before.token_requests);
+    assert_eq!(after.introspection_requests, before.introspection_requests);
+    assert_eq!(after.revocation_requests, before.revocation_requests);
+
     // The right ones, for contrast.
     let ok: H = mtls_harness(&server, &registered);
     ok.request_token(

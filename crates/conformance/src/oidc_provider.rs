@@ -1586,7 +1586,8 @@ pub fn mtls_client_credentials_bound_tokens<H: Harness>() {
         assert!(sent >= 2, "{id}: {sent} requests at the mTLS aliases");
     }
 
-    // Refused: the wrong certificate, one from a CA the server does not trust, none at all.
+    // Refused by the server: the wrong certificate, one from a CA the server does not trust.
+    // None at all: refused before anything is sent (`client_identity`).
     let refused = |h: &H, id: &str, auth: ClientAuthentication, endpoint: &str| {
         let result = h.request_token(
             &h.endpoint(endpoint).expect("endpoint"),
@@ -1620,18 +1621,29 @@ pub fn mtls_client_credentials_bound_tokens<H: Harness>() {
             ClientAuthentication::TlsClientAuth,
             endpoint,
         );
-        refused(
-            &plain,
-            MTLS_SELF_SIGNED_CLIENT,
-            ClientAuthentication::SelfSignedTlsClientAuth,
-            endpoint,
-        );
-        refused(
-            &plain,
-            MTLS_CA_CLIENT,
-            ClientAuthentication::TlsClientAuth,
-            endpoint,
-        );
+        for (id, auth) in [
+            (
+                MTLS_SELF_SIGNED_CLIENT,
+                ClientAuthentication::SelfSignedTlsClientAuth,
+            ),
+            (MTLS_CA_CLIENT, ClientAuthentication::TlsClientAuth),
+        ] {
+            let result = plain.request_token(
+                &plain.endpoint(endpoint).expect("endpoint"),
+                &Client::new(id, auth),
+                &TokenRequest::client_credentials().scope(["api:read"]),
+            );
+            assert!(
+                matches!(
+                    &result,
+                    Err(Error::InvalidParameter {
+                        name: "client_identity",
+                        ..
+                    })
+                ),
+                "{id} at {endpoint}: {result:?}"
+            );
+        }
     }
 }
 

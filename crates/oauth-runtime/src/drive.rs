@@ -68,6 +68,23 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     }
 }
 
+/// Refuses a mutual-TLS client (`tls_client_auth`, `self_signed_tls_client_auth`: RFC 8705
+/// §2) on an HTTP client that presents no certificate
+/// ([`HttpConfig::client_identity`](crate::HttpConfig::client_identity)), before anything is
+/// sent: the server could only answer `invalid_client`, and the request would go out under
+/// the client's id with no proof of it.
+pub(crate) fn check_identity(config: &HttpConfig, client: &Client) -> Result<(), Error> {
+    if client.uses_mtls() && config.client_identity.is_none() {
+        return Err(Error::InvalidParameter {
+            name: "client_identity",
+            reason: "is needed by a client that authenticates with mutual TLS \
+                     (tls_client_auth, self_signed_tls_client_auth): give the HTTP client its \
+                     certificate and key with HttpConfig::client_identity",
+        });
+    }
+    Ok(())
+}
+
 /// Runs a token request to its end: each attempt built (and its assertions signed) afresh,
 /// transient failures retried as oauth-core's `TokenCall` decides, all within
 /// [`HttpConfig::timeout`].
@@ -78,6 +95,7 @@ pub async fn request_token<I: Io>(
     request: &TokenRequest,
 ) -> Result<TokenResponse, Error> {
     let config = io.config();
+    check_identity(config, client)?;
     let mut call = config.token_call(endpoint, client, request, now());
     loop {
         match call.poll(now()) {
@@ -209,6 +227,7 @@ pub async fn introspect<I: Io>(
     client: &Client,
     request: &IntrospectionRequest,
 ) -> Result<Introspection, Error> {
+    check_identity(io.config(), client)?;
     let built = request.build_at(endpoint, client, now().wall())?;
     exchange(io, built, |r| request.parse_response(client, r)).await
 }
@@ -220,6 +239,7 @@ pub async fn revoke<I: Io>(
     client: &Client,
     request: &RevocationRequest,
 ) -> Result<(), Error> {
+    check_identity(io.config(), client)?;
     let built = request.build_at(endpoint, client, now().wall())?;
     exchange(io, built, |r| request.parse_response(client, r)).await
 }

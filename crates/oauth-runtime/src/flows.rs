@@ -21,6 +21,7 @@ pub async fn device_authorization<I: Io>(
     client: &Client,
     request: &DeviceAuthorizationRequest,
 ) -> Result<DeviceAuthorization, Error> {
+    crate::drive::check_identity(io.config(), client)?;
     let built = request.build_at(endpoint, client, now().wall())?;
     exchange(io, built, |r| parse_device_authorization_response(r, now())).await
 }
@@ -82,6 +83,7 @@ pub async fn push_authorization<I: Io>(
     client: &Client,
     pending: &oauth_core::PendingAuthorization,
 ) -> Result<oauth_core::PendingAuthorization, Error> {
+    crate::drive::check_identity(io.config(), client)?;
     let request = pending.push_request(par_endpoint, client, now().wall())?;
     exchange(io, request, |r| pending.pushed(r)).await
 }
