@@ -45,9 +45,16 @@ const JWT_AUDIENCE: &str = "https://api.example/orders";
 /// The JWTs signed for the cache-miss target: more than its rounds use on this machine (a
 /// round that runs out ends early, its rate counted over its own length).
 const JWT_MISSES: usize = 200_000;
+/// The DPoP proofs signed for each round (more than a round uses on this machine).
+const DPOP_PROOFS: usize = 60_000;
 
 /// A JWT access token for `app-1`, padded to 900 characters like the opaque token.
 fn jwt(server: &TestServer, n: usize) -> String {
+    bound_jwt(server, n, None)
+}
+
+/// [`jwt`], bound to the DPoP key `jkt` (`cnf.jkt`) when given.
+fn bound_jwt(server: &TestServer, n: usize, jkt: Option<&str>) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -57,6 +64,7 @@ fn jwt(server: &TestServer, n: usize) -> String {
             "iss": server.url(""), "aud": JWT_AUDIENCE, "sub": "u1", "client_id": "app-1",
             "scope": "orders:read", "iat": now, "exp": now + 3600, "jti": format!("bench-{n}"),
             "pad": "x".repeat(pad),
+            "cnf": jkt.map(|jkt| serde_json::json!({"jkt": jkt})),
         })
     };
     let header = || serde_json::json!({"typ": "at+jwt"});
@@ -97,18 +105,54 @@ enum Tokens {
     Same(Arc<str>),
     /// A new one on every request, taken in turn; a round ends early when they run out.
     Each(Arc<Vec<String>>, Arc<AtomicUsize>),
+    /// A DPoP-bound token with a new proof on every request (signed before the round).
+    Dpop(Arc<str>, Arc<Vec<String>>, Arc<AtomicUsize>),
 }
 
 impl Tokens {
-    /// The next request's `Authorization` value, if there is one left.
-    fn next(&self) -> Option<String> {
+    /// The next request's `Authorization` value and DPoP proof, if there is one left.
+    fn next(&self) -> Option<(String, Option<String>)> {
         match self {
-            Self::Same(t) => Some(format!("Bearer {t}")),
+            Self::Same(t) => Some((format!("Bearer {t}"), None)),
             Self::Each(all, next) => all
                 .get(next.fetch_add(1, Ordering::Relaxed))
-                .map(|t| format!("Bearer {t}")),
+                .map(|t| (format!("Bearer {t}"), None)),
+            Self::Dpop(token, proofs, next) => proofs
+                .get(next.fetch_add(1, Ordering::Relaxed))
+                .map(|p| (format!("DPoP {token}"), Some(p.clone()))),
         }
     }
+}
+
+/// The origin DPoP proofs name (the `/dpop` route's `public_origin`).
+const DPOP_ORIGIN: &str = "https://api.example";
+
+/// `n` DPoP proofs for `GET {DPOP_ORIGIN}/dpop/1` with `token`, signed now on two threads.
+fn proofs(key: &jwt_assertion::DpopKey, token: &str, n: usize) -> Vec<String> {
+    let htu = format!("{DPOP_ORIGIN}/dpop/1");
+    std::thread::scope(|scope| {
+        let halves: Vec<_> = (0..2)
+            .map(|_| {
+                let htu = &htu;
+                scope.spawn(move || {
+                    (0..n / 2)
+                        .map(|_| {
+                            key.sign(
+                                &oauth_core::ProofContext::new(
+                                    "GET",
+                                    htu,
+                                    std::time::SystemTime::now(),
+                                )
+                                .access_token(Some(token)),
+                            )
+                            .unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        halves.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    })
 }
 
 /// One round: each request's latency (µs), and the round's length.
@@ -127,14 +171,16 @@ async fn round(target: SocketAddr, path: &'static str, tokens: &Tokens) -> (Vec<
             tokio::spawn(conn);
             let mut latencies = Vec::new();
             while Instant::now() < deadline {
-                let Some(authorization) = tokens.next() else {
+                let Some((authorization, proof)) = tokens.next() else {
                     break;
                 };
-                let request = Request::get(path)
+                let mut request = Request::get(path)
                     .header("host", "127.0.0.1")
-                    .header("authorization", authorization)
-                    .body(Empty::<Bytes>::new())
-                    .unwrap();
+                    .header("authorization", authorization);
+                if let Some(proof) = proof {
+                    request = request.header("dpop", proof);
+                }
+                let request = request.body(Empty::<Bytes>::new()).unwrap();
                 let started = Instant::now();
                 send.ready().await.unwrap();
                 let response = send.send_request(request).await.unwrap();
@@ -335,7 +381,8 @@ fn start_gateway(
              [introspection]\nendpoint = \"{}\"\nclient_id = \"{}\"\nclient_secret_env = \"S\"\nca_file = \"{}\"\n\
              [[route]]\nprefix = \"/orders\"\napi = \"orders\"\n\
              [[issuer]]\nissuer = \"{}\"\naudience = \"{JWT_AUDIENCE}\"\njwks_uri = \"{}\"\nalgorithms = [\"ES256\"]\nca_file = \"{}\"\n\
-             [[route]]\nprefix = \"/jwt\"\napi = \"orders\"\nmode = \"jwt\"\n",
+             [[route]]\nprefix = \"/jwt\"\napi = \"orders\"\nmode = \"jwt\"\n\
+             [[route]]\nprefix = \"/dpop\"\napi = \"orders\"\nmode = \"jwt\"\ndpop = \"required\"\npublic_origin = \"{DPOP_ORIGIN}\"\n",
             contracts.display(),
             server.url("/introspect"),
             b.client_id,
@@ -489,20 +536,33 @@ fn main() {
             .collect();
         halves.into_iter().flat_map(|h| h.join().unwrap()).collect()
     });
-    for (name, tokens) in [
+    let dpop_key = jwt_assertion::DpopKey::generate().unwrap();
+    let dpop_token: Arc<str> = bound_jwt(&server, 0, Some(dpop_key.jkt())).into();
+    for (name, path, tokens) in [
         (
             "oauth-gateway, JWT mode, cache hit",
+            "/jwt/1",
             Tokens::Same(hit.clone().into()),
         ),
         (
             "oauth-gateway, JWT mode, cache miss",
+            "/jwt/1",
             Tokens::Each(Arc::new(misses), Arc::new(AtomicUsize::new(0))),
+        ),
+        (
+            "oauth-gateway, JWT mode, DPoP required (a new proof on each request)",
+            "/dpop/1",
+            Tokens::Dpop(
+                Arc::clone(&dpop_token),
+                Arc::new(Vec::new()),
+                Arc::new(AtomicUsize::new(0)),
+            ),
         ),
     ] {
         measured.push(Measured {
             name,
             addr: gateway,
-            path: "/jwt/1",
+            path,
             tokens,
             rates: Vec::new(),
             latencies: Vec::new(),
@@ -522,14 +582,23 @@ fn main() {
         // Warm-up: each gateway's one introspection call and key set, connections, caches
         // (the cache-miss target warms up with the hit's token: its own are each used once).
         for m in &measured {
-            let tokens = match m.tokens {
-                Tokens::Each(..) => &jwt_hit,
-                Tokens::Same(_) => &m.tokens,
+            let tokens = match &m.tokens {
+                Tokens::Each(..) => jwt_hit.clone(),
+                Tokens::Same(_) => m.tokens.clone(),
+                Tokens::Dpop(token, ..) => {
+                    let fresh = proofs(&dpop_key, token, DPOP_PROOFS);
+                    Tokens::Dpop(Arc::clone(token), Arc::new(fresh), Arc::default())
+                }
             };
-            round(m.addr, m.path, tokens).await;
+            round(m.addr, m.path, &tokens).await;
         }
         for _ in 0..ROUNDS {
             for m in &mut measured {
+                // Proofs signed just before their round: a fresh `iat`, each `jti` used once.
+                if let Tokens::Dpop(token, ..) = &m.tokens {
+                    let fresh = proofs(&dpop_key, token, DPOP_PROOFS);
+                    m.tokens = Tokens::Dpop(Arc::clone(token), Arc::new(fresh), Arc::default());
+                }
                 let (l, elapsed) = round(m.addr, m.path, &m.tokens).await;
                 m.rates.push(l.len() as f64 / elapsed.as_secs_f64());
                 m.latencies.extend(l);
@@ -586,7 +655,10 @@ fn main() {
          connections; its access log goes to a file. The JWT mode rows: the gateway with its \
          access log, route `/jwt` (`mode = \"jwt\"`, ES256, the key set fetched once), a \
          900-character JWT access token: the same one on every request (cache hit), or one \
-         never seen before on every request (cache miss: signature, claims, decision, cached).\n"
+         never seen before on every request (cache miss: signature, claims, decision, cached); \
+         and route `/dpop` (`dpop = \"required\"`): a DPoP-bound JWT (a cache hit) with a new \
+         ES256 proof on every request, signed before its round (the proof's signature, `htm`, \
+         `htu`, `iat`, `ath` checked and its `jti` remembered against replay).\n"
     );
     println!("| | requests/s (median round) | p50 | p99 | p50 added | p99 added |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");

@@ -69,6 +69,11 @@ pub(crate) struct Config {
     /// The scheme and authority clients address the gateway at (`https://api.example`), for
     /// the URL a DPoP proof names; the routes' default (`https://` and the `Host` if unset).
     pub(crate) public_origin: Option<String>,
+    /// How many DPoP proofs each route remembers for the replay check (each for 120 s: twice
+    /// the 60 s `iat` window). A proof beyond it is refused, so this bounds a route's
+    /// sustained DPoP rate at `dpop_replay_capacity / 120` a second.
+    #[serde(default = "default_dpop_replay_capacity")]
+    pub(crate) dpop_replay_capacity: usize,
     /// Whether the caller's `Authorization` header is passed upstream (dropped by default).
     #[serde(default)]
     pub(crate) forward_token: bool,
@@ -173,6 +178,11 @@ const MAX_WORKERS: usize = 1024;
 
 fn yes() -> bool {
     true
+}
+
+/// 1,000,000 proofs (about 100 MB at most): 8,333 DPoP requests a second per route, sustained.
+fn default_dpop_replay_capacity() -> usize {
+    1_000_000
 }
 
 fn default_upstream_timeout() -> u64 {
@@ -809,6 +819,7 @@ scopes = ["orders:read"]
         let config = parse(GOOD).unwrap();
         assert!(matches!(config.contracts, Contracts::Redb { .. }));
         assert!(config.cache.redis.is_none());
+        assert_eq!(config.dpop_replay_capacity, 1_000_000);
         assert!(!config.forward_token);
         assert!(!config.routes[0].allow_encoded_percent);
         assert_eq!(config.log_format, LogFormat::Text);

@@ -776,11 +776,13 @@ fn build(
                 builder = builder.jwt_issuer(issuer);
             }
         }
-        let mut dpop = DpopPolicy::new().requirement(match r.dpop {
-            Dpop::Off => DpopRequirement::Off,
-            Dpop::Allowed => DpopRequirement::Allowed,
-            Dpop::Required => DpopRequirement::Required,
-        });
+        let mut dpop = DpopPolicy::new()
+            .replay_capacity(config.dpop_replay_capacity)
+            .requirement(match r.dpop {
+                Dpop::Off => DpopRequirement::Off,
+                Dpop::Allowed => DpopRequirement::Allowed,
+                Dpop::Required => DpopRequirement::Required,
+            });
         if let Some(origin) = r.public_origin.as_ref().or(config.public_origin.as_ref()) {
             dpop = dpop.public_origin(origin.clone());
         }
