@@ -436,6 +436,39 @@ struct Measured {
     tokens: Tokens,
     rates: Vec<f64>,
     latencies: Vec<u32>,
+    /// The server's process (with its children: nginx's workers), when it is one of ours.
+    pid: Option<u32>,
+    /// The CPU time (user and system, µs) the server spent per request, each round.
+    cpu: Vec<f64>,
+}
+
+/// The CPU time (user and system, in clock ticks) `pid` and its descendants have used, from
+/// `/proc` (Linux; `None` elsewhere or when it cannot be read).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces), in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime: fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let own = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let mut total = own;
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    for task in tasks.flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+            total += cpu_ticks(child).unwrap_or(0);
+        }
+    }
+    Some(total)
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux when it cannot be asked).
+fn ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 fn main() {
@@ -468,9 +501,10 @@ fn main() {
     let nginx_skipped = match nginx {
         Ok((child, port)) => {
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            let pid = child.id();
             children.children.push(child);
             wait_listening("nginx", addr, children.children.last_mut().unwrap());
-            targets.push(("nginx (reverse proxy only)", addr));
+            targets.push(("nginx (reverse proxy only)", addr, pid));
             None
         }
         Err(reason) => Some(reason),
@@ -501,27 +535,31 @@ fn main() {
             cpus.as_deref(),
         );
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let pid = child.id();
         children.children.push(child);
         wait_listening("the gateway", addr, children.children.last_mut().unwrap());
-        targets.push((name, addr));
+        targets.push((name, addr, pid));
     }
     let token = server.issue_access_token("app-1", "orders:read", Duration::from_secs(3600));
     assert_eq!(token.len(), 900);
     let opaque = Tokens::Same(token.into());
     let mut measured: Vec<Measured> = targets
         .into_iter()
-        .map(|(name, addr)| Measured {
+        .map(|(name, addr, pid)| Measured {
             name,
             addr,
             path: "/orders/1",
             tokens: opaque.clone(),
             rates: Vec::new(),
             latencies: Vec::new(),
+            pid: Some(pid),
+            cpu: Vec::new(),
         })
         .collect();
     // The JWT mode, on the gateway with its access log (the first gateway started): the same
     // JWT (a cache hit), and a new one on each request (a miss), signed here on both cores.
-    let gateway = measured[usize::from(nginx_skipped.is_none())].addr;
+    let first_gateway = &measured[usize::from(nginx_skipped.is_none())];
+    let (gateway, gateway_pid) = (first_gateway.addr, first_gateway.pid);
     let hit = jwt(&server, 0);
     let misses: Vec<String> = std::thread::scope(|scope| {
         let halves: Vec<_> = (0..2)
@@ -566,6 +604,8 @@ fn main() {
             tokens,
             rates: Vec::new(),
             latencies: Vec::new(),
+            pid: gateway_pid,
+            cpu: Vec::new(),
         });
     }
     measured.push(Measured {
@@ -575,9 +615,12 @@ fn main() {
         tokens: opaque,
         rates: Vec::new(),
         latencies: Vec::new(),
+        pid: None,
+        cpu: Vec::new(),
     });
     let jwt_hit = Tokens::Same(hit.into());
 
+    let ticks = ticks_per_second();
     runtime.block_on(async {
         // Warm-up: each gateway's one introspection call and key set, connections, caches
         // (the cache-miss target warms up with the hit's token: its own are each used once).
@@ -599,7 +642,13 @@ fn main() {
                     let fresh = proofs(&dpop_key, token, DPOP_PROOFS);
                     m.tokens = Tokens::Dpop(Arc::clone(token), Arc::new(fresh), Arc::default());
                 }
+                let before = m.pid.and_then(cpu_ticks);
                 let (l, elapsed) = round(m.addr, m.path, &m.tokens).await;
+                let after = m.pid.and_then(cpu_ticks);
+                if let (Some(before), Some(after)) = (before, after) {
+                    let seconds = (after - before) as f64 / ticks;
+                    m.cpu.push(seconds * 1e6 / l.len().max(1) as f64);
+                }
                 m.rates.push(l.len() as f64 / elapsed.as_secs_f64());
                 m.latencies.extend(l);
             }
@@ -660,8 +709,10 @@ fn main() {
          ES256 proof on every request, signed before its round (the proof's signature, `htm`, \
          `htu`, `iat`, `ath` checked and its `jti` remembered against replay).\n"
     );
-    println!("| | requests/s (median round) | p50 | p99 | p50 added | p99 added |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| | requests/s (median round) | p50 | p99 | p50 added | p99 added | server CPU per request |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     for m in &measured {
         let (p50, p99) = (
             percentile(&m.latencies, 0.50),
@@ -674,8 +725,13 @@ fn main() {
                 format!("+{} µs", p.saturating_sub(d))
             }
         };
+        let cpu = if m.cpu.is_empty() {
+            String::new()
+        } else {
+            format!("{:.1} µs", median(&m.cpu))
+        };
         println!(
-            "| {} | {:.0} | {p50} µs | {p99} µs | {} | {} |",
+            "| {} | {:.0} | {p50} µs | {p99} µs | {} | {} | {cpu} |",
             m.name,
             median(&m.rates),
             added(p50, d50),
@@ -698,8 +754,18 @@ fn main() {
                 .zip(&nginx.rates)
                 .map(|(g, n)| format!("{:.2}", g / n))
                 .collect();
+            // CPU time per request: what the server itself costs, whatever else the machine
+            // (the load generator, another process) takes from the same cores.
+            let cpu = if m.cpu.is_empty() || nginx.cpu.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", CPU per request {:.2}× nginx's",
+                    median(&m.cpu) / median(&nginx.cpu)
+                )
+            };
             println!(
-                "- {} / nginx: throughput {:.2}× (target ≥ 0.8×; by round {}), p99 added {:.2}× (target ≤ 1.5×)",
+                "- {} / nginx: throughput {:.2}× (target ≥ 0.8×; by round {}), p99 added {:.2}× (target ≤ 1.5×){cpu}",
                 m.name,
                 median(&m.rates) / nginx_rate,
                 rounds.join(", "),

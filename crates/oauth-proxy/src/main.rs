@@ -87,6 +87,7 @@ mod config;
 mod metrics;
 mod proxy;
 mod server;
+mod upstream;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

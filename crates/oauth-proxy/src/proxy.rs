@@ -10,9 +10,6 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use base64::Engine as _;
 use http_body_util::BodyExt as _;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
 use oauth_gateway::oauth_core::Endpoint;
 use oauth_gateway::{
     ApiPolicy, CacheConfig, ClientCertificate, ContractStore, Denial, DpopPolicy, DpopRequirement,
@@ -23,25 +20,7 @@ use oauth_reqwest::{Client, ClientAuthentication, ClientSecret, HttpClient, Http
 use crate::config::{Auth, Config, Contracts, Dpop, Mode, ScopeCriteria, env_secret};
 use crate::metrics::{Metrics, RequestCounters};
 use crate::server::{ConnLimits, Current, Fixed};
-
-/// An upstream service and its own connection pools, one per worker.
-struct Upstream {
-    /// Its scheme and authority, and the base path (no trailing slash).
-    scheme: axum::http::uri::Scheme,
-    authority: axum::http::uri::Authority,
-    base: String,
-    /// Indexed by [`crate::server::worker`]: a worker's requests go over connections its own
-    /// thread drives, so no other thread has to be woken to send one or read its answer.
-    clients: Vec<HyperClient<HttpsConnector<HttpConnector>, Body>>,
-    timeout: Duration,
-}
-
-impl Upstream {
-    /// The calling worker's pool.
-    fn client(&self) -> &HyperClient<HttpsConnector<HttpConnector>, Body> {
-        &self.clients[crate::server::worker() % self.clients.len()]
-    }
-}
+use crate::upstream::Upstream;
 
 struct Route {
     prefix: String,
@@ -612,7 +591,7 @@ fn endpoint(http: &HttpClient, url: &str, what: &str) -> Result<Endpoint, String
     })
 }
 
-/// An upstream's clients: `pools` pools, https:// trusted through the public roots or
+/// An upstream's connections: `pools` pools, https:// trusted through the public roots or
 /// `ca_file` only.
 fn upstream(
     url: &str,
@@ -620,10 +599,6 @@ fn upstream(
     timeout: Duration,
     pools: usize,
 ) -> Result<Upstream, String> {
-    let uri: Uri = url.parse().map_err(|e| format!("upstream {url:?}: {e}"))?;
-    let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned()) else {
-        return Err(format!("upstream {url:?}: not an absolute URL"));
-    };
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(ca) => {
@@ -648,27 +623,7 @@ fn upstream(
         .map_err(|e| format!("upstream TLS: {e}"))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    // No Nagle delay on the upstream connections (nginx's `tcp_nodelay on`): a request's
-    // head goes out at once even when the previous answer's ACK is still pending.
-    let mut tcp = HttpConnector::new();
-    tcp.set_nodelay(true);
-    tcp.enforce_http(false);
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(tcp);
-    Ok(Upstream {
-        scheme,
-        authority,
-        base: uri.path().trim_end_matches('/').to_owned(),
-        clients: (0..pools.max(1))
-            .map(|_| {
-                HyperClient::builder(hyper_util::rt::TokioExecutor::new()).build(connector.clone())
-            })
-            .collect(),
-        timeout,
-    })
+    Upstream::new(url, tls, timeout, pools)
 }
 
 fn build(
@@ -1224,18 +1179,14 @@ async fn forward(
         _ => full.to_owned(),
     };
     let upstream = &route.upstream;
-    // The upstream's scheme and authority were parsed once; the path is the base and the
-    // target, built in one buffer that the URI then owns.
+    // The path is the upstream's base and the target, built in one buffer that the URI then
+    // owns; it goes in origin form (the connection knows where it goes).
     let mut path = String::with_capacity(upstream.base.len() + target.len());
     path.push_str(&upstream.base);
     path.push_str(&target);
-    let mut uri = axum::http::uri::Parts::default();
-    uri.scheme = Some(upstream.scheme.clone());
-    uri.authority = Some(upstream.authority.clone());
-    uri.path_and_query = axum::http::uri::PathAndQuery::try_from(path).ok();
-    parts.uri = match Uri::from_parts(uri) {
-        Ok(uri) if uri.path_and_query().is_some() => uri,
-        _ => {
+    parts.uri = match axum::http::uri::PathAndQuery::try_from(path) {
+        Ok(path) => Uri::from(path),
+        Err(_) => {
             return (
                 plain(StatusCode::BAD_REQUEST, "bad request target"),
                 "bad_target",
@@ -1271,11 +1222,10 @@ async fn send(
     over: Option<&AtomicBool>,
 ) -> (Response<Body>, &'static str) {
     let upstream = &route.upstream;
-    match tokio::time::timeout(upstream.timeout, upstream.client().request(request)).await {
-        Ok(Ok(response)) => {
-            let (mut parts, body) = response.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
-            (Response::from_parts(parts, Body::new(body)), "allowed")
+    match tokio::time::timeout(upstream.timeout, upstream.send(request)).await {
+        Ok(Ok(mut response)) => {
+            strip_hop_by_hop(response.headers_mut());
+            (response, "allowed")
         }
         Ok(Err(_)) if over.is_some_and(|o| o.load(Ordering::Relaxed)) => (
             plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
