@@ -151,10 +151,10 @@ impl Upstream {
         &self,
         mut request: Request<Body>,
     ) -> Result<Response<Body>, SendError> {
-        if !request.headers().contains_key(axum::http::header::HOST) {
-            if let Ok(host) = HeaderValue::from_str(self.authority.as_str()) {
-                request.headers_mut().insert(axum::http::header::HOST, host);
-            }
+        if !request.headers().contains_key(axum::http::header::HOST)
+            && let Ok(host) = HeaderValue::from_str(self.authority.as_str())
+        {
+            request.headers_mut().insert(axum::http::header::HOST, host);
         }
         let pool = &self.pools[crate::server::worker() % self.pools.len()];
         // Idle connections first; one the upstream has just closed gives the request back
@@ -223,10 +223,10 @@ struct Returning {
 impl Returning {
     /// Gives the connection back, once the whole body has arrived.
     fn release_if_done(&mut self) {
-        if hyper::body::Body::is_end_stream(&self.body) {
-            if let Some((sender, pool)) = self.connection.take() {
-                pool.put(sender);
-            }
+        if hyper::body::Body::is_end_stream(&self.body)
+            && let Some((sender, pool)) = self.connection.take()
+        {
+            pool.put(sender);
         }
     }
 }
