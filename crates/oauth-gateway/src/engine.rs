@@ -547,7 +547,10 @@ impl Engine {
                 CheckStep::Wait { until } => io.wait(&self.signal, seen, until).await,
                 CheckStep::Validate => {
                     validated_here = true;
-                    let (outcome, limit) = self.validate(io, check.check.key(), token).await;
+                    // On the heap: a validation's future (an introspection call, a key set
+                    // fetch) is most of this one's size, and a cache hit never needs it.
+                    let (outcome, limit) =
+                        Box::pin(self.validate(io, check.check.key(), token)).await;
                     check
                         .check
                         .handle_outcome(&mut self.lock(), outcome, now(), limit);

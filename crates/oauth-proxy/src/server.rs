@@ -344,9 +344,10 @@ impl<C: Current> hyper::service::Service<Request<hyper::body::Incoming>> for Adm
             a.served = true;
         }
         let guard = InFlight(Arc::clone(&self.activity));
-        let future = Arc::clone(&self.inner).handle(request);
+        let inner = Arc::clone(&self.inner);
+        // The handler's future is made inside the box, not moved into it (it is kilobytes).
         Box::pin(async move {
-            let response = future.await;
+            let response = inner.handle(request).await;
             drop(guard);
             Ok(response)
         })

@@ -171,7 +171,9 @@ impl Upstream {
                 },
             }
         }
-        let mut sender = self.connect().await?;
+        // On the heap: a connection's setup (TCP, TLS, the handshake) is most of this
+        // future's size, and a request on a pooled connection never needs it.
+        let mut sender = Box::pin(self.connect()).await?;
         match sender.send_request(request).await {
             Ok(response) => Ok(returning(response, sender, pool)),
             Err(e) => Err(SendError::Http(e)),
