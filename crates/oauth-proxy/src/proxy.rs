@@ -820,8 +820,13 @@ impl App {
 /// one (unique in this process, not a secret).
 fn request_id(headers: &HeaderMap) -> HeaderValue {
     static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    static N: AtomicU64 = AtomicU64::new(0);
-    if let Some(id) = headers.get("x-request-id")
+    static THREADS: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        /// This thread's number and the ids it has made: no counter shared between threads.
+        static MINE: (u64, std::cell::Cell<u64>) =
+            (THREADS.fetch_add(1, Ordering::Relaxed), std::cell::Cell::new(0));
+    }
+    if let Some(id) = headers.get(X_REQUEST_ID)
         && !id.is_empty()
         && id.len() <= 128
         && id.as_bytes().iter().all(|b| b.is_ascii_graphic())
@@ -833,10 +838,26 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
     });
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    // The buffer becomes the value (hex digits and `-`: always a valid value).
-    HeaderValue::try_from(format!("{started:016x}-{n:08x}"))
-        .unwrap_or_else(|_| HeaderValue::from_static("-"))
+    let (thread, n) = MINE.with(|(thread, n)| {
+        let next = n.get();
+        n.set(next.wrapping_add(1));
+        (*thread, next)
+    });
+    // `{started:016x}-{thread:04x}{n:012x}`, written without the formatting machinery (this
+    // runs for every request without an id).
+    let mut id = [b'-'; 33];
+    let digits = b"0123456789abcdef";
+    let mut put = |at: std::ops::Range<usize>, mut value: u64| {
+        for i in at.rev() {
+            id[i] = digits[(value & 0xf) as usize];
+            value >>= 4;
+        }
+    };
+    put(0..16, started);
+    put(17..21, thread);
+    put(21..33, n);
+    // Hex digits and `-`: always a valid value.
+    HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 /// Why a denied request was refused, as the metrics name it.
@@ -1069,17 +1090,19 @@ fn percent_decode(text: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Headers a hop must not pass on (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Headers a hop must not pass on (RFC 9110 §7.6.1), as names built once.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    axum::http::header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    axum::http::header::PROXY_AUTHENTICATE,
+    axum::http::header::PROXY_AUTHORIZATION,
+    axum::http::header::TE,
+    axum::http::header::TRAILER,
+    axum::http::header::TRANSFER_ENCODING,
+    axum::http::header::UPGRADE,
 ];
+
+const DPOP: HeaderName = HeaderName::from_static("dpop");
 
 /// Removes what the upstream must not see from the caller: principal headers it could spoof,
 /// hop-by-hop headers, and (unless configured) its token.
@@ -1094,19 +1117,31 @@ fn strip(headers: &mut HeaderMap, forward_token: bool) {
                 .all(|(&got, &want)| got == want || (got == b'_' && want == b'-'))
         })
     };
-    let spoofed: Vec<HeaderName> = headers.keys().filter(|n| spoofable(n)).cloned().collect();
-    for name in spoofed {
-        headers.remove(&name);
+    // One pass over the names first: most requests carry none of these, and then nothing is
+    // looked up or removed.
+    if headers.keys().any(|n| spoofable(n) || is_hop_by_hop(n)) {
+        let spoofed: Vec<HeaderName> = headers.keys().filter(|n| spoofable(n)).cloned().collect();
+        for name in spoofed {
+            headers.remove(&name);
+        }
+        strip_hop_by_hop(headers);
     }
-    strip_hop_by_hop(headers);
     if !forward_token {
         headers.remove(axum::http::header::AUTHORIZATION);
-        headers.remove("dpop");
+        headers.remove(DPOP);
     }
+}
+
+/// Whether `name` is a hop-by-hop header (RFC 9110 §7.6.1), or `Connection` itself.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name)
 }
 
 /// Removes the hop-by-hop headers, and those the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<String> = headers
         .get_all(axum::http::header::CONNECTION)
         .iter()
@@ -1284,6 +1319,33 @@ mod tests {
     }
 
     #[test]
+    fn request_ids_are_kept_or_made_unique_across_threads() {
+        let mut given = HeaderMap::new();
+        given.insert(X_REQUEST_ID, HeaderValue::from_static("req-7"));
+        assert_eq!(request_id(&given), "req-7");
+        // Not printable, or empty: replaced.
+        given.insert(X_REQUEST_ID, HeaderValue::from_static(""));
+        assert_ne!(request_id(&given), "");
+        let made = |n| {
+            (0..n)
+                .map(|_| request_id(&HeaderMap::new()))
+                .collect::<Vec<_>>()
+        };
+        let mut all = made(1000);
+        all.extend(std::thread::spawn(move || made(1000)).join().unwrap());
+        for id in &all {
+            let text = id.to_str().unwrap();
+            assert_eq!(text.len(), 33, "{text}");
+            assert!(
+                text.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'),
+                "{text}"
+            );
+        }
+        let distinct: std::collections::BTreeSet<_> = all.iter().map(|v| v.as_bytes()).collect();
+        assert_eq!(distinct.len(), 2000);
+    }
+
+    #[test]
     fn spoofed_and_hop_by_hop_headers_are_removed() {
         let mut h = HeaderMap::new();
         h.insert("x-oauth-client-id", HeaderValue::from_static("admin"));
@@ -1296,6 +1358,24 @@ mod tests {
         strip(&mut h, false);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("accept"));
+        // Each kind alone is found too (the first pass looks for either).
+        for (name, value) in [
+            ("x_oauth_api", "orders"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(name, HeaderValue::from_static(value));
+            h.insert("accept", HeaderValue::from_static("*/*"));
+            strip(&mut h, true);
+            assert_eq!(h.len(), 1, "{name}: {h:?}");
+        }
+        // A request with none keeps every header, its token too when forwarded.
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_static("Bearer t"));
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        strip(&mut h, true);
+        assert_eq!(h.len(), 2);
     }
 
     /// One case per line: the path and what the check must find.
