@@ -43,8 +43,10 @@
 //! client's certificate once ([`ClientCertificate::from_der`]) and puts it in the extensions of
 //! each request of that connection. [`Gateway::check`], [`BlockingGateway::check`] and the tower
 //! layer read it there (`check_parts_with_certificate` takes it as an argument). With
-//! tokio-rustls, after the handshake (the server config asking for client certificates, e.g.
-//! rustls's `WebPkiClientVerifier` with `allow_unauthenticated()`):
+//! tokio-rustls, after the handshake (the server config asking for client certificates:
+//! rustls's `WebPkiClientVerifier` with `allow_unauthenticated()` for CA-issued ones, or the
+//! `rustls` feature's `tls::AnyClientCertificate` for any certificate whose key the client
+//! proves, self-signed ones included, RFC 8705 §2.2):
 //!
 //! ```ignore
 //! let tls = acceptor.accept(tcp).await?;
@@ -91,6 +93,8 @@ mod limits;
 #[cfg(feature = "redb")]
 mod redb_store;
 mod shared;
+#[cfg(feature = "rustls")]
+pub mod tls;
 #[cfg(feature = "tower")]
 mod tower;
 

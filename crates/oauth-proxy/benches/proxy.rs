@@ -440,25 +440,31 @@ struct Measured {
     pid: Option<u32>,
     /// The CPU time (user and system, µs) the server spent per request, each round.
     cpu: Vec<f64>,
+    /// Of which in the kernel (system time).
+    system: Vec<f64>,
 }
 
-/// The CPU time (user and system, in clock ticks) `pid` and its descendants have used, from
+/// The CPU time (user, system; in clock ticks) `pid` and its descendants have used, from
 /// `/proc` (Linux; `None` elsewhere or when it cannot be read).
-fn cpu_ticks(pid: u32) -> Option<u64> {
+fn cpu_ticks(pid: u32) -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The fields after the command name (which may hold spaces), in parentheses.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     // utime and stime: fields 14 and 15 of the whole line, 12 and 13 after the name.
-    let own = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    let mut total = own;
+    let (mut user, mut system) = (
+        fields.get(11)?.parse::<u64>().ok()?,
+        fields.get(12)?.parse::<u64>().ok()?,
+    );
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     for task in tasks.flatten() {
         let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
         for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
-            total += cpu_ticks(child).unwrap_or(0);
+            let (u, s) = cpu_ticks(child).unwrap_or_default();
+            user += u;
+            system += s;
         }
     }
-    Some(total)
+    Some((user, system))
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux when it cannot be asked).
@@ -554,6 +560,7 @@ fn main() {
             latencies: Vec::new(),
             pid: Some(pid),
             cpu: Vec::new(),
+            system: Vec::new(),
         })
         .collect();
     // The JWT mode, on the gateway with its access log (the first gateway started): the same
@@ -606,6 +613,7 @@ fn main() {
             latencies: Vec::new(),
             pid: gateway_pid,
             cpu: Vec::new(),
+            system: Vec::new(),
         });
     }
     measured.push(Measured {
@@ -617,6 +625,7 @@ fn main() {
         latencies: Vec::new(),
         pid: None,
         cpu: Vec::new(),
+        system: Vec::new(),
     });
     let jwt_hit = Tokens::Same(hit.into());
 
@@ -646,8 +655,11 @@ fn main() {
                 let (l, elapsed) = round(m.addr, m.path, &m.tokens).await;
                 let after = m.pid.and_then(cpu_ticks);
                 if let (Some(before), Some(after)) = (before, after) {
-                    let seconds = (after - before) as f64 / ticks;
-                    m.cpu.push(seconds * 1e6 / l.len().max(1) as f64);
+                    let per_request =
+                        |ticks_used: u64| ticks_used as f64 / ticks * 1e6 / l.len().max(1) as f64;
+                    m.cpu
+                        .push(per_request(after.0 + after.1 - before.0 - before.1));
+                    m.system.push(per_request(after.1 - before.1));
                 }
                 m.rates.push(l.len() as f64 / elapsed.as_secs_f64());
                 m.latencies.extend(l);
@@ -710,7 +722,7 @@ fn main() {
          `htu`, `iat`, `ath` checked and its `jti` remembered against replay).\n"
     );
     println!(
-        "| | requests/s (median round) | p50 | p99 | p50 added | p99 added | server CPU per request |"
+        "| | requests/s (median round) | p50 | p99 | p50 added | p99 added | server CPU per request (of which kernel) |"
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     for m in &measured {
@@ -728,7 +740,7 @@ fn main() {
         let cpu = if m.cpu.is_empty() {
             String::new()
         } else {
-            format!("{:.1} µs", median(&m.cpu))
+            format!("{:.1} µs ({:.1} µs)", median(&m.cpu), median(&m.system))
         };
         println!(
             "| {} | {:.0} | {p50} µs | {p99} µs | {} | {} | {cpu} |",

@@ -224,12 +224,8 @@ pub(crate) async fn serve<C: Current>(
                         Ok(Ok(stream)) => {
                             // Hashed once for the connection's life: what a certificate-bound
                             // token's `cnf.x5t#S256` is compared with (RFC 8705 §3).
-                            let certificate = stream
-                                .get_ref()
-                                .1
-                                .peer_certificates()
-                                .and_then(<[_]>::first)
-                                .map(|leaf| ClientCertificate::from_der(leaf));
+                            let certificate =
+                                oauth_gateway::tls::client_certificate(stream.get_ref().1);
                             let service = service(certificate);
                             connection(stream, service, limits, stop, peer).await;
                         }
@@ -409,80 +405,15 @@ pub(crate) fn tls_acceptor(tls: &ListenTls) -> Result<tokio_rustls::TlsAcceptor,
                 .map_err(|e| format!("[tls] client_ca_file {}: {e}", ca_file.display()))?;
             builder.with_client_cert_verifier(verifier)
         }
-        (_, None) => builder.with_client_cert_verifier(Arc::new(AnyClientCertificate {
-            provider: Arc::clone(&provider),
-            required,
-        })),
+        // Any certificate whose key the client proves (the chain unchecked): it only binds
+        // tokens to the connection (RFC 8705 §3), as self-signed certificates do (§2.2).
+        (_, None) => builder.with_client_cert_verifier(Arc::new(
+            oauth_gateway::tls::AnyClientCertificate::new(&provider, required),
+        )),
     };
     let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| format!("[tls] the certificate and key: {e}"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
-}
-
-/// Takes any client certificate whose private key the client proves it holds (the handshake's
-/// signature is verified; the chain is not): the certificate then only binds tokens to the
-/// connection (RFC 8705 §3), as self-signed certificates do (§2.2).
-#[derive(Debug)]
-struct AnyClientCertificate {
-    provider: Arc<rustls::crypto::CryptoProvider>,
-    required: bool,
-}
-
-impl rustls::server::danger::ClientCertVerifier for AnyClientCertificate {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        self.required
-    }
-
-    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
-        Ok(rustls::server::danger::ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
