@@ -25,6 +25,8 @@ use crate::upstream::Upstream;
 struct Route {
     prefix: String,
     api: String,
+    /// `api` as the `x-oauth-api` value, made once (`None` if it cannot be one).
+    api_header: Option<HeaderValue>,
     /// The API's request counters (`/metrics`), held here so that counting needs no lookup.
     requests: Arc<RequestCounters>,
     gateway: Gateway,
@@ -777,6 +779,7 @@ fn build(
         routes.push(Route {
             prefix: r.prefix.trim_end_matches('/').to_owned(),
             api: r.api.clone(),
+            api_header: HeaderValue::from_str(&r.api).ok(),
             requests: metrics.requests(&r.api),
             gateway: builder.build(policy, Arc::clone(&contracts)),
             allow_encoded_percent: r.allow_encoded_percent,
@@ -1167,8 +1170,31 @@ const X_OAUTH_SCOPE: HeaderName = HeaderName::from_static("x-oauth-scope");
 const X_OAUTH_SUBJECT: HeaderName = HeaderName::from_static("x-oauth-subject");
 const X_OAUTH_EXPIRES_AT: HeaderName = HeaderName::from_static("x-oauth-expires-at");
 
-fn principal_headers(headers: &mut HeaderMap, api: &str, principal: &Principal) {
-    let mut put = |name: HeaderName, value: &str| match HeaderValue::from_str(value) {
+fn principal_headers(headers: &mut HeaderMap, route: &Route, principal: &Principal) {
+    put(headers, X_OAUTH_CLIENT_ID, principal.client_id());
+    match &route.api_header {
+        Some(api) => {
+            headers.insert(X_OAUTH_API, api.clone());
+        }
+        None => put(headers, X_OAUTH_API, &route.api),
+    }
+    if let Some(scope) = principal.scope() {
+        put(headers, X_OAUTH_SCOPE, scope.as_str());
+    }
+    if let Some(subject) = principal.subject() {
+        put(headers, X_OAUTH_SUBJECT, subject);
+    }
+    if let Some(exp) = principal.expires_at() {
+        let secs = exp
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        headers.insert(X_OAUTH_EXPIRES_AT, HeaderValue::from(secs));
+    }
+}
+
+/// Sets `name` to `value`, or leaves it out (with a warning) when `value` cannot be one.
+fn put(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    match HeaderValue::from_str(value) {
         Ok(value) => {
             headers.insert(name, value);
         }
@@ -1176,20 +1202,6 @@ fn principal_headers(headers: &mut HeaderMap, api: &str, principal: &Principal) 
             header = name.as_str(),
             "a principal value is not a header value; not sent"
         ),
-    };
-    put(X_OAUTH_CLIENT_ID, principal.client_id());
-    put(X_OAUTH_API, api);
-    if let Some(scope) = principal.scope() {
-        put(X_OAUTH_SCOPE, scope.as_str());
-    }
-    if let Some(subject) = principal.subject() {
-        put(X_OAUTH_SUBJECT, subject);
-    }
-    if let Some(exp) = principal.expires_at() {
-        let secs = exp
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        headers.insert(X_OAUTH_EXPIRES_AT, HeaderValue::from(secs));
     }
 }
 
@@ -1202,7 +1214,7 @@ async fn forward(
 ) -> (Response<Body>, &'static str) {
     let (mut parts, body) = request.into_parts();
     strip(&mut parts.headers, app.forward_token);
-    principal_headers(&mut parts.headers, &route.api, principal);
+    principal_headers(&mut parts.headers, route, principal);
     parts.headers.insert(X_REQUEST_ID, id.clone());
     let full = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     // With `strip_prefix`, `/orders/1?x` goes upstream as `/1?x`, and `/orders` as `/`.

@@ -261,15 +261,20 @@ async fn connection<I, C>(
     let conn = http.serve_connection(hyper_util::rt::TokioIo::new(io), service);
     tokio::pin!(conn);
     let mut closing = false;
+    // The stop signal and the idle time are looked at on this tick, not on every wake-up of
+    // the connection: the stop signal is one `watch` for all workers, and waiting on it would
+    // take its lock (which every worker shares) each time the connection's task runs. A
+    // connection learns of a stop within a tick.
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let result = loop {
         tokio::select! {
             result = conn.as_mut() => break result,
-            _ = stop.wait_for(|s| *s), if !closing => {
-                closing = true;
-                conn.as_mut().graceful_shutdown();
-            }
             _ = tick.tick(), if !closing => {
+                if *stop.borrow_and_update() {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                    continue;
+                }
                 let idle = activity
                     .lock()
                     .map(|a| a.served && a.in_flight == 0 && a.last.elapsed() >= limits.idle_timeout)
