@@ -334,6 +334,7 @@ fn logging(format: config::LogFormat) {
         .with_env_filter(filter)
         .with_target(false)
         .with_writer(access_log::Writer);
+    access_log::use_json(format == config::LogFormat::Json);
     match format {
         config::LogFormat::Text => subscriber.init(),
         config::LogFormat::Json => subscriber.json().init(),

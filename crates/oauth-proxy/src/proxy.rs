@@ -899,20 +899,17 @@ async fn handle(shared: Arc<Shared>, request: Request<Body>) -> Response<Body> {
         reason,
         started.elapsed(),
     );
-    let api = route.map(|r| r.api.as_str());
     if let Some((method, path)) = logged {
-        tracing::info!(
-            target: crate::access_log::TARGET,
-            %method,
-            path,
+        crate::access_log::request(&crate::access_log::Entry {
+            method: &method,
+            path: &path,
             status,
-            api = api.unwrap_or("-"),
-            client_id = client.as_deref().unwrap_or("-"),
+            api: route.map_or("-", |r| r.api.as_str()),
+            client_id: client.as_deref().unwrap_or("-"),
             reason,
-            request_id = %id.to_str().unwrap_or("-"),
-            elapsed_us = started.elapsed().as_micros() as u64,
-            "request"
-        );
+            request_id: id.to_str().unwrap_or("-"),
+            elapsed_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        });
     }
     response.headers_mut().insert(X_REQUEST_ID, id);
     response
