@@ -198,51 +198,54 @@ fn event(entry: &Entry<'_>) {
     );
 }
 
+/// A field's value, and how each format writes it.
+enum Value<'a> {
+    /// Recorded with `%` (Display): as it is in the text format, a string in JSON.
+    Shown(&'a str),
+    /// A `&str` field: `Debug`-quoted in the text format, a string in JSON.
+    Text(&'a str),
+    Number(u64),
+}
+
 /// Appends `entry`'s line, logged at `at`, to `out`: tracing-subscriber's full text format
 /// (no target, no colours) or its JSON format.
 fn format_line(out: &mut Vec<u8>, entry: &Entry<'_>, at: std::time::SystemTime, json: bool) {
+    let fields = [
+        ("method", Value::Shown(entry.method.as_str())),
+        ("path", Value::Text(entry.path)),
+        ("status", Value::Number(u64::from(entry.status))),
+        ("api", Value::Text(entry.api)),
+        ("client_id", Value::Text(entry.client_id)),
+        ("reason", Value::Text(entry.reason)),
+        ("request_id", Value::Shown(entry.request_id)),
+        ("elapsed_us", Value::Number(entry.elapsed_us)),
+    ];
     if json {
         out.extend_from_slice(b"{\"timestamp\":\"");
         timestamp(out, at);
-        out.extend_from_slice(
-            b"\",\"level\":\"INFO\",\"fields\":{\"message\":\"request\",\"method\":",
-        );
-        json_str(out, entry.method.as_str());
-        out.extend_from_slice(b",\"path\":");
-        json_str(out, entry.path);
-        out.extend_from_slice(b",\"status\":");
-        number(out, u64::from(entry.status));
-        out.extend_from_slice(b",\"api\":");
-        json_str(out, entry.api);
-        out.extend_from_slice(b",\"client_id\":");
-        json_str(out, entry.client_id);
-        out.extend_from_slice(b",\"reason\":");
-        json_str(out, entry.reason);
-        out.extend_from_slice(b",\"request_id\":");
-        json_str(out, entry.request_id);
-        out.extend_from_slice(b",\"elapsed_us\":");
-        number(out, entry.elapsed_us);
-        out.extend_from_slice(b"}}\n");
+        out.extend_from_slice(b"\",\"level\":\"INFO\",\"fields\":{\"message\":\"request\"");
     } else {
         timestamp(out, at);
-        out.extend_from_slice(b"  INFO request method=");
-        out.extend_from_slice(entry.method.as_str().as_bytes());
-        out.extend_from_slice(b" path=");
-        debug_str(out, entry.path);
-        out.extend_from_slice(b" status=");
-        number(out, u64::from(entry.status));
-        out.extend_from_slice(b" api=");
-        debug_str(out, entry.api);
-        out.extend_from_slice(b" client_id=");
-        debug_str(out, entry.client_id);
-        out.extend_from_slice(b" reason=");
-        debug_str(out, entry.reason);
-        out.extend_from_slice(b" request_id=");
-        out.extend_from_slice(entry.request_id.as_bytes());
-        out.extend_from_slice(b" elapsed_us=");
-        number(out, entry.elapsed_us);
-        out.push(b'\n');
+        out.extend_from_slice(b"  INFO request");
     }
+    for (name, value) in fields {
+        if json {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+        } else {
+            out.push(b' ');
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'=');
+        }
+        match value {
+            Value::Number(n) => number(out, n),
+            Value::Shown(text) | Value::Text(text) if json => json_str(out, text),
+            Value::Shown(text) => out.extend_from_slice(text.as_bytes()),
+            Value::Text(text) => debug_str(out, text),
+        }
+    }
+    out.extend_from_slice(if json { b"}}\n" } else { b"\n" });
 }
 
 /// `value` in decimal.
