@@ -887,11 +887,11 @@ async fn handle(shared: Arc<Shared>, request: Request<Body>) -> Response<Body> {
     let started = Instant::now();
     let app = shared.app();
     let id = request_id(request.headers());
-    // Kept for the log line only when there is one.
+    // Kept for the log line only when there is one (the URI shares its bytes: no copy).
     let logged = app
         .access_log
-        .then(|| (request.method().clone(), request.uri().path().to_owned()));
-    let (mut response, route, client, reason) = decide(&app, request, &id).await;
+        .then(|| (request.method().clone(), request.uri().clone()));
+    let (mut response, route, principal, reason) = decide(&app, request, &id).await;
     let status = response.status().as_u16();
     shared.metrics.request(
         route.map(|r| &*r.requests),
@@ -899,13 +899,13 @@ async fn handle(shared: Arc<Shared>, request: Request<Body>) -> Response<Body> {
         reason,
         started.elapsed(),
     );
-    if let Some((method, path)) = logged {
+    if let Some((method, uri)) = logged {
         crate::access_log::request(&crate::access_log::Entry {
             method: &method,
-            path: &path,
+            path: uri.path(),
             status,
             api: route.map_or("-", |r| r.api.as_str()),
-            client_id: client.as_deref().unwrap_or("-"),
+            client_id: principal.as_ref().map_or("-", Principal::client_id),
             reason,
             request_id: id.to_str().unwrap_or("-"),
             elapsed_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
@@ -915,7 +915,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Body>) -> Response<Body> {
     response
 }
 
-/// The answer, the route, the client allowed and the decision's reason.
+/// The answer, the route, the principal allowed and the decision's reason.
 async fn decide<'a>(
     app: &'a App,
     request: Request<Body>,
@@ -923,7 +923,7 @@ async fn decide<'a>(
 ) -> (
     Response<Body>,
     Option<&'a Route>,
-    Option<String>,
+    Option<Principal>,
     &'static str,
 ) {
     let path = request.uri().path();
@@ -987,8 +987,6 @@ async fn decide<'a>(
             (answer, api, None, reason(&denial))
         }
         Ok(principal) => {
-            // The client's id is for the log line; no copy without one.
-            let client = app.access_log.then(|| principal.client_id().to_owned());
             let (mut answer, reason) = forward(app, route, &principal, request, id).await;
             // What is left of the client's tier (draft-ietf-httpapi-ratelimit-headers).
             if let Some(quota) = principal.quota() {
@@ -996,7 +994,7 @@ async fn decide<'a>(
                     answer.headers_mut().insert(name, value);
                 }
             }
-            (answer, api, client, reason)
+            (answer, api, Some(principal), reason)
         }
     }
 }
